@@ -12,7 +12,8 @@
 //!   lands at LSTAR still at CPL 3 (kvm_pvm): `movl %eax, doorbell(%rip); jmp *%rcx`. The store
 //!   hits the doorbell page, which has no memory slot behind it, so it exits as MMIO; the runtime
 //!   writes the result into RAX and the stub returns to the program. Plus the start-up probe's
-//!   code (`syscall; ud2`, and a probe LSTAR target `outb %al, $PROBE_PORT; ud2`).
+//!   code (`syscall; ud2`, a probe LSTAR target `outb %al, $PROBE_PORT; ud2`, and a probe read
+//!   `movb (%rdi), %al; ud2`).
 //!
 //! Every stub is a few instructions because on kvm_pvm guest ring 0 is emulated one instruction
 //! at a time (~1 µs each). They avoid what that emulator cannot execute: SSE/AVX, `popcnt`,
@@ -44,6 +45,9 @@ pub const RING3_STORE_LEN: u64 = 6;
 pub const PROBE_SYSCALL_OFFSET: u64 = 0x040;
 /// Offset in the ring-3 page of the probe's LSTAR target `outb %al, $PROBE_PORT; ud2`.
 pub const PROBE_LSTAR_OFFSET: u64 = 0x080;
+/// Offset in the ring-3 page of the probe's memory read `movb (%rdi), %al; ud2`: a #UD at
+/// `PROBE_READ_OFFSET + 2` means the read succeeded.
+pub const PROBE_READ_OFFSET: u64 = 0x0c0;
 
 /// Displacement from the ring-3 page to the doorbell page.
 const DOORBELL_DISTANCE: u64 = DOORBELL_OFFSET - RING3_CODE_OFFSET;
@@ -104,6 +108,9 @@ core::arch::global_asm!(
     ".org dune_tramp_r3_start + {probe_lstar}, 0xf4",
     "  outb %al, ${probe_port}",
     "  ud2",
+    ".org dune_tramp_r3_start + {probe_read}, 0xf4",
+    "  movb (%rdi), %al",
+    "  ud2",
     ".org dune_tramp_r3_start + {page}, 0xf4",
     ".globl dune_tramp_r3_end",
     ".hidden dune_tramp_r3_end",
@@ -121,6 +128,7 @@ core::arch::global_asm!(
     probe_sc = const PROBE_SYSCALL_OFFSET,
     probe_lstar = const PROBE_LSTAR_OFFSET,
     probe_port = const PROBE_PORT,
+    probe_read = const PROBE_READ_OFFSET,
     page = const PAGE_SIZE,
     options(att_syntax)
 );
@@ -182,6 +190,8 @@ mod tests {
         assert_eq!(&c[o + 6..o + 8], &[0xff, 0xe1], "jmp *%rcx");
         let p = PROBE_SYSCALL_OFFSET as usize;
         assert_eq!(&c[p..p + 4], &[0x0f, 0x05, 0x0f, 0x0b]);
+        let r = PROBE_READ_OFFSET as usize;
+        assert_eq!(&c[r..r + 4], &[0x8a, 0x07, 0x0f, 0x0b], "movb (%rdi),%al; ud2");
     }
 
     #[test]

@@ -1,0 +1,89 @@
+//! The system handle: opening `/dev/kvm` with errors a user can act on, and what it offers.
+
+use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Cap, Kvm};
+
+use crate::error::{IoctlError, KvmError};
+
+/// An open `/dev/kvm` and the facts the runtime needs from it.
+#[derive(Debug)]
+pub struct KvmHost {
+    pub(crate) kvm: Kvm,
+    pub(crate) supported_cpuid: CpuId,
+    pub(crate) phys_bits: u8,
+    pub(crate) nr_memslots: u32,
+    pub(crate) sync_regs: bool,
+    pub(crate) disable_quirks2: u64,
+}
+
+/// Checks that `/dev/kvm` can be opened and used, without creating a VM. Returns the error a user
+/// would get from [`crate::Vm::new`].
+pub fn check_kvm() -> Result<(), KvmError> {
+    KvmHost::open().map(|_| ())
+}
+
+impl KvmHost {
+    /// Opens `/dev/kvm` and checks the API version and required capabilities.
+    ///
+    /// Errors: [`KvmError::Missing`], [`KvmError::NotPermitted`], [`KvmError::Open`],
+    /// [`KvmError::ApiVersion`], [`KvmError::MissingCapability`], or a failed
+    /// `KVM_GET_SUPPORTED_CPUID`.
+    pub fn open() -> Result<Self, KvmError> {
+        let kvm = Kvm::new().map_err(|e| match e.errno() {
+            libc::ENOENT | libc::ENODEV | libc::ENXIO => KvmError::Missing,
+            libc::EACCES | libc::EPERM => KvmError::NotPermitted,
+            errno => KvmError::Open(std::io::Error::from_raw_os_error(errno)),
+        })?;
+        let version = kvm.get_api_version();
+        if version != 12 {
+            return Err(KvmError::ApiVersion(version));
+        }
+        for (cap, name, why) in [
+            (Cap::UserMemory, "KVM_CAP_USER_MEMORY", "guest memory is the process's own"),
+            (Cap::SyncMmu, "KVM_CAP_SYNC_MMU", "host mmap/munmap must reach the guest"),
+            (Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT", "a vCPU kick must never be lost"),
+            (Cap::ExtCpuid, "KVM_CAP_EXT_CPUID", "the guest gets the host's CPUID"),
+        ] {
+            if !kvm.check_extension(cap) {
+                return Err(KvmError::MissingCapability { name, why });
+            }
+        }
+        let supported_cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(|e| IoctlError::new("KVM_GET_SUPPORTED_CPUID", e))?;
+        let phys_bits = supported_cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == 0x8000_0008)
+            .map(|e| (e.eax & 0xff) as u8)
+            .filter(|b| (32..=52).contains(b))
+            .unwrap_or(36);
+        let nr_memslots = kvm.get_nr_memslots().clamp(1, u32::MAX as usize) as u32;
+        let sync_regs = kvm.check_extension_int(Cap::SyncRegs) as u32
+            & kvm_bindings::KVM_SYNC_X86_REGS
+            != 0;
+        let disable_quirks2 =
+            kvm.check_extension_raw(u64::from(kvm_bindings::KVM_CAP_DISABLE_QUIRKS2)).max(0) as u64;
+        Ok(KvmHost { kvm, supported_cpuid, phys_bits, nr_memslots, sync_regs, disable_quirks2 })
+    }
+
+    /// Guest-physical address width in bits (CPUID 0x80000008 EAX[7:0] from
+    /// `KVM_GET_SUPPORTED_CPUID`; 36 if the leaf is absent, as the SDM specifies).
+    pub fn phys_bits(&self) -> u8 {
+        self.phys_bits
+    }
+
+    /// `KVM_CAP_NR_MEMSLOTS`.
+    pub fn nr_memslots(&self) -> u32 {
+        self.nr_memslots
+    }
+
+    /// The CPUID entry for `function`/`index`, if KVM supports the leaf.
+    pub fn cpuid(&self, function: u32, index: u32) -> Option<kvm_bindings::kvm_cpuid_entry2> {
+        self.supported_cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == function && e.index == index)
+            .copied()
+    }
+}
