@@ -43,12 +43,13 @@ pub mod paging;
 mod probe;
 #[allow(unsafe_code)]
 mod sys;
+pub mod testing;
 mod vcpu;
 mod vm;
 
 pub use error::{IoctlError, KvmError, MapError, VcpuError, VmError};
 pub use kvm::{KvmHost, check_kvm};
 pub use paging::{Perms, Translation, Walk};
-pub use trap::{Exception, PageFault, PfError, Regs, Syscall, Trap};
+pub use trap::{Exception, PageFault, PfError, RawExit, Regs, Syscall, Trap};
 pub use vcpu::{IretFrame, Kicker, USER_RFLAGS, Vcpu};
 pub use vm::{Platform, SyscallPath, SystemLayout, TlbFlush, Vm, VmConfig};

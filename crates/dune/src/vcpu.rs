@@ -557,6 +557,13 @@ impl Vcpu {
     /// `EINTR`/`EFAULT` (those become [`Trap::Interrupted`]/[`Trap::HostFault`]);
     /// [`VcpuError::Watchdog`] when the watchdog fired.
     pub fn run(&mut self) -> Result<Trap, VcpuError> {
+        let raw = self.run_raw()?;
+        Ok(self.decode(raw))
+    }
+
+    /// Like [`Vcpu::run`] but returns the exit undecoded (for measurements of the raw exit cost
+    /// and for callers with their own exit protocol). Registers are still synced.
+    pub fn run_raw(&mut self) -> Result<RawExit, VcpuError> {
         let tid = sys::gettid();
         if self.kick.0.tid.load(Ordering::Relaxed) != tid {
             // First run on this thread: block the kick signal here and let KVM unblock it only
@@ -582,7 +589,7 @@ impl Vcpu {
                     continue;
                 }
             }
-            return Ok(self.decode(raw));
+            return Ok(raw);
         }
     }
 
