@@ -14,7 +14,12 @@ pub struct IoctlError {
 
 impl fmt::Display for IoctlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed: {}", self.ioctl, std::io::Error::from_raw_os_error(self.errno))
+        write!(
+            f,
+            "{} failed: {}",
+            self.ioctl,
+            std::io::Error::from_raw_os_error(self.errno)
+        )
     }
 }
 
@@ -22,7 +27,10 @@ impl std::error::Error for IoctlError {}
 
 impl IoctlError {
     pub(crate) fn new(ioctl: &'static str, e: kvm_ioctls::Error) -> Self {
-        IoctlError { ioctl, errno: e.errno() }
+        IoctlError {
+            ioctl,
+            errno: e.errno(),
+        }
     }
 }
 
@@ -78,7 +86,9 @@ pub enum VmError {
     #[error(transparent)]
     Map(#[from] MapError),
     /// A host `mmap` for the runtime's own guest structures failed.
-    #[error("cannot reserve {len:#x} bytes of host memory for {what} below the guest-physical width: {source}")]
+    #[error(
+        "cannot reserve {len:#x} bytes of host memory for {what} below the guest-physical width: {source}"
+    )]
     HostMemory {
         /// What the memory was for.
         what: &'static str,
@@ -88,7 +98,9 @@ pub enum VmError {
         source: std::io::Error,
     },
     /// The start-up probe saw behaviour it cannot classify.
-    #[error("platform probe: {step} gave an unexpected result ({seen}); this host's KVM is not supported")]
+    #[error(
+        "platform probe: {step} gave an unexpected result ({seen}); this host's KVM is not supported"
+    )]
     Probe {
         /// Which probe step.
         step: &'static str,

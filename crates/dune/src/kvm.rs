@@ -29,7 +29,13 @@ impl KvmHost {
     /// [`KvmError::ApiVersion`], [`KvmError::MissingCapability`], or a failed
     /// `KVM_GET_SUPPORTED_CPUID`.
     pub fn open() -> Result<Self, KvmError> {
-        let kvm = Kvm::new().map_err(|e| match e.errno() {
+        Self::open_path("/dev/kvm")
+    }
+
+    /// Like [`KvmHost::open`] for a KVM device at another path (tests, containers).
+    pub fn open_path(path: &str) -> Result<Self, KvmError> {
+        let c = std::ffi::CString::new(path).map_err(|_| KvmError::Missing)?;
+        let kvm = Kvm::new_with_path(c.as_c_str()).map_err(|e| match e.errno() {
             libc::ENOENT | libc::ENODEV | libc::ENXIO => KvmError::Missing,
             libc::EACCES | libc::EPERM => KvmError::NotPermitted,
             errno => KvmError::Open(std::io::Error::from_raw_os_error(errno)),
@@ -39,10 +45,26 @@ impl KvmHost {
             return Err(KvmError::ApiVersion(version));
         }
         for (cap, name, why) in [
-            (Cap::UserMemory, "KVM_CAP_USER_MEMORY", "guest memory is the process's own"),
-            (Cap::SyncMmu, "KVM_CAP_SYNC_MMU", "host mmap/munmap must reach the guest"),
-            (Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT", "a vCPU kick must never be lost"),
-            (Cap::ExtCpuid, "KVM_CAP_EXT_CPUID", "the guest gets the host's CPUID"),
+            (
+                Cap::UserMemory,
+                "KVM_CAP_USER_MEMORY",
+                "guest memory is the process's own",
+            ),
+            (
+                Cap::SyncMmu,
+                "KVM_CAP_SYNC_MMU",
+                "host mmap/munmap must reach the guest",
+            ),
+            (
+                Cap::ImmediateExit,
+                "KVM_CAP_IMMEDIATE_EXIT",
+                "a vCPU kick must never be lost",
+            ),
+            (
+                Cap::ExtCpuid,
+                "KVM_CAP_EXT_CPUID",
+                "the guest gets the host's CPUID",
+            ),
         ] {
             if !kvm.check_extension(cap) {
                 return Err(KvmError::MissingCapability { name, why });
@@ -59,12 +81,19 @@ impl KvmHost {
             .filter(|b| (32..=52).contains(b))
             .unwrap_or(36);
         let nr_memslots = kvm.get_nr_memslots().clamp(1, u32::MAX as usize) as u32;
-        let sync_regs = kvm.check_extension_int(Cap::SyncRegs) as u32
-            & kvm_bindings::KVM_SYNC_X86_REGS
-            != 0;
-        let disable_quirks2 =
-            kvm.check_extension_raw(u64::from(kvm_bindings::KVM_CAP_DISABLE_QUIRKS2)).max(0) as u64;
-        Ok(KvmHost { kvm, supported_cpuid, phys_bits, nr_memslots, sync_regs, disable_quirks2 })
+        let sync_regs =
+            kvm.check_extension_int(Cap::SyncRegs) as u32 & kvm_bindings::KVM_SYNC_X86_REGS != 0;
+        let disable_quirks2 = kvm
+            .check_extension_raw(u64::from(kvm_bindings::KVM_CAP_DISABLE_QUIRKS2))
+            .max(0) as u64;
+        Ok(KvmHost {
+            kvm,
+            supported_cpuid,
+            phys_bits,
+            nr_memslots,
+            sync_regs,
+            disable_quirks2,
+        })
     }
 
     /// Guest-physical address width in bits (CPUID 0x80000008 EAX[7:0] from

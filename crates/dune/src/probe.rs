@@ -18,14 +18,17 @@ use std::time::{Duration, Instant};
 
 use trap::tramp::{PROBE_LSTAR_OFFSET, PROBE_READ_OFFSET, PROBE_SYSCALL_OFFSET};
 
+use crate::Trap;
 use crate::error::VmError;
 use crate::paging::{PAGE_1G, Perms};
 use crate::vcpu::Vcpu;
 use crate::vm::{Platform, SyscallPath, TlbFlush, Vm};
-use crate::Trap;
 
 fn unexpected(step: &'static str, seen: impl std::fmt::Debug) -> VmError {
-    VmError::Probe { step, seen: format!("{seen:?}") }
+    VmError::Probe {
+        step,
+        seen: format!("{seen:?}"),
+    }
 }
 
 /// Reads one byte at `addr` from ring 3. `Ok(true)` when the read succeeded, `Ok(false)` on a
@@ -56,7 +59,9 @@ pub(crate) fn run(vm: &Arc<Vm>) -> Result<Platform, VmError> {
     let syscall_path = match vcpu.run()? {
         Trap::ProbeRing0 => SyscallPath::Ring0,
         Trap::PageFault(pf) if !pf.user && pf.rip == lstar => SyscallPath::Ring0, // SMEP
-        Trap::Exception(e) if e.vector == 13 && e.user && e.rip == lstar => SyscallPath::Ring3Doorbell,
+        Trap::Exception(e) if e.vector == 13 && e.user && e.rip == lstar => {
+            SyscallPath::Ring3Doorbell
+        }
         other => return Err(unexpected("syscall from ring 3", other)),
     };
 
@@ -71,7 +76,10 @@ pub(crate) fn run(vm: &Arc<Vm>) -> Result<Platform, VmError> {
         let generation = vm.tlb_gen.load(std::sync::atomic::Ordering::SeqCst);
         vm.zap_shadow(generation)?;
         if read(vm, &mut vcpu, scratch, "read after unmap + shadow zap")? {
-            return Err(unexpected("read after unmap + shadow zap", "the stale page was still readable"));
+            return Err(unexpected(
+                "read after unmap + shadow zap",
+                "the stale page was still readable",
+            ));
         }
         TlbFlush::ZapShadow
     } else {
@@ -79,10 +87,13 @@ pub(crate) fn run(vm: &Arc<Vm>) -> Result<Platform, VmError> {
     };
 
     // 3. 1 GiB pages, when advertised.
-    let advertised = vm.host().cpuid(0x8000_0001, 0).is_some_and(|e| e.edx & (1 << 26) != 0);
+    let advertised = vm
+        .host()
+        .cpuid(0x8000_0001, 0)
+        .is_some_and(|e| e.edx & (1 << 26) != 0);
     let huge_1g = if advertised {
         let arena = l.page_tables_start;
-        debug_assert!(arena % PAGE_1G == 0);
+        debug_assert!(arena.is_multiple_of(PAGE_1G));
         vm.pt().map_1g(arena, arena, Perms::USER_R)?;
         vm.request_tlb_flush();
         let ok = read(vm, &mut vcpu, arena, "read through a 1 GiB page").unwrap_or(false);
@@ -95,5 +106,10 @@ pub(crate) fn run(vm: &Arc<Vm>) -> Result<Platform, VmError> {
     } else {
         false
     };
-    Ok(Platform { syscall_path, huge_1g, tlb_flush, probe_time: t0.elapsed() })
+    Ok(Platform {
+        syscall_path,
+        huge_1g,
+        tlb_flush,
+        probe_time: t0.elapsed(),
+    })
 }

@@ -49,7 +49,10 @@ impl HostMapping {
             unsafe { libc::munmap(p, len as usize) };
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
-        Ok(HostMapping { ptr: NonNull::new(p.cast()).expect("mmap returned NULL"), len: len as usize })
+        Ok(HostMapping {
+            ptr: NonNull::new(p.cast()).expect("mmap returned NULL"),
+            len: len as usize,
+        })
     }
 
     pub(crate) fn addr(&self) -> u64 {
@@ -62,7 +65,9 @@ impl HostMapping {
 
     fn check(&self, offset: u64, len: usize) {
         assert!(
-            offset.checked_add(len as u64).is_some_and(|end| end <= self.len as u64),
+            offset
+                .checked_add(len as u64)
+                .is_some_and(|end| end <= self.len as u64),
             "access {offset:#x}+{len:#x} outside a {:#x}-byte host mapping",
             self.len
         );
@@ -86,12 +91,14 @@ impl HostMapping {
     /// have written them.
     pub(crate) fn read_u64s<const N: usize>(&self, offset: u64) -> [u64; N] {
         self.check(offset, N * 8);
-        assert!(offset % 8 == 0);
+        assert!(offset.is_multiple_of(8));
         let mut out = [0u64; N];
         for (i, v) in out.iter_mut().enumerate() {
             // SAFETY: in bounds and 8-aligned (checked above); plain memory of this mapping.
             *v = unsafe {
-                std::ptr::read_volatile(self.ptr.as_ptr().add(offset as usize + i * 8).cast::<u64>())
+                std::ptr::read_volatile(
+                    self.ptr.as_ptr().add(offset as usize + i * 8).cast::<u64>(),
+                )
             };
         }
         out
@@ -100,7 +107,7 @@ impl HostMapping {
     /// Writes one quadword at `offset` (8-aligned) with a volatile store.
     pub(crate) fn write_u64(&self, offset: u64, value: u64) {
         self.check(offset, 8);
-        assert!(offset % 8 == 0);
+        assert!(offset.is_multiple_of(8));
         // SAFETY: in bounds and aligned (checked above).
         unsafe {
             std::ptr::write_volatile(self.ptr.as_ptr().add(offset as usize).cast::<u64>(), value)
@@ -111,7 +118,7 @@ impl HostMapping {
     /// written concurrently by the guest's page walker (accessed/dirty bits).
     pub(crate) fn atomic_u64(&self, offset: u64) -> &AtomicU64 {
         self.check(offset, 8);
-        assert!(offset % 8 == 0);
+        assert!(offset.is_multiple_of(8));
         // SAFETY: in bounds and 8-aligned; the memory lives as long as `self`, and every access
         // to it from the host is atomic, so a shared `&AtomicU64` is sound.
         unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(offset as usize).cast()) }
@@ -148,7 +155,11 @@ pub(crate) unsafe fn set_slot(
 ) -> Result<(), kvm_ioctls::Error> {
     let region = kvm_userspace_memory_region {
         slot,
-        flags: if readonly { kvm_bindings::KVM_MEM_READONLY } else { 0 },
+        flags: if readonly {
+            kvm_bindings::KVM_MEM_READONLY
+        } else {
+            0
+        },
         guest_phys_addr: gpa,
         memory_size: len,
         userspace_addr: hva,
@@ -225,7 +236,10 @@ pub(crate) fn block_kick_in_this_thread() -> libc::sigset_t {
 const KVM_SET_SIGNAL_MASK: libc::c_ulong = 0x4004_ae8b;
 
 /// Sets the signal mask KVM installs for the duration of KVM_RUN on `vcpu`.
-pub(crate) fn set_vcpu_signal_mask(vcpu: &kvm_ioctls::VcpuFd, mask: &libc::sigset_t) -> io::Result<()> {
+pub(crate) fn set_vcpu_signal_mask(
+    vcpu: &kvm_ioctls::VcpuFd,
+    mask: &libc::sigset_t,
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     // The kernel's sigset_t is 8 bytes on x86-64 (the first 8 bytes of glibc's 128-byte set).
     #[repr(C)]
@@ -233,13 +247,21 @@ pub(crate) fn set_vcpu_signal_mask(vcpu: &kvm_ioctls::VcpuFd, mask: &libc::sigse
         len: u32,
         sigset: [u8; 8],
     }
-    let mut m = SignalMask { len: 8, sigset: [0; 8] };
+    let mut m = SignalMask {
+        len: 8,
+        sigset: [0; 8],
+    };
     // SAFETY: `mask` is a valid sigset_t of at least 8 bytes.
-    let bytes = unsafe { std::slice::from_raw_parts((mask as *const libc::sigset_t).cast::<u8>(), 8) };
+    let bytes =
+        unsafe { std::slice::from_raw_parts((mask as *const libc::sigset_t).cast::<u8>(), 8) };
     m.sigset.copy_from_slice(bytes);
     // SAFETY: KVM_SET_SIGNAL_MASK reads a kvm_signal_mask of `len` bytes of set from the pointer.
     let rc = unsafe { libc::ioctl(vcpu.as_raw_fd(), KVM_SET_SIGNAL_MASK, &m) };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Pending kick signals of the calling thread, consumed by [`consume_kicks`].
@@ -254,7 +276,10 @@ pub(crate) struct Kicks {
 /// Consumes the calling thread's pending kick signals.
 pub(crate) fn consume_kicks() -> Kicks {
     let set = kick_set();
-    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     let mut k = Kicks::default();
     loop {
         // SAFETY: valid pointers; sigtimedwait with a zero timeout never blocks.
@@ -313,7 +338,10 @@ pub(crate) fn internal_suberror(run: &kvm_bindings::kvm_run) -> u32 {
 }
 
 /// `KVM_SET_XSAVE` with the 4 KiB legacy structure.
-pub(crate) fn set_xsave(vcpu: &kvm_ioctls::VcpuFd, x: &kvm_bindings::kvm_xsave) -> Result<(), kvm_ioctls::Error> {
+pub(crate) fn set_xsave(
+    vcpu: &kvm_ioctls::VcpuFd,
+    x: &kvm_bindings::kvm_xsave,
+) -> Result<(), kvm_ioctls::Error> {
     // SAFETY: `x` is a full kvm_xsave; KVM reads at most its size unless KVM_CAP_XSAVE2 reports a
     // larger one, in which case the runtime masks those components out of XCR0 (AMX) so the
     // 4 KiB area holds the whole state.
@@ -356,7 +384,10 @@ impl ThreadTimer {
     /// Arms the timer to fire once after `d` (zero disarms).
     pub(crate) fn arm(&self, d: std::time::Duration) {
         let spec = libc::itimerspec {
-            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
             it_value: libc::timespec {
                 tv_sec: d.as_secs() as libc::time_t,
                 tv_nsec: d.subsec_nanos() as libc::c_long,

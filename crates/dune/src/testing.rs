@@ -12,7 +12,9 @@ use std::io::Write;
 ///
 /// Panics when `DUNE_REQUIRE_KVM=1` and `/dev/kvm` is unusable.
 pub fn kvm_or_skip(test: &str) -> bool {
-    let Err(e) = crate::check_kvm() else { return true };
+    let Err(e) = crate::check_kvm() else {
+        return true;
+    };
     if std::env::var("DUNE_REQUIRE_KVM").is_ok_and(|v| v == "1") {
         panic!("{test}: DUNE_REQUIRE_KVM=1 but /dev/kvm is unusable: {e}");
     }
@@ -23,9 +25,12 @@ pub fn kvm_or_skip(test: &str) -> bool {
 /// Records `test` as skipped for `reason` (see the module docs).
 pub fn record_skip(test: &str, reason: &str) {
     eprintln!("SKIPPED {test}: {reason}");
-    if let Ok(path) = std::env::var("DUNE_SKIP_LOG") {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            let _ = writeln!(f, "{test}\t{reason}");
-        }
+    if let Ok(path) = std::env::var("DUNE_SKIP_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(f, "{test}\t{reason}");
     }
 }

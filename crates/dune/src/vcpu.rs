@@ -135,6 +135,8 @@ pub struct Vcpu {
     tlb_gen: u64,
     watchdog: Option<(Duration, Option<ThreadTimer>)>,
     last: Option<RawExit>,
+    /// External kicks already reported as [`Trap::Interrupted`].
+    seen_kicks: u64,
 }
 
 fn ioctl(name: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> IoctlError {
@@ -206,13 +208,18 @@ fn segment(selector: u16, code: bool, dpl: u8) -> kvm_segment {
 }
 
 fn null_segment(base: u64) -> kvm_segment {
-    kvm_segment { base, unusable: 1, ..segment(0, false, 3) }
+    kvm_segment {
+        base,
+        unusable: 1,
+        ..segment(0, false, 3)
+    }
 }
 
 impl Vcpu {
     pub(crate) fn new(vm: Arc<Vm>, mut fd: VcpuFd, index: u32) -> Result<Vcpu, VmError> {
         sys::install_kick_handler();
-        fd.set_cpuid2(&vm.host.supported_cpuid).map_err(ioctl("KVM_SET_CPUID2"))?;
+        fd.set_cpuid2(&vm.host.supported_cpuid)
+            .map_err(ioctl("KVM_SET_CPUID2"))?;
         let area = vm.layout.cpu_area(index);
         let sync_regs = vm.host.sync_regs;
         if sync_regs {
@@ -235,6 +242,7 @@ impl Vcpu {
             tlb_gen: 0,
             watchdog: None,
             last: None,
+            seen_kicks: 0,
         };
         v.init_system_state()?;
         if let Some(p) = v.vm.platform_opt() {
@@ -269,7 +277,12 @@ impl Vcpu {
             s: 0,
             ..Default::default()
         };
-        s.ldt = kvm_segment { type_: 2, present: 1, unusable: 1, ..Default::default() };
+        s.ldt = kvm_segment {
+            type_: 2,
+            present: 1,
+            unusable: 1,
+            ..Default::default()
+        };
         s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
         s.cr3 = self.vm.page_table_root();
         s.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
@@ -287,11 +300,17 @@ impl Vcpu {
             (l7.ebx & (1 << 7) != 0, CR4_SMEP),
             (l7.ebx & (1 << 20) != 0, CR4_SMAP),
         ];
-        s.cr4 = optional.iter().filter(|(ok, _)| *ok).fold(cr4, |c, (_, bit)| c | bit);
+        s.cr4 = optional
+            .iter()
+            .filter(|(ok, _)| *ok)
+            .fold(cr4, |c, (_, bit)| c | bit);
         if self.fd.set_sregs(&s).is_err() {
             // Some hosts refuse optional CR4 bits (kvm_pvm refuses PCIDE, for one); they only
             // harden ring 0, which runs nothing but the trampolines.
-            tracing::debug!(cr4 = s.cr4, "KVM_SET_SREGS refused optional CR4 bits; retrying without");
+            tracing::debug!(
+                cr4 = s.cr4,
+                "KVM_SET_SREGS refused optional CR4 bits; retrying without"
+            );
             s.cr4 = cr4;
             self.fd.set_sregs(&s).map_err(ioctl("KVM_SET_SREGS"))?;
         }
@@ -300,12 +319,19 @@ impl Vcpu {
             // state, which needs a per-process permission and an 11 KiB XSAVE area.
             let d = leaf(0xd, 0).unwrap_or_default();
             let xcr0 = (u64::from(d.edx) << 32 | u64::from(d.eax)) & !(3 << 17) | 1;
-            let mut xcrs = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
+            let mut xcrs = kvm_xcrs {
+                nr_xcrs: 1,
+                ..Default::default()
+            };
             xcrs.xcrs[0].xcr = 0;
             xcrs.xcrs[0].value = xcr0;
             self.fd.set_xcrs(&xcrs).map_err(ioctl("KVM_SET_XCRS"))?;
         }
-        let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+        let fpu = kvm_fpu {
+            fcw: 0x37f,
+            mxcsr: 0x1f80,
+            ..Default::default()
+        };
         self.fd.set_fpu(&fpu).map_err(ioctl("KVM_SET_FPU"))?;
         self.set_msrs(&[
             (MSR_STAR, STAR),
@@ -313,21 +339,35 @@ impl Vcpu {
             (MSR_KERNEL_GS_BASE, 0),
             (MSR_PAT, 0x0007_0406_0007_0406),
         ])?;
-        let regs = kvm_regs { rflags: 2, rip: l.ring0_code, ..Default::default() };
+        let regs = kvm_regs {
+            rflags: 2,
+            rip: l.ring0_code,
+            ..Default::default()
+        };
         self.fd.set_regs(&regs).map_err(ioctl("KVM_SET_REGS"))?;
         self.regs_state = RegsState::Unknown;
         Ok(())
     }
 
     fn set_msrs(&self, entries: &[(u32, u64)]) -> Result<(), VcpuError> {
-        let e: Vec<kvm_msr_entry> =
-            entries.iter().map(|&(index, data)| kvm_msr_entry { index, data, ..Default::default() }).collect();
+        let e: Vec<kvm_msr_entry> = entries
+            .iter()
+            .map(|&(index, data)| kvm_msr_entry {
+                index,
+                data,
+                ..Default::default()
+            })
+            .collect();
         let msrs = Msrs::from_entries(&e).expect("few MSRs");
         let n = self.fd.set_msrs(&msrs).map_err(ioctl("KVM_SET_MSRS"))?;
         if n != e.len() {
             let failed = e[n].index;
             tracing::warn!(msr = failed, "KVM_SET_MSRS stopped early");
-            return Err(IoctlError { ioctl: "KVM_SET_MSRS", errno: libc::EINVAL }.into());
+            return Err(IoctlError {
+                ioctl: "KVM_SET_MSRS",
+                errno: libc::EINVAL,
+            }
+            .into());
         }
         Ok(())
     }
@@ -336,7 +376,9 @@ impl Vcpu {
     pub(crate) fn set_syscall_path(&mut self, path: SyscallPath) -> Result<(), VcpuError> {
         let l = self.vm.layout;
         match path {
-            SyscallPath::Ring0 => self.set_msrs(&[(MSR_LSTAR, l.lstar_ring0()), (MSR_FMASK, FMASK_RING0)]),
+            SyscallPath::Ring0 => {
+                self.set_msrs(&[(MSR_LSTAR, l.lstar_ring0()), (MSR_FMASK, FMASK_RING0)])
+            }
             SyscallPath::Ring3Doorbell => {
                 self.set_msrs(&[(MSR_LSTAR, l.lstar_ring3()), (MSR_FMASK, FMASK_RING3)])
             }
@@ -393,7 +435,10 @@ impl Vcpu {
     /// completes it now (`KVM_RUN` with `immediate_exit`, Documentation/virt/kvm/api.rst), so the
     /// host can then change RIP or segments freely. A pending MMIO read completes with zeros.
     pub fn complete_pending_io(&mut self) -> Result<(), VcpuError> {
-        if !matches!(self.last.take(), Some(RawExit::IoOut { .. } | RawExit::IoIn { .. } | RawExit::Mmio { .. })) {
+        if !matches!(
+            self.last.take(),
+            Some(RawExit::IoOut { .. } | RawExit::IoIn { .. } | RawExit::Mmio { .. })
+        ) {
             return Ok(());
         }
         self.flush_regs()?;
@@ -403,7 +448,11 @@ impl Vcpu {
         self.after_exit();
         match r {
             Ok(()) | Err(libc::EINTR) => Ok(()),
-            Err(errno) => Err(IoctlError { ioctl: "KVM_RUN", errno }.into()),
+            Err(errno) => Err(IoctlError {
+                ioctl: "KVM_RUN",
+                errno,
+            }
+            .into()),
         }
     }
 
@@ -445,7 +494,9 @@ impl Vcpu {
                 self.fd.sync_regs_mut().regs = self.regs;
                 self.fd.set_sync_dirty_reg(SyncReg::Register);
             } else {
-                self.fd.set_regs(&self.regs).map_err(ioctl("KVM_SET_REGS"))?;
+                self.fd
+                    .set_regs(&self.regs)
+                    .map_err(ioctl("KVM_SET_REGS"))?;
             }
             self.regs_state = RegsState::Clean;
         }
@@ -504,7 +555,13 @@ impl Vcpu {
     /// [`Trap::PageFault`]/[`Trap::Exception`] until the vCPU runs again).
     pub fn exception_frame(&self) -> IretFrame {
         let [_, rip, cs, rflags, rsp, ss] = self.ist_words();
-        IretFrame { rip, cs, rflags, rsp, ss }
+        IretFrame {
+            rip,
+            cs,
+            rflags,
+            rsp,
+            ss,
+        }
     }
 
     /// Changes where the exception trampoline's `iretq` returns: the way to resume the program
@@ -533,7 +590,10 @@ impl Vcpu {
         if generation == self.tlb_gen {
             return Ok(());
         }
-        let method = self.vm.platform_opt().map_or(TlbFlush::ReloadCr3, |p| p.tlb_flush);
+        let method = self
+            .vm
+            .platform_opt()
+            .map_or(TlbFlush::ReloadCr3, |p| p.tlb_flush);
         self.flush_tlb(method, generation)?;
         self.tlb_gen = generation;
         Ok(())
@@ -577,23 +637,28 @@ impl Vcpu {
             self.vm.register_running(self.kick.clone());
         }
         loop {
-            let external = self.kick.0.external.load(Ordering::SeqCst);
-            let raw = self.run_once(tid)?;
+            let (raw, kicks) = self.run_once(tid)?;
             if raw == RawExit::Interrupted {
-                let kicks = sys::consume_kicks();
+                // Consumed before the watchdog is disarmed: re-arming a POSIX timer discards its
+                // pending signal (kernel/time/posix-timers.c, it_signal_seq).
+                let kicks = kicks.unwrap_or_default();
                 if let (true, Some((d, _))) = (kicks.timer, &self.watchdog) {
                     return Err(VcpuError::Watchdog(*d));
                 }
-                // A kick that only asked for a TLB shootdown: flush and go back in.
-                if kicks.any && self.kick.0.external.load(Ordering::SeqCst) == external {
+                // A kick that only asked for a TLB shootdown: flush and go back in. External kicks
+                // are counted, so one sent while the vCPU was outside the guest still ends the
+                // next run.
+                let external = self.kick.0.external.load(Ordering::SeqCst);
+                if kicks.any && external == self.seen_kicks {
                     continue;
                 }
+                self.seen_kicks = external;
             }
             return Ok(raw);
         }
     }
 
-    fn run_once(&mut self, tid: i32) -> Result<RawExit, VcpuError> {
+    fn run_once(&mut self, tid: i32) -> Result<(RawExit, Option<sys::Kicks>), VcpuError> {
         self.sync_tlb()?;
         self.flush_regs()?;
         if let Some((d, timer)) = &mut self.watchdog {
@@ -606,13 +671,14 @@ impl Vcpu {
             timer.as_ref().expect("just created").arm(*d);
         }
         let raw = self.kvm_run();
+        let kicks = matches!(raw, Ok(RawExit::Interrupted)).then(sys::consume_kicks);
         if let Some((_, Some(timer))) = &self.watchdog {
             timer.arm(Duration::ZERO);
         }
         let raw = raw?;
         self.last = Some(raw);
         self.after_exit();
-        Ok(raw)
+        Ok((raw, kicks))
     }
     fn decode(&mut self, raw: RawExit) -> Trap {
         let regs = to_trap_regs(&self.regs);
@@ -620,20 +686,24 @@ impl Vcpu {
             RawExit::IoOut { .. } => self.ist_words(),
             _ => [0; 6],
         };
-        let cx = ExitContext { regs: &regs, ist: &ist, doorbell_gpa: self.vm.layout.doorbell };
+        let cx = ExitContext {
+            regs: &regs,
+            ist: &ist,
+            doorbell_gpa: self.vm.layout.doorbell,
+        };
         let fd = &self.fd;
         let needs_regs = self.regs_state == RegsState::Unknown;
         if needs_regs {
             // No sync-regs: fetch registers only when the exit needs them (a system call).
             let t = trap::decode(raw, &cx, || 0);
-            if matches!(t, Trap::Syscall(_)) {
-                if let Ok(r) = fd.get_regs() {
-                    self.regs = r;
-                    self.regs_state = RegsState::Clean;
-                    let regs = to_trap_regs(&self.regs);
-                    let cx = ExitContext { regs: &regs, ..cx };
-                    return trap::decode(raw, &cx, || 0);
-                }
+            if matches!(t, Trap::Syscall(_))
+                && let Ok(r) = fd.get_regs()
+            {
+                self.regs = r;
+                self.regs_state = RegsState::Clean;
+                let regs = to_trap_regs(&self.regs);
+                let cx = ExitContext { regs: &regs, ..cx };
+                return trap::decode(raw, &cx, || 0);
             }
             if !matches!(t, Trap::PageFault(_)) {
                 return t;
@@ -659,20 +729,30 @@ impl Vcpu {
                 data.fill(0xff);
                 RawExit::IoIn { port }
             }
-            VcpuExit::MmioWrite(gpa, data) => RawExit::Mmio { gpa, len: data.len() as u32, write: true },
+            VcpuExit::MmioWrite(gpa, data) => RawExit::Mmio {
+                gpa,
+                len: data.len() as u32,
+                write: true,
+            },
             VcpuExit::MmioRead(gpa, data) => {
                 data.fill(0);
-                RawExit::Mmio { gpa, len: data.len() as u32, write: false }
+                RawExit::Mmio {
+                    gpa,
+                    len: data.len() as u32,
+                    write: false,
+                }
             }
             VcpuExit::Hlt => RawExit::Hlt,
             VcpuExit::Shutdown => RawExit::Shutdown,
             VcpuExit::Intr => RawExit::Interrupted,
             VcpuExit::FailEntry(reason, _) => RawExit::FailEntry { reason },
             VcpuExit::MemoryFault { gpa, .. } => RawExit::HostFault { gpa: Some(gpa) },
-            VcpuExit::InternalError => {
-                RawExit::InternalError { suberror: sys::internal_suberror(self.fd.get_kvm_run()) }
-            }
-            _ => RawExit::Other { reason: self.fd.get_kvm_run().exit_reason },
+            VcpuExit::InternalError => RawExit::InternalError {
+                suberror: sys::internal_suberror(self.fd.get_kvm_run()),
+            },
+            _ => RawExit::Other {
+                reason: self.fd.get_kvm_run().exit_reason,
+            },
         })
     }
 }

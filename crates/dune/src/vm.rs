@@ -37,7 +37,11 @@ pub struct VmConfig {
 
 impl Default for VmConfig {
     fn default() -> Self {
-        VmConfig { max_vcpus: 64, page_table_bytes: PAGE_1G, system_base: None }
+        VmConfig {
+            max_vcpus: 64,
+            page_table_bytes: PAGE_1G,
+            system_base: None,
+        }
     }
 }
 
@@ -150,7 +154,10 @@ impl Vm {
     /// does not know.
     pub fn new(cfg: VmConfig) -> Result<Arc<Vm>, VmError> {
         let host = KvmHost::open()?;
-        let fd = host.kvm.create_vm().map_err(|e| IoctlError::new("KVM_CREATE_VM", e))?;
+        let fd = host
+            .kvm
+            .create_vm()
+            .map_err(|e| IoctlError::new("KVM_CREATE_VM", e))?;
         Self::disable_hypercall_patching(&host, &fd)?;
 
         let width = host.phys_bits;
@@ -213,7 +220,13 @@ impl Vm {
         tracing::debug!(?platform, "dune platform probe");
         vm.platform.set(platform).expect("platform probed twice");
         if platform.syscall_path == SyscallPath::Ring3Doorbell {
-            let _ = vm.pt().map(layout.doorbell, layout.doorbell, PAGE_SIZE, Perms::USER_RW, false)?;
+            let _ = vm.pt().map(
+                layout.doorbell,
+                layout.doorbell,
+                PAGE_SIZE,
+                Perms::USER_RW,
+                false,
+            )?;
         }
         Ok(vm)
     }
@@ -225,9 +238,13 @@ impl Vm {
             tracing::debug!("KVM_CAP_DISABLE_QUIRKS2 lacks FIX_HYPERCALL_INSN; vmcall not guarded");
             return Ok(());
         }
-        let mut cap = kvm_enable_cap { cap: kvm_bindings::KVM_CAP_DISABLE_QUIRKS2, ..Default::default() };
+        let mut cap = kvm_enable_cap {
+            cap: kvm_bindings::KVM_CAP_DISABLE_QUIRKS2,
+            ..Default::default()
+        };
         cap.args[0] = quirk;
-        fd.enable_cap(&cap).map_err(|e| IoctlError::new("KVM_ENABLE_CAP(KVM_CAP_DISABLE_QUIRKS2)", e))?;
+        fd.enable_cap(&cap)
+            .map_err(|e| IoctlError::new("KVM_ENABLE_CAP(KVM_CAP_DISABLE_QUIRKS2)", e))?;
         Ok(())
     }
 
@@ -277,11 +294,25 @@ impl Vm {
         let idt = trap::desc::idt(|v| l.ring0_code + tramp::vector_stub_offset(v));
         let bytes: Vec<u8> = idt.iter().flatten().flat_map(|q| q.to_le_bytes()).collect();
         self.system.write(layout::IDT_OFFSET, &bytes);
-        self.system.write(layout::RING0_CODE_OFFSET, tramp::ring0_code());
-        self.system.write(layout::RING3_CODE_OFFSET, tramp::ring3_code());
+        self.system
+            .write(layout::RING0_CODE_OFFSET, tramp::ring0_code());
+        self.system
+            .write(layout::RING3_CODE_OFFSET, tramp::ring3_code());
         let mut pt = self.pt();
-        let _ = pt.map(l.base + layout::IDT_OFFSET, l.base + layout::IDT_OFFSET, PAGE_SIZE, Perms::KERNEL_R, false)?;
-        let _ = pt.map(l.ring0_code, l.ring0_code, PAGE_SIZE, Perms::KERNEL_RX, false)?;
+        let _ = pt.map(
+            l.base + layout::IDT_OFFSET,
+            l.base + layout::IDT_OFFSET,
+            PAGE_SIZE,
+            Perms::KERNEL_R,
+            false,
+        )?;
+        let _ = pt.map(
+            l.ring0_code,
+            l.ring0_code,
+            PAGE_SIZE,
+            Perms::KERNEL_RX,
+            false,
+        )?;
         let _ = pt.map(l.ring3_code, l.ring3_code, PAGE_SIZE, Perms::USER_RX, false)?;
         Ok(())
     }
@@ -385,7 +416,7 @@ impl Vm {
     /// mapped then), [`MapError::Unaligned`], [`MapError::NonCanonical`],
     /// [`MapError::OutOfPageTables`].
     pub fn map(&self, gva: u64, len: u64, perms: Perms) -> Result<(), MapError> {
-        if len == 0 || gva % PAGE_4K != 0 || len % PAGE_4K != 0 {
+        if len == 0 || !gva.is_multiple_of(PAGE_4K) || !len.is_multiple_of(PAGE_4K) {
             return Err(MapError::Unaligned { gva, len });
         }
         if self.layout.overlaps(gva, len) {
@@ -396,9 +427,13 @@ impl Vm {
         {
             let mem = self.mem.lock().unwrap();
             let mut va = gva;
-            let end = gva.checked_add(len).ok_or(MapError::NonCanonical { gva, len })?;
+            let end = gva
+                .checked_add(len)
+                .ok_or(MapError::NonCanonical { gva, len })?;
             while va < end {
-                let slot = mem.slot_for_hva(va).ok_or(MapError::NotBacked { gva: va })?;
+                let slot = mem
+                    .slot_for_hva(va)
+                    .ok_or(MapError::NotBacked { gva: va })?;
                 let run_end = end.min(slot.hva + slot.len);
                 runs.push((va, slot.gpa + (va - slot.hva), run_end - va));
                 va = run_end;
@@ -497,9 +532,14 @@ impl Vm {
     pub fn create_vcpu(self: &Arc<Self>) -> Result<Vcpu, VmError> {
         let index = self.next_vcpu.fetch_add(1, Ordering::SeqCst);
         if index >= self.cfg.max_vcpus {
-            return Err(VmError::TooManyVcpus { max: self.cfg.max_vcpus });
+            return Err(VmError::TooManyVcpus {
+                max: self.cfg.max_vcpus,
+            });
         }
-        let fd = self.fd.create_vcpu(u64::from(index)).map_err(|e| IoctlError::new("KVM_CREATE_VCPU", e))?;
+        let fd = self
+            .fd
+            .create_vcpu(u64::from(index))
+            .map_err(|e| IoctlError::new("KVM_CREATE_VCPU", e))?;
         self.build_cpu_area(index)?;
         Vcpu::new(self.clone(), fd, index)
     }
@@ -507,7 +547,10 @@ impl Vm {
     /// Creates the probe's vCPU: KVM id and area index `max_vcpus`, after every real one.
     pub(crate) fn probe_vcpu(self: &Arc<Self>) -> Result<Vcpu, VmError> {
         let index = self.cfg.max_vcpus;
-        let fd = self.fd.create_vcpu(u64::from(index)).map_err(|e| IoctlError::new("KVM_CREATE_VCPU", e))?;
+        let fd = self
+            .fd
+            .create_vcpu(u64::from(index))
+            .map_err(|e| IoctlError::new("KVM_CREATE_VCPU", e))?;
         self.build_cpu_area(index)?;
         Vcpu::new(self.clone(), fd, index)
     }
@@ -518,8 +561,13 @@ impl Vm {
         let gdt = trap::desc::gdt(area + layout::CPU_TSS_OFFSET);
         let gdt_bytes: Vec<u8> = gdt.iter().flat_map(|q| q.to_le_bytes()).collect();
         self.system.write(off + layout::CPU_GDT_OFFSET, &gdt_bytes);
-        self.system.write(off + layout::CPU_TSS_OFFSET, &trap::desc::tss(area + layout::CPU_IST_TOP_OFFSET));
-        let _ = self.pt().map(area, area, layout::CPU_AREA_SIZE, Perms::KERNEL_RW, false)?;
+        self.system.write(
+            off + layout::CPU_TSS_OFFSET,
+            &trap::desc::tss(area + layout::CPU_IST_TOP_OFFSET),
+        );
+        let _ = self
+            .pt()
+            .map(area, area, layout::CPU_AREA_SIZE, Perms::KERNEL_RW, false)?;
         Ok(())
     }
 

@@ -6,7 +6,9 @@ use dune::Trap;
 
 #[test]
 fn ten_thousand_syscalls_round_trip() {
-    let Some(mut env) = Env::new("dune::syscalls::ten_thousand_syscalls_round_trip") else { return };
+    let Some(mut env) = Env::new("dune::syscalls::ten_thousand_syscalls_round_trip") else {
+        return;
+    };
     let n = 10_000u64;
     let mut t = env.call(g::g_syscall_loop(), &[n]);
     let mut i = 0u64;
@@ -19,7 +21,11 @@ fn ten_thousand_syscalls_round_trip() {
             }
             Trap::Syscall(sc) => {
                 assert_eq!(sc.nr, 0x100 + i, "system call number");
-                assert_eq!(sc.args, [i, i + 1, i + 2, i + 3, i + 4, i + 5], "arguments of call {i}");
+                assert_eq!(
+                    sc.args,
+                    [i, i + 1, i + 2, i + 3, i + 4, i + 5],
+                    "arguments of call {i}"
+                );
                 env.vcpu.set_syscall_result(3 * i + 7).unwrap();
                 i += 1;
             }
@@ -32,7 +38,9 @@ fn ten_thousand_syscalls_round_trip() {
 
 #[test]
 fn syscall_can_return_elsewhere() {
-    let Some(mut env) = Env::new("dune::syscalls::syscall_can_return_elsewhere") else { return };
+    let Some(mut env) = Env::new("dune::syscalls::syscall_can_return_elsewhere") else {
+        return;
+    };
     let t = env.call(g::g_syscall_loop(), &[5]);
     assert!(matches!(t, Trap::Syscall(sc) if sc.nr == 0x100));
     // Make the system call "return" into the report function instead.
@@ -42,10 +50,15 @@ fn syscall_can_return_elsewhere() {
 
 #[test]
 fn fs_base_is_the_guests() {
-    let Some(mut env) = Env::new("dune::syscalls::fs_base_is_the_guests") else { return };
+    let Some(mut env) = Env::new("dune::syscalls::fs_base_is_the_guests") else {
+        return;
+    };
     let tls = common::guest_pages(&env.vm, 4096, dune::Perms::USER_RW);
     // SAFETY: test-owned page.
     unsafe { *(tls as *mut u64) = 0x1234_5678_9abc_def0 };
     env.vcpu.set_fs_base(tls).unwrap();
-    assert_eq!(common::report(env.call(g::g_fs(), &[]), 5), 0x1234_5678_9abc_def0);
+    assert_eq!(
+        common::report(env.call(g::g_fs(), &[]), 5),
+        0x1234_5678_9abc_def0
+    );
 }

@@ -421,21 +421,24 @@ impl GuestPhysMap {
                 readonly,
             });
         }
-        if let [only] = overlapping.as_slice() {
-            if only.hva <= hva && only.hva_end() >= end {
-                return Ok(Plan::default());
-            }
+        if let [only] = overlapping.as_slice()
+            && only.hva <= hva
+            && only.hva_end() >= end
+        {
+            return Ok(Plan::default());
         }
         let mut group = overlapping;
-        if let Some(left) = self.slot_ending_at(hva) {
-            if self.kind_of(&left) == Kind::Identity && left.readonly == readonly {
-                group.insert(0, left);
-            }
+        if let Some(left) = self.slot_ending_at(hva)
+            && self.kind_of(&left) == Kind::Identity
+            && left.readonly == readonly
+        {
+            group.insert(0, left);
         }
-        if let Some(right) = self.slot_at_hva(end) {
-            if self.kind_of(&right) == Kind::Identity && right.readonly == readonly {
-                group.push(right);
-            }
+        if let Some(right) = self.slot_at_hva(end)
+            && self.kind_of(&right) == Kind::Identity
+            && right.readonly == readonly
+        {
+            group.push(right);
         }
         let start = group.first().map_or(hva, |s| s.hva.min(hva));
         let stop = group.last().map_or(end, |s| s.hva_end().max(end));
@@ -473,18 +476,19 @@ impl GuestPhysMap {
         let end = check_range(hva, len)?;
         let overlapping = self.hva_overlapping(hva, end);
         if !overlapping.is_empty() {
-            if let [only] = overlapping.as_slice() {
-                if self.kind_of(only) == Kind::Windowed && only.hva <= hva && only.hva_end() >= end
-                {
-                    if only.readonly != readonly {
-                        return Err(EptError::ReadonlyMismatch {
-                            addr: hva,
-                            len,
-                            readonly,
-                        });
-                    }
-                    return Ok((only.gpa + (hva - only.hva), Plan::default()));
+            if let [only] = overlapping.as_slice()
+                && self.kind_of(only) == Kind::Windowed
+                && only.hva <= hva
+                && only.hva_end() >= end
+            {
+                if only.readonly != readonly {
+                    return Err(EptError::ReadonlyMismatch {
+                        addr: hva,
+                        len,
+                        readonly,
+                    });
                 }
+                return Ok((only.gpa + (hva - only.hva), Plan::default()));
             }
             return Err(EptError::Overlap { addr: hva, len });
         }

@@ -94,8 +94,8 @@ const _: () = {
     assert!(DOORBELL_OFFSET == RING3_CODE_OFFSET + PAGE_SIZE);
     assert!(CPU_TSS_OFFSET + TSS_SIZE <= PAGE_SIZE);
     assert!(CPU_GDT_OFFSET + (GDT_ENTRIES as u64) * 8 <= CPU_TSS_OFFSET);
-    assert!(CPU_IST_TOP_OFFSET % 16 == 0);
-    assert!(CPU_AREA_SIZE % PAGE_SIZE == 0);
+    assert!(CPU_IST_TOP_OFFSET.is_multiple_of(16));
+    assert!(CPU_AREA_SIZE.is_multiple_of(PAGE_SIZE));
     assert!((EXC_PORT_BASE as u32) + 32 <= SYSCALL_PORT as u32);
     assert!((TSS_SEL as usize) / 8 + 2 <= GDT_ENTRIES);
 };

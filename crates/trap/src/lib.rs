@@ -18,5 +18,5 @@ pub mod layout;
 pub mod tramp;
 
 pub use decode::{
-    ExitContext, Exception, PageFault, PfError, RawExit, Regs, Syscall, Trap, decode,
+    Exception, ExitContext, PageFault, PfError, RawExit, Regs, Syscall, Trap, decode,
 };

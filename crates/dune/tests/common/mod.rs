@@ -154,9 +154,30 @@ macro_rules! guest_fns {
 
 pub mod g {
     guest_fns!(
-        g_start, g_end, g_syscall_loop, g_syscall_forever, g_load, g_store, g_exec, g_report,
-        g_hlt, g_cli, g_out, g_in, g_movcr3, g_lgdt, g_wrmsr, g_swapgs, g_ud2, g_div0,
-        g_div0_insn, g_vmcall, g_spin_flag, g_fs, g_touch_forever, g_doorbell_forever,
+        g_start,
+        g_end,
+        g_syscall_loop,
+        g_syscall_forever,
+        g_load,
+        g_store,
+        g_exec,
+        g_report,
+        g_hlt,
+        g_cli,
+        g_out,
+        g_in,
+        g_movcr3,
+        g_lgdt,
+        g_wrmsr,
+        g_swapgs,
+        g_ud2,
+        g_div0,
+        g_div0_insn,
+        g_vmcall,
+        g_spin_flag,
+        g_fs,
+        g_touch_forever,
+        g_doorbell_forever,
     );
 }
 
@@ -217,7 +238,11 @@ impl Env {
         let stack = guest_pages(&vm, 64 << 10, Perms::USER_RW);
         let mut vcpu = vm.create_vcpu().expect("create_vcpu");
         vcpu.set_watchdog(Some(Duration::from_secs(20)));
-        Env { vm, vcpu, stack_top: stack + (64 << 10) }
+        Env {
+            vm,
+            vcpu,
+            stack_top: stack + (64 << 10),
+        }
     }
 
     /// Calls guest function `f` in ring 3 with `args` in rdi, rsi, rdx, rcx and runs to the
