@@ -54,10 +54,8 @@ fn host_and_guest_share_memory() {
 
     // Drop the second page: anonymous private memory reads back as zeros, in the guest too.
     // SAFETY: test-owned page.
-    assert_eq!(
-        unsafe { libc::madvise((p + 4096) as *mut _, 4096, libc::MADV_DONTNEED) },
-        0
-    );
+    let rc = unsafe { libc::madvise((p + 4096) as *mut _, 4096, libc::MADV_DONTNEED) };
+    assert_eq!(rc, 0);
     assert_eq!(
         report(env.call(g::g_load(), &[p + 4096]), 0),
         0,
