@@ -32,6 +32,13 @@ impl IoctlError {
             errno: e.errno(),
         }
     }
+
+    pub(crate) fn from_io(ioctl: &'static str, e: &std::io::Error) -> Self {
+        IoctlError {
+            ioctl,
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        }
+    }
 }
 
 /// Opening `/dev/kvm` and checking what it offers.

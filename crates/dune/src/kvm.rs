@@ -2,6 +2,7 @@
 
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Cap, Kvm};
+use std::os::fd::{AsRawFd, RawFd};
 
 use crate::error::{IoctlError, KvmError};
 
@@ -34,11 +35,16 @@ impl KvmHost {
 
     /// Like [`KvmHost::open`] for a KVM device at another path (tests, containers).
     pub fn open_path(path: &str) -> Result<Self, KvmError> {
+        Self::open_at(path, None)
+    }
+
+    /// Opens `path` with the descriptor at or above `fd_floor` (see [`crate::VmConfig::fd_floor`]).
+    pub(crate) fn open_at(path: &str, fd_floor: Option<i32>) -> Result<Self, KvmError> {
         let c = std::ffi::CString::new(path).map_err(|_| KvmError::Missing)?;
-        let kvm = Kvm::new_with_path(c.as_c_str()).map_err(|e| match e.errno() {
-            libc::ENOENT | libc::ENODEV | libc::ENXIO => KvmError::Missing,
-            libc::EACCES | libc::EPERM => KvmError::NotPermitted,
-            errno => KvmError::Open(std::io::Error::from_raw_os_error(errno)),
+        let kvm = crate::sys::open_kvm(&c, fd_floor).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT | libc::ENODEV | libc::ENXIO) => KvmError::Missing,
+            Some(libc::EACCES | libc::EPERM) => KvmError::NotPermitted,
+            _ => KvmError::Open(e),
         })?;
         let version = kvm.get_api_version();
         if version != 12 {
@@ -100,6 +106,11 @@ impl KvmHost {
     /// `KVM_GET_SUPPORTED_CPUID`; 36 if the leaf is absent, as the SDM specifies).
     pub fn phys_bits(&self) -> u8 {
         self.phys_bits
+    }
+
+    /// The `/dev/kvm` descriptor.
+    pub fn raw_fd(&self) -> RawFd {
+        self.kvm.as_raw_fd()
     }
 
     /// `KVM_CAP_NR_MEMSLOTS`.

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::io;
+use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU8, AtomicU64};
@@ -403,4 +404,58 @@ impl Drop for ThreadTimer {
         // SAFETY: `id` is a live timer created by this value.
         unsafe { libc::timer_delete(self.id) };
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// KVM file descriptors at a chosen floor, so that a program run in the guest gets the same fd
+// numbers from its own open() calls as it would natively.
+
+/// Moves `fd` to the lowest free descriptor >= `floor` (close-on-exec) and closes the original.
+fn relocate_fd(fd: RawFd, floor: Option<i32>) -> io::Result<RawFd> {
+    let Some(floor) = floor else { return Ok(fd) };
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor this function owns; the result is checked.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
+    let err = io::Error::last_os_error();
+    // SAFETY: `fd` is owned here and no longer used after this point.
+    unsafe { libc::close(fd) };
+    if new < 0 { Err(err) } else { Ok(new) }
+}
+
+/// Opens `path` (a KVM device) with its descriptor at or above `floor`.
+pub(crate) fn open_kvm(path: &std::ffi::CStr, floor: Option<i32>) -> io::Result<kvm_ioctls::Kvm> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain open of a NUL-terminated path; the result is checked.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = relocate_fd(fd, floor)?;
+    // SAFETY: `fd` is a freshly opened descriptor owned by nobody else.
+    Ok(unsafe { kvm_ioctls::Kvm::from_raw_fd(fd) })
+}
+
+/// `KVM_CREATE_VM` (`_IO(KVMIO, 0x01)`) and `KVM_CREATE_VCPU` (`_IO(KVMIO, 0x41)`).
+const KVM_CREATE_VM: libc::c_ulong = 0xae01;
+const KVM_CREATE_VCPU: libc::c_ulong = 0xae41;
+
+fn ioctl_new_fd(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> io::Result<RawFd> {
+    // SAFETY: both requests take an integer argument and return a new descriptor or -1.
+    let r = unsafe { libc::ioctl(fd, req, arg) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// Creates a VM whose descriptor sits at or above `floor`.
+pub(crate) fn create_vm(kvm: &kvm_ioctls::Kvm, floor: Option<i32>) -> io::Result<VmFd> {
+    use std::os::fd::AsRawFd;
+    let fd = relocate_fd(ioctl_new_fd(kvm.as_raw_fd(), KVM_CREATE_VM, 0)?, floor)?;
+    // SAFETY: `fd` is a fresh VM descriptor owned by nobody else.
+    unsafe { kvm.create_vmfd_from_rawfd(fd) }.map_err(|e| io::Error::from_raw_os_error(e.errno()))
+}
+
+/// Creates vCPU `id` whose descriptor sits at or above `floor`.
+pub(crate) fn create_vcpu(vm: &VmFd, id: u64, floor: Option<i32>) -> io::Result<kvm_ioctls::VcpuFd> {
+    use std::os::fd::AsRawFd;
+    let fd = relocate_fd(ioctl_new_fd(vm.as_raw_fd(), KVM_CREATE_VCPU, id as libc::c_ulong)?, floor)?;
+    // SAFETY: `fd` is a fresh vCPU descriptor of `vm` owned by nobody else.
+    unsafe { vm.create_vcpu_from_rawfd(fd) }.map_err(|e| io::Error::from_raw_os_error(e.errno()))
 }

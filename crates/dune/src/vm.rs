@@ -18,9 +18,10 @@ use trap::tramp;
 
 use crate::error::{IoctlError, MapError, VmError};
 use crate::kvm::KvmHost;
-use crate::paging::{Flush, PAGE_1G, PAGE_2M, PAGE_4K, PageTables, Perms, Translation, Walk};
+use crate::paging::{PAGE_1G, PAGE_2M, PAGE_4K, PageTables, Perms, Translation, Walk};
 use crate::sys::{self, HostMapping};
 use crate::vcpu::{KickHandle, Vcpu};
+pub use crate::paging::Flush;
 
 /// How a VM is created.
 #[derive(Clone, Debug)]
@@ -33,6 +34,10 @@ pub struct VmConfig {
     /// Guest-physical (and host-virtual) address of the system area, or `None` for the first free
     /// spot from half the guest-physical width upwards.
     pub system_base: Option<u64>,
+    /// Put every KVM descriptor (`/dev/kvm`, the VM, each vCPU) at the lowest free number at or
+    /// above this floor, so that a program in the guest that opens files gets the numbers it
+    /// would get natively. `None`: wherever the kernel puts them.
+    pub fd_floor: Option<i32>,
 }
 
 impl Default for VmConfig {
@@ -41,6 +46,7 @@ impl Default for VmConfig {
             max_vcpus: 64,
             page_table_bytes: PAGE_1G,
             system_base: None,
+            fd_floor: None,
         }
     }
 }
@@ -136,6 +142,7 @@ pub struct Vm {
     zap_slot: (u32, u64),
     zap_lock: Mutex<u64>,
     running: Mutex<Vec<KickHandle>>,
+    fds: Mutex<Vec<std::os::fd::RawFd>>,
 }
 
 /// The probe's scratch page: the unused bottom page of the probe vCPU's IST stack (the vCPU area
@@ -153,11 +160,9 @@ impl Vm {
     /// guest-physical width is free; [`VmError::Probe`] when the host behaves in a way the runtime
     /// does not know.
     pub fn new(cfg: VmConfig) -> Result<Arc<Vm>, VmError> {
-        let host = KvmHost::open()?;
-        let fd = host
-            .kvm
-            .create_vm()
-            .map_err(|e| IoctlError::new("KVM_CREATE_VM", e))?;
+        let host = KvmHost::open_at("/dev/kvm", cfg.fd_floor)?;
+        let fd = sys::create_vm(&host.kvm, cfg.fd_floor)
+            .map_err(|e| IoctlError::from_io("KVM_CREATE_VM", &e))?;
         Self::disable_hypercall_patching(&host, &fd)?;
 
         let width = host.phys_bits;
@@ -210,6 +215,7 @@ impl Vm {
             zap_slot,
             zap_lock: Mutex::new(0),
             running: Mutex::new(Vec::new()),
+            fds: Mutex::new(Vec::new()),
         };
         for plan in &plans {
             vm.apply(plan)?;
@@ -416,6 +422,19 @@ impl Vm {
     /// mapped then), [`MapError::Unaligned`], [`MapError::NonCanonical`],
     /// [`MapError::OutOfPageTables`].
     pub fn map(&self, gva: u64, len: u64, perms: Perms) -> Result<(), MapError> {
+        self.map_inner(gva, len, perms, true)
+    }
+
+    /// Like [`Vm::map`], but never flushes TLBs: for callers that replace the **host** mapping of
+    /// exactly this range right after this call (`mmap(MAP_FIXED)`), before any vCPU depends on
+    /// the new contents. KVM's MMU notifier then drops every cached translation of the range on
+    /// every host (virt/kvm/kvm_main.c, `kvm_mmu_notifier_invalidate_range_start`), which is far
+    /// cheaper than a flush on shadow-paging hosts.
+    pub fn map_host_coherent(&self, gva: u64, len: u64, perms: Perms) -> Result<(), MapError> {
+        self.map_inner(gva, len, perms, false)
+    }
+
+    fn map_inner(&self, gva: u64, len: u64, perms: Perms, flush: bool) -> Result<(), MapError> {
         if len == 0 || !gva.is_multiple_of(PAGE_4K) || !len.is_multiple_of(PAGE_4K) {
             return Err(MapError::Unaligned { gva, len });
         }
@@ -440,36 +459,51 @@ impl Vm {
             }
         }
         let mut pt = self.pt();
-        let mut flush = Flush::None;
+        let mut needed = Flush::None;
         for (va, pa, n) in runs {
             if pt.map(va, pa, n, perms, true)? == Flush::Needed {
-                flush = Flush::Needed;
+                needed = Flush::Needed;
             }
         }
         drop(pt);
-        self.flush_if(flush);
+        if flush {
+            self.flush_if(needed);
+        }
         Ok(())
     }
 
     /// Unmaps guest-virtual `[gva, gva + len)` and flushes TLBs. Unmapped parts are skipped.
     pub fn unmap(&self, gva: u64, len: u64) -> Result<(), MapError> {
+        let f = self.unmap_host_coherent(gva, len)?;
+        self.flush_if(f);
+        Ok(())
+    }
+
+    /// Like [`Vm::unmap`] without the flush, for callers that then unmap or replace the host
+    /// mapping of exactly this range (see [`Vm::map_host_coherent`] for why that suffices).
+    /// Returns whether a flush would otherwise have been needed.
+    pub fn unmap_host_coherent(&self, gva: u64, len: u64) -> Result<Flush, MapError> {
         if self.layout.overlaps(gva, len) {
             return Err(MapError::NotBacked { gva });
         }
-        let f = self.pt().unmap(gva, len)?;
-        self.flush_if(f);
-        Ok(())
+        self.pt().unmap(gva, len)
     }
 
     /// Changes the permissions of the mapped pages in `[gva, gva + len)`, flushing TLBs when
     /// permissions shrink.
     pub fn protect(&self, gva: u64, len: u64, perms: Perms) -> Result<(), MapError> {
+        let f = self.protect_host_coherent(gva, len, perms)?;
+        self.flush_if(f);
+        Ok(())
+    }
+
+    /// Like [`Vm::protect`] without the flush, for callers that then `mprotect` the host mapping
+    /// of exactly this range to the same rights (see [`Vm::map_host_coherent`]).
+    pub fn protect_host_coherent(&self, gva: u64, len: u64, perms: Perms) -> Result<Flush, MapError> {
         if self.layout.overlaps(gva, len) {
             return Err(MapError::NotBacked { gva });
         }
-        let f = self.pt().protect(gva, len, perms)?;
-        self.flush_if(f);
-        Ok(())
+        self.pt().protect(gva, len, perms)
     }
 
     /// Translates `gva` through the guest page tables.
@@ -536,23 +570,32 @@ impl Vm {
                 max: self.cfg.max_vcpus,
             });
         }
-        let fd = self
-            .fd
-            .create_vcpu(u64::from(index))
-            .map_err(|e| IoctlError::new("KVM_CREATE_VCPU", e))?;
-        self.build_cpu_area(index)?;
-        Vcpu::new(self.clone(), fd, index)
+        self.new_vcpu(index)
     }
 
     /// Creates the probe's vCPU: KVM id and area index `max_vcpus`, after every real one.
     pub(crate) fn probe_vcpu(self: &Arc<Self>) -> Result<Vcpu, VmError> {
-        let index = self.cfg.max_vcpus;
-        let fd = self
-            .fd
-            .create_vcpu(u64::from(index))
-            .map_err(|e| IoctlError::new("KVM_CREATE_VCPU", e))?;
+        self.new_vcpu(self.cfg.max_vcpus)
+    }
+
+    fn new_vcpu(self: &Arc<Self>, index: u32) -> Result<Vcpu, VmError> {
+        let fd = sys::create_vcpu(&self.fd, u64::from(index), self.cfg.fd_floor)
+            .map_err(|e| IoctlError::from_io("KVM_CREATE_VCPU", &e))?;
+        self.fds
+            .lock()
+            .unwrap()
+            .push(std::os::fd::AsRawFd::as_raw_fd(&fd));
         self.build_cpu_area(index)?;
         Vcpu::new(self.clone(), fd, index)
+    }
+
+    /// Every file descriptor the VM holds (`/dev/kvm`, the VM, every vCPU ever created): a
+    /// supervisor must keep a program in the guest from closing, duplicating over, mapping or
+    /// otherwise using them.
+    pub fn runtime_fds(&self) -> Vec<std::os::fd::RawFd> {
+        let mut v = vec![self.host.raw_fd(), std::os::fd::AsRawFd::as_raw_fd(&self.fd)];
+        v.extend(self.fds.lock().unwrap().iter().copied());
+        v
     }
 
     fn build_cpu_area(&self, index: u32) -> Result<(), MapError> {
