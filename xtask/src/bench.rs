@@ -1,0 +1,355 @@
+//! `cargo xtask bench`: run the criterion benches, then print one table of the numbers that matter.
+//!
+//! To add a bench binary, add a row to [`BENCHES`]; to show a result, add a row to [`ROWS`].
+
+use crate::util;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+/// Arguments of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Pass `--quick` to criterion (fewer samples; for a smoke test, not for numbers).
+    #[arg(long)]
+    pub quick: bool,
+    /// Passed on to the criterion binaries, e.g. a benchmark-id filter.
+    #[arg(last = true, value_name = "CRITERION ARGS")]
+    pub filter: Vec<String>,
+}
+
+/// A criterion bench binary (`[[bench]]` with `harness = false`) of a workspace package.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchTarget {
+    /// The package that declares it.
+    pub package: &'static str,
+    /// The bench target's name (`cargo bench --bench <name>`).
+    pub bench: &'static str,
+}
+
+/// The bench binaries `cargo xtask bench` runs; ones not declared yet are skipped with a note.
+pub const BENCHES: &[BenchTarget] = &[
+    BenchTarget {
+        package: "dune",
+        bench: "exits",
+    },
+    BenchTarget {
+        package: "trap",
+        bench: "decode",
+    },
+];
+
+/// One row of the results table.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// What the number means.
+    pub label: &'static str,
+    /// The criterion benchmark id ("group/function", as criterion prints it).
+    pub id: &'static str,
+    /// The criterion id this one is compared against (ratio = this / baseline).
+    pub baseline: Option<&'static str>,
+}
+
+/// The results table, in print order.
+pub const ROWS: &[Row] = &[
+    Row {
+        label: "host getpid",
+        id: "exits/host_getpid",
+        baseline: None,
+    },
+    Row {
+        label: "raw exit floor (doorbell store, ring 3)",
+        id: "exits/floor_doorbell",
+        baseline: None,
+    },
+    Row {
+        label: "syscall round trip (trampoline)",
+        id: "exits/syscall_round_trip",
+        baseline: Some("exits/floor_doorbell"),
+    },
+    Row {
+        label: "page fault round trip",
+        id: "exits/page_fault_round_trip",
+        baseline: Some("exits/floor_doorbell"),
+    },
+    Row {
+        label: "decode one exit (synthetic)",
+        id: "decode/syscall-doorbell",
+        baseline: None,
+    },
+];
+
+/// Runs `cargo xtask bench`.
+pub fn main(args: &BenchArgs) -> Result<ExitCode, String> {
+    println!("host: {}", host_description());
+    let meta = util::Metadata::load()?;
+    let mut missing_benches = Vec::new();
+    let mut cmd = util::cmd("cargo", ["bench", "--workspace"]);
+    for b in BENCHES {
+        if meta.has_target(b.package, "bench", b.bench) {
+            cmd.args(["--bench", b.bench]);
+        } else {
+            println!(
+                "note: skipping bench `{}` of package `{}`: its Cargo.toml declares no such bench",
+                b.bench, b.package
+            );
+            missing_benches.push(*b);
+        }
+    }
+    let started = SystemTime::now();
+    let mut ok = true;
+    if missing_benches.len() < BENCHES.len() {
+        cmd.args(["--", "--noplot"]);
+        if args.quick {
+            cmd.arg("--quick");
+        }
+        cmd.args(&args.filter);
+        let skip_log = util::target_dir().join("dune-bench-skips.log");
+        if std::fs::write(&skip_log, "").is_ok() {
+            cmd.env("DUNE_SKIP_LOG", &skip_log);
+        }
+        ok = util::run(&mut cmd)?.success();
+        let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
+        for line in skips.lines().filter(|l| !l.trim().is_empty()) {
+            let (name, reason) = line.split_once('\t').unwrap_or((line, "no reason given"));
+            println!("note: bench {name} skipped itself: {reason}");
+        }
+    }
+
+    let results = collect_results(&util::target_dir().join("criterion"), started);
+    let why_missing = |row: &Row| {
+        let group = row.id.split('/').next().unwrap_or_default();
+        if let Some(b) = missing_benches.iter().find(|b| b.bench == group) {
+            format!(
+                "bench `{}` of package `{}` does not exist yet",
+                b.bench, b.package
+            )
+        } else if !ok {
+            "cargo bench failed".into()
+        } else if !args.filter.is_empty() {
+            "filtered out, or the bench skipped itself".into()
+        } else {
+            "no result; the bench skipped itself (no usable /dev/kvm?)".into()
+        }
+    };
+    println!();
+    print!("{}", table(ROWS, &results, why_missing));
+    if !ok {
+        return Err("cargo bench failed; see its output above".into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line about the host: CPU model, kernel, and which KVM module provides /dev/kvm.
+fn host_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let module = ["kvm_pvm", "kvm_intel", "kvm_amd"]
+        .into_iter()
+        .find(|m| Path::new("/sys/module").join(m).exists());
+    let kvm = match (Path::new("/dev/kvm").exists(), module) {
+        (false, _) => "no /dev/kvm".to_string(),
+        (true, Some(m)) => format!("/dev/kvm from {m}"),
+        (true, None) => "/dev/kvm from an unknown module".to_string(),
+    };
+    format!("{cpu}; kernel {kernel}; {kvm}")
+}
+
+/// A criterion result: median (else mean) time per iteration, in nanoseconds.
+type Results = HashMap<String, f64>;
+
+/// Reads every `<dir>/**/new/benchmark.json` (for the benchmark's full id) with its sibling
+/// `estimates.json`, keeping results written at or after `since` (older ones are stale).
+fn collect_results(dir: &Path, since: SystemTime) -> Results {
+    let mut results = Results::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name() == "new" {
+                if let Some((id, ns)) = read_result(&path, since) {
+                    results.insert(id, ns);
+                }
+            } else if e.file_name() != "base"
+                && e.file_name() != "change"
+                && e.file_name() != "report"
+            {
+                stack.push(path);
+            }
+        }
+    }
+    results
+}
+
+/// Reads one criterion `new/` directory: `(full id, median ns)` if fresh and well formed.
+fn read_result(new: &Path, since: SystemTime) -> Option<(String, f64)> {
+    let estimates: PathBuf = new.join("estimates.json");
+    let modified = std::fs::metadata(&estimates)
+        .and_then(|m| m.modified())
+        .ok()?;
+    if modified < since {
+        return None;
+    }
+    let bench: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(new.join("benchmark.json")).ok()?).ok()?;
+    let id = bench["full_id"].as_str()?.to_string();
+    let est: serde_json::Value = serde_json::from_slice(&std::fs::read(&estimates).ok()?).ok()?;
+    Some((id, median_ns(&est)?))
+}
+
+/// `median.point_estimate` of a criterion `estimates.json`, else `mean.point_estimate`.
+fn median_ns(estimates: &serde_json::Value) -> Option<f64> {
+    estimates["median"]["point_estimate"]
+        .as_f64()
+        .or_else(|| estimates["mean"]["point_estimate"].as_f64())
+}
+
+/// Formats a time: nanoseconds below 1 µs, else microseconds with two decimals.
+fn format_time(ns: f64) -> String {
+    if ns < 1000.0 {
+        format!("{ns:.1} ns")
+    } else {
+        format!("{:.2} µs", ns / 1000.0)
+    }
+}
+
+/// The results table; `why_missing` explains rows without a result.
+fn table(rows: &[Row], results: &Results, why_missing: impl Fn(&Row) -> String) -> String {
+    let label_w = rows
+        .iter()
+        .map(|r| r.label.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("benchmark".len());
+    let baseline_label = |id: &str| {
+        rows.iter()
+            .find(|r| r.id == id)
+            .map_or(id, |r| r.label)
+            .to_string()
+    };
+    let base_w = rows
+        .iter()
+        .filter_map(|r| r.baseline)
+        .map(|b| baseline_label(b).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("baseline".len());
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+    let mut out = format!(
+        "{}  {:>12}  {}  ratio\n",
+        pad("benchmark", label_w),
+        "median",
+        pad("baseline", base_w)
+    );
+    for row in rows {
+        let line = match results.get(row.id) {
+            None => format!("n/a (not run: {})", why_missing(row)),
+            Some(&ns) => {
+                let (base, ratio) = match row.baseline {
+                    None => ("-".to_string(), "-".to_string()),
+                    Some(b) => {
+                        let ratio = match results.get(b) {
+                            Some(&base_ns) if base_ns > 0.0 => format!("{:.2}×", ns / base_ns),
+                            _ => "n/a".to_string(),
+                        };
+                        (baseline_label(b), ratio)
+                    }
+                };
+                format!("{:>12}  {}  {ratio}", format_time(ns), pad(&base, base_w))
+            }
+        };
+        out += &format!("{}  {}\n", pad(row.label, label_w), line.trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_formatted() {
+        assert_eq!(format_time(12.345), "12.3 ns");
+        assert_eq!(format_time(999.94), "999.9 ns");
+        assert_eq!(format_time(1234.5), "1.23 µs");
+        assert_eq!(format_time(250_000.0), "250.00 µs");
+    }
+
+    #[test]
+    fn median_falls_back_to_mean() {
+        let both: serde_json::Value = serde_json::from_str(
+            r#"{"mean":{"point_estimate":2.0},"median":{"point_estimate":1.5}}"#,
+        )
+        .unwrap();
+        assert_eq!(median_ns(&both), Some(1.5));
+        let mean: serde_json::Value =
+            serde_json::from_str(r#"{"mean":{"point_estimate":2.0}}"#).unwrap();
+        assert_eq!(median_ns(&mean), Some(2.0));
+    }
+
+    #[test]
+    fn table_rows_ratios_and_missing() {
+        let results: Results = [
+            ("exits/floor_doorbell".to_string(), 2000.0),
+            ("exits/syscall_round_trip".to_string(), 5000.0),
+        ]
+        .into_iter()
+        .collect();
+        let t = table(ROWS, &results, |r| format!("why {}", r.id));
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), ROWS.len() + 1);
+        assert!(
+            lines[1].starts_with("host getpid")
+                && lines[1].ends_with("n/a (not run: why exits/host_getpid)")
+        );
+        assert!(
+            lines[2].contains("2.00 µs") && lines[2].ends_with('-'),
+            "{t}"
+        );
+        assert!(
+            lines[3].contains("5.00 µs")
+                && lines[3].contains("raw exit floor")
+                && lines[3].ends_with("2.50×")
+        );
+        assert!(lines[4].ends_with("n/a (not run: why exits/page_fault_round_trip)"));
+    }
+
+    #[test]
+    fn results_are_collected_by_full_id_and_fresh_only() {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-test-{}", std::process::id()));
+        let new = dir.join("decode_syscall-doorbell").join("new");
+        std::fs::create_dir_all(&new).unwrap();
+        std::fs::write(
+            new.join("benchmark.json"),
+            r#"{"full_id":"decode/syscall-doorbell"}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            new.join("estimates.json"),
+            r#"{"median":{"point_estimate":7.5}}"#,
+        )
+        .unwrap();
+        let r = collect_results(&dir, SystemTime::UNIX_EPOCH);
+        assert_eq!(r.get("decode/syscall-doorbell"), Some(&7.5));
+        let later = SystemTime::now() + std::time::Duration::from_secs(60);
+        assert!(collect_results(&dir, later).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
