@@ -1,43 +1,211 @@
-//! Command line.
-use std::ffi::OsString;
+//! The command line: `sandbox run [OPTIONS] [--] PROGRAM [ARGS...]`.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Run untrusted Linux x86-64 programs in a process-level KVM sandbox.
+use crate::{Outcome, RunOptions, SandboxError};
+
+/// Exit status when the sandbox itself could not run (KVM unusable, internal error).
+pub const EXIT_RUNTIME: i32 = 125;
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  sandbox run -- /bin/busybox ls -la        run a static program
+  sandbox run --trace -- ./hello            print every system call to stderr
+  sandbox run --trace=calls.txt -- ./hello  ... or to a file
+  sandbox run --env-clear --env HOME=/tmp -- ./prog   start with only HOME set
+
+Exit status: the program's; if it dies of a signal, the sandbox dies of the same
+signal (after one line on stderr, unless --quiet). 127: PROGRAM not found.
+126: not executable or not a valid x86-64 ELF. 125: the sandbox could not start
+(e.g. /dev/kvm unusable; the message names the fix).";
+
+/// Run untrusted Linux x86-64 programs in a process-level KVM sandbox (Dune): the program runs
+/// unmodified in guest ring 3, and every system call and fault reaches this supervisor, which
+/// validates the arguments, applies a policy and forwards the call to Linux.
 #[derive(Debug, Parser)]
 #[command(name = "sandbox", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run PROGRAM in the sandbox.
+enum Command {
+    /// Run PROGRAM in the sandbox under the null policy (every call allowed, every argument
+    /// validated).
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Print every system call strace-style (to FILE, or to stderr).
+struct RunArgs {
+    /// Print every system call strace-style: name, decoded arguments, result or errno. To
+    /// stderr, or with `--trace=FILE` to FILE.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-", require_equals = true)]
-    pub trace: Option<OsString>,
+    trace: Option<OsString>,
     /// Do not print the one-line report when the program dies of a signal.
     #[arg(long, short)]
-    pub quiet: bool,
-    /// Start the program with an empty environment.
+    quiet: bool,
+    /// Start the program with an empty environment (then add variables with --env).
     #[arg(long)]
-    pub env_clear: bool,
-    /// Set an environment variable for the program (repeatable).
+    env_clear: bool,
+    /// Set an environment variable for the program, e.g. `--env LANG=C` (repeatable).
     #[arg(long, value_name = "K=V")]
-    pub env: Vec<OsString>,
-    /// The program (found through PATH like execvp) and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    pub argv: Vec<OsString>,
+    env: Vec<OsString>,
+    /// The program, found through PATH like execvp (a name with a `/` is used as is), and its
+    /// arguments.
+    #[arg(
+        value_name = "PROGRAM [ARGS]",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    argv: Vec<OsString>,
 }
 
+/// Why PROGRAM could not be found.
+#[derive(Debug)]
+struct NotFound {
+    errno: i32,
+}
+
+/// Resolves `name` like execvp(3): names with a slash are used as they are; others are looked
+/// up in `$PATH` (default `/usr/local/bin:/usr/bin:/bin`). A candidate that exists but is not
+/// executable is remembered (EACCES) if nothing better is found.
+fn resolve(name: &OsStr) -> Result<PathBuf, NotFound> {
+    if name.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(name));
+    }
+    if name.is_empty() {
+        return Err(NotFound {
+            errno: libc::ENOENT,
+        });
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut errno = libc::ENOENT;
+    for dir in std::env::split_paths(&path) {
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let cand = dir.join(name);
+        let Ok(md) = std::fs::metadata(&cand) else {
+            continue;
+        };
+        use std::os::unix::fs::PermissionsExt;
+        if md.is_file() && md.permissions().mode() & 0o111 != 0 {
+            return Ok(cand);
+        }
+        errno = libc::EACCES;
+    }
+    Err(NotFound { errno })
+}
+
+fn environment(args: &RunArgs) -> Vec<Vec<u8>> {
+    let mut env: Vec<(OsString, OsString)> = if args.env_clear {
+        Vec::new()
+    } else {
+        std::env::vars_os().collect()
+    };
+    for kv in &args.env {
+        let b = kv.as_bytes();
+        let (k, v) = match b.iter().position(|&c| c == b'=') {
+            Some(i) => (
+                OsStr::from_bytes(&b[..i]).to_owned(),
+                OsStr::from_bytes(&b[i + 1..]).to_owned(),
+            ),
+            None => (kv.clone(), OsString::new()),
+        };
+        env.retain(|(ek, _)| *ek != k);
+        env.push((k, v));
+    }
+    env.into_iter()
+        .map(|(k, v)| {
+            let mut e = k.into_vec();
+            e.push(b'=');
+            e.extend_from_slice(v.as_bytes());
+            e
+        })
+        .collect()
+}
+
+/// Entry point of the `sandbox` binary; returns the exit status (or does not return when the
+/// program dies of a signal).
 pub fn main() -> i32 {
-    let _cli = Cli::parse();
-    eprintln!("sandbox: not yet implemented");
-    70
+    let cli = Cli::parse();
+    if std::env::var_os("SANDBOX_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("SANDBOX_LOG"))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let Command::Run(args) = cli.command;
+    let name = args.argv[0].clone();
+    let path = match resolve(&name) {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = std::io::Error::from_raw_os_error(e.errno);
+            eprintln!(
+                "sandbox: {}: {}",
+                name.to_string_lossy(),
+                strip_os_error(&msg.to_string())
+            );
+            return if e.errno == libc::ENOENT { 127 } else { 126 };
+        }
+    };
+    let opts = RunOptions {
+        path: path.clone(),
+        argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        envp: environment(&args),
+        trace: args.trace.clone().map(PathBuf::from),
+    };
+    match crate::run(&opts) {
+        Ok(Outcome::Exited(status)) => status,
+        Ok(Outcome::Killed(f)) => {
+            if !args.quiet {
+                eprintln!(
+                    "sandbox: {}: killed by {} ({}) at address {:#x}, rip {:#x}",
+                    path.display(),
+                    signal_name(f.signal),
+                    f.what,
+                    f.addr,
+                    f.rip
+                );
+            }
+            crate::sys::die_by_signal(f.signal);
+            128 + f.signal
+        }
+        Err(SandboxError::Exec(e)) => {
+            eprintln!("sandbox: {e}");
+            e.shell_status()
+        }
+        Err(e) => {
+            eprintln!("sandbox: {e}");
+            EXIT_RUNTIME
+        }
+    }
+}
+
+fn strip_os_error(s: &str) -> &str {
+    s.rfind(" (os error").map_or(s, |i| &s[..i])
+}
+
+/// `SIGSEGV` and friends.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
 }

@@ -1,0 +1,266 @@
+//! Loading a program image into the program range: the program's `PT_LOAD` segments, its
+//! `PT_INTERP` (ld.so) when it names one, the brk heap and the initial stack, laid out the way
+//! Linux does (fs/binfmt_elf.c `load_elf_binary`), with randomized bases.
+
+use std::path::{Path, PathBuf};
+
+use elf_min::{ElfError, ElfFile, ElfKind, LoadPlan};
+
+use crate::mm::{Kind, Mm, PAGE, page_up};
+use crate::sys;
+
+/// Why a program could not be loaded: the path, and Linux's verdict.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}", path = .path.display())]
+pub struct ExecError {
+    /// The file that failed (the program or its interpreter).
+    pub path: PathBuf,
+    /// What was wrong with it.
+    #[source]
+    pub source: ElfError,
+}
+
+impl ExecError {
+    /// The errno `execve` would have returned.
+    pub fn errno(&self) -> i32 {
+        self.source.errno()
+    }
+
+    /// The exit status a shell gives: 127 when the file does not exist, 126 otherwise.
+    pub fn shell_status(&self) -> i32 {
+        if self.errno() == libc::ENOENT {
+            127
+        } else {
+            126
+        }
+    }
+}
+
+/// What the loaded program starts with.
+#[derive(Clone, Copy, Debug)]
+pub struct Loaded {
+    /// Where the first instruction is: ld.so's entry for a dynamic program, else the program's.
+    pub entry: u64,
+    /// The initial stack pointer (argc is at `[sp]`).
+    pub sp: u64,
+    /// The program's own entry point (AT_ENTRY).
+    pub program_entry: u64,
+    /// ld.so's load bias (AT_BASE), or 0.
+    pub interp_base: u64,
+}
+
+/// The argument vectors of the new image.
+#[derive(Clone, Debug)]
+pub struct Args<'a> {
+    /// `argv`, `argv[0]` first.
+    pub argv: &'a [Vec<u8>],
+    /// `envp`.
+    pub envp: &'a [Vec<u8>],
+    /// `AT_EXECFN`: the path as given to execve.
+    pub execfn: &'a [u8],
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    sys::random(&mut b);
+    u64::from_le_bytes(b)
+}
+
+/// A random page-aligned offset below `2^bits` pages... in bytes: `[0, 2^bits) * PAGE`.
+fn random_pages(bits: u32) -> u64 {
+    (random_u64() & ((1u64 << bits) - 1)) * PAGE
+}
+
+fn err(path: &Path, source: ElfError) -> ExecError {
+    ExecError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn nomem(path: &Path) -> ExecError {
+    err(
+        path,
+        ElfError::Io {
+            op: elf_min::IoOp::Read,
+            errno: libc::ENOMEM,
+        },
+    )
+}
+
+/// Maps every segment of `plan` (made from `file`).
+fn map_segments(mm: &mut Mm, plan: &LoadPlan, file: &[u8], path: &Path) -> Result<(), ExecError> {
+    for seg in &plan.segments {
+        let len = seg.end - seg.start;
+        if !mm.is_free(seg.start, len) {
+            return Err(nomem(path));
+        }
+        let mut image = vec![0u8; len as usize];
+        seg.write_image(file, &mut image);
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        mm.map_fixed(seg.start, len, rw, flags, -1, Kind::Anon)
+            .map_err(|_| nomem(path))?;
+        sys::write_program(seg.start, &image).map_err(|_| nomem(path))?;
+        let p = seg.prot;
+        let prot = (if p.read { libc::PROT_READ } else { 0 })
+            | (if p.write { libc::PROT_WRITE } else { 0 })
+            | (if p.exec { libc::PROT_EXEC } else { 0 });
+        if prot != rw {
+            mm.protect(seg.start, len, prot).map_err(|_| nomem(path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Plans `elf` at a bias: 0 for `ET_EXEC`, `pick(span_len, align)` for `ET_DYN`.
+fn plan(
+    elf: &ElfFile<'_>,
+    path: &Path,
+    pick: impl FnOnce(u64, u64) -> Option<u64>,
+) -> Result<LoadPlan, ExecError> {
+    let bias = match elf.kind() {
+        ElfKind::Exec => 0,
+        ElfKind::Dyn => {
+            let span = elf.span();
+            let base = pick(span.hi - span.lo, span.align).ok_or_else(|| nomem(path))?;
+            base - span.lo
+        }
+    };
+    elf.plan(bias).map_err(|e| err(path, e))
+}
+
+/// Loads the program at `path` into `mm` (which must be empty) and builds its initial stack.
+pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecError> {
+    let bytes = elf_min::read_executable(path).map_err(|e| err(path, e))?;
+    let elf = ElfFile::parse(&bytes).map_err(|e| err(path, e))?;
+    let range = mm.range();
+
+    // The program: ET_DYN at two thirds of the range plus up to 1 TiB (or 1/16 of the range)
+    // of randomness, like Linux's ELF_ET_DYN_BASE.
+    let rand_bits = (63 - (range.end / 16).leading_zeros()).min(40) - 12;
+    let pie_base = (range.end / 3 * 2) & !(PAGE - 1);
+    let program = plan(&elf, path, |len, align| {
+        let base = (pie_base + random_pages(rand_bits)) & !(align - 1);
+        (base + len <= range.end).then_some(base)
+    })?;
+    let (lo, hi) = program.span;
+    if !mm.contains(lo, hi - lo) {
+        return Err(nomem(path));
+    }
+    map_segments(mm, &program, &bytes, path)?;
+
+    // Stack at the top of the range, below a random gap; mmap area below the stack.
+    let stack_size = sys::getrlimit(libc::RLIMIT_STACK)
+        .rlim_cur
+        .clamp(128 << 10, 64 << 20)
+        & !(PAGE - 1);
+    let stack_top = range.end - (1 << 20) - random_pages(rand_bits.min(22));
+    let stack_lo = stack_top - stack_size;
+    let exec = if program.stack_exec {
+        libc::PROT_EXEC
+    } else {
+        0
+    };
+    mm.map_fixed(
+        stack_lo,
+        stack_size,
+        libc::PROT_READ | libc::PROT_WRITE | exec,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        -1,
+        Kind::Stack,
+    )
+    .map_err(|_| nomem(path))?;
+    mm.mmap_top = stack_lo - (256 << 20) - random_pages(rand_bits.min(28));
+
+    // The interpreter, in the mmap area like Linux places it.
+    let mut interp_plan = None;
+    let mut interp_bytes = Vec::new();
+    if let Some(interp) = elf.interp() {
+        let ipath =
+            PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(interp));
+        interp_bytes =
+            elf_min::read_executable(&ipath).map_err(|e| err(&ipath, e.as_interpreter_error()))?;
+        let ielf =
+            ElfFile::parse(&interp_bytes).map_err(|e| err(&ipath, e.as_interpreter_error()))?;
+        let top = mm.mmap_top;
+        let p = plan(&ielf, &ipath, |len, align| mm.find_free(len, align, top))?;
+        map_segments(mm, &p, &interp_bytes, &ipath)?;
+        interp_plan = Some(p);
+    }
+    drop(interp_bytes);
+
+    // brk after the program image, randomized by up to 32 MiB like Linux's arch_randomize_brk.
+    let brk = page_up(program.brk_start).unwrap_or(hi) + random_pages(13);
+    mm.brk = crate::mm::Brk {
+        start: brk,
+        cur: brk,
+    };
+
+    // The initial stack.
+    let mut auxv = elf_min::AuxvParams::for_program(&program, interp_plan.as_ref());
+    // SAFETY-free libc getters.
+    auxv.uid = u64::from(nix_ids().0);
+    auxv.euid = u64::from(nix_ids().1);
+    auxv.gid = u64::from(nix_ids().2);
+    auxv.egid = u64::from(nix_ids().3);
+    auxv.hwcap = sys::getauxval(libc::AT_HWCAP);
+    auxv.hwcap2 = sys::getauxval(libc::AT_HWCAP2) & hwcap2_supported(mm);
+    auxv.minsigstksz = sys::getauxval(51).max(2048); // AT_MINSIGSTKSZ
+    auxv.clktck = 100;
+    let mut random = [0u8; 16];
+    sys::random(&mut random);
+    let argv: Vec<&[u8]> = args.argv.iter().map(Vec::as_slice).collect();
+    let envp: Vec<&[u8]> = args.envp.iter().map(Vec::as_slice).collect();
+    let params = elf_min::StackParams {
+        stack_top,
+        argv: &argv,
+        envp: &envp,
+        execfn: args.execfn,
+        random,
+        auxv,
+        arg_limit: elf_min::arg_limit_for_stack_rlimit(stack_size),
+        align_pad: random_u64() % 512 * 16,
+    };
+    let stack = elf_min::build_initial_stack(&params).map_err(|e| err(path, e))?;
+    if stack.sp < stack_lo + PAGE {
+        return Err(err(
+            path,
+            ElfError::Io {
+                op: elf_min::IoOp::Read,
+                errno: libc::E2BIG,
+            },
+        ));
+    }
+    sys::write_program(stack.sp, &stack.image).map_err(|_| nomem(path))?;
+    Ok(Loaded {
+        entry: interp_plan.as_ref().map_or(program.entry, |i| i.entry),
+        sp: stack.sp,
+        program_entry: program.entry,
+        interp_base: interp_plan.as_ref().map_or(0, |i| i.load_bias),
+    })
+}
+
+/// `(uid, euid, gid, egid)` of the supervisor, which the program inherits.
+fn nix_ids() -> (u32, u32, u32, u32) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str, i: usize| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(i))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("Uid:", 1),
+        field("Uid:", 2),
+        field("Gid:", 1),
+        field("Gid:", 2),
+    )
+}
+
+/// HWCAP2 bits the guest really offers: FSGSBASE (bit 1) only where the vCPU enables it.
+fn hwcap2_supported(mm: &Mm) -> u64 {
+    let fsgsbase = mm.vm().host().cpuid(7, 0).is_some_and(|e| e.ebx & 1 != 0);
+    if fsgsbase { !0 } else { !2 }
+}

@@ -1,0 +1,772 @@
+//! System calls the supervisor implements itself, or forwards only after custom validation
+//! (nested pointers, memory management, process state).
+
+use std::ffi::CString;
+
+use super::{Ctx, PATH_MAX, check_fd, copy_cstr, copy_in, copy_out, read_u64};
+use crate::errno::Errno;
+use crate::mm::{Kind, PAGE, page_up};
+use crate::sys::{self, SysResult};
+
+/// Calls the host kernel with already-validated arguments.
+#[allow(unsafe_code)]
+fn host(nr: i64, a: [u64; 6]) -> SysResult {
+    // SAFETY: every caller in this module validated each pointer (program range or a supervisor
+    // copy kept alive across the call) and each descriptor before calling.
+    unsafe { sys::syscall6(nr, a) }
+}
+
+/// Calls that exist but are not supported in the sandbox yet: `ENOSYS`, so libraries fall
+/// back where they can (glibc does for `clone3` and `rseq`).
+pub fn unsupported(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Err(Errno::ENOSYS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process lifetime.
+
+pub fn exit(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    // With a single thread, exit ends the process like exit_group.
+    exit_group(ctx, a)
+}
+
+pub fn exit_group(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ctx.exit = Some((a[0] & 0xff) as i32);
+    Ok(0)
+}
+
+pub fn set_tid_address(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ctx.proc.tid_address = a[0];
+    Ok(sys::gettid() as u64)
+}
+
+pub fn set_robust_list(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    // sizeof(struct robust_list_head) on x86-64.
+    if a[1] != 24 {
+        return Err(Errno::EINVAL);
+    }
+    ctx.proc.robust_list = (a[0], a[1]);
+    Ok(0)
+}
+
+pub fn get_robust_list(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[0] != 0 && a[0] as i32 != sys::gettid() {
+        return Err(Errno(libc::ESRCH));
+    }
+    let (head, len) = ctx.proc.robust_list;
+    copy_out(&ctx.proc.mm, a[1], &head.to_ne_bytes())?;
+    copy_out(&ctx.proc.mm, a[2], &len.to_ne_bytes())?;
+    Ok(0)
+}
+
+pub fn personality(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    // Only the query and PER_LINUX are accepted: other personalities change how the *host*
+    // kernel treats the supervisor (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, ...).
+    let old = ctx.proc.personality;
+    match a[0] as u32 {
+        0xffff_ffff => Ok(old),
+        0 => {
+            ctx.proc.personality = 0;
+            Ok(old)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn arch_prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    const ARCH_SET_GS: u64 = 0x1001;
+    const ARCH_SET_FS: u64 = 0x1002;
+    const ARCH_GET_FS: u64 = 0x1003;
+    const ARCH_GET_GS: u64 = 0x1004;
+    let canonical = |v: u64| v < (1 << 47);
+    let verr = |_| Errno(libc::EIO);
+    match a[0] {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            if !canonical(a[1]) {
+                return Err(Errno::EPERM);
+            }
+            let mut s = ctx.vcpu.sregs().map_err(verr)?;
+            if a[0] == ARCH_SET_FS {
+                s.fs.base = a[1];
+            } else {
+                s.gs.base = a[1];
+            }
+            ctx.vcpu.set_sregs(&s).map_err(verr)?;
+            Ok(0)
+        }
+        ARCH_GET_FS | ARCH_GET_GS => {
+            let s = ctx.vcpu.sregs().map_err(verr)?;
+            let v = if a[0] == ARCH_GET_FS {
+                s.fs.base
+            } else {
+                s.gs.base
+            };
+            copy_out(&ctx.proc.mm, a[1], &v.to_ne_bytes())?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    match a[0] as i32 {
+        // Name of the calling thread: 16 bytes.
+        libc::PR_SET_NAME => {
+            let name = copy_in(&ctx.proc.mm, a[1], 16)
+                .or_else(|_| copy_cstr(&ctx.proc.mm, a[1], 16).map(|s| s.into_bytes_with_nul()))?;
+            host(libc::SYS_prctl, [a[0], name.as_ptr() as u64, 0, 0, 0, 0])
+        }
+        libc::PR_GET_NAME => {
+            ctx.proc.mm.check(a[1], 16)?;
+            host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0])
+        }
+        libc::PR_GET_DUMPABLE
+        | libc::PR_SET_DUMPABLE
+        | libc::PR_GET_NO_NEW_PRIVS
+        | libc::PR_SET_NO_NEW_PRIVS
+        | libc::PR_GET_TIMERSLACK
+        | libc::PR_SET_TIMERSLACK
+        | libc::PR_CAPBSET_READ
+        | libc::PR_GET_KEEPCAPS
+        | libc::PR_SET_KEEPCAPS
+        | libc::PR_GET_CHILD_SUBREAPER
+        | libc::PR_SET_CHILD_SUBREAPER => host(libc::SYS_prctl, *a),
+        libc::PR_GET_PDEATHSIG => {
+            ctx.proc.mm.check(a[1], 4)?;
+            host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0])
+        }
+        libc::PR_SET_PDEATHSIG => host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0]),
+        // Everything else (PR_SET_MM, PR_SET_SECCOMP, PR_SET_PTRACER, ...) would change the
+        // supervisor, not just the program.
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn prlimit64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let pid = a[0] as i32;
+    if pid != 0 && pid != std::process::id() as i32 {
+        return Err(Errno::EPERM);
+    }
+    let resource = a[1] as u32;
+    if a[2] != 0 {
+        // Limits on the address space or data size would count the supervisor's reservation
+        // and starve the supervisor itself; the program's own view of them is kept apart.
+        if matches!(resource, libc::RLIMIT_AS | libc::RLIMIT_DATA) {
+            let new = copy_in(&ctx.proc.mm, a[2], 16)?;
+            if a[3] != 0 {
+                let old = ctx.proc.rlimit_view(resource);
+                copy_out(&ctx.proc.mm, a[3], &old)?;
+            }
+            ctx.proc.set_rlimit_view(resource, new);
+            return Ok(0);
+        }
+    }
+    if a[3] != 0 && matches!(resource, libc::RLIMIT_AS | libc::RLIMIT_DATA) && a[2] == 0 {
+        let old = ctx.proc.rlimit_view(resource);
+        copy_out(&ctx.proc.mm, a[3], &old)?;
+        return Ok(0);
+    }
+    let new = if a[2] != 0 {
+        copy_in(&ctx.proc.mm, a[2], 16)?
+    } else {
+        Vec::new()
+    };
+    if a[3] != 0 {
+        ctx.proc.mm.check(a[3], 16)?;
+    }
+    let newp = if a[2] != 0 { new.as_ptr() as u64 } else { 0 };
+    host(libc::SYS_prlimit64, [0, a[1], newp, a[3], 0, 0])
+}
+
+pub fn getcpu(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    for &p in &a[..2] {
+        if p != 0 {
+            ctx.proc.mm.check(p, 4)?;
+        }
+    }
+    host(libc::SYS_getcpu, [a[0], a[1], 0, 0, 0, 0])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals: the program's dispositions and mask are kept by the supervisor and never installed
+// in the host process (a program handler address installed on the host would run program code
+// with the supervisor's privileges). Delivery to program handlers comes with signal support.
+
+/// Kernel `struct sigaction` on x86-64: handler, flags, restorer, mask (8 bytes each).
+const KSIGACTION: u64 = 32;
+
+pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let sig = a[0] as i32;
+    if a[3] != 8 || !(1..=64).contains(&sig) {
+        return Err(Errno::EINVAL);
+    }
+    let new = if a[1] != 0 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            return Err(Errno::EINVAL);
+        }
+        Some(copy_in(&ctx.proc.mm, a[1], KSIGACTION)?)
+    } else {
+        None
+    };
+    if a[2] != 0 {
+        let old = ctx.proc.sig.actions[sig as usize];
+        copy_out(&ctx.proc.mm, a[2], &old)?;
+    }
+    if let Some(n) = new {
+        ctx.proc.sig.actions[sig as usize].copy_from_slice(&n);
+    }
+    Ok(0)
+}
+
+pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[3] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let set = if a[1] != 0 {
+        Some(read_u64(&ctx.proc.mm, a[1])?)
+    } else {
+        None
+    };
+    let old = ctx.proc.sig.mask;
+    if let Some(set) = set {
+        let unblockable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
+        ctx.proc.sig.mask = match a[0] as i32 {
+            libc::SIG_BLOCK => old | set,
+            libc::SIG_UNBLOCK => old & !set,
+            libc::SIG_SETMASK => set,
+            _ => return Err(Errno::EINVAL),
+        } & !unblockable;
+    }
+    if a[2] != 0 {
+        copy_out(&ctx.proc.mm, a[2], &old.to_ne_bytes())?;
+    }
+    Ok(0)
+}
+
+pub fn sigaltstack(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    // stack_t: ss_sp (8), ss_flags (4 + 4 padding), ss_size (8).
+    let new = if a[0] != 0 {
+        Some(copy_in(&ctx.proc.mm, a[0], 24)?)
+    } else {
+        None
+    };
+    if a[1] != 0 {
+        let old = ctx.proc.sig.altstack;
+        copy_out(&ctx.proc.mm, a[1], &old)?;
+    }
+    if let Some(n) = new {
+        let flags = i32::from_ne_bytes(n[8..12].try_into().unwrap());
+        let size = u64::from_ne_bytes(n[16..24].try_into().unwrap());
+        if flags & !(libc::SS_DISABLE | (1 << 31)/* SS_AUTODISARM */) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & libc::SS_DISABLE == 0 && size < libc::MINSIGSTKSZ as u64 {
+            return Err(Errno(libc::ENOMEM));
+        }
+        ctx.proc.sig.altstack.copy_from_slice(&n);
+    }
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files.
+
+/// Refuses a freshly opened descriptor that reaches a process's memory through procfs
+/// (`/proc/PID/mem`, and `task/TID/mem`), whatever path led there: writes through it bypass
+/// page protections and would reach the supervisor's memory.
+fn screen_opened(fd: u64) -> SysResult {
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+    let s = link.to_string_lossy();
+    let is_mem = s.starts_with("/proc/") && (s.ends_with("/mem") || s.contains("/map_files/"));
+    if is_mem {
+        host(libc::SYS_close, [fd, 0, 0, 0, 0, 0]).ok();
+        return Err(Errno::EACCES);
+    }
+    Ok(fd)
+}
+
+fn open_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
+    if dirfd as i32 != libc::AT_FDCWD {
+        check_fd(ctx.proc, dirfd)?;
+    }
+    let p = copy_cstr(&ctx.proc.mm, path, PATH_MAX)?;
+    let fd = host(
+        libc::SYS_openat,
+        [dirfd, p.as_ptr() as u64, flags, mode, 0, 0],
+    )?;
+    screen_opened(fd)
+}
+
+pub fn open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    open_common(ctx, libc::AT_FDCWD as u64, a[0], a[1], a[2])
+}
+
+pub fn creat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let flags = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
+    open_common(ctx, libc::AT_FDCWD as u64, a[0], flags, a[1])
+}
+
+pub fn openat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    open_common(ctx, a[0], a[1], a[2], a[3])
+}
+
+pub fn openat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[0] as i32 != libc::AT_FDCWD {
+        check_fd(ctx.proc, a[0])?;
+    }
+    let p = copy_cstr(&ctx.proc.mm, a[1], PATH_MAX)?;
+    if a[3] > 4096 {
+        return Err(Errno(libc::E2BIG));
+    }
+    let how = copy_in(&ctx.proc.mm, a[2], a[3])?;
+    let fd = host(
+        libc::SYS_openat2,
+        [a[0], p.as_ptr() as u64, how.as_ptr() as u64, a[3], 0, 0],
+    )?;
+    screen_opened(fd)
+}
+
+pub fn close_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (first, last, flags) = (a[0] as u32, a[1] as u32, a[2]);
+    if first > last {
+        return Err(Errno::EINVAL);
+    }
+    // Close (or mark) the program's descriptors in [first, last], stepping around the
+    // runtime's own.
+    let mut lo = first;
+    let mut runtime: Vec<u32> = ctx.proc.runtime_fds().iter().map(|&f| f as u32).collect();
+    runtime.sort_unstable();
+    for fd in runtime.into_iter().filter(|&f| f >= first && f <= last) {
+        if fd > lo {
+            host(
+                libc::SYS_close_range,
+                [u64::from(lo), u64::from(fd - 1), flags, 0, 0, 0],
+            )?;
+        }
+        lo = fd + 1;
+    }
+    if lo <= last && lo >= first {
+        host(
+            libc::SYS_close_range,
+            [u64::from(lo), u64::from(last), flags, 0, 0, 0],
+        )?;
+    }
+    Ok(0)
+}
+
+pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_fd(ctx.proc, a[0])?;
+    let cmd = a[1] as i32;
+    match cmd {
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL
+        | libc::F_SETFL | libc::F_GETOWN | libc::F_SETOWN | 11 /* F_SETSIG */ | 12 /* F_GETSIG */
+        | libc::F_GETLEASE | libc::F_SETLEASE | libc::F_NOTIFY | libc::F_GETPIPE_SZ
+        | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS => {
+            host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
+        }
+        libc::F_GETLK | libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_GETLK | libc::F_OFD_SETLK
+        | libc::F_OFD_SETLKW => {
+            ctx.proc.mm.check(a[2], super::table::FLOCK_SIZE)?;
+            host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
+        }
+        15 /* F_SETOWN_EX */ | 16 /* F_GETOWN_EX */ => {
+            ctx.proc.mm.check(a[2], 8)?;
+            host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// ioctl requests the sandbox knows, with the size of the structure the argument points to
+/// (0: the argument is an integer or unused). Anything else is refused with `ENOTTY`.
+fn ioctl_size(req: u32) -> Option<u64> {
+    const TERMIOS: u64 = 60;
+    Some(match req {
+        0x5401 /* TCGETS */ | 0x5402 /* TCSETS */ | 0x5403 /* TCSETSW */ | 0x5404 /* TCSETSF */ => TERMIOS,
+        0x540b /* TCFLSH */ | 0x540a /* TCXONC */ | 0x5409 /* TCSBRK */ | 0x5425 /* TCSBRKP */ => 0,
+        0x5413 /* TIOCGWINSZ */ | 0x5414 /* TIOCSWINSZ */ => 8,
+        0x540f /* TIOCGPGRP */ | 0x5410 /* TIOCSPGRP */ | 0x5429 /* TIOCGSID */ => 4,
+        0x541b /* FIONREAD */ | 0x5421 /* FIONBIO */ | 0x5452 /* FIOASYNC */ => 4,
+        0x5450 /* FIONCLEX */ | 0x5451 /* FIOCLEX */ => 0,
+        0x5411 /* TIOCOUTQ */ => 4,
+        0x80045430 /* TIOCGPTN */ => 4,
+        0x40045431 /* TIOCSPTLCK */ => 4,
+        0x5424 /* TIOCGETD */ => 4,
+        _ => return None,
+    })
+}
+
+pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_fd(ctx.proc, a[0])?;
+    let size = ioctl_size(a[1] as u32).ok_or(Errno::ENOTTY)?;
+    if size > 0 {
+        ctx.proc.mm.check(a[2], size)?;
+    }
+    host(libc::SYS_ioctl, [a[0], a[1], a[2], 0, 0, 0])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scatter-gather I/O: the iovec array is copied in, every element checked, and the kernel
+// gets the copy.
+
+/// `IOV_MAX`.
+const IOV_MAX: u64 = 1024;
+
+fn copy_iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<libc::iovec>, Errno> {
+    if count > IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let raw = copy_in(&ctx.proc.mm, addr, count * 16)?;
+    let mut v = Vec::with_capacity(count as usize);
+    let mut total: u64 = 0;
+    for c in raw.chunks_exact(16) {
+        let base = u64::from_ne_bytes(c[..8].try_into().unwrap());
+        let len = u64::from_ne_bytes(c[8..].try_into().unwrap());
+        total = total
+            .checked_add(len)
+            .filter(|&t| t <= isize::MAX as u64)
+            .ok_or(Errno::EINVAL)?;
+        ctx.proc.mm.check(base, len)?;
+        v.push(libc::iovec {
+            iov_base: base as *mut _,
+            iov_len: len as usize,
+        });
+    }
+    Ok(v)
+}
+
+fn vec_io(ctx: &mut Ctx<'_>, nr: i64, a: &[u64; 6]) -> SysResult {
+    check_fd(ctx.proc, a[0])?;
+    let iov = copy_iovecs(ctx, a[1], a[2])?;
+    host(nr, [a[0], iov.as_ptr() as u64, a[2], a[3], a[4], a[5]])
+}
+
+pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    vec_io(ctx, libc::SYS_readv, a)
+}
+pub fn writev(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    vec_io(ctx, libc::SYS_writev, a)
+}
+pub fn preadv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    vec_io(ctx, libc::SYS_preadv, a)
+}
+pub fn pwritev(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    vec_io(ctx, libc::SYS_pwritev, a)
+}
+pub fn preadv2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    vec_io(ctx, libc::SYS_preadv2, a)
+}
+pub fn pwritev2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    vec_io(ctx, libc::SYS_pwritev2, a)
+}
+
+/// A validated copy of a `struct msghdr` (56 bytes on x86-64).
+struct Msg {
+    hdr: libc::msghdr,
+    _iov: Vec<libc::iovec>,
+    _name: Vec<u8>,
+}
+
+fn copy_msghdr(ctx: &Ctx<'_>, addr: u64, sending: bool) -> Result<Msg, Errno> {
+    let raw = copy_in(&ctx.proc.mm, addr, 56)?;
+    let q = |o: usize| u64::from_ne_bytes(raw[o..o + 8].try_into().unwrap());
+    let (name, namelen, iov, iovlen, control, controllen) = (
+        q(0),
+        u64::from(u32::from_ne_bytes(raw[8..12].try_into().unwrap())),
+        q(16),
+        q(24),
+        q(32),
+        q(40),
+    );
+    let iov = copy_iovecs(ctx, iov, iovlen)?;
+    // A name the kernel reads (sendmsg) is copied; one it writes (recvmsg) is checked.
+    let namelen = namelen.min(128);
+    let (name_ptr, name_copy) = if name == 0 {
+        (0, Vec::new())
+    } else if sending {
+        let b = copy_in(&ctx.proc.mm, name, namelen)?;
+        (b.as_ptr() as u64, b)
+    } else {
+        ctx.proc.mm.check(name, namelen)?;
+        (name, Vec::new())
+    };
+    if control != 0 {
+        ctx.proc.mm.check(control, controllen)?;
+    }
+    let mut hdr: libc::msghdr = empty_msghdr();
+    hdr.msg_name = name_ptr as *mut _;
+    hdr.msg_namelen = namelen as u32;
+    hdr.msg_iov = iov.as_ptr() as *mut _;
+    hdr.msg_iovlen = iov.len();
+    hdr.msg_control = control as *mut _;
+    hdr.msg_controllen = controllen as usize;
+    Ok(Msg {
+        hdr,
+        _iov: iov,
+        _name: name_copy,
+    })
+}
+
+fn empty_msghdr() -> libc::msghdr {
+    libc::msghdr {
+        msg_name: std::ptr::null_mut(),
+        msg_namelen: 0,
+        msg_iov: std::ptr::null_mut(),
+        msg_iovlen: 0,
+        msg_control: std::ptr::null_mut(),
+        msg_controllen: 0,
+        msg_flags: 0,
+    }
+}
+
+pub fn sendmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_fd(ctx.proc, a[0])?;
+    let m = copy_msghdr(ctx, a[1], true)?;
+    host(
+        libc::SYS_sendmsg,
+        [a[0], &m.hdr as *const _ as u64, a[2], 0, 0, 0],
+    )
+}
+
+pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_fd(ctx.proc, a[0])?;
+    let mut m = copy_msghdr(ctx, a[1], false)?;
+    let n = host(
+        libc::SYS_recvmsg,
+        [a[0], &mut m.hdr as *mut _ as u64, a[2], 0, 0, 0],
+    )?;
+    // Value-result fields back into the program's msghdr.
+    copy_out(&ctx.proc.mm, a[1] + 8, &m.hdr.msg_namelen.to_ne_bytes())?;
+    copy_out(
+        &ctx.proc.mm,
+        a[1] + 40,
+        &(m.hdr.msg_controllen as u64).to_ne_bytes(),
+    )?;
+    copy_out(&ctx.proc.mm, a[1] + 48, &m.hdr.msg_flags.to_ne_bytes())?;
+    Ok(n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting calls whose signal mask would be installed on the host thread: the mask is dropped
+// (program signal masks are the supervisor's business), the rest validated.
+
+pub fn ppoll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ctx.proc
+        .mm
+        .check(a[0], a[1].checked_mul(8).ok_or(Errno::EINVAL)?)?;
+    if a[2] != 0 {
+        ctx.proc.mm.check(a[2], 16)?;
+    }
+    host(libc::SYS_ppoll, [a[0], a[1], a[2], 0, 8, 0])
+}
+
+pub fn pselect6(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let n = (a[0] as i32).max(0) as u64 / 64 * 8 + 8;
+    for &p in &a[1..4] {
+        if p != 0 {
+            ctx.proc.mm.check(p, n)?;
+        }
+    }
+    if a[4] != 0 {
+        ctx.proc.mm.check(a[4], 16)?;
+    }
+    host(libc::SYS_pselect6, [a[0], a[1], a[2], a[3], a[4], 0])
+}
+
+pub fn epoll_pwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_fd(ctx.proc, a[0])?;
+    ctx.proc
+        .mm
+        .check(a[1], a[2].checked_mul(12).ok_or(Errno::EINVAL)?)?;
+    host(libc::SYS_epoll_wait, [a[0], a[1], a[2], a[3], 0, 0])
+}
+
+pub fn futex(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    const FUTEX_CMD_MASK: u64 = !(128 | 256); // ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
+    let cmd = a[1] & FUTEX_CMD_MASK;
+    ctx.proc.mm.check(a[0], 4)?;
+    // FUTEX_WAIT(0), WAIT_BITSET(9) take a timespec; REQUEUE(3), CMP_REQUEUE(4), WAKE_OP(5)
+    // take a second futex word (the 4th argument is then a count).
+    let timeout = matches!(cmd, 0 | 9 | 6 | 11);
+    let second = matches!(cmd, 3 | 4 | 5 | 11 | 12);
+    if timeout && a[3] != 0 {
+        ctx.proc.mm.check(a[3], 16)?;
+    }
+    if second {
+        ctx.proc.mm.check(a[4], 4)?;
+    }
+    if !matches!(cmd, 0 | 1 | 3 | 4 | 5 | 9 | 10) {
+        // The PI and requeue-PI operations are not supported.
+        return Err(Errno::ENOSYS);
+    }
+    host(libc::SYS_futex, *a)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory.
+
+pub fn brk(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    Ok(ctx.proc.mm.set_brk(a[0]))
+}
+
+pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (addr, len, prot, flags, fd, off) =
+        (a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]);
+    let map_type = flags & 0xf; // MAP_TYPE
+    let known = libc::MAP_SHARED
+        | libc::MAP_PRIVATE
+        | libc::MAP_SHARED_VALIDATE
+        | libc::MAP_FIXED
+        | libc::MAP_ANONYMOUS
+        | libc::MAP_NORESERVE
+        | libc::MAP_POPULATE
+        | libc::MAP_STACK
+        | libc::MAP_GROWSDOWN
+        | libc::MAP_DENYWRITE
+        | libc::MAP_EXECUTABLE
+        | libc::MAP_LOCKED
+        | libc::MAP_NONBLOCK
+        | libc::MAP_FIXED_NOREPLACE
+        | libc::MAP_32BIT;
+    if !matches!(map_type, 1 | 2 | 3) {
+        return Err(Errno::EINVAL);
+    }
+    if map_type == libc::MAP_SHARED_VALIDATE && flags & !known != 0 {
+        return Err(Errno(libc::EOPNOTSUPP));
+    }
+    if flags & libc::MAP_HUGETLB != 0
+        || prot & !(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    if len == 0 || off % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let anon = flags & libc::MAP_ANONYMOUS != 0;
+    if !anon {
+        check_fd(ctx.proc, fd as u64)?;
+    }
+    let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0;
+    let mm = &mut ctx.proc.mm;
+    let at = if fixed {
+        if addr % PAGE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        // MAP_FIXED outside the program's range would replace runtime memory: refused, as
+        // Linux refuses addresses above TASK_SIZE.
+        if !mm.contains(addr, len) {
+            return Err(Errno::ENOMEM);
+        }
+        if flags & libc::MAP_FIXED_NOREPLACE != 0 && !mm.is_free(addr, len) {
+            return Err(Errno(libc::EEXIST));
+        }
+        addr
+    } else {
+        let hint = addr & !(PAGE - 1);
+        if hint != 0 && mm.is_free(hint, len) {
+            hint
+        } else if flags & libc::MAP_32BIT != 0 {
+            mm.find_free(len, PAGE, 1 << 31).ok_or(Errno::ENOMEM)?
+        } else {
+            let top = mm.mmap_top;
+            mm.find_free(len, PAGE, top).ok_or(Errno::ENOMEM)?
+        }
+    };
+    let host_flags = (flags & !(libc::MAP_FIXED_NOREPLACE | libc::MAP_32BIT | libc::MAP_GROWSDOWN))
+        | libc::MAP_FIXED;
+    let kind = if anon {
+        Kind::Anon
+    } else {
+        Kind::File { offset: off }
+    };
+    mm.map_fixed(at, len, prot, host_flags, if anon { -1 } else { fd }, kind)
+}
+
+pub fn munmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ctx.proc.mm.unmap(a[0], a[1]).map(|_| 0)
+}
+
+pub fn mprotect(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let prot = a[2] as i32;
+    if prot
+        & !(libc::PROT_READ
+            | libc::PROT_WRITE
+            | libc::PROT_EXEC
+            | libc::PROT_GROWSDOWN
+            | libc::PROT_GROWSUP)
+        != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let prot = prot & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+    ctx.proc.mm.protect(a[0], a[1], prot).map(|_| 0)
+}
+
+pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ctx.proc.mm.remap(a[0], a[1], a[2], a[3] as i32, a[4])
+}
+
+fn range_or(ctx: &Ctx<'_>, addr: u64, len: u64, e: Errno) -> Result<u64, Errno> {
+    let len = page_up(len).ok_or(e)?;
+    if addr % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !ctx.proc.mm.contains(addr, len) {
+        return Err(e);
+    }
+    Ok(len)
+}
+
+pub fn msync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let len = range_or(ctx, a[0], a[1], Errno::ENOMEM)?;
+    host(libc::SYS_msync, [a[0], len, a[2], 0, 0, 0])
+}
+
+pub fn mincore(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let len = range_or(ctx, a[0], a[1], Errno::ENOMEM)?;
+    ctx.proc.mm.check(a[2], len / PAGE)?;
+    host(libc::SYS_mincore, [a[0], len, a[2], 0, 0, 0])
+}
+
+pub fn madvise(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let advice = a[2] as i32;
+    // Advice that only concerns the program's own pages. MADV_HWPOISON, MADV_SOFT_OFFLINE and
+    // the like act on physical pages and are refused.
+    let allowed = [
+        libc::MADV_NORMAL,
+        libc::MADV_RANDOM,
+        libc::MADV_SEQUENTIAL,
+        libc::MADV_WILLNEED,
+        libc::MADV_DONTNEED,
+        libc::MADV_FREE,
+        libc::MADV_REMOVE,
+        libc::MADV_DONTFORK,
+        libc::MADV_DOFORK,
+        libc::MADV_MERGEABLE,
+        libc::MADV_UNMERGEABLE,
+        libc::MADV_HUGEPAGE,
+        libc::MADV_NOHUGEPAGE,
+        libc::MADV_DONTDUMP,
+        libc::MADV_DODUMP,
+        libc::MADV_WIPEONFORK,
+        libc::MADV_KEEPONFORK,
+        libc::MADV_COLD,
+        libc::MADV_PAGEOUT,
+        22, // MADV_POPULATE_READ
+        23, // MADV_POPULATE_WRITE
+    ];
+    if !allowed.contains(&advice) {
+        return Err(Errno::EINVAL);
+    }
+    let len = range_or(ctx, a[0], a[1], Errno::ENOMEM)?;
+    if len == 0 {
+        return Ok(0);
+    }
+    host(libc::SYS_madvise, [a[0], len, a[2], 0, 0, 0])
+}
+
+/// Used by the trace: the C string at `addr`, if readable.
+pub fn peek_str(ctx_mm: &crate::mm::Mm, addr: u64) -> Option<CString> {
+    copy_cstr(ctx_mm, addr, PATH_MAX).ok()
+}

@@ -1,0 +1,193 @@
+//! Dispatch of every system-call exit: decode → policy → validate → emulate or forward →
+//! result in RAX.
+//!
+//! Validation rules (see `mm` for why a range check is enough for plain buffers):
+//! * a buffer the kernel reads or writes must lie wholly inside the program range (or be NULL,
+//!   which the kernel rejects itself);
+//! * anything the kernel would read *after* the supervisor looked at it — paths, names, socket
+//!   addresses, iovec arrays, msghdrs — is first copied into supervisor memory, and the kernel is
+//!   given the copy, so another thread cannot change it in between;
+//! * a file-descriptor argument naming one of the runtime's own descriptors gets `EBADF`;
+//! * a call not in the table gets `ENOSYS`.
+
+pub mod emul;
+pub mod table;
+
+use std::ffi::CString;
+
+use dune::Syscall;
+
+use crate::errno::Errno;
+use crate::mm::Mm;
+use crate::policy::Verdict;
+use crate::process::Process;
+use crate::sys::{self, SysResult};
+use table::{Arg, Imp, Len, Spec, TABLE};
+
+/// An emulated system call.
+pub type Handler = fn(&mut Ctx<'_>, &[u64; 6]) -> SysResult;
+
+/// `PATH_MAX`: the longest path (with its NUL) the kernel accepts.
+pub const PATH_MAX: usize = 4096;
+
+/// What a handler works on.
+pub struct Ctx<'a> {
+    /// The process.
+    pub proc: &'a mut Process,
+    /// The calling thread's vCPU.
+    pub vcpu: &'a mut dune::Vcpu,
+    /// Set by `exit`/`exit_group`: the status the program ends with.
+    pub exit: Option<i32>,
+}
+
+/// The spec for `nr`, if the call is supported.
+pub fn spec(nr: u64) -> Option<&'static Spec> {
+    TABLE.get(usize::try_from(nr).ok()?)?.as_ref()
+}
+
+/// Handles one system call; returns the value for RAX (a result or `-errno`).
+pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
+    let res = match spec(sc.nr) {
+        None => Err(Errno::ENOSYS),
+        Some(spec) => match ctx.proc.policy.check(sc.nr, spec.name, &sc.args) {
+            Verdict::Deny(e) => Err(e),
+            Verdict::Allow => match spec.imp {
+                Imp::Forward => forward(ctx.proc, sc.nr, spec, sc.args),
+                Imp::Emulate(h) => h(ctx, &sc.args),
+            },
+        },
+    };
+    if ctx.proc.trace.is_some() {
+        crate::trace::syscall(ctx.proc, sc, res);
+    }
+    match res {
+        Ok(v) => v,
+        Err(e) => (-i64::from(e.0)) as u64,
+    }
+}
+
+/// Checks a descriptor argument against the runtime's own descriptors.
+pub fn check_fd(proc: &Process, fd: u64) -> Result<(), Errno> {
+    if proc.is_runtime_fd(fd as i32) {
+        Err(Errno::EBADF)
+    } else {
+        Ok(())
+    }
+}
+
+/// The byte length `len` designates for the call's arguments `a`.
+fn len_of(mm: &Mm, len: Len, a: &[u64; 6]) -> Result<u64, Errno> {
+    Ok(match len {
+        Len::Fixed(n) => n,
+        Len::Of(i) => a[i],
+        Len::ArgTimes(i, size) => a[i].checked_mul(size).ok_or(Errno::EINVAL)?,
+        Len::DerefU32(i) => {
+            if a[i] == 0 {
+                0
+            } else {
+                u64::from(read_u32(mm, a[i])?)
+            }
+        }
+        Len::FdSet => (a[0] as i32).max(0) as u64 / 64 * 8 + 8,
+    })
+}
+
+/// Reads a `u32` of program memory.
+pub fn read_u32(mm: &Mm, addr: u64) -> Result<u32, Errno> {
+    let mut b = [0u8; 4];
+    mm.check(addr, 4)?;
+    sys::read_program(addr, &mut b)?;
+    Ok(u32::from_ne_bytes(b))
+}
+
+/// Reads a `u64` of program memory.
+pub fn read_u64(mm: &Mm, addr: u64) -> Result<u64, Errno> {
+    let mut b = [0u8; 8];
+    mm.check(addr, 8)?;
+    sys::read_program(addr, &mut b)?;
+    Ok(u64::from_ne_bytes(b))
+}
+
+/// Copies `len` bytes of program memory into a supervisor buffer.
+pub fn copy_in(mm: &Mm, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+    mm.check(addr, len)?;
+    let mut v = vec![0u8; usize::try_from(len).map_err(|_| Errno::EFAULT)?];
+    sys::read_program(addr, &mut v)?;
+    Ok(v)
+}
+
+/// Copies bytes into program memory.
+pub fn copy_out(mm: &Mm, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    mm.check(addr, bytes.len() as u64)?;
+    sys::write_program(addr, bytes)
+}
+
+/// Copies a NUL-terminated string of at most `max` bytes (NUL included) from program memory.
+/// Errors: `EFAULT` (unreadable or outside the program), `ENAMETOOLONG`.
+pub fn copy_cstr(mm: &Mm, addr: u64, max: usize) -> Result<CString, Errno> {
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < max {
+        // Read up to the end of the page, so an unmapped next page is never touched needlessly.
+        let chunk = (4096 - (at % 4096)).min((max - out.len()) as u64);
+        let mut buf = vec![0u8; chunk as usize];
+        mm.check(at, chunk)?;
+        sys::read_program(at, &mut buf)?;
+        if let Some(nul) = buf.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..nul]);
+            return Ok(CString::new(out).expect("no interior NUL"));
+        }
+        out.extend_from_slice(&buf);
+        at += chunk;
+    }
+    Err(Errno(libc::ENAMETOOLONG))
+}
+
+/// Validates the arguments of `spec` and performs the call on the host.
+pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResult {
+    let mut a = args;
+    // Copies the kernel gets instead of program memory; they must outlive the call.
+    let mut strings: Vec<CString> = Vec::new();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    for (i, kind) in spec.args.iter().enumerate() {
+        match *kind {
+            Arg::Int | Arg::Hex => {}
+            Arg::Fd => check_fd(proc, a[i])?,
+            Arg::AtFd => {
+                if a[i] as i32 != libc::AT_FDCWD {
+                    check_fd(proc, a[i])?
+                }
+            }
+            Arg::Path | Arg::Str => {
+                if a[i] != 0 {
+                    let s = copy_cstr(&proc.mm, a[i], PATH_MAX)?;
+                    a[i] = s.as_ptr() as u64;
+                    strings.push(s);
+                }
+            }
+            Arg::In(len) | Arg::Out(len) | Arg::InOut(len) => {
+                if a[i] != 0 {
+                    let n = len_of(&proc.mm, len, &args)?;
+                    proc.mm.check(a[i], n)?;
+                }
+            }
+            Arg::SockAddr(li) => {
+                if a[i] != 0 {
+                    // sizeof(struct sockaddr_storage): the kernel refuses longer with EINVAL.
+                    let n = (args[li] as u32).min(128);
+                    let b = copy_in(&proc.mm, a[i], u64::from(n))?;
+                    a[i] = b.as_ptr() as u64;
+                    blobs.push(b);
+                }
+            }
+        }
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: every pointer argument was checked above to lie in the program range or was
+    // replaced by a copy in `strings`/`blobs`, alive until after the call; descriptor arguments
+    // are not the runtime's; the table lists only calls that leave the supervisor's own state
+    // alone (see table.rs).
+    let r = unsafe { sys::syscall6(nr as i64, a) };
+    drop((strings, blobs));
+    r
+}
