@@ -90,6 +90,8 @@ pub struct Process {
     rlimits: HashMap<u32, [u8; 16]>,
     /// The program's name, for reports.
     pub name: String,
+    /// The program's executable, absolute (what `/proc/self/exe` shows it).
+    pub exe: std::path::PathBuf,
 }
 
 impl Process {
@@ -106,6 +108,7 @@ impl Process {
             robust_list: (0, 0),
             personality: 0,
             rlimits: HashMap::new(),
+            exe: std::fs::canonicalize(&name).unwrap_or_else(|_| name.clone().into()),
             name,
         };
         p.runtime_fds.sort_unstable();

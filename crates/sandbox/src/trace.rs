@@ -104,6 +104,7 @@ pub fn syscall(proc: &mut Process, sc: &Syscall, res: Result<u64, Errno>) {
         ),
     };
     let result = match res {
+        Ok(_) if matches!(sc.nr, 60 | 231) => "?".to_string(),
         Ok(v) if matches!(sc.nr, 9 | 12 | 25) => format!("{v:#x}"),
         Ok(v) => (v as i64).to_string(),
         Err(e) => format!("-1 {e}"),

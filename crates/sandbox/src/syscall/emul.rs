@@ -285,16 +285,63 @@ fn screen_opened(fd: u64) -> SysResult {
     Ok(fd)
 }
 
+/// Whether `path` names this process's executable through procfs (`/proc/self/exe`,
+/// `/proc/thread-self/exe`, `/proc/PID/exe`, `/proc/PID/task/TID/exe`). In the sandbox that
+/// link would name the supervisor; the program must see its own executable instead.
+fn is_own_exe(path: &[u8]) -> bool {
+    let Some(rest) = path.strip_prefix(b"/proc/") else { return false };
+    let pid = std::process::id().to_string();
+    let parts: Vec<&[u8]> = rest.split(|&b| b == b'/').collect();
+    let me = |p: &[u8]| p == b"self" || p == pid.as_bytes();
+    match parts.as_slice() {
+        [p, b"exe"] => me(p) || *p == b"thread-self",
+        [p, b"task", _, b"exe"] => me(p),
+        _ => false,
+    }
+}
+
+/// The path the kernel should open: the program's executable for its `/proc/self/exe`.
+fn redirect_exe(ctx: &Ctx<'_>, p: CString) -> CString {
+    if is_own_exe(p.as_bytes()) {
+        CString::new(ctx.proc.exe.as_os_str().as_encoded_bytes()).unwrap_or(p)
+    } else {
+        p
+    }
+}
+
 fn open_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
     if dirfd as i32 != libc::AT_FDCWD {
         check_fd(ctx.proc, dirfd)?;
     }
-    let p = copy_cstr(&ctx.proc.mm, path, PATH_MAX)?;
-    let fd = host(
-        libc::SYS_openat,
-        [dirfd, p.as_ptr() as u64, flags, mode, 0, 0],
-    )?;
+    let p = redirect_exe(ctx, copy_cstr(&ctx.proc.mm, path, PATH_MAX)?);
+    let fd = host(libc::SYS_openat, [dirfd, p.as_ptr() as u64, flags, mode, 0, 0])?;
     screen_opened(fd)
+}
+
+fn readlink_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
+    if dirfd as i32 != libc::AT_FDCWD {
+        check_fd(ctx.proc, dirfd)?;
+    }
+    let p = copy_cstr(&ctx.proc.mm, path, PATH_MAX)?;
+    ctx.proc.mm.check(buf, size)?;
+    if is_own_exe(p.as_bytes()) {
+        if (size as i64) <= 0 {
+            return Err(Errno::EINVAL);
+        }
+        let exe = ctx.proc.exe.as_os_str().as_encoded_bytes().to_vec();
+        let n = exe.len().min(size as usize);
+        copy_out(&ctx.proc.mm, buf, &exe[..n])?;
+        return Ok(n as u64);
+    }
+    host(libc::SYS_readlinkat, [dirfd, p.as_ptr() as u64, buf, size, 0, 0])
+}
+
+pub fn readlink(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    readlink_common(ctx, libc::AT_FDCWD as u64, a[0], a[1], a[2])
+}
+
+pub fn readlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    readlink_common(ctx, a[0], a[1], a[2], a[3])
 }
 
 pub fn open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -314,7 +361,7 @@ pub fn openat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[0] as i32 != libc::AT_FDCWD {
         check_fd(ctx.proc, a[0])?;
     }
-    let p = copy_cstr(&ctx.proc.mm, a[1], PATH_MAX)?;
+    let p = redirect_exe(ctx, copy_cstr(&ctx.proc.mm, a[1], PATH_MAX)?);
     if a[3] > 4096 {
         return Err(Errno(libc::E2BIG));
     }
@@ -769,4 +816,21 @@ pub fn madvise(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// Used by the trace: the C string at `addr`, if readable.
 pub fn peek_str(ctx_mm: &crate::mm::Mm, addr: u64) -> Option<CString> {
     copy_cstr(ctx_mm, addr, PATH_MAX).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_own_exe;
+
+    #[test]
+    fn own_exe_paths() {
+        let pid = std::process::id();
+        assert!(is_own_exe(b"/proc/self/exe"));
+        assert!(is_own_exe(b"/proc/thread-self/exe"));
+        assert!(is_own_exe(format!("/proc/{pid}/exe").as_bytes()));
+        assert!(is_own_exe(format!("/proc/{pid}/task/{pid}/exe").as_bytes()));
+        assert!(!is_own_exe(b"/proc/1/exe"));
+        assert!(!is_own_exe(b"/proc/self/exe/x"));
+        assert!(!is_own_exe(b"/proc/self/cwd"));
+    }
 }

@@ -178,7 +178,7 @@ table! {
     86 "link" [Path, Path] F;
     87 "unlink" [Path] F;
     88 "symlink" [Path, Path] F;
-    89 "readlink" [Path, Out(Of(2)), Int] F;
+    89 "readlink" [Path, Out(Of(2)), Int] e(emul::readlink);
     90 "chmod" [Path, Hex] F;
     91 "fchmod" [Fd, Hex] F;
     92 "chown" [Path, Int, Int] F;
@@ -266,7 +266,7 @@ table! {
     264 "renameat" [AtFd, Path, AtFd, Path] F;
     265 "linkat" [AtFd, Path, AtFd, Path, Hex] F;
     266 "symlinkat" [Path, AtFd, Path] F;
-    267 "readlinkat" [AtFd, Path, Out(Of(3)), Int] F;
+    267 "readlinkat" [AtFd, Path, Out(Of(3)), Int] e(emul::readlinkat);
     268 "fchmodat" [AtFd, Path, Hex] F;
     269 "faccessat" [AtFd, Path, Hex] F;
     270 "pselect6" [Int, InOut(FdSet), InOut(FdSet), InOut(FdSet), InOut(Fixed(TIMESPEC)), Hex] e(emul::pselect6);
