@@ -30,14 +30,8 @@ pub struct BenchTarget {
 
 /// The bench binaries `cargo xtask bench` runs; ones not declared yet are skipped with a note.
 pub const BENCHES: &[BenchTarget] = &[
-    BenchTarget {
-        package: "dune",
-        bench: "exits",
-    },
-    BenchTarget {
-        package: "trap",
-        bench: "decode",
-    },
+    BenchTarget { package: "dune", bench: "exits" },
+    BenchTarget { package: "trap", bench: "decode" },
 ];
 
 /// One row of the results table.
@@ -53,11 +47,7 @@ pub struct Row {
 
 /// The results table, in print order.
 pub const ROWS: &[Row] = &[
-    Row {
-        label: "host getpid",
-        id: "exits/host_getpid",
-        baseline: None,
-    },
+    Row { label: "host getpid", id: "exits/host_getpid", baseline: None },
     Row {
         label: "raw exit floor (doorbell store, ring 3)",
         id: "exits/floor_doorbell",
@@ -73,11 +63,7 @@ pub const ROWS: &[Row] = &[
         id: "exits/page_fault_round_trip",
         baseline: Some("exits/floor_doorbell"),
     },
-    Row {
-        label: "decode one exit (synthetic)",
-        id: "decode/syscall-doorbell",
-        baseline: None,
-    },
+    Row { label: "decode one exit (synthetic)", id: "decode/syscall-doorbell", baseline: None },
 ];
 
 /// Runs `cargo xtask bench`.
@@ -121,10 +107,7 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode, String> {
     let why_missing = |row: &Row| {
         let group = row.id.split('/').next().unwrap_or_default();
         if let Some(b) = missing_benches.iter().find(|b| b.bench == group) {
-            format!(
-                "bench `{}` of package `{}` does not exist yet",
-                b.bench, b.package
-            )
+            format!("bench `{}` of package `{}` does not exist yet", b.bench, b.package)
         } else if !ok {
             "cargo bench failed".into()
         } else if !args.filter.is_empty() {
@@ -201,9 +184,7 @@ fn collect_results(dir: &Path, since: SystemTime) -> Results {
 /// Reads one criterion `new/` directory: `(full id, median ns)` if fresh and well formed.
 fn read_result(new: &Path, since: SystemTime) -> Option<(String, f64)> {
     let estimates: PathBuf = new.join("estimates.json");
-    let modified = std::fs::metadata(&estimates)
-        .and_then(|m| m.modified())
-        .ok()?;
+    let modified = std::fs::metadata(&estimates).and_then(|m| m.modified()).ok()?;
     if modified < since {
         return None;
     }
@@ -223,27 +204,15 @@ fn median_ns(estimates: &serde_json::Value) -> Option<f64> {
 
 /// Formats a time: nanoseconds below 1 µs, else microseconds with two decimals.
 fn format_time(ns: f64) -> String {
-    if ns < 1000.0 {
-        format!("{ns:.1} ns")
-    } else {
-        format!("{:.2} µs", ns / 1000.0)
-    }
+    if ns < 1000.0 { format!("{ns:.1} ns") } else { format!("{:.2} µs", ns / 1000.0) }
 }
 
 /// The results table; `why_missing` explains rows without a result.
 fn table(rows: &[Row], results: &Results, why_missing: impl Fn(&Row) -> String) -> String {
-    let label_w = rows
-        .iter()
-        .map(|r| r.label.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("benchmark".len());
-    let baseline_label = |id: &str| {
-        rows.iter()
-            .find(|r| r.id == id)
-            .map_or(id, |r| r.label)
-            .to_string()
-    };
+    let label_w =
+        rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(0).max("benchmark".len());
+    let baseline_label =
+        |id: &str| rows.iter().find(|r| r.id == id).map_or(id, |r| r.label).to_string();
     let base_w = rows
         .iter()
         .filter_map(|r| r.baseline)
@@ -319,10 +288,7 @@ mod tests {
             lines[1].starts_with("host getpid")
                 && lines[1].ends_with("n/a (not run: why exits/host_getpid)")
         );
-        assert!(
-            lines[2].contains("2.00 µs") && lines[2].ends_with('-'),
-            "{t}"
-        );
+        assert!(lines[2].contains("2.00 µs") && lines[2].ends_with('-'), "{t}");
         assert!(
             lines[3].contains("5.00 µs")
                 && lines[3].contains("raw exit floor")
@@ -336,16 +302,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xtask-bench-test-{}", std::process::id()));
         let new = dir.join("decode_syscall-doorbell").join("new");
         std::fs::create_dir_all(&new).unwrap();
-        std::fs::write(
-            new.join("benchmark.json"),
-            r#"{"full_id":"decode/syscall-doorbell"}"#,
-        )
-        .unwrap();
-        std::fs::write(
-            new.join("estimates.json"),
-            r#"{"median":{"point_estimate":7.5}}"#,
-        )
-        .unwrap();
+        std::fs::write(new.join("benchmark.json"), r#"{"full_id":"decode/syscall-doorbell"}"#)
+            .unwrap();
+        std::fs::write(new.join("estimates.json"), r#"{"median":{"point_estimate":7.5}}"#).unwrap();
         let r = collect_results(&dir, SystemTime::UNIX_EPOCH);
         assert_eq!(r.get("decode/syscall-doorbell"), Some(&7.5));
         let later = SystemTime::now() + std::time::Duration::from_secs(60);

@@ -17,11 +17,7 @@ use std::process::ExitCode;
 
 /// Workspace automation for dune-rs.
 #[derive(Debug, Parser)]
-#[command(
-    name = "cargo xtask",
-    bin_name = "cargo xtask",
-    arg_required_else_help = true
-)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", arg_required_else_help = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,22 +63,16 @@ mod tests {
     fn trailing_args_after_double_dash() {
         let cli = Cli::try_parse_from(["xtask", "test", "--skip-clippy", "--", "-E", "test(foo)"])
             .unwrap();
-        let Command::Test(args) = cli.command else {
-            panic!("not test")
-        };
+        let Command::Test(args) = cli.command else { panic!("not test") };
         assert!(args.skip_clippy && !args.no_provision);
         assert_eq!(args.extra, ["-E", "test(foo)"]);
 
         let cli = Cli::try_parse_from(["xtask", "run", "--", "/bin/echo", "-n", "hi"]).unwrap();
-        let Command::Run(args) = cli.command else {
-            panic!("not run")
-        };
+        let Command::Run(args) = cli.command else { panic!("not run") };
         assert_eq!(args.program, ["/bin/echo", "-n", "hi"]);
 
         let cli = Cli::try_parse_from(["xtask", "bench", "--quick", "--", "decode"]).unwrap();
-        let Command::Bench(args) = cli.command else {
-            panic!("not bench")
-        };
+        let Command::Bench(args) = cli.command else { panic!("not bench") };
         assert!(args.quick);
         assert_eq!(args.filter, ["decode"]);
     }

@@ -27,40 +27,16 @@ pub struct Package {
 
 /// What the tests need. Keep it sorted by why: toolchain first, then guest programs.
 pub const PACKAGES: &[Package] = &[
-    Package {
-        name: "gcc",
-        check: Check::Binary("gcc"),
-    },
+    Package { name: "gcc", check: Check::Binary("gcc") },
     // `gcc -static` needs the static libc.
-    Package {
-        name: "libc6-dev",
-        check: Check::File("/usr/lib/x86_64-linux-gnu/libc.a"),
-    },
+    Package { name: "libc6-dev", check: Check::File("/usr/lib/x86_64-linux-gnu/libc.a") },
     // The Debian `busybox` package also installs /bin/busybox, but dynamically linked.
-    Package {
-        name: "busybox-static",
-        check: Check::StaticElf("/bin/busybox"),
-    },
-    Package {
-        name: "sqlite3",
-        check: Check::Binary("sqlite3"),
-    },
-    Package {
-        name: "python3",
-        check: Check::Binary("python3"),
-    },
-    Package {
-        name: "dash",
-        check: Check::Binary("dash"),
-    },
-    Package {
-        name: "bash",
-        check: Check::Binary("bash"),
-    },
-    Package {
-        name: "coreutils",
-        check: Check::Binary("cat"),
-    },
+    Package { name: "busybox-static", check: Check::StaticElf("/bin/busybox") },
+    Package { name: "sqlite3", check: Check::Binary("sqlite3") },
+    Package { name: "python3", check: Check::Binary("python3") },
+    Package { name: "dash", check: Check::Binary("dash") },
+    Package { name: "bash", check: Check::Binary("bash") },
+    Package { name: "coreutils", check: Check::Binary("cat") },
 ];
 
 impl Check {
@@ -78,14 +54,8 @@ impl Check {
 pub fn is_static_elf(elf: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
     let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| {
-        elf.get(o..o + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
-    };
-    let u64_at = |o: usize| {
-        elf.get(o..o + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-    };
+    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+    let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
     // ELFCLASS64, ELFDATA2LSB.
     if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
         return false;
@@ -98,9 +68,7 @@ pub fn is_static_elf(elf: &[u8]) -> bool {
         return false;
     };
     (0..usize::from(phnum)).all(|i| {
-        let p_type = phoff
-            .checked_add(i * usize::from(phentsize))
-            .and_then(u32_at);
+        let p_type = phoff.checked_add(i * usize::from(phentsize)).and_then(u32_at);
         p_type.is_some_and(|t| t != PT_INTERP)
     })
 }
@@ -114,22 +82,14 @@ fn is_root() -> bool {
 
 /// The packages of [`PACKAGES`] whose check fails.
 pub fn missing() -> Vec<&'static str> {
-    PACKAGES
-        .iter()
-        .filter(|p| !p.check.ok())
-        .map(|p| p.name)
-        .collect()
+    PACKAGES.iter().filter(|p| !p.check.ok()).map(|p| p.name).collect()
 }
 
 /// Installs the missing packages (as root, with apt-get), or explains how to when not root.
 pub fn provision() -> Result<(), String> {
     let missing = missing();
     for p in PACKAGES {
-        let state = if missing.contains(&p.name) {
-            "missing"
-        } else {
-            "ok"
-        };
+        let state = if missing.contains(&p.name) { "missing" } else { "ok" };
         println!("    {:<16} {state}", p.name);
     }
     if missing.is_empty() {
@@ -158,7 +118,7 @@ pub fn provision() -> Result<(), String> {
         println!("    apt-get install failed; updating the package lists and retrying");
         if !apt(&["apt-get", "update"])? {
             return Err(
-                "`apt-get update` failed; check the network and /etc/apt/sources.list".into(),
+                "`apt-get update` failed; check the network and /etc/apt/sources.list".into()
             );
         }
         if !apt(&install)? {

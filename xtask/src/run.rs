@@ -19,13 +19,10 @@ pub fn main(args: &RunArgs) -> Result<ExitCode, String> {
     let meta = util::Metadata::load()?;
     if !meta.has_package("sandbox") {
         return Err(
-            "the workspace has no `sandbox` package (crates/sandbox) yet; nothing to run".into(),
+            "the workspace has no `sandbox` package (crates/sandbox) yet; nothing to run".into()
         );
     }
-    util::run_ok(&mut util::cmd(
-        "cargo",
-        ["build", "--release", "-p", "sandbox"],
-    ))?;
+    util::run_ok(&mut util::cmd("cargo", ["build", "--release", "-p", "sandbox"]))?;
     let target = util::target_dir();
     let sandbox = target.join("release").join("sandbox");
     if !sandbox.is_file() {
@@ -51,10 +48,7 @@ pub fn main(args: &RunArgs) -> Result<ExitCode, String> {
 fn build_demo(source: &Path, out: &Path) -> Result<(), String> {
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let Some(src_time) = mtime(source) else {
-        return Err(format!(
-            "the demo source {} does not exist",
-            source.display()
-        ));
+        return Err(format!("the demo source {} does not exist", source.display()));
     };
     if mtime(out).is_some_and(|t| t >= src_time) {
         return Ok(());

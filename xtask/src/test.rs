@@ -43,73 +43,39 @@ pub fn main(args: &TestArgs) -> Result<ExitCode, String> {
     let mut steps: Vec<Step> = Vec::new();
     let skip_if = |cond: bool, why: &'static str| cond.then_some(why);
 
-    step(
-        &mut steps,
-        "provision",
-        skip_if(args.no_provision, "--no-provision"),
-        || {
-            provision::provision()?;
-            nextest = Some(provision::have_nextest());
-            Ok(())
-        },
-    );
+    step(&mut steps, "provision", skip_if(args.no_provision, "--no-provision"), || {
+        provision::provision()?;
+        nextest = Some(provision::have_nextest());
+        Ok(())
+    });
     step(&mut steps, "fmt", None, || {
         util::run_ok(&mut util::cmd("cargo", ["fmt", "--all", "--", "--check"]))
     });
-    step(
-        &mut steps,
-        "clippy",
-        skip_if(args.skip_clippy, "--skip-clippy"),
-        || {
-            let clippy = [
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ];
-            util::run_ok(&mut util::cmd("cargo", clippy))
-        },
-    );
-    step(&mut steps, "tests", None, || {
-        run_tests(&args.extra, &skip_log, &mut nextest)
+    step(&mut steps, "clippy", skip_if(args.skip_clippy, "--skip-clippy"), || {
+        let clippy = ["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"];
+        util::run_ok(&mut util::cmd("cargo", clippy))
     });
+    step(&mut steps, "tests", None, || run_tests(&args.extra, &skip_log, &mut nextest));
     let mut failed = steps.iter().any(|s| matches!(s.outcome, Outcome::Fail(_)));
 
     println!("\n==> summary");
     print!("{}", summary_table(&steps));
-    let tests_ran = steps
-        .iter()
-        .any(|s| s.name == "tests" && !matches!(s.outcome, Outcome::Skip(_)));
+    let tests_ran =
+        steps.iter().any(|s| s.name == "tests" && !matches!(s.outcome, Outcome::Skip(_)));
     if tests_ran {
         let log = std::fs::read_to_string(&skip_log).unwrap_or_default();
         let skips = parse_skips(&log);
         print!("{}", skips_listing(&skips));
         let require_kvm = std::env::var("DUNE_REQUIRE_KVM").is_ok_and(|v| v == "1");
         if require_kvm && !skips.is_empty() {
-            println!(
-                "FAIL: KVM required (DUNE_REQUIRE_KVM=1) but {} tests skipped",
-                skips.len()
-            );
+            println!("FAIL: KVM required (DUNE_REQUIRE_KVM=1) but {} tests skipped", skips.len());
             failed = true;
         }
     } else {
         println!("Skipped tests: unknown (the tests did not run)");
     }
-    println!(
-        "{}",
-        if failed {
-            "RESULT: FAIL"
-        } else {
-            "RESULT: PASS"
-        }
-    );
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    println!("{}", if failed { "RESULT: FAIL" } else { "RESULT: PASS" });
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// Runs one step unless `skip` says why not or an earlier step failed; records it in `steps`.
@@ -126,11 +92,7 @@ fn step(
             .then_some("an earlier step failed")
     });
     if let Some(why) = skip {
-        steps.push(Step {
-            name,
-            outcome: Outcome::Skip(why),
-            secs: 0.0,
-        });
+        steps.push(Step { name, outcome: Outcome::Skip(why), secs: 0.0 });
         return;
     }
     println!("\n==> {name}");
@@ -142,11 +104,7 @@ fn step(
             Outcome::Fail(e)
         }
     };
-    steps.push(Step {
-        name,
-        outcome,
-        secs: t.elapsed().as_secs_f64(),
-    });
+    steps.push(Step { name, outcome, secs: t.elapsed().as_secs_f64() });
 }
 
 /// The `tests` step: the unit and integration tests (nextest, else cargo test), then doc tests.
@@ -158,15 +116,9 @@ fn run_tests(extra: &[String], skip_log: &Path, nextest: &mut Option<bool>) -> R
     std::fs::write(skip_log, "")
         .map_err(|e| format!("cannot truncate {}: {e}", skip_log.display()))?;
     let nextest = *nextest.get_or_insert_with(provision::have_nextest);
-    let runner: &[&str] = if nextest {
-        &["nextest", "run"]
-    } else {
-        &["test"]
-    };
+    let runner: &[&str] = if nextest { &["nextest", "run"] } else { &["test"] };
     let mut c = util::cmd("cargo", runner);
-    c.args(["--workspace", "--no-fail-fast"])
-        .args(extra)
-        .env("DUNE_SKIP_LOG", skip_log);
+    c.args(["--workspace", "--no-fail-fast"]).args(extra).env("DUNE_SKIP_LOG", skip_log);
     let main = util::run_ok(&mut c);
     // Doc tests run even when the others failed, so one run reports everything.
     let mut c = util::cmd("cargo", ["test", "--workspace", "--doc"]);
@@ -185,10 +137,7 @@ fn summary_table(steps: &[Step]) -> String {
     for step in steps {
         let (result, note) = match &step.outcome {
             Outcome::Pass => ("PASS", String::new()),
-            Outcome::Fail(e) => (
-                "FAIL",
-                format!("  {}", e.lines().next().unwrap_or_default()),
-            ),
+            Outcome::Fail(e) => ("FAIL", format!("  {}", e.lines().next().unwrap_or_default())),
             Outcome::Skip(why) => ("skip", format!("  ({why})")),
         };
         let secs = if matches!(step.outcome, Outcome::Skip(_)) {
@@ -204,11 +153,7 @@ fn summary_table(steps: &[Step]) -> String {
 /// Parses the skip log (`name<TAB>reason` lines) into unique `(name, reason)` pairs, in order.
 fn parse_skips(log: &str) -> Vec<(String, String)> {
     let mut skips: Vec<(String, String)> = Vec::new();
-    for line in log
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty())
-    {
+    for line in log.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()) {
         let (name, reason) = line.split_once('\t').unwrap_or((line, "no reason given"));
         let entry = (name.trim().to_string(), reason.trim().to_string());
         if !skips.contains(&entry) {
@@ -253,34 +198,20 @@ mod tests {
     #[test]
     fn summary_lists_every_step() {
         let steps = [
-            Step {
-                name: "provision",
-                outcome: Outcome::Pass,
-                secs: 1.25,
-            },
+            Step { name: "provision", outcome: Outcome::Pass, secs: 1.25 },
             Step {
                 name: "fmt",
                 outcome: Outcome::Fail("`cargo fmt` failed\nmore".into()),
                 secs: 0.5,
             },
-            Step {
-                name: "clippy",
-                outcome: Outcome::Skip("--skip-clippy"),
-                secs: 0.0,
-            },
+            Step { name: "clippy", outcome: Outcome::Skip("--skip-clippy"), secs: 0.0 },
         ];
         let t = summary_table(&steps);
         assert!(
             t.contains("provision  PASS        1.2") || t.contains("provision  PASS        1.3"),
             "{t}"
         );
-        assert!(
-            t.contains("fmt        FAIL        0.5  `cargo fmt` failed\n"),
-            "{t}"
-        );
-        assert!(
-            t.contains("clippy     skip          -  (--skip-clippy)\n"),
-            "{t}"
-        );
+        assert!(t.contains("fmt        FAIL        0.5  `cargo fmt` failed\n"), "{t}");
+        assert!(t.contains("clippy     skip          -  (--skip-clippy)\n"), "{t}");
     }
 }

@@ -7,10 +7,7 @@ use std::process::{Command, ExitStatus, Stdio};
 /// The workspace root (the parent of this crate's directory).
 pub fn root() -> PathBuf {
     let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
-    xtask
-        .parent()
-        .expect("xtask lives in the workspace root")
-        .to_path_buf()
+    xtask.parent().expect("xtask lives in the workspace root").to_path_buf()
 }
 
 /// Cargo's target directory: `$CARGO_TARGET_DIR` when set, else `<root>/target`.
@@ -21,9 +18,7 @@ pub fn target_dir() -> PathBuf {
             if dir.is_absolute() {
                 dir
             } else {
-                std::env::current_dir()
-                    .map(|cwd| cwd.join(&dir))
-                    .unwrap_or(dir)
+                std::env::current_dir().map(|cwd| cwd.join(&dir)).unwrap_or(dir)
             }
         }
         _ => root().join("target"),
@@ -32,14 +27,9 @@ pub fn target_dir() -> PathBuf {
 
 /// Quotes `s` for a POSIX shell when it needs it, so echoed commands can be pasted back.
 pub fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-./=:,+@%".contains(&b));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    let plain =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./=:,+@%".contains(&b));
+    if plain { s.to_string() } else { format!("'{}'", s.replace('\'', r"'\''")) }
 }
 
 /// The shell-style command line of `cmd`, with the environment variables it sets in front.
@@ -47,11 +37,7 @@ pub fn command_line(cmd: &Command) -> String {
     let mut parts = Vec::new();
     for (k, v) in cmd.get_envs() {
         if let Some(v) = v {
-            parts.push(format!(
-                "{}={}",
-                k.to_string_lossy(),
-                shell_quote(&v.to_string_lossy())
-            ));
+            parts.push(format!("{}={}", k.to_string_lossy(), shell_quote(&v.to_string_lossy())));
         }
     }
     parts.push(shell_quote(&cmd.get_program().to_string_lossy()));
@@ -73,32 +59,20 @@ where
 /// Prints `cmd`'s command line, then runs it with inherited stdio and waits for it.
 pub fn run(cmd: &mut Command) -> Result<ExitStatus, String> {
     println!("$ {}", command_line(cmd));
-    cmd.status().map_err(|e| {
-        format!(
-            "cannot start `{}`: {e}",
-            cmd.get_program().to_string_lossy()
-        )
-    })
+    cmd.status().map_err(|e| format!("cannot start `{}`: {e}", cmd.get_program().to_string_lossy()))
 }
 
 /// Like [`run`], but a non-zero exit is an error too.
 pub fn run_ok(cmd: &mut Command) -> Result<(), String> {
     let status = run(cmd)?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{}` failed: {status}", command_line(cmd)))
-    }
+    if status.success() { Ok(()) } else { Err(format!("`{}` failed: {status}", command_line(cmd))) }
 }
 
 /// Prints `cmd`'s command line, then runs it quietly; returns whether it succeeded and its stdout.
 pub fn run_captured(cmd: &mut Command) -> (bool, String) {
     println!("$ {}", command_line(cmd));
     match cmd.stdin(Stdio::null()).stderr(Stdio::null()).output() {
-        Ok(out) => (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        ),
+        Ok(out) => (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned()),
         Err(_) => (false, String::new()),
     }
 }
@@ -150,12 +124,7 @@ impl Metadata {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|t| {
-                        (
-                            t["name"].as_str().unwrap_or_default().to_string(),
-                            strs(&t["kind"]),
-                        )
-                    })
+                    .map(|t| (t["name"].as_str().unwrap_or_default().to_string(), strs(&t["kind"])))
                     .collect();
                 (p["name"].as_str().unwrap_or_default().to_string(), targets)
             })

@@ -18,9 +18,7 @@ use dune::{Perms, RawExit, Trap};
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("exits");
-    group
-        .measurement_time(Duration::from_secs(4))
-        .sample_size(30);
+    group.measurement_time(Duration::from_secs(4)).sample_size(30);
     group.bench_function("host_getpid", |b| {
         // SAFETY: getpid has no preconditions.
         b.iter(|| unsafe { libc::syscall(libc::SYS_getpid) })

@@ -14,12 +14,7 @@ pub struct IoctlError {
 
 impl fmt::Display for IoctlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} failed: {}",
-            self.ioctl,
-            std::io::Error::from_raw_os_error(self.errno)
-        )
+        write!(f, "{} failed: {}", self.ioctl, std::io::Error::from_raw_os_error(self.errno))
     }
 }
 
@@ -27,17 +22,11 @@ impl std::error::Error for IoctlError {}
 
 impl IoctlError {
     pub(crate) fn new(ioctl: &'static str, e: kvm_ioctls::Error) -> Self {
-        IoctlError {
-            ioctl,
-            errno: e.errno(),
-        }
+        IoctlError { ioctl, errno: e.errno() }
     }
 
     pub(crate) fn from_io(ioctl: &'static str, e: &std::io::Error) -> Self {
-        IoctlError {
-            ioctl,
-            errno: e.raw_os_error().unwrap_or(libc::EIO),
-        }
+        IoctlError { ioctl, errno: e.raw_os_error().unwrap_or(libc::EIO) }
     }
 }
 

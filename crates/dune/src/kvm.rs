@@ -51,26 +51,10 @@ impl KvmHost {
             return Err(KvmError::ApiVersion(version));
         }
         for (cap, name, why) in [
-            (
-                Cap::UserMemory,
-                "KVM_CAP_USER_MEMORY",
-                "guest memory is the process's own",
-            ),
-            (
-                Cap::SyncMmu,
-                "KVM_CAP_SYNC_MMU",
-                "host mmap/munmap must reach the guest",
-            ),
-            (
-                Cap::ImmediateExit,
-                "KVM_CAP_IMMEDIATE_EXIT",
-                "a vCPU kick must never be lost",
-            ),
-            (
-                Cap::ExtCpuid,
-                "KVM_CAP_EXT_CPUID",
-                "the guest gets the host's CPUID",
-            ),
+            (Cap::UserMemory, "KVM_CAP_USER_MEMORY", "guest memory is the process's own"),
+            (Cap::SyncMmu, "KVM_CAP_SYNC_MMU", "host mmap/munmap must reach the guest"),
+            (Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT", "a vCPU kick must never be lost"),
+            (Cap::ExtCpuid, "KVM_CAP_EXT_CPUID", "the guest gets the host's CPUID"),
         ] {
             if !kvm.check_extension(cap) {
                 return Err(KvmError::MissingCapability { name, why });
@@ -89,17 +73,9 @@ impl KvmHost {
         let nr_memslots = kvm.get_nr_memslots().clamp(1, u32::MAX as usize) as u32;
         let sync_regs =
             kvm.check_extension_int(Cap::SyncRegs) as u32 & kvm_bindings::KVM_SYNC_X86_REGS != 0;
-        let disable_quirks2 = kvm
-            .check_extension_raw(u64::from(kvm_bindings::KVM_CAP_DISABLE_QUIRKS2))
-            .max(0) as u64;
-        Ok(KvmHost {
-            kvm,
-            supported_cpuid,
-            phys_bits,
-            nr_memslots,
-            sync_regs,
-            disable_quirks2,
-        })
+        let disable_quirks2 =
+            kvm.check_extension_raw(u64::from(kvm_bindings::KVM_CAP_DISABLE_QUIRKS2)).max(0) as u64;
+        Ok(KvmHost { kvm, supported_cpuid, phys_bits, nr_memslots, sync_regs, disable_quirks2 })
     }
 
     /// Guest-physical address width in bits (CPUID 0x80000008 EAX[7:0] from

@@ -57,47 +57,19 @@ pub struct Perms {
 
 impl Perms {
     /// User read-only, not executable.
-    pub const USER_R: Perms = Perms {
-        write: false,
-        exec: false,
-        user: true,
-    };
+    pub const USER_R: Perms = Perms { write: false, exec: false, user: true };
     /// User read-write, not executable.
-    pub const USER_RW: Perms = Perms {
-        write: true,
-        exec: false,
-        user: true,
-    };
+    pub const USER_RW: Perms = Perms { write: true, exec: false, user: true };
     /// User read-execute.
-    pub const USER_RX: Perms = Perms {
-        write: false,
-        exec: true,
-        user: true,
-    };
+    pub const USER_RX: Perms = Perms { write: false, exec: true, user: true };
     /// User read-write-execute.
-    pub const USER_RWX: Perms = Perms {
-        write: true,
-        exec: true,
-        user: true,
-    };
+    pub const USER_RWX: Perms = Perms { write: true, exec: true, user: true };
     /// Supervisor read-only, not executable.
-    pub const KERNEL_R: Perms = Perms {
-        write: false,
-        exec: false,
-        user: false,
-    };
+    pub const KERNEL_R: Perms = Perms { write: false, exec: false, user: false };
     /// Supervisor read-write, not executable.
-    pub const KERNEL_RW: Perms = Perms {
-        write: true,
-        exec: false,
-        user: false,
-    };
+    pub const KERNEL_RW: Perms = Perms { write: true, exec: false, user: false };
     /// Supervisor read-execute.
-    pub const KERNEL_RX: Perms = Perms {
-        write: false,
-        exec: true,
-        user: false,
-    };
+    pub const KERNEL_RX: Perms = Perms { write: false, exec: true, user: false };
 
     fn bits(self) -> u64 {
         let mut b = PTE_P;
@@ -114,11 +86,7 @@ impl Perms {
     }
 
     fn from_bits(e: u64) -> Perms {
-        Perms {
-            write: e & PTE_RW != 0,
-            exec: e & PTE_NX == 0,
-            user: e & PTE_US != 0,
-        }
+        Perms { write: e & PTE_RW != 0, exec: e & PTE_NX == 0, user: e & PTE_US != 0 }
     }
 
     /// Whether `self` grants everything `other` grants.
@@ -139,11 +107,7 @@ pub enum Flush {
 
 impl Flush {
     fn or(self, other: Flush) -> Flush {
-        if self == Flush::Needed || other == Flush::Needed {
-            Flush::Needed
-        } else {
-            Flush::None
-        }
+        if self == Flush::Needed || other == Flush::Needed { Flush::Needed } else { Flush::None }
     }
 }
 
@@ -214,13 +178,7 @@ fn check_range(gva: u64, len: u64) -> Result<(), MapError> {
 impl PageTables {
     /// Creates empty page tables (one zeroed PML4) in `arena`, whose HVA must equal its GPA.
     pub(crate) fn new(arena: HostMapping) -> Result<Self, MapError> {
-        let mut pt = PageTables {
-            arena,
-            next: 0,
-            free: Vec::new(),
-            root: 0,
-            in_use: 0,
-        };
+        let mut pt = PageTables { arena, next: 0, free: Vec::new(), root: 0, in_use: 0 };
         pt.root = pt.alloc()?;
         Ok(pt)
     }
@@ -255,8 +213,7 @@ impl PageTables {
     }
 
     fn entry(&self, table_gpa: u64, idx: u64) -> &std::sync::atomic::AtomicU64 {
-        self.arena
-            .atomic_u64(table_gpa - self.arena.addr() + idx * 8)
+        self.arena.atomic_u64(table_gpa - self.arena.addr() + idx * 8)
     }
 
     fn load(&self, table: u64, idx: u64) -> u64 {
@@ -421,9 +378,7 @@ impl PageTables {
     /// Changes the permissions of every mapped page in `[gva, gva + len)`; unmapped parts are
     /// skipped. Accessed and dirty bits are kept.
     pub fn protect(&mut self, gva: u64, len: u64, perms: Perms) -> Result<Flush, MapError> {
-        self.update(gva, len, |e| {
-            (e & !(PTE_RW | PTE_US | PTE_NX)) | perms.bits()
-        })
+        self.update(gva, len, |e| (e & !(PTE_RW | PTE_US | PTE_NX)) | perms.bits())
     }
 
     /// Clears the accessed and dirty bits of every mapped page in `[gva, gva + len)`. The caller
@@ -501,10 +456,7 @@ mod tests {
     #[test]
     fn map_translate_unmap_4k() {
         let mut pt = tables();
-        assert_eq!(
-            pt.map(0x40_0000, 0x1234_5000, 0x3000, Perms::USER_RX, false),
-            Ok(Flush::None)
-        );
+        assert_eq!(pt.map(0x40_0000, 0x1234_5000, 0x3000, Perms::USER_RX, false), Ok(Flush::None));
         let t = pt.translate(0x40_1234).unwrap();
         assert_eq!(t.gpa, 0x1234_6234);
         assert_eq!(t.perms, Perms::USER_RX);
@@ -519,48 +471,31 @@ mod tests {
     #[test]
     fn huge_pages_and_split() {
         let mut pt = tables();
-        let flush = pt
-            .map(0x4000_0000, 0x8000_0000, 4 * PAGE_2M, Perms::USER_RW, true)
-            .unwrap();
+        let flush = pt.map(0x4000_0000, 0x8000_0000, 4 * PAGE_2M, Perms::USER_RW, true).unwrap();
         assert_eq!(flush, Flush::None);
         assert_eq!(pt.translate(0x4020_0010).unwrap().page_size, PAGE_2M);
         assert_eq!(pt.translate(0x4020_0010).unwrap().gpa, 0x8020_0010);
         // Protect one 4 KiB page inside a 2 MiB page: the page is split, the rest unchanged.
-        assert_eq!(
-            pt.protect(0x4020_1000, 0x1000, Perms::USER_R),
-            Ok(Flush::Needed)
-        );
+        assert_eq!(pt.protect(0x4020_1000, 0x1000, Perms::USER_R), Ok(Flush::Needed));
         let t = pt.translate(0x4020_1000).unwrap();
-        assert_eq!(
-            (t.page_size, t.perms, t.gpa),
-            (PAGE_4K, Perms::USER_R, 0x8020_1000)
-        );
+        assert_eq!((t.page_size, t.perms, t.gpa), (PAGE_4K, Perms::USER_R, 0x8020_1000));
         let t = pt.translate(0x4020_2000).unwrap();
-        assert_eq!(
-            (t.page_size, t.perms, t.gpa),
-            (PAGE_4K, Perms::USER_RW, 0x8020_2000)
-        );
+        assert_eq!((t.page_size, t.perms, t.gpa), (PAGE_4K, Perms::USER_RW, 0x8020_2000));
         assert_eq!(pt.translate(0x4040_0000).unwrap().page_size, PAGE_2M);
         // Upgrading permissions needs no flush.
-        assert_eq!(
-            pt.protect(0x4020_1000, 0x1000, Perms::USER_RWX),
-            Ok(Flush::None)
-        );
+        assert_eq!(pt.protect(0x4020_1000, 0x1000, Perms::USER_RWX), Ok(Flush::None));
     }
 
     #[test]
     fn walk_and_accessed_dirty() {
         let mut pt = tables();
-        let _ = pt
-            .map(0x7000, 0x7000, 0x1000, Perms::USER_RW, false)
-            .unwrap();
+        let _ = pt.map(0x7000, 0x7000, 0x1000, Perms::USER_RW, false).unwrap();
         let w = pt.walk(0x7000);
         assert_eq!(w.entries.len(), 4);
         assert!(!w.accessed_all_levels());
         // Simulate the CPU setting A/D on the leaf.
         let leaf_table = w.entries[2].1 & PTE_ADDR;
-        pt.entry(leaf_table, 7)
-            .fetch_or(PTE_A | PTE_D, Ordering::SeqCst);
+        pt.entry(leaf_table, 7).fetch_or(PTE_A | PTE_D, Ordering::SeqCst);
         let t = pt.translate(0x7000).unwrap();
         assert!(t.accessed && t.dirty);
         let _ = pt.clear_accessed_dirty(0x7000, 0x1000).unwrap();
@@ -588,14 +523,10 @@ mod tests {
     #[test]
     fn remap_over_huge_frees_tables() {
         let mut pt = tables();
-        let _ = pt
-            .map(0x20_0000, 0x20_0000, 0x1000, Perms::USER_R, false)
-            .unwrap();
+        let _ = pt.map(0x20_0000, 0x20_0000, 0x1000, Perms::USER_R, false).unwrap();
         let before = pt.pages_in_use();
         assert_eq!(before, 4);
-        let f = pt
-            .map(0x20_0000, 0x20_0000, PAGE_2M, Perms::USER_R, true)
-            .unwrap();
+        let f = pt.map(0x20_0000, 0x20_0000, PAGE_2M, Perms::USER_R, true).unwrap();
         assert_eq!(f, Flush::Needed);
         assert_eq!(pt.pages_in_use(), 3);
     }

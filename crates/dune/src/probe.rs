@@ -25,10 +25,7 @@ use crate::vcpu::Vcpu;
 use crate::vm::{Platform, SyscallPath, TlbFlush, Vm};
 
 fn unexpected(step: &'static str, seen: impl std::fmt::Debug) -> VmError {
-    VmError::Probe {
-        step,
-        seen: format!("{seen:?}"),
-    }
+    VmError::Probe { step, seen: format!("{seen:?}") }
 }
 
 /// Reads one byte at `addr` from ring 3. `Ok(true)` when the read succeeded, `Ok(false)` on a
@@ -87,10 +84,7 @@ pub(crate) fn run(vm: &Arc<Vm>) -> Result<Platform, VmError> {
     };
 
     // 3. 1 GiB pages, when advertised.
-    let advertised = vm
-        .host()
-        .cpuid(0x8000_0001, 0)
-        .is_some_and(|e| e.edx & (1 << 26) != 0);
+    let advertised = vm.host().cpuid(0x8000_0001, 0).is_some_and(|e| e.edx & (1 << 26) != 0);
     let huge_1g = if advertised {
         let arena = l.page_tables_start;
         debug_assert!(arena.is_multiple_of(PAGE_1G));
@@ -106,10 +100,5 @@ pub(crate) fn run(vm: &Arc<Vm>) -> Result<Platform, VmError> {
     } else {
         false
     };
-    Ok(Platform {
-        syscall_path,
-        huge_1g,
-        tlb_flush,
-        probe_time: t0.elapsed(),
-    })
+    Ok(Platform { syscall_path, huge_1g, tlb_flush, probe_time: t0.elapsed() })
 }

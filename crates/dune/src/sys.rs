@@ -66,9 +66,7 @@ impl HostMapping {
 
     fn check(&self, offset: u64, len: usize) {
         assert!(
-            offset
-                .checked_add(len as u64)
-                .is_some_and(|end| end <= self.len as u64),
+            offset.checked_add(len as u64).is_some_and(|end| end <= self.len as u64),
             "access {offset:#x}+{len:#x} outside a {:#x}-byte host mapping",
             self.len
         );
@@ -156,11 +154,7 @@ pub(crate) unsafe fn set_slot(
 ) -> Result<(), kvm_ioctls::Error> {
     let region = kvm_userspace_memory_region {
         slot,
-        flags: if readonly {
-            kvm_bindings::KVM_MEM_READONLY
-        } else {
-            0
-        },
+        flags: if readonly { kvm_bindings::KVM_MEM_READONLY } else { 0 },
         guest_phys_addr: gpa,
         memory_size: len,
         userspace_addr: hva,
@@ -248,21 +242,14 @@ pub(crate) fn set_vcpu_signal_mask(
         len: u32,
         sigset: [u8; 8],
     }
-    let mut m = SignalMask {
-        len: 8,
-        sigset: [0; 8],
-    };
+    let mut m = SignalMask { len: 8, sigset: [0; 8] };
     // SAFETY: `mask` is a valid sigset_t of at least 8 bytes.
     let bytes =
         unsafe { std::slice::from_raw_parts((mask as *const libc::sigset_t).cast::<u8>(), 8) };
     m.sigset.copy_from_slice(bytes);
     // SAFETY: KVM_SET_SIGNAL_MASK reads a kvm_signal_mask of `len` bytes of set from the pointer.
     let rc = unsafe { libc::ioctl(vcpu.as_raw_fd(), KVM_SET_SIGNAL_MASK, &m) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Pending kick signals of the calling thread, consumed by [`consume_kicks`].
@@ -277,10 +264,7 @@ pub(crate) struct Kicks {
 /// Consumes the calling thread's pending kick signals.
 pub(crate) fn consume_kicks() -> Kicks {
     let set = kick_set();
-    let zero = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     let mut k = Kicks::default();
     loop {
         // SAFETY: valid pointers; sigtimedwait with a zero timeout never blocks.
@@ -385,10 +369,7 @@ impl ThreadTimer {
     /// Arms the timer to fire once after `d` (zero disarms).
     pub(crate) fn arm(&self, d: std::time::Duration) {
         let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
             it_value: libc::timespec {
                 tv_sec: d.as_secs() as libc::time_t,
                 tv_nsec: d.subsec_nanos() as libc::c_long,
@@ -453,9 +434,14 @@ pub(crate) fn create_vm(kvm: &kvm_ioctls::Kvm, floor: Option<i32>) -> io::Result
 }
 
 /// Creates vCPU `id` whose descriptor sits at or above `floor`.
-pub(crate) fn create_vcpu(vm: &VmFd, id: u64, floor: Option<i32>) -> io::Result<kvm_ioctls::VcpuFd> {
+pub(crate) fn create_vcpu(
+    vm: &VmFd,
+    id: u64,
+    floor: Option<i32>,
+) -> io::Result<kvm_ioctls::VcpuFd> {
     use std::os::fd::AsRawFd;
-    let fd = relocate_fd(ioctl_new_fd(vm.as_raw_fd(), KVM_CREATE_VCPU, id as libc::c_ulong)?, floor)?;
+    let fd =
+        relocate_fd(ioctl_new_fd(vm.as_raw_fd(), KVM_CREATE_VCPU, id as libc::c_ulong)?, floor)?;
     // SAFETY: `fd` is a fresh vCPU descriptor of `vm` owned by nobody else.
     unsafe { vm.create_vcpu_from_rawfd(fd) }.map_err(|e| io::Error::from_raw_os_error(e.errno()))
 }

@@ -26,10 +26,7 @@ pub fn kvm_or_skip(test: &str) -> bool {
 pub fn record_skip(test: &str, reason: &str) {
     eprintln!("SKIPPED {test}: {reason}");
     if let Ok(path) = std::env::var("DUNE_SKIP_LOG")
-        && let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
     {
         let _ = writeln!(f, "{test}\t{reason}");
     }

@@ -208,18 +208,13 @@ fn segment(selector: u16, code: bool, dpl: u8) -> kvm_segment {
 }
 
 fn null_segment(base: u64) -> kvm_segment {
-    kvm_segment {
-        base,
-        unusable: 1,
-        ..segment(0, false, 3)
-    }
+    kvm_segment { base, unusable: 1, ..segment(0, false, 3) }
 }
 
 impl Vcpu {
     pub(crate) fn new(vm: Arc<Vm>, mut fd: VcpuFd, index: u32) -> Result<Vcpu, VmError> {
         sys::install_kick_handler();
-        fd.set_cpuid2(&vm.host.supported_cpuid)
-            .map_err(ioctl("KVM_SET_CPUID2"))?;
+        fd.set_cpuid2(&vm.host.supported_cpuid).map_err(ioctl("KVM_SET_CPUID2"))?;
         let area = vm.layout.cpu_area(index);
         let sync_regs = vm.host.sync_regs;
         if sync_regs {
@@ -277,12 +272,7 @@ impl Vcpu {
             s: 0,
             ..Default::default()
         };
-        s.ldt = kvm_segment {
-            type_: 2,
-            present: 1,
-            unusable: 1,
-            ..Default::default()
-        };
+        s.ldt = kvm_segment { type_: 2, present: 1, unusable: 1, ..Default::default() };
         s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
         s.cr3 = self.vm.page_table_root();
         s.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
@@ -300,10 +290,7 @@ impl Vcpu {
             (l7.ebx & (1 << 7) != 0, CR4_SMEP),
             (l7.ebx & (1 << 20) != 0, CR4_SMAP),
         ];
-        s.cr4 = optional
-            .iter()
-            .filter(|(ok, _)| *ok)
-            .fold(cr4, |c, (_, bit)| c | bit);
+        s.cr4 = optional.iter().filter(|(ok, _)| *ok).fold(cr4, |c, (_, bit)| c | bit);
         if self.fd.set_sregs(&s).is_err() {
             // Some hosts refuse optional CR4 bits (kvm_pvm refuses PCIDE, for one); they only
             // harden ring 0, which runs nothing but the trampolines.
@@ -319,19 +306,12 @@ impl Vcpu {
             // state, which needs a per-process permission and an 11 KiB XSAVE area.
             let d = leaf(0xd, 0).unwrap_or_default();
             let xcr0 = (u64::from(d.edx) << 32 | u64::from(d.eax)) & !(3 << 17) | 1;
-            let mut xcrs = kvm_xcrs {
-                nr_xcrs: 1,
-                ..Default::default()
-            };
+            let mut xcrs = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
             xcrs.xcrs[0].xcr = 0;
             xcrs.xcrs[0].value = xcr0;
             self.fd.set_xcrs(&xcrs).map_err(ioctl("KVM_SET_XCRS"))?;
         }
-        let fpu = kvm_fpu {
-            fcw: 0x37f,
-            mxcsr: 0x1f80,
-            ..Default::default()
-        };
+        let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
         self.fd.set_fpu(&fpu).map_err(ioctl("KVM_SET_FPU"))?;
         self.set_msrs(&[
             (MSR_STAR, STAR),
@@ -339,11 +319,7 @@ impl Vcpu {
             (MSR_KERNEL_GS_BASE, 0),
             (MSR_PAT, 0x0007_0406_0007_0406),
         ])?;
-        let regs = kvm_regs {
-            rflags: 2,
-            rip: l.ring0_code,
-            ..Default::default()
-        };
+        let regs = kvm_regs { rflags: 2, rip: l.ring0_code, ..Default::default() };
         self.fd.set_regs(&regs).map_err(ioctl("KVM_SET_REGS"))?;
         self.regs_state = RegsState::Unknown;
         Ok(())
@@ -352,22 +328,14 @@ impl Vcpu {
     fn set_msrs(&self, entries: &[(u32, u64)]) -> Result<(), VcpuError> {
         let e: Vec<kvm_msr_entry> = entries
             .iter()
-            .map(|&(index, data)| kvm_msr_entry {
-                index,
-                data,
-                ..Default::default()
-            })
+            .map(|&(index, data)| kvm_msr_entry { index, data, ..Default::default() })
             .collect();
         let msrs = Msrs::from_entries(&e).expect("few MSRs");
         let n = self.fd.set_msrs(&msrs).map_err(ioctl("KVM_SET_MSRS"))?;
         if n != e.len() {
             let failed = e[n].index;
             tracing::warn!(msr = failed, "KVM_SET_MSRS stopped early");
-            return Err(IoctlError {
-                ioctl: "KVM_SET_MSRS",
-                errno: libc::EINVAL,
-            }
-            .into());
+            return Err(IoctlError { ioctl: "KVM_SET_MSRS", errno: libc::EINVAL }.into());
         }
         Ok(())
     }
@@ -448,11 +416,7 @@ impl Vcpu {
         self.after_exit();
         match r {
             Ok(()) | Err(libc::EINTR) => Ok(()),
-            Err(errno) => Err(IoctlError {
-                ioctl: "KVM_RUN",
-                errno,
-            }
-            .into()),
+            Err(errno) => Err(IoctlError { ioctl: "KVM_RUN", errno }.into()),
         }
     }
 
@@ -494,9 +458,7 @@ impl Vcpu {
                 self.fd.sync_regs_mut().regs = self.regs;
                 self.fd.set_sync_dirty_reg(SyncReg::Register);
             } else {
-                self.fd
-                    .set_regs(&self.regs)
-                    .map_err(ioctl("KVM_SET_REGS"))?;
+                self.fd.set_regs(&self.regs).map_err(ioctl("KVM_SET_REGS"))?;
             }
             self.regs_state = RegsState::Clean;
         }
@@ -555,13 +517,7 @@ impl Vcpu {
     /// [`Trap::PageFault`]/[`Trap::Exception`] until the vCPU runs again).
     pub fn exception_frame(&self) -> IretFrame {
         let [_, rip, cs, rflags, rsp, ss] = self.ist_words();
-        IretFrame {
-            rip,
-            cs,
-            rflags,
-            rsp,
-            ss,
-        }
+        IretFrame { rip, cs, rflags, rsp, ss }
     }
 
     /// Changes where the exception trampoline's `iretq` returns: the way to resume the program
@@ -590,10 +546,7 @@ impl Vcpu {
         if generation == self.tlb_gen {
             return Ok(());
         }
-        let method = self
-            .vm
-            .platform_opt()
-            .map_or(TlbFlush::ReloadCr3, |p| p.tlb_flush);
+        let method = self.vm.platform_opt().map_or(TlbFlush::ReloadCr3, |p| p.tlb_flush);
         self.flush_tlb(method, generation)?;
         self.tlb_gen = generation;
         Ok(())
@@ -686,11 +639,7 @@ impl Vcpu {
             RawExit::IoOut { .. } => self.ist_words(),
             _ => [0; 6],
         };
-        let cx = ExitContext {
-            regs: &regs,
-            ist: &ist,
-            doorbell_gpa: self.vm.layout.doorbell,
-        };
+        let cx = ExitContext { regs: &regs, ist: &ist, doorbell_gpa: self.vm.layout.doorbell };
         let fd = &self.fd;
         let needs_regs = self.regs_state == RegsState::Unknown;
         if needs_regs {
@@ -729,30 +678,22 @@ impl Vcpu {
                 data.fill(0xff);
                 RawExit::IoIn { port }
             }
-            VcpuExit::MmioWrite(gpa, data) => RawExit::Mmio {
-                gpa,
-                len: data.len() as u32,
-                write: true,
-            },
+            VcpuExit::MmioWrite(gpa, data) => {
+                RawExit::Mmio { gpa, len: data.len() as u32, write: true }
+            }
             VcpuExit::MmioRead(gpa, data) => {
                 data.fill(0);
-                RawExit::Mmio {
-                    gpa,
-                    len: data.len() as u32,
-                    write: false,
-                }
+                RawExit::Mmio { gpa, len: data.len() as u32, write: false }
             }
             VcpuExit::Hlt => RawExit::Hlt,
             VcpuExit::Shutdown => RawExit::Shutdown,
             VcpuExit::Intr => RawExit::Interrupted,
             VcpuExit::FailEntry(reason, _) => RawExit::FailEntry { reason },
             VcpuExit::MemoryFault { gpa, .. } => RawExit::HostFault { gpa: Some(gpa) },
-            VcpuExit::InternalError => RawExit::InternalError {
-                suberror: sys::internal_suberror(self.fd.get_kvm_run()),
-            },
-            _ => RawExit::Other {
-                reason: self.fd.get_kvm_run().exit_reason,
-            },
+            VcpuExit::InternalError => {
+                RawExit::InternalError { suberror: sys::internal_suberror(self.fd.get_kvm_run()) }
+            }
+            _ => RawExit::Other { reason: self.fd.get_kvm_run().exit_reason },
         })
     }
 }

@@ -18,10 +18,10 @@ use trap::tramp;
 
 use crate::error::{IoctlError, MapError, VmError};
 use crate::kvm::KvmHost;
+pub use crate::paging::Flush;
 use crate::paging::{PAGE_1G, PAGE_2M, PAGE_4K, PageTables, Perms, Translation, Walk};
 use crate::sys::{self, HostMapping};
 use crate::vcpu::{KickHandle, Vcpu};
-pub use crate::paging::Flush;
 
 /// How a VM is created.
 #[derive(Clone, Debug)]
@@ -42,12 +42,7 @@ pub struct VmConfig {
 
 impl Default for VmConfig {
     fn default() -> Self {
-        VmConfig {
-            max_vcpus: 64,
-            page_table_bytes: PAGE_1G,
-            system_base: None,
-            fd_floor: None,
-        }
+        VmConfig { max_vcpus: 64, page_table_bytes: PAGE_1G, system_base: None, fd_floor: None }
     }
 }
 
@@ -226,13 +221,8 @@ impl Vm {
         tracing::debug!(?platform, "dune platform probe");
         vm.platform.set(platform).expect("platform probed twice");
         if platform.syscall_path == SyscallPath::Ring3Doorbell {
-            let _ = vm.pt().map(
-                layout.doorbell,
-                layout.doorbell,
-                PAGE_SIZE,
-                Perms::USER_RW,
-                false,
-            )?;
+            let _ =
+                vm.pt().map(layout.doorbell, layout.doorbell, PAGE_SIZE, Perms::USER_RW, false)?;
         }
         Ok(vm)
     }
@@ -244,10 +234,8 @@ impl Vm {
             tracing::debug!("KVM_CAP_DISABLE_QUIRKS2 lacks FIX_HYPERCALL_INSN; vmcall not guarded");
             return Ok(());
         }
-        let mut cap = kvm_enable_cap {
-            cap: kvm_bindings::KVM_CAP_DISABLE_QUIRKS2,
-            ..Default::default()
-        };
+        let mut cap =
+            kvm_enable_cap { cap: kvm_bindings::KVM_CAP_DISABLE_QUIRKS2, ..Default::default() };
         cap.args[0] = quirk;
         fd.enable_cap(&cap)
             .map_err(|e| IoctlError::new("KVM_ENABLE_CAP(KVM_CAP_DISABLE_QUIRKS2)", e))?;
@@ -300,10 +288,8 @@ impl Vm {
         let idt = trap::desc::idt(|v| l.ring0_code + tramp::vector_stub_offset(v));
         let bytes: Vec<u8> = idt.iter().flatten().flat_map(|q| q.to_le_bytes()).collect();
         self.system.write(layout::IDT_OFFSET, &bytes);
-        self.system
-            .write(layout::RING0_CODE_OFFSET, tramp::ring0_code());
-        self.system
-            .write(layout::RING3_CODE_OFFSET, tramp::ring3_code());
+        self.system.write(layout::RING0_CODE_OFFSET, tramp::ring0_code());
+        self.system.write(layout::RING3_CODE_OFFSET, tramp::ring3_code());
         let mut pt = self.pt();
         let _ = pt.map(
             l.base + layout::IDT_OFFSET,
@@ -312,13 +298,7 @@ impl Vm {
             Perms::KERNEL_R,
             false,
         )?;
-        let _ = pt.map(
-            l.ring0_code,
-            l.ring0_code,
-            PAGE_SIZE,
-            Perms::KERNEL_RX,
-            false,
-        )?;
+        let _ = pt.map(l.ring0_code, l.ring0_code, PAGE_SIZE, Perms::KERNEL_RX, false)?;
         let _ = pt.map(l.ring3_code, l.ring3_code, PAGE_SIZE, Perms::USER_RX, false)?;
         Ok(())
     }
@@ -446,13 +426,9 @@ impl Vm {
         {
             let mem = self.mem.lock().unwrap();
             let mut va = gva;
-            let end = gva
-                .checked_add(len)
-                .ok_or(MapError::NonCanonical { gva, len })?;
+            let end = gva.checked_add(len).ok_or(MapError::NonCanonical { gva, len })?;
             while va < end {
-                let slot = mem
-                    .slot_for_hva(va)
-                    .ok_or(MapError::NotBacked { gva: va })?;
+                let slot = mem.slot_for_hva(va).ok_or(MapError::NotBacked { gva: va })?;
                 let run_end = end.min(slot.hva + slot.len);
                 runs.push((va, slot.gpa + (va - slot.hva), run_end - va));
                 va = run_end;
@@ -499,7 +475,12 @@ impl Vm {
 
     /// Like [`Vm::protect`] without the flush, for callers that then `mprotect` the host mapping
     /// of exactly this range to the same rights (see [`Vm::map_host_coherent`]).
-    pub fn protect_host_coherent(&self, gva: u64, len: u64, perms: Perms) -> Result<Flush, MapError> {
+    pub fn protect_host_coherent(
+        &self,
+        gva: u64,
+        len: u64,
+        perms: Perms,
+    ) -> Result<Flush, MapError> {
         if self.layout.overlaps(gva, len) {
             return Err(MapError::NotBacked { gva });
         }
@@ -566,9 +547,7 @@ impl Vm {
     pub fn create_vcpu(self: &Arc<Self>) -> Result<Vcpu, VmError> {
         let index = self.next_vcpu.fetch_add(1, Ordering::SeqCst);
         if index >= self.cfg.max_vcpus {
-            return Err(VmError::TooManyVcpus {
-                max: self.cfg.max_vcpus,
-            });
+            return Err(VmError::TooManyVcpus { max: self.cfg.max_vcpus });
         }
         self.new_vcpu(index)
     }
@@ -581,10 +560,7 @@ impl Vm {
     fn new_vcpu(self: &Arc<Self>, index: u32) -> Result<Vcpu, VmError> {
         let fd = sys::create_vcpu(&self.fd, u64::from(index), self.cfg.fd_floor)
             .map_err(|e| IoctlError::from_io("KVM_CREATE_VCPU", &e))?;
-        self.fds
-            .lock()
-            .unwrap()
-            .push(std::os::fd::AsRawFd::as_raw_fd(&fd));
+        self.fds.lock().unwrap().push(std::os::fd::AsRawFd::as_raw_fd(&fd));
         self.build_cpu_area(index)?;
         Vcpu::new(self.clone(), fd, index)
     }
@@ -608,9 +584,7 @@ impl Vm {
             off + layout::CPU_TSS_OFFSET,
             &trap::desc::tss(area + layout::CPU_IST_TOP_OFFSET),
         );
-        let _ = self
-            .pt()
-            .map(area, area, layout::CPU_AREA_SIZE, Perms::KERNEL_RW, false)?;
+        let _ = self.pt().map(area, area, layout::CPU_AREA_SIZE, Perms::KERNEL_RW, false)?;
         Ok(())
     }
 

@@ -7,29 +7,16 @@ fn kvm_errors_name_the_cause_and_the_fix() {
     assert!(missing.contains("/dev/kvm does not exist") && missing.contains("modprobe"));
     let denied = KvmError::NotPermitted.to_string();
     assert!(denied.contains("group kvm") && denied.contains("usermod"));
-    let cap = KvmError::MissingCapability {
-        name: "KVM_CAP_IMMEDIATE_EXIT",
-        why: "x",
-    }
-    .to_string();
+    let cap = KvmError::MissingCapability { name: "KVM_CAP_IMMEDIATE_EXIT", why: "x" }.to_string();
     assert!(cap.contains("KVM_CAP_IMMEDIATE_EXIT"));
-    let e = dune::IoctlError {
-        ioctl: "KVM_SET_USER_MEMORY_REGION",
-        errno: libc::EEXIST,
-    };
+    let e = dune::IoctlError { ioctl: "KVM_SET_USER_MEMORY_REGION", errno: libc::EEXIST };
     let s = e.to_string();
-    assert!(
-        s.contains("KVM_SET_USER_MEMORY_REGION") && s.contains("File exists"),
-        "{s}"
-    );
+    assert!(s.contains("KVM_SET_USER_MEMORY_REGION") && s.contains("File exists"), "{s}");
 }
 
 #[test]
 fn opening_a_path_that_is_not_kvm_fails_cleanly() {
-    assert!(matches!(
-        dune::KvmHost::open_path("/nonexistent/kvm"),
-        Err(KvmError::Missing)
-    ));
+    assert!(matches!(dune::KvmHost::open_path("/nonexistent/kvm"), Err(KvmError::Missing)));
     match dune::KvmHost::open_path("/dev/null") {
         Err(KvmError::ApiVersion(_)) => {}
         other => panic!("expected an API-version error, got {other:?}"),
@@ -42,10 +29,7 @@ fn bad_mappings_are_typed_errors() {
         return;
     }
     let vm = Vm::new(VmConfig::default()).unwrap();
-    assert!(matches!(
-        vm.map(0x1001, 4096, Perms::USER_R),
-        Err(MapError::Unaligned { .. })
-    ));
+    assert!(matches!(vm.map(0x1001, 4096, Perms::USER_R), Err(MapError::Unaligned { .. })));
     assert!(matches!(
         vm.map(0x40_0000, 4096, Perms::USER_R),
         Err(MapError::NotBacked { gva: 0x40_0000 })
@@ -65,14 +49,7 @@ fn too_many_vcpus() {
     if !dune::testing::kvm_or_skip("dune::errors::too_many_vcpus") {
         return;
     }
-    let vm = Vm::new(VmConfig {
-        max_vcpus: 1,
-        ..VmConfig::default()
-    })
-    .unwrap();
+    let vm = Vm::new(VmConfig { max_vcpus: 1, ..VmConfig::default() }).unwrap();
     let _a = vm.create_vcpu().unwrap();
-    assert!(matches!(
-        vm.create_vcpu(),
-        Err(dune::VmError::TooManyVcpus { max: 1 })
-    ));
+    assert!(matches!(vm.create_vcpu(), Err(dune::VmError::TooManyVcpus { max: 1 })));
 }

@@ -92,11 +92,7 @@ fn privileged_instructions_raise_gp_and_the_host_resumes_elsewhere() {
     ] {
         match env.call(f, &[]) {
             Trap::Exception(e) => {
-                assert_eq!(
-                    e.vector, 13,
-                    "{name}: #GP expected, got vector {}",
-                    e.vector
-                );
+                assert_eq!(e.vector, 13, "{name}: #GP expected, got vector {}", e.vector);
                 assert_eq!(e.rip, f, "{name}: faulting RIP");
                 assert!(e.user, "{name}");
                 assert_eq!(e.error_code, Some(0), "{name}");
@@ -107,15 +103,8 @@ fn privileged_instructions_raise_gp_and_the_host_resumes_elsewhere() {
         let frame = env.vcpu.exception_frame();
         assert_eq!(frame.rip, f);
         assert_eq!(frame.cs & 3, 3);
-        env.vcpu.set_exception_frame(&IretFrame {
-            rip: g::g_report(),
-            ..frame
-        });
-        assert_eq!(
-            report(env.resume(), 2),
-            0,
-            "{name}: resumed at the report function"
-        );
+        env.vcpu.set_exception_frame(&IretFrame { rip: g::g_report(), ..frame });
+        assert_eq!(report(env.resume(), 2), 0, "{name}: resumed at the report function");
     }
 }
 
@@ -138,10 +127,7 @@ fn ud2_divide_error_and_vmcall() {
     match env.call(g::g_vmcall(), &[]) {
         Trap::Exception(e) => assert_eq!((e.vector, e.rip), (6, g::g_vmcall())),
         Trap::Syscall(sc) if sc.nr == common::REPORT + 3 => {
-            assert_eq!(
-                sc.args[0] as i64, -1,
-                "vmcall from CPL 3 returns -KVM_EPERM"
-            )
+            assert_eq!(sc.args[0] as i64, -1, "vmcall from CPL 3 returns -KVM_EPERM")
         }
         other => panic!("vmcall: {other:?}"),
     }
@@ -157,18 +143,14 @@ fn access_outside_every_slot_is_a_fault() {
     // Remove the memory slot but leave the guest mapping: the GPA is now backed by nothing.
     env.vm.remove_memory(p, 4096).unwrap();
     match env.call(g::g_load(), &[p]) {
-        Trap::PhysFault {
-            gpa: got, write, ..
-        } => {
+        Trap::PhysFault { gpa: got, write, .. } => {
             assert_eq!(got, gpa);
             assert!(!write);
         }
         other => panic!("expected a fault on guest-physical {gpa:#x}, got {other:?}"),
     }
     match env.call(g::g_store(), &[p + 8, 1]) {
-        Trap::PhysFault {
-            gpa: got, write, ..
-        } => assert_eq!((got, write), (gpa + 8, true)),
+        Trap::PhysFault { gpa: got, write, .. } => assert_eq!((got, write), (gpa + 8, true)),
         other => panic!("expected a write fault, got {other:?}"),
     }
     // The vCPU is still usable afterwards.

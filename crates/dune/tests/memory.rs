@@ -22,11 +22,7 @@ fn host_and_guest_share_memory() {
     };
     let p = guest_pages(&env.vm, 2 * 4096, Perms::USER_RW);
     write(p, 0xfeed);
-    assert_eq!(
-        report(env.call(g::g_load(), &[p]), 0),
-        0xfeed,
-        "guest sees host write"
-    );
+    assert_eq!(report(env.call(g::g_load(), &[p]), 0), 0xfeed, "guest sees host write");
     let _ = report(env.call(g::g_store(), &[p + 4096, 0xbeef]), 1);
     assert_eq!(read(p + 4096), 0xbeef, "host sees guest write");
 
@@ -44,11 +40,7 @@ fn host_and_guest_share_memory() {
     };
     assert_eq!(q as u64, p);
     write(p, 0x1111);
-    assert_eq!(
-        report(env.call(g::g_load(), &[p]), 0),
-        0x1111,
-        "guest sees the new mapping"
-    );
+    assert_eq!(report(env.call(g::g_load(), &[p]), 0), 0x1111, "guest sees the new mapping");
     let _ = report(env.call(g::g_store(), &[p, 0x2222]), 1);
     assert_eq!(read(p), 0x2222, "host sees guest write to the new mapping");
 
@@ -56,11 +48,7 @@ fn host_and_guest_share_memory() {
     // SAFETY: test-owned page.
     let rc = unsafe { libc::madvise((p + 4096) as *mut _, 4096, libc::MADV_DONTNEED) };
     assert_eq!(rc, 0);
-    assert_eq!(
-        report(env.call(g::g_load(), &[p + 4096]), 0),
-        0,
-        "guest sees the zeroed page"
-    );
+    assert_eq!(report(env.call(g::g_load(), &[p + 4096]), 0), 0, "guest sees the zeroed page");
     let _ = report(env.call(g::g_store(), &[p + 4096, 7]), 1);
     assert_eq!(read(p + 4096), 7);
 }

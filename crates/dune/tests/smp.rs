@@ -43,11 +43,7 @@ fn two_vcpus_on_two_threads_in_one_vm() {
                 let stack = common::guest_pages(&vm, 64 << 10, dune::Perms::USER_RW);
                 let mut vcpu = vm.create_vcpu().unwrap();
                 vcpu.set_watchdog(Some(std::time::Duration::from_secs(20)));
-                let mut env = Env {
-                    vm,
-                    vcpu,
-                    stack_top: stack + (64 << 10),
-                };
+                let mut env = Env { vm, vcpu, stack_top: stack + (64 << 10) };
                 barrier.wait();
                 let t0 = Instant::now();
                 syscall_loop(&mut env, 2000);
@@ -70,11 +66,7 @@ fn two_vms_in_one_process() {
         return;
     };
     let mut two = Env::with_vm(Vm::new(VmConfig::default()).unwrap());
-    assert_ne!(
-        one.vm.layout().base,
-        two.vm.layout().base,
-        "separate system areas"
-    );
+    assert_ne!(one.vm.layout().base, two.vm.layout().base, "separate system areas");
     syscall_loop(&mut one, 500);
     syscall_loop(&mut two, 500);
     // And concurrently, each on its own thread.

@@ -57,8 +57,5 @@ fn fs_base_is_the_guests() {
     // SAFETY: test-owned page.
     unsafe { *(tls as *mut u64) = 0x1234_5678_9abc_def0 };
     env.vcpu.set_fs_base(tls).unwrap();
-    assert_eq!(
-        common::report(env.call(g::g_fs(), &[]), 5),
-        0x1234_5678_9abc_def0
-    );
+    assert_eq!(common::report(env.call(g::g_fs(), &[]), 5), 0x1234_5678_9abc_def0);
 }

@@ -77,11 +77,7 @@ pub struct Prot {
 
 impl Prot {
     fn from_flags(p_flags: u32) -> Self {
-        Prot {
-            read: p_flags & PF_R != 0,
-            write: p_flags & PF_W != 0,
-            exec: p_flags & PF_X != 0,
-        }
+        Prot { read: p_flags & PF_R != 0, write: p_flags & PF_W != 0, exec: p_flags & PF_X != 0 }
     }
 }
 
@@ -243,10 +239,7 @@ impl core::fmt::Debug for ElfFile<'_> {
             .field("entry", &format_args!("{:#x}", self.entry))
             .field("phoff", &self.phoff)
             .field("phnum", &self.phnum)
-            .field(
-                "interp",
-                &self.interp.map(alloc::string::String::from_utf8_lossy),
-            )
+            .field("interp", &self.interp.map(alloc::string::String::from_utf8_lossy))
             .field("span", &self.span)
             .field("phdrs", &self.phdrs)
             .finish()
@@ -273,9 +266,7 @@ impl<'a> ElfFile<'a> {
             return Err(ElfError::TooShort { len: file_len });
         }
         if &bytes[..4] != ELFMAG {
-            return Err(ElfError::BadMagic {
-                magic: [bytes[0], bytes[1], bytes[2], bytes[3]],
-            });
+            return Err(ElfError::BadMagic { magic: [bytes[0], bytes[1], bytes[2], bytes[3]] });
         }
         let (ei_class, ei_data, ei_version) = (bytes[4], bytes[5], bytes[6]);
         if ei_class != ELFCLASS64 {
@@ -286,10 +277,7 @@ impl<'a> ElfFile<'a> {
         }
         let hdr = Header::parse(bytes).map_err(|_| ElfError::TooShort { len: file_len })?;
         if ei_version != EV_CURRENT {
-            return Err(ElfError::BadVersion {
-                ei_version,
-                e_version: hdr.e_version,
-            });
+            return Err(ElfError::BadVersion { ei_version, e_version: hdr.e_version });
         }
         let kind = match hdr.e_type {
             ET_EXEC => ElfKind::Exec,
@@ -297,32 +285,20 @@ impl<'a> ElfFile<'a> {
             e_type => return Err(ElfError::BadType { e_type }),
         };
         if hdr.e_machine != EM_X86_64 {
-            return Err(ElfError::BadMachine {
-                e_machine: hdr.e_machine,
-            });
+            return Err(ElfError::BadMachine { e_machine: hdr.e_machine });
         }
         if hdr.e_version != u32::from(EV_CURRENT) {
-            return Err(ElfError::BadVersion {
-                ei_version,
-                e_version: hdr.e_version,
-            });
+            return Err(ElfError::BadVersion { ei_version, e_version: hdr.e_version });
         }
         if hdr.e_phentsize != PHENTSIZE {
-            return Err(ElfError::BadPhentsize {
-                e_phentsize: hdr.e_phentsize,
-            });
+            return Err(ElfError::BadPhentsize { e_phentsize: hdr.e_phentsize });
         }
         let table = u64::from(hdr.e_phnum) * u64::from(PHENTSIZE);
         if table == 0 || table > MAX_PHDR_TABLE_BYTES {
-            return Err(ElfError::BadPhnum {
-                e_phnum: hdr.e_phnum,
-            });
+            return Err(ElfError::BadPhnum { e_phnum: hdr.e_phnum });
         }
-        let phdrs_outside = ElfError::PhdrsOutsideFile {
-            e_phoff: hdr.e_phoff,
-            size: table,
-            file_len,
-        };
+        let phdrs_outside =
+            ElfError::PhdrsOutsideFile { e_phoff: hdr.e_phoff, size: table, file_len };
         match hdr.e_phoff.checked_add(table) {
             Some(end) if end <= file_len => {}
             _ => return Err(phdrs_outside),
@@ -359,16 +335,10 @@ impl<'a> ElfFile<'a> {
                 continue;
             }
             if let Some((first, _)) = found {
-                return Err(ElfError::MultipleInterp {
-                    first,
-                    second: index,
-                });
+                return Err(ElfError::MultipleInterp { first, second: index });
             }
             if ph.p_filesz < 2 || ph.p_filesz > PATH_MAX {
-                return Err(ElfError::InterpBadSize {
-                    index,
-                    p_filesz: ph.p_filesz,
-                });
+                return Err(ElfError::InterpBadSize { index, p_filesz: ph.p_filesz });
             }
             let outside = ElfError::InterpOutsideFile {
                 index,
@@ -426,11 +396,7 @@ impl<'a> ElfFile<'a> {
                     });
                 }
             };
-            if ph.p_filesz > 0
-                && ph
-                    .p_offset
-                    .checked_add(ph.p_filesz)
-                    .is_none_or(|e| e > file_len)
+            if ph.p_filesz > 0 && ph.p_offset.checked_add(ph.p_filesz).is_none_or(|e| e > file_len)
             {
                 return Err(ElfError::SegmentOutsideFile {
                     index,
@@ -440,17 +406,10 @@ impl<'a> ElfFile<'a> {
                 });
             }
             let start = page_down(ph.p_vaddr);
-            let align = if ph.p_align.is_power_of_two() {
-                ph.p_align.max(PAGE_SIZE)
-            } else {
-                PAGE_SIZE
-            };
+            let align =
+                if ph.p_align.is_power_of_two() { ph.p_align.max(PAGE_SIZE) } else { PAGE_SIZE };
             span = Some(match span {
-                None => Span {
-                    lo: start,
-                    hi: end,
-                    align,
-                },
+                None => Span { lo: start, hi: end, align },
                 Some(s) => {
                     if ph.p_vaddr < prev_vaddr {
                         return Err(ElfError::SegmentsUnordered {
@@ -466,11 +425,7 @@ impl<'a> ElfFile<'a> {
                             p_vaddr: ph.p_vaddr,
                         });
                     }
-                    Span {
-                        lo: s.lo,
-                        hi: end,
-                        align: s.align.max(align),
-                    }
+                    Span { lo: s.lo, hi: end, align: s.align.max(align) }
                 }
             });
             prev_vaddr = ph.p_vaddr;
@@ -542,20 +497,14 @@ impl<'a> ElfFile<'a> {
         match span.hi.checked_add(load_bias) {
             Some(hi) if hi <= USER_END => {}
             _ => {
-                return Err(ElfError::BiasedOutOfRange {
-                    load_bias,
-                    span_hi: span.hi,
-                });
+                return Err(ElfError::BiasedOutOfRange { load_bias, span_hi: span.hi });
             }
         }
         // From here on every p_vaddr + p_memsz + bias of a PT_LOAD is <= USER_END.
         let entry = match self.entry.checked_add(load_bias) {
             Some(e) if e < USER_END => e,
             _ => {
-                return Err(ElfError::BadEntry {
-                    e_entry: self.entry,
-                    load_bias,
-                });
+                return Err(ElfError::BadEntry { e_entry: self.entry, load_bias });
             }
         };
 
@@ -569,11 +518,7 @@ impl<'a> ElfFile<'a> {
                 start: page_down(vaddr),
                 end: page_up(mem_end).unwrap_or(USER_END),
                 file_offset: page_down(ph.p_offset),
-                file_len: if ph.p_filesz == 0 {
-                    0
-                } else {
-                    (ph.p_vaddr & PAGE_MASK) + ph.p_filesz
-                },
+                file_len: if ph.p_filesz == 0 { 0 } else { (ph.p_vaddr & PAGE_MASK) + ph.p_filesz },
                 zero_from: file_end,
                 has_zero_fill: ph.p_memsz > ph.p_filesz,
                 prot: Prot::from_flags(ph.p_flags),
@@ -588,32 +533,22 @@ impl<'a> ElfFile<'a> {
             .iter()
             .find(|ph| ph.p_type == PT_PHDR)
             .and_then(|ph| ph.p_vaddr.checked_add(load_bias));
-        let phdr = linux_phdr.or(pt_phdr).ok_or(ElfError::PhdrNotMapped {
-            e_phoff: self.phoff,
-        })?;
+        let phdr = linux_phdr.or(pt_phdr).ok_or(ElfError::PhdrNotMapped { e_phoff: self.phoff })?;
 
-        let tls = self
-            .phdrs
-            .iter()
-            .find(|ph| ph.p_type == PT_TLS)
-            .map(|ph| Tls {
-                vaddr: ph.p_vaddr.wrapping_add(load_bias),
-                filesz: ph.p_filesz,
-                memsz: ph.p_memsz,
-                align: ph.p_align,
-            });
+        let tls = self.phdrs.iter().find(|ph| ph.p_type == PT_TLS).map(|ph| Tls {
+            vaddr: ph.p_vaddr.wrapping_add(load_bias),
+            filesz: ph.p_filesz,
+            memsz: ph.p_memsz,
+            align: ph.p_align,
+        });
 
         let gnu_stack = self.phdrs.iter().rev().find(|ph| ph.p_type == PT_GNU_STACK);
-        let relro = self
-            .phdrs
-            .iter()
-            .find(|ph| ph.p_type == PT_GNU_RELRO)
-            .and_then(|ph| {
-                let start = ph.p_vaddr.checked_add(load_bias)?;
-                let end = start.checked_add(ph.p_memsz)?;
-                let (start, end) = (page_down(start), page_down(end));
-                (end > start && end <= USER_END).then_some((start, end))
-            });
+        let relro = self.phdrs.iter().find(|ph| ph.p_type == PT_GNU_RELRO).and_then(|ph| {
+            let start = ph.p_vaddr.checked_add(load_bias)?;
+            let end = start.checked_add(ph.p_memsz)?;
+            let (start, end) = (page_down(start), page_down(end));
+            (end > start && end <= USER_END).then_some((start, end))
+        });
 
         let lo = span.lo + load_bias;
         let hi = span.hi + load_bias;
@@ -634,9 +569,7 @@ impl<'a> ElfFile<'a> {
     }
 
     fn loads(&self) -> impl Iterator<Item = &ProgramHeader> {
-        self.phdrs
-            .iter()
-            .filter(|ph| ph.p_type == PT_LOAD && ph.p_memsz != 0)
+        self.phdrs.iter().filter(|ph| ph.p_type == PT_LOAD && ph.p_memsz != 0)
     }
 }
 
@@ -653,10 +586,7 @@ mod tests {
         assert_eq!(page_down(0x1fff), 0x1000);
         assert_eq!(page_up(0x1001), Some(0x2000));
         assert_eq!(page_up(0x2000), Some(0x2000));
-        assert_eq!(
-            page_up(u64::MAX - PAGE_SIZE + 1),
-            Some(u64::MAX - PAGE_SIZE + 1)
-        );
+        assert_eq!(page_up(u64::MAX - PAGE_SIZE + 1), Some(u64::MAX - PAGE_SIZE + 1));
         assert_eq!(page_up(u64::MAX - PAGE_SIZE + 2), None);
         assert_eq!(USER_END, 0x7fff_ffff_f000);
     }

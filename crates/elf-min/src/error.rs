@@ -438,9 +438,7 @@ impl ElfError {
     pub fn as_interpreter_error(self) -> ElfError {
         match self {
             ElfError::Interpreter { .. } => self,
-            other => ElfError::Interpreter {
-                inner: Box::new(other),
-            },
+            other => ElfError::Interpreter { inner: Box::new(other) },
         }
     }
 

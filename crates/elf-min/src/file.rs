@@ -36,15 +36,10 @@ pub fn read_executable(path: &Path) -> Result<Vec<u8>, ElfError> {
     match sys::exec_access(path) {
         Ok(()) => {}
         Err(EACCES) => {
-            return Err(ElfError::NotExecutable {
-                mode: md.permissions().mode() & 0o7777,
-            });
+            return Err(ElfError::NotExecutable { mode: md.permissions().mode() & 0o7777 });
         }
         Err(errno) => {
-            return Err(ElfError::Io {
-                op: IoOp::Access,
-                errno,
-            });
+            return Err(ElfError::Io { op: IoOp::Access, errno });
         }
     }
     read_all(&mut file, md.len())
@@ -54,24 +49,14 @@ fn read_all(file: &mut File, len_hint: u64) -> Result<Vec<u8>, ElfError> {
     let mut buf = Vec::new();
     // The hint only sizes the first allocation; a file that grows or shrinks is read as is.
     buf.try_reserve_exact(usize::try_from(len_hint).unwrap_or(0))
-        .map_err(|_| ElfError::Io {
-            op: IoOp::Read,
-            errno: crate::errno::ENOMEM,
-        })?;
-    file.read_to_end(&mut buf)
-        .map_err(|e| io_error(IoOp::Read, &e))?;
+        .map_err(|_| ElfError::Io { op: IoOp::Read, errno: crate::errno::ENOMEM })?;
+    file.read_to_end(&mut buf).map_err(|e| io_error(IoOp::Read, &e))?;
     Ok(buf)
 }
 
 fn check_regular(md: &Metadata) -> Result<(), ElfError> {
     let ft = md.file_type();
-    if ft.is_file() {
-        Ok(())
-    } else {
-        Err(ElfError::NotRegularFile {
-            is_dir: ft.is_dir(),
-        })
-    }
+    if ft.is_file() { Ok(()) } else { Err(ElfError::NotRegularFile { is_dir: ft.is_dir() }) }
 }
 
 fn io_error(op: IoOp, e: &io::Error) -> ElfError {
@@ -102,9 +87,7 @@ mod sys {
         if rc == 0 {
             Ok(())
         } else {
-            Err(std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EACCES))
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EACCES))
         }
     }
 }

@@ -237,14 +237,9 @@ pub fn build_initial_stack(p: &StackParams<'_>) -> Result<InitialStack, ElfError
     // bprm_stack_limits: reserve the pointers, then the strings must fit in the rest.
     let argc = p.argv.len().max(1) as u64;
     let envc = p.envp.len() as u64;
-    let too_big = |needed| ElfError::ArgsTooBig {
-        needed,
-        limit: p.arg_limit,
-    };
-    let ptr_size = argc
-        .checked_add(envc)
-        .and_then(|n| n.checked_mul(8))
-        .ok_or(too_big(u64::MAX))?;
+    let too_big = |needed| ElfError::ArgsTooBig { needed, limit: p.arg_limit };
+    let ptr_size =
+        argc.checked_add(envc).and_then(|n| n.checked_mul(8)).ok_or(too_big(u64::MAX))?;
     let strlen = |s: &[&[u8]]| s.iter().map(|a| a.len() as u64 + 1).sum::<u64>();
     let argv_bytes = if p.argv.is_empty() { 1 } else { strlen(p.argv) };
     let env_bytes = strlen(p.envp);
@@ -256,10 +251,7 @@ pub fn build_initial_stack(p: &StackParams<'_>) -> Result<InitialStack, ElfError
 
     let items = (argc + 1) + (envc + 1) + 1;
     let auxv_len_bound = 2 * 24 * 8;
-    let low = |size: u64| ElfError::StackTooLow {
-        stack_top: top,
-        size,
-    };
+    let low = |size: u64| ElfError::StackTooLow { stack_top: top, size };
     // Generous bound of everything below the strings; fail before any subtraction wraps.
     let bound = (8 + strings + 15 + 7 + 16 + auxv_len_bound + items * 8 + 15)
         .checked_add(p.align_pad)
@@ -287,10 +279,7 @@ pub fn build_initial_stack(p: &StackParams<'_>) -> Result<InitialStack, ElfError
 
     let size = top - sp;
     let mut image = vec![0u8; usize::try_from(size).map_err(|_| low(size))?];
-    let mut w = Writer {
-        base: sp,
-        image: &mut image,
-    };
+    let mut w = Writer { base: sp, image: &mut image };
 
     // Strings: argv, envp, execfn, contiguous from arg_start.
     let mut argv_ptrs = Vec::with_capacity(argc as usize);
@@ -357,11 +346,7 @@ fn check_strings(kind: StringKind, list: &[&[u8]]) -> Result<(), ElfError> {
             return Err(ElfError::StringHasNul { kind, index });
         }
         if s.len() as u64 + 1 > MAX_ARG_STRLEN {
-            return Err(ElfError::StringTooLong {
-                kind,
-                index,
-                len: s.len() as u64,
-            });
+            return Err(ElfError::StringTooLong { kind, index, len: s.len() as u64 });
         }
     }
     Ok(())
@@ -435,12 +420,7 @@ pub fn parse_initial_stack(image: &[u8]) -> Option<ParsedStack> {
         envp.push(v);
     }
     let auxv = parse_auxv(image.get(i.checked_mul(8)?..)?)?;
-    Some(ParsedStack {
-        argc,
-        argv,
-        envp,
-        auxv,
-    })
+    Some(ParsedStack { argc, argv, envp, auxv })
 }
 
 /// Reads auxv pairs (two little-endian `u64`s each) from the start of `raw` up to and

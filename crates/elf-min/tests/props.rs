@@ -20,16 +20,10 @@ fn check_plan(bytes: &[u8], elf: &ElfFile<'_>, plan: &LoadPlan) {
         assert!(!s.is_empty());
         assert_eq!(s.file_offset % PAGE_SIZE, 0);
         if s.file_len > 0 {
-            assert!(
-                s.file_offset + s.file_len <= bytes.len() as u64,
-                "file range in file"
-            );
+            assert!(s.file_offset + s.file_len <= bytes.len() as u64, "file range in file");
             assert!(s.file_len <= s.len());
         }
-        assert!(
-            s.start <= s.zero_from && s.zero_from <= s.end,
-            "zero_from in segment"
-        );
+        assert!(s.start <= s.zero_from && s.zero_from <= s.end, "zero_from in segment");
         if s.len() <= 1 << 16 {
             let mut out = vec![0xAA; s.len() as usize];
             s.write_image(bytes, &mut out);

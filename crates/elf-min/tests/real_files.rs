@@ -28,11 +28,8 @@ fn check_against_goblin(bytes: &[u8], elf: &ElfFile<'_>, plan: &LoadPlan) {
     assert_eq!(plan.entry, g.header.e_entry + bias);
     assert_eq!(plan.phnum, u64::from(g.header.e_phnum));
     assert_eq!(plan.phent, 56);
-    let loads: Vec<_> = g
-        .program_headers
-        .iter()
-        .filter(|ph| ph.p_type == PT_LOAD && ph.p_memsz > 0)
-        .collect();
+    let loads: Vec<_> =
+        g.program_headers.iter().filter(|ph| ph.p_type == PT_LOAD && ph.p_memsz > 0).collect();
     assert_eq!(plan.segments.len(), loads.len());
     for (seg, ph) in plan.segments.iter().zip(&loads) {
         assert_eq!(seg.start, page_down(ph.p_vaddr + bias));
@@ -60,10 +57,7 @@ fn check_against_goblin(bytes: &[u8], elf: &ElfFile<'_>, plan: &LoadPlan) {
         .rev()
         .find(|ph| ph.p_offset <= g.header.e_phoff && g.header.e_phoff < ph.p_offset + ph.p_filesz)
         .expect("a PT_LOAD maps the program headers");
-    assert_eq!(
-        plan.phdr,
-        g.header.e_phoff - holder.p_offset + holder.p_vaddr + bias
-    );
+    assert_eq!(plan.phdr, g.header.e_phoff - holder.p_offset + holder.p_vaddr + bias);
 }
 
 #[test]
@@ -97,10 +91,8 @@ fn run_auxv(exe: &Path) -> (u64, u64, u64, u64) {
     let out = Command::new(exe).env_clear().output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let v: Vec<u64> = text
-        .split_whitespace()
-        .map(|w| u64::from_str_radix(w, 16).unwrap())
-        .collect();
+    let v: Vec<u64> =
+        text.split_whitespace().map(|w| u64::from_str_radix(w, 16).unwrap()).collect();
     (v[0], v[1], v[2], v[3])
 }
 
@@ -137,19 +129,10 @@ fn build(dir: &Scratch, flags: &[&str]) -> Option<PathBuf> {
     let src = dir.0.join("auxv.c");
     std::fs::write(&src, AUXV_C).ok()?;
     let exe = dir.0.join("prog");
-    match Command::new("gcc")
-        .args(flags)
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .output()
-    {
+    match Command::new("gcc").args(flags).arg("-o").arg(&exe).arg(&src).output() {
         Ok(o) if o.status.success() => Some(exe),
         Ok(o) => {
-            eprintln!(
-                "skipping: gcc {flags:?} failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
+            eprintln!("skipping: gcc {flags:?} failed: {}", String::from_utf8_lossy(&o.stderr));
             None
         }
         Err(e) => {
@@ -169,10 +152,7 @@ fn static_exec_matches_the_kernel() {
     let elf = ElfFile::parse(&bytes).unwrap();
     assert_eq!(elf.kind(), ElfKind::Exec);
     assert_eq!(elf.interp(), None);
-    assert!(matches!(
-        elf.plan(PAGE_SIZE),
-        Err(ElfError::BadLoadBias { .. })
-    ));
+    assert!(matches!(elf.plan(PAGE_SIZE), Err(ElfError::BadLoadBias { .. })));
     let plan = elf.plan(0).unwrap();
     check_against_goblin(&bytes, &elf, &plan);
     let (phdr, entry, phnum, base) = run_auxv(&exe);
@@ -256,18 +236,11 @@ fn read_executable_verdicts() {
     std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
     let bytes = read_executable(&plain).unwrap();
     assert_eq!(bytes, b"\x7fELF");
-    assert!(matches!(
-        ElfFile::parse(&bytes),
-        Err(ElfError::TooShort { len: 4 })
-    ));
+    assert!(matches!(ElfFile::parse(&bytes), Err(ElfError::TooShort { len: 4 })));
 
     // A FIFO is refused without blocking.
     let fifo = dir.join("fifo");
-    if Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .is_ok_and(|s| s.success())
-    {
+    if Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
         let e = read_executable(&fifo).unwrap_err();
         assert_eq!(e, ElfError::NotRegularFile { is_dir: false });
     }

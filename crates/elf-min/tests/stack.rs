@@ -42,16 +42,9 @@ fn check(p: &StackParams<'_>, st: &InitialStack) {
     assert_eq!(st.sp % 16, 0, "sp must be 16-byte aligned");
     assert_eq!(st.image.len() as u64, p.stack_top - st.sp);
     assert_eq!(st.argv_addr, st.sp + 8);
-    assert!(
-        st.image[st.image.len() - 8..].iter().all(|&b| b == 0),
-        "top gap"
-    );
+    assert!(st.image[st.image.len() - 8..].iter().all(|&b| b == 0), "top gap");
     let parsed = parse_initial_stack(&st.image).expect("parsable");
-    let argv: Vec<&[u8]> = if p.argv.is_empty() {
-        vec![b""]
-    } else {
-        p.argv.to_vec()
-    };
+    let argv: Vec<&[u8]> = if p.argv.is_empty() { vec![b""] } else { p.argv.to_vec() };
     assert_eq!(parsed.argc, argv.len() as u64);
     assert_eq!(st.envp_addr, st.argv_addr + 8 * (argv.len() as u64 + 1));
     assert_eq!(st.auxv_addr, st.envp_addr + 8 * (p.envp.len() as u64 + 1));
@@ -104,11 +97,7 @@ fn check(p: &StackParams<'_>, st: &InitialStack) {
     assert_eq!(parsed.auxv, st.auxv);
     let raw = &st.image[(st.auxv_addr - st.sp) as usize..];
     assert_eq!(parse_auxv(raw).as_ref(), Some(&st.auxv));
-    assert_eq!(
-        parse_auxv(&raw[..16 * (st.auxv.len() - 1)]),
-        None,
-        "no AT_NULL"
-    );
+    assert_eq!(parse_auxv(&raw[..16 * (st.auxv.len() - 1)]), None, "no AT_NULL");
 
     let get = |k| parsed.auxv_get(k).unwrap();
     assert_eq!(get(AT_RANDOM), st.random_addr);
@@ -175,20 +164,12 @@ fn proc_self_auxv_parses_in_our_key_order() {
     assert_eq!(auxv.last(), Some(&(AT_NULL, 0)));
     // The kernel's order is the one build_initial_stack emits.
     let st = build_initial_stack(&StackParams {
-        auxv: AuxvParams {
-            sysinfo_ehdr: Some(1),
-            rseq: Some((1, 1)),
-            ..AuxvParams::default()
-        },
+        auxv: AuxvParams { sysinfo_ehdr: Some(1), rseq: Some((1, 1)), ..AuxvParams::default() },
         ..params(&[b"a"], &[])
     })
     .unwrap();
     let ours: Vec<u64> = st.auxv.iter().map(|&(k, _)| k).collect();
-    let theirs: Vec<u64> = auxv
-        .iter()
-        .map(|&(k, _)| k)
-        .filter(|k| ours.contains(k))
-        .collect();
+    let theirs: Vec<u64> = auxv.iter().map(|&(k, _)| k).filter(|k| ours.contains(k)).collect();
     let ours: Vec<u64> = ours.into_iter().filter(|k| theirs.contains(k)).collect();
     assert_eq!(ours, theirs);
 }
@@ -235,22 +216,13 @@ fn argument_budget_is_linuxs() {
     let mut p2 = params(&argv2, &[]);
     p2.arg_limit = limit;
     let e = build_initial_stack(&p2).unwrap_err();
-    assert_eq!(
-        e,
-        ElfError::ArgsTooBig {
-            needed: limit + 1,
-            limit
-        }
-    );
+    assert_eq!(e, ElfError::ArgsTooBig { needed: limit + 1, limit });
     assert_eq!(e.errno(), E2BIG);
 
     // The pointers alone can exhaust it (argc 0 still reserves one pointer).
     let mut p3 = params(&[], &[]);
     p3.arg_limit = 8;
-    assert!(matches!(
-        build_initial_stack(&p3),
-        Err(ElfError::ArgsTooBig { .. })
-    ));
+    assert!(matches!(build_initial_stack(&p3), Err(ElfError::ArgsTooBig { .. })));
 
     // More than 2 MiB fails under the default limit.
     let big = vec![b'b'; 100_000];
@@ -269,11 +241,7 @@ fn single_string_limit() {
     let e = build_initial_stack(&params(&[b"p"], &envp)).unwrap_err();
     assert_eq!(
         e,
-        ElfError::StringTooLong {
-            kind: StringKind::Envp,
-            index: 1,
-            len: MAX_ARG_STRLEN
-        }
+        ElfError::StringTooLong { kind: StringKind::Envp, index: 1, len: MAX_ARG_STRLEN }
     );
     assert_eq!(e.errno(), E2BIG);
 }
@@ -281,22 +249,13 @@ fn single_string_limit() {
 #[test]
 fn bad_inputs() {
     let e = build_initial_stack(&params(&[b"a", b"b\0c"], &[])).unwrap_err();
-    assert_eq!(
-        e,
-        ElfError::StringHasNul {
-            kind: StringKind::Argv,
-            index: 1
-        }
-    );
+    assert_eq!(e, ElfError::StringHasNul { kind: StringKind::Argv, index: 1 });
     assert_eq!(e.errno(), EINVAL);
     let mut p = params(&[b"a"], &[]);
     p.execfn = b"x\0";
     assert!(matches!(
         build_initial_stack(&p),
-        Err(ElfError::StringHasNul {
-            kind: StringKind::Execfn,
-            ..
-        })
+        Err(ElfError::StringHasNul { kind: StringKind::Execfn, .. })
     ));
 
     let mut p = params(&[b"a"], &[]);
@@ -313,10 +272,7 @@ fn bad_inputs() {
     }
     p.stack_top = TOP;
     p.align_pad = u64::MAX;
-    assert!(matches!(
-        build_initial_stack(&p),
-        Err(ElfError::StackTooLow { .. })
-    ));
+    assert!(matches!(build_initial_stack(&p), Err(ElfError::StackTooLow { .. })));
 }
 
 #[test]
@@ -386,20 +342,13 @@ int main(int argc, char **argv, char **envp) {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
         .collect();
     assert_eq!(image.len() as u64, top - sp);
-    assert_eq!(
-        top % 4096,
-        0,
-        "execfn + 8 bytes end at the page-aligned stack top"
-    );
+    assert_eq!(top % 4096, 0, "execfn + 8 bytes end at the page-aligned stack top");
 
     let parsed = parse_initial_stack(&image).unwrap();
     let cstr = |a| read_cstr(&image, sp, a).unwrap();
     let argv: Vec<&[u8]> = parsed.argv.iter().map(|&a| cstr(a)).collect();
     let envp: Vec<&[u8]> = parsed.envp.iter().map(|&a| cstr(a)).collect();
-    assert_eq!(
-        argv[1..],
-        [&b"first"[..], b"", "w\u{f6}rld".as_bytes(), b"4"]
-    );
+    assert_eq!(argv[1..], [&b"first"[..], b"", "w\u{f6}rld".as_bytes(), b"4"]);
     let get = |k| parsed.auxv_get(k);
     let execfn = cstr(get(AT_EXECFN).unwrap());
     let r = (get(AT_RANDOM).unwrap() - sp) as usize;
@@ -430,10 +379,7 @@ int main(int argc, char **argv, char **envp) {
         AT_NULL,
     ];
     for (k, _) in &parsed.auxv {
-        assert!(
-            known.contains(k),
-            "kernel emits auxv key {k} this crate does not know"
-        );
+        assert!(known.contains(k), "kernel emits auxv key {k} this crate does not know");
     }
     let v = |k| get(k).unwrap();
     let p = StackParams {
@@ -493,18 +439,10 @@ impl Drop for Scratch {
 
 /// Compiles `src` to `out`; false (with a printed reason) when gcc or static libc is missing.
 fn gcc(flags: &[&str], out: &std::path::Path, src: &std::path::Path) -> bool {
-    match std::process::Command::new("gcc")
-        .args(flags)
-        .arg(out)
-        .arg(src)
-        .output()
-    {
+    match std::process::Command::new("gcc").args(flags).arg(out).arg(src).output() {
         Ok(o) if o.status.success() => true,
         Ok(o) => {
-            eprintln!(
-                "skipping: gcc {flags:?} failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
+            eprintln!("skipping: gcc {flags:?} failed: {}", String::from_utf8_lossy(&o.stderr));
             false
         }
         Err(e) => {

@@ -53,19 +53,8 @@ fn pie_baseline_plans_as_expected() {
     assert_eq!(plan.relro, Some((bias + 0x3000, bias + 0x4000)));
     assert!(!plan.stack_exec);
     assert!(plan.has_gnu_stack);
-    assert_eq!(
-        plan.tls,
-        Some(Tls {
-            vaddr: bias + 0x3010,
-            filesz: 0x10,
-            memsz: 0x30,
-            align: 16
-        })
-    );
-    let r = Prot {
-        read: true,
-        ..Prot::default()
-    };
+    assert_eq!(plan.tls, Some(Tls { vaddr: bias + 0x3010, filesz: 0x10, memsz: 0x30, align: 16 }));
+    let r = Prot { read: true, ..Prot::default() };
     assert_eq!(
         plan.segments,
         vec![
@@ -132,10 +121,7 @@ fn segment_image_tail_follows_padzero_rule() {
     let mut out = vec![0xAA; text.len() as usize];
     text.write_image(&bytes, &mut out);
     assert_eq!(&out[..], &bytes[0x1000..0x2000]);
-    assert!(
-        out[0x180..].iter().all(|&b| b != 0),
-        "tail keeps file bytes"
-    );
+    assert!(out[0x180..].iter().all(|&b| b != 0), "tail keeps file bytes");
 
     // Data: p_memsz > p_filesz: file bytes up to zero_from, zeros to the end, including
     // the rest of the last file page.
@@ -145,10 +131,7 @@ fn segment_image_tail_follows_padzero_rule() {
     let z = (data.zero_from - data.start) as usize;
     assert_eq!(z, 0x50);
     assert_eq!(&out[..z], &bytes[0x2000..0x2050]);
-    assert!(
-        out[z..].iter().all(|&b| b == 0),
-        "bss and page tail are zero"
-    );
+    assert!(out[z..].iter().all(|&b| b == 0), "bss and page tail are zero");
 
     // Without bss on the data segment, its page tail shows the file (up to EOF, then 0).
     let mut img2 = img.clone();
@@ -160,10 +143,7 @@ fn segment_image_tail_follows_padzero_rule() {
     let mut out = vec![0xAA; data2.len() as usize];
     data2.write_image(&bytes2, &mut out);
     assert_eq!(&out[..0x800], &bytes2[0x2000..0x2800]);
-    assert!(
-        out[0x800..].iter().all(|&b| b == 0),
-        "past EOF reads as zero"
-    );
+    assert!(out[0x800..].iter().all(|&b| b == 0), "past EOF reads as zero");
     assert_eq!(out[0x60], pattern(0x2060));
 }
 
@@ -171,8 +151,7 @@ fn segment_image_tail_follows_padzero_rule() {
 fn pure_bss_segment_and_empty_load() {
     let mut img = Img::static_pie();
     // A pure-bss PT_LOAD: no file bytes, offset irrelevant (even misaligned/out of file).
-    img.phdrs
-        .push(Ph::load(PF_R | PF_W, 0xdead_beef, 0x6000, 0, 0x2345));
+    img.phdrs.push(Ph::load(PF_R | PF_W, 0xdead_beef, 0x6000, 0, 0x2345));
     // A PT_LOAD with p_memsz == 0 maps nothing and is ignored, wherever it points.
     img.phdrs.push(Ph::load(PF_R, 0x1_0000_0000, 0x10, 0, 0));
     let bytes = img.build();
@@ -204,26 +183,17 @@ fn truncated_file_at_several_lengths() {
     let phdr_end = 64 + 8 * 56;
     for len in [64usize, 100, 64 + 56, phdr_end - 1] {
         let e = parse_err(&bytes[..len]);
-        assert!(
-            matches!(e, ElfError::PhdrsOutsideFile { .. }),
-            "{len}: {e:?}"
-        );
+        assert!(matches!(e, ElfError::PhdrsOutsideFile { .. }), "{len}: {e:?}");
         assert_errno(&e, ENOEXEC, ELIBBAD);
     }
     for len in [phdr_end, 0x301, 0x31b] {
         let e = parse_err(&bytes[..len]);
-        assert!(
-            matches!(e, ElfError::InterpOutsideFile { .. }),
-            "{len}: {e:?}"
-        );
+        assert!(matches!(e, ElfError::InterpOutsideFile { .. }), "{len}: {e:?}");
         assert_errno(&e, EIO, ELIBBAD);
     }
     for len in [0x31c, 0x3ff, 0x1000, 0x117f, 0x2000, 0x204f] {
         let e = parse_err(&bytes[..len]);
-        assert!(
-            matches!(e, ElfError::SegmentOutsideFile { .. }),
-            "{len}: {e:?}"
-        );
+        assert!(matches!(e, ElfError::SegmentOutsideFile { .. }), "{len}: {e:?}");
         assert_errno(&e, ENOEXEC, ELIBBAD);
     }
     assert!(ElfFile::parse(&bytes[..0x2050]).is_ok());
@@ -271,33 +241,16 @@ fn bad_versions() {
     let mut img = Img::pie();
     img.ident[6] = 0;
     let e = err_of(&img);
-    assert_eq!(
-        e,
-        ElfError::BadVersion {
-            ei_version: 0,
-            e_version: 1
-        }
-    );
+    assert_eq!(e, ElfError::BadVersion { ei_version: 0, e_version: 1 });
     assert_errno(&e, ENOEXEC, ELIBBAD);
     let mut img = Img::pie();
     img.e_version = 2;
-    assert_eq!(
-        err_of(&img),
-        ElfError::BadVersion {
-            ei_version: 1,
-            e_version: 2
-        }
-    );
+    assert_eq!(err_of(&img), ElfError::BadVersion { ei_version: 1, e_version: 2 });
 }
 
 #[test]
 fn bad_types() {
-    for (e_type, needle) in [
-        (1u16, "ET_REL"),
-        (4, "ET_CORE"),
-        (0, "ET_EXEC"),
-        (0xfe00, "ET_DYN"),
-    ] {
+    for (e_type, needle) in [(1u16, "ET_REL"), (4, "ET_CORE"), (0, "ET_EXEC"), (0xfe00, "ET_DYN")] {
         let mut img = Img::pie();
         img.e_type = e_type;
         let e = err_of(&img);
@@ -309,12 +262,7 @@ fn bad_types() {
 
 #[test]
 fn foreign_machines() {
-    for (m, needle) in [
-        (3u16, "EM_386"),
-        (183, "EM_AARCH64"),
-        (40, "EM_ARM"),
-        (0, "another"),
-    ] {
+    for (m, needle) in [(3u16, "EM_386"), (183, "EM_AARCH64"), (40, "EM_ARM"), (0, "another")] {
         let mut img = Img::pie();
         img.e_machine = m;
         let e = err_of(&img);
@@ -372,23 +320,13 @@ fn phdrs_outside_the_file() {
     let e = err_of(&img);
     assert_eq!(
         e,
-        ElfError::PhdrsOutsideFile {
-            e_phoff: 0x10_0000,
-            size: 8 * 56,
-            file_len: 0x2050
-        }
+        ElfError::PhdrsOutsideFile { e_phoff: 0x10_0000, size: 8 * 56, file_len: 0x2050 }
     );
     assert_errno(&e, ENOEXEC, ELIBBAD);
     img.e_phoff = u64::MAX - 8;
-    assert!(
-        matches!(err_of(&img), ElfError::PhdrsOutsideFile { .. }),
-        "overflow"
-    );
+    assert!(matches!(err_of(&img), ElfError::PhdrsOutsideFile { .. }), "overflow");
     img.e_phoff = 0x2050 - 8 * 56 + 1;
-    assert!(
-        matches!(err_of(&img), ElfError::PhdrsOutsideFile { .. }),
-        "one byte short"
-    );
+    assert!(matches!(err_of(&img), ElfError::PhdrsOutsideFile { .. }), "one byte short");
 }
 
 #[test]
@@ -396,13 +334,7 @@ fn multiple_interp() {
     let mut img = Img::pie();
     img.phdrs[idx::PHDR] = img.phdrs[idx::INTERP];
     let e = err_of(&img);
-    assert_eq!(
-        e,
-        ElfError::MultipleInterp {
-            first: 0,
-            second: 1
-        }
-    );
+    assert_eq!(e, ElfError::MultipleInterp { first: 0, second: 1 });
     assert_errno(&e, ENOEXEC, ELIBBAD);
 }
 
@@ -412,13 +344,7 @@ fn interp_size_limits() {
         let mut img = Img::pie();
         img.phdrs[idx::INTERP].p_filesz = p_filesz;
         let e = err_of(&img);
-        assert_eq!(
-            e,
-            ElfError::InterpBadSize {
-                index: idx::INTERP,
-                p_filesz
-            }
-        );
+        assert_eq!(e, ElfError::InterpBadSize { index: idx::INTERP, p_filesz });
         assert_errno(&e, ENOEXEC, ELIBBAD);
     }
     // 4096 bytes (PATH_MAX) is accepted when NUL-terminated.
@@ -428,10 +354,7 @@ fn interp_size_limits() {
     img.phdrs[idx::INTERP].p_filesz = 4096;
     img.patches.push((0x2100 + 4095, vec![0]));
     let bytes = img.build();
-    assert_eq!(
-        ElfFile::parse(&bytes).unwrap().interp().unwrap().len(),
-        4095
-    );
+    assert_eq!(ElfFile::parse(&bytes).unwrap().interp().unwrap().len(), 4095);
 }
 
 #[test]
@@ -458,12 +381,7 @@ fn interp_without_nul() {
     let mut img = Img::pie();
     img.phdrs[idx::INTERP].p_filesz -= 1; // drop the NUL
     let e = err_of(&img);
-    assert_eq!(
-        e,
-        ElfError::InterpNotTerminated {
-            len: INTERP.len() as u64 - 1
-        }
-    );
+    assert_eq!(e, ElfError::InterpNotTerminated { len: INTERP.len() as u64 - 1 });
     assert_errno(&e, ENOEXEC, ELIBBAD);
 }
 
@@ -478,10 +396,7 @@ fn interp_empty_and_interior_nul() {
     let mut img = Img::pie();
     img.patches.push((0x306, vec![0]));
     let bytes = img.build();
-    assert_eq!(
-        ElfFile::parse(&bytes).unwrap().interp(),
-        Some(&b"/lib64"[..])
-    );
+    assert_eq!(ElfFile::parse(&bytes).unwrap().interp(), Some(&b"/lib64"[..]));
 }
 
 #[test]
@@ -491,19 +406,12 @@ fn misaligned_segment() {
     let e = err_of(&img);
     assert_eq!(
         e,
-        ElfError::SegmentMisaligned {
-            index: idx::TEXT,
-            p_offset: 0x1010,
-            p_vaddr: 0x1000
-        }
+        ElfError::SegmentMisaligned { index: idx::TEXT, p_offset: 0x1010, p_vaddr: 0x1000 }
     );
     assert_errno(&e, EINVAL, EINVAL);
     let mut img = Img::pie();
     img.phdrs[idx::DATA].p_vaddr = 0x3000;
-    assert!(matches!(
-        err_of(&img),
-        ElfError::SegmentMisaligned { index: 4, .. }
-    ));
+    assert!(matches!(err_of(&img), ElfError::SegmentMisaligned { index: 4, .. }));
 }
 
 #[test]
@@ -513,11 +421,7 @@ fn memsz_below_filesz() {
     let e = err_of(&img);
     assert_eq!(
         e,
-        ElfError::MemszLessThanFilesz {
-            index: idx::TEXT,
-            p_filesz: 0x180,
-            p_memsz: 0x17f
-        }
+        ElfError::MemszLessThanFilesz { index: idx::TEXT, p_filesz: 0x180, p_memsz: 0x17f }
     );
     assert_errno(&e, EINVAL, ENOMEM);
     img.phdrs[idx::TEXT].p_memsz = 0;
@@ -577,11 +481,7 @@ fn unordered_segments() {
     let e = err_of(&img);
     assert_eq!(
         e,
-        ElfError::SegmentsUnordered {
-            index: idx::DATA,
-            prev_vaddr: 0x3010,
-            p_vaddr: 0x1000
-        }
+        ElfError::SegmentsUnordered { index: idx::DATA, prev_vaddr: 0x3010, p_vaddr: 0x1000 }
     );
     assert_errno(&e, ENOEXEC, ELIBBAD);
 }
@@ -594,11 +494,7 @@ fn overlapping_segments() {
     let e = err_of(&img);
     assert_eq!(
         e,
-        ElfError::SegmentsOverlap {
-            index: idx::DATA,
-            prev_end: 0x4000,
-            p_vaddr: 0x3010
-        }
+        ElfError::SegmentsOverlap { index: idx::DATA, prev_end: 0x4000, p_vaddr: 0x3010 }
     );
     assert_errno(&e, ENOEXEC, ELIBBAD);
     // Sharing a page without byte overlap is rejected too (each page has one owner).
@@ -637,11 +533,7 @@ fn alignment_from_p_align() {
     let e = elf.plan(0x40_1000).unwrap_err();
     assert_eq!(
         e,
-        ElfError::BadLoadBias {
-            load_bias: 0x40_1000,
-            kind: ElfKind::Dyn,
-            align: 0x20_0000
-        }
+        ElfError::BadLoadBias { load_bias: 0x40_1000, kind: ElfKind::Dyn, align: 0x20_0000 }
     );
     assert_errno(&e, EINVAL, EINVAL);
     assert!(e.to_string().contains("multiple"), "{e}");
@@ -652,14 +544,7 @@ fn exec_needs_zero_bias() {
     let bytes = Img::exec().build();
     let elf = ElfFile::parse(&bytes).unwrap();
     let e = elf.plan(0x1000).unwrap_err();
-    assert_eq!(
-        e,
-        ElfError::BadLoadBias {
-            load_bias: 0x1000,
-            kind: ElfKind::Exec,
-            align: 0
-        }
-    );
+    assert_eq!(e, ElfError::BadLoadBias { load_bias: 0x1000, kind: ElfKind::Exec, align: 0 });
     assert!(e.to_string().contains("ET_EXEC"), "{e}");
 }
 
@@ -669,18 +554,9 @@ fn biased_out_of_range() {
     let elf = ElfFile::parse(&bytes).unwrap();
     assert!(elf.plan(USER_END - 0x5000).is_ok());
     let e = elf.plan(USER_END - 0x4000).unwrap_err();
-    assert_eq!(
-        e,
-        ElfError::BiasedOutOfRange {
-            load_bias: USER_END - 0x4000,
-            span_hi: 0x5000
-        }
-    );
+    assert_eq!(e, ElfError::BiasedOutOfRange { load_bias: USER_END - 0x4000, span_hi: 0x5000 });
     assert_errno(&e, ENOMEM, ENOMEM);
-    assert!(matches!(
-        elf.plan(u64::MAX - 0xfff).unwrap_err(),
-        ElfError::BiasedOutOfRange { .. }
-    ));
+    assert!(matches!(elf.plan(u64::MAX - 0xfff).unwrap_err(), ElfError::BiasedOutOfRange { .. }));
 }
 
 #[test]
@@ -689,13 +565,7 @@ fn bad_entry() {
     img.e_entry = USER_END;
     let bytes = img.build();
     let e = ElfFile::parse(&bytes).unwrap().plan(0).unwrap_err();
-    assert_eq!(
-        e,
-        ElfError::BadEntry {
-            e_entry: USER_END,
-            load_bias: 0
-        }
-    );
+    assert_eq!(e, ElfError::BadEntry { e_entry: USER_END, load_bias: 0 });
     assert_errno(&e, EINVAL, EINVAL);
     let mut img = Img::pie();
     img.e_entry = u64::MAX - 0xfff;
@@ -727,19 +597,13 @@ fn phdr_sources() {
         p_align: 8,
     };
     let bytes = img.build();
-    assert_eq!(
-        ElfFile::parse(&bytes).unwrap().plan(0).unwrap().phdr,
-        0x70_0000
-    );
+    assert_eq!(ElfFile::parse(&bytes).unwrap().plan(0).unwrap().phdr, 0x70_0000);
 
     // Linux's rule wins when a PT_LOAD holds e_phoff, even against PT_PHDR.
     let mut img = Img::pie();
     img.phdrs[idx::PHDR].p_vaddr = 0x9999;
     let bytes = img.build();
-    assert_eq!(
-        ElfFile::parse(&bytes).unwrap().plan(0x10000).unwrap().phdr,
-        0x10040
-    );
+    assert_eq!(ElfFile::parse(&bytes).unwrap().plan(0x10000).unwrap().phdr, 0x10040);
 }
 
 #[test]
@@ -767,70 +631,19 @@ fn interp_type_is_recognised() {
 fn remaining_variants_errno() {
     use elf_min::{IoOp, StringKind};
     let cases = [
-        (
-            ElfError::StackTopMisaligned { stack_top: 8 },
-            EINVAL,
-            EINVAL,
-        ),
-        (
-            ElfError::StringHasNul {
-                kind: StringKind::Argv,
-                index: 0,
-            },
-            EINVAL,
-            EINVAL,
-        ),
-        (
-            ElfError::StringTooLong {
-                kind: StringKind::Envp,
-                index: 0,
-                len: 1 << 20,
-            },
-            E2BIG,
-            E2BIG,
-        ),
-        (
-            ElfError::ArgsTooBig {
-                needed: 2,
-                limit: 1,
-            },
-            E2BIG,
-            E2BIG,
-        ),
-        (
-            ElfError::StackTooLow {
-                stack_top: 0,
-                size: 16,
-            },
-            ENOMEM,
-            ENOMEM,
-        ),
+        (ElfError::StackTopMisaligned { stack_top: 8 }, EINVAL, EINVAL),
+        (ElfError::StringHasNul { kind: StringKind::Argv, index: 0 }, EINVAL, EINVAL),
+        (ElfError::StringTooLong { kind: StringKind::Envp, index: 0, len: 1 << 20 }, E2BIG, E2BIG),
+        (ElfError::ArgsTooBig { needed: 2, limit: 1 }, E2BIG, E2BIG),
+        (ElfError::StackTooLow { stack_top: 0, size: 16 }, ENOMEM, ENOMEM),
         (ElfError::NotRegularFile { is_dir: true }, EACCES, EACCES),
         (ElfError::NotRegularFile { is_dir: false }, EACCES, EACCES),
         (ElfError::NotExecutable { mode: 0o644 }, EACCES, EACCES),
-        (
-            ElfError::Io {
-                op: IoOp::Open,
-                errno: ENOENT,
-            },
-            ENOENT,
-            ENOENT,
-        ),
+        (ElfError::Io { op: IoOp::Open, errno: ENOENT }, ENOENT, ENOENT),
     ];
     for (e, main, interp) in cases {
         assert_errno(&e, main, interp);
     }
-    assert!(
-        ElfError::NotRegularFile { is_dir: true }
-            .to_string()
-            .contains("directory")
-    );
-    assert!(
-        ElfError::Io {
-            op: IoOp::Open,
-            errno: ENOENT
-        }
-        .to_string()
-        .contains("ENOENT")
-    );
+    assert!(ElfError::NotRegularFile { is_dir: true }.to_string().contains("directory"));
+    assert!(ElfError::Io { op: IoOp::Open, errno: ENOENT }.to_string().contains("ENOENT"));
 }

@@ -363,11 +363,7 @@ impl GuestPhysMap {
     /// Which kind of mapping `slot` is (decided by whether its GPA lies in
     /// the window).
     pub fn kind_of(&self, slot: &Slot) -> Kind {
-        if slot.gpa >= self.window.start {
-            Kind::Windowed
-        } else {
-            Kind::Identity
-        }
+        if slot.gpa >= self.window.start { Kind::Windowed } else { Kind::Identity }
     }
 
     /// Identity maps `[hva, hva + len)` (GPA == HVA; bytes, page aligned).
@@ -394,11 +390,7 @@ impl GuestPhysMap {
     ) -> Result<Plan, EptError> {
         let end = check_range(hva, len)?;
         if end > self.window.end {
-            return Err(EptError::AboveWidth {
-                addr: hva,
-                len,
-                phys_bits: self.phys_bits,
-            });
+            return Err(EptError::AboveWidth { addr: hva, len, phys_bits: self.phys_bits });
         }
         if end > self.window.start {
             return Err(EptError::WindowConflict {
@@ -408,18 +400,11 @@ impl GuestPhysMap {
             });
         }
         let overlapping = self.hva_overlapping(hva, end);
-        if overlapping
-            .iter()
-            .any(|s| self.kind_of(s) == Kind::Windowed)
-        {
+        if overlapping.iter().any(|s| self.kind_of(s) == Kind::Windowed) {
             return Err(EptError::Overlap { addr: hva, len });
         }
         if overlapping.iter().any(|s| s.readonly != readonly) {
-            return Err(EptError::ReadonlyMismatch {
-                addr: hva,
-                len,
-                readonly,
-            });
+            return Err(EptError::ReadonlyMismatch { addr: hva, len, readonly });
         }
         if let [only] = overlapping.as_slice()
             && only.hva <= hva
@@ -442,12 +427,7 @@ impl GuestPhysMap {
         }
         let start = group.first().map_or(hva, |s| s.hva.min(hva));
         let stop = group.last().map_or(end, |s| s.hva_end().max(end));
-        let merged = Pending {
-            gpa: start,
-            hva: start,
-            len: stop - start,
-            readonly,
-        };
+        let merged = Pending { gpa: start, hva: start, len: stop - start, readonly };
         self.commit(group, vec![merged])
     }
 
@@ -482,11 +462,7 @@ impl GuestPhysMap {
                 && only.hva_end() >= end
             {
                 if only.readonly != readonly {
-                    return Err(EptError::ReadonlyMismatch {
-                        addr: hva,
-                        len,
-                        readonly,
-                    });
+                    return Err(EptError::ReadonlyMismatch { addr: hva, len, readonly });
                 }
                 return Ok((only.gpa + (hva - only.hva), Plan::default()));
             }
@@ -499,9 +475,7 @@ impl GuestPhysMap {
             .map(|l| l.gpa_end())
             .filter(|&g| self.gpa_free(g, len))
             .or_else(|| {
-                right
-                    .and_then(|r| r.gpa.checked_sub(len))
-                    .filter(|&g| self.gpa_free(g, len))
+                right.and_then(|r| r.gpa.checked_sub(len)).filter(|&g| self.gpa_free(g, len))
             })
             .map_or_else(|| self.first_fit(len), Ok)?;
         let mut group = Vec::new();
@@ -514,12 +488,7 @@ impl GuestPhysMap {
             stop = r.hva_end();
             group.push(r);
         }
-        let merged = Pending {
-            gpa: start_gpa,
-            hva: start_hva,
-            len: stop - start_hva,
-            readonly,
-        };
+        let merged = Pending { gpa: start_gpa, hva: start_hva, len: stop - start_hva, readonly };
         let plan = self.commit(group, vec![merged])?;
         Ok((gpa, plan))
     }
@@ -626,11 +595,7 @@ impl GuestPhysMap {
                 out.push(s);
             }
         }
-        out.extend(
-            self.by_hva
-                .range(start..end)
-                .map(|(_, gpa)| self.by_gpa[gpa]),
-        );
+        out.extend(self.by_hva.range(start..end).map(|(_, gpa)| self.by_gpa[gpa]));
         out
     }
 
@@ -653,11 +618,7 @@ impl GuestPhysMap {
         };
         gpa >= self.window.start
             && end <= self.window.end
-            && self
-                .by_gpa
-                .range(..end)
-                .next_back()
-                .is_none_or(|(_, s)| s.gpa_end() <= gpa)
+            && self.by_gpa.range(..end).next_back().is_none_or(|(_, s)| s.gpa_end() <= gpa)
     }
 
     /// Lowest window GPA with `len` free bytes.
@@ -669,11 +630,7 @@ impl GuestPhysMap {
             }
             cursor = s.gpa_end();
         }
-        if self.window.end - cursor >= len {
-            Ok(cursor)
-        } else {
-            Err(EptError::WindowFull { len })
-        }
+        if self.window.end - cursor >= len { Ok(cursor) } else { Err(EptError::WindowFull { len }) }
     }
 
     /// Applies a plan after checking the slot limit; nothing changes on error.
@@ -683,9 +640,7 @@ impl GuestPhysMap {
         mut create: Vec<Pending>,
     ) -> Result<Plan, EptError> {
         if self.by_gpa.len() - delete.len() + create.len() > self.max_slots as usize {
-            return Err(EptError::TooManySlots {
-                limit: self.max_slots,
-            });
+            return Err(EptError::TooManySlots { limit: self.max_slots });
         }
         delete.sort_by_key(|s| s.gpa);
         create.sort_by_key(|p| p.gpa);

@@ -81,31 +81,17 @@ fn expect_identity(
     }
     let end = hva + len;
     if end > TOP {
-        return Err(EptError::AboveWidth {
-            addr: hva,
-            len,
-            phys_bits: BITS,
-        });
+        return Err(EptError::AboveWidth { addr: hva, len, phys_bits: BITS });
     }
     if end > WS {
-        return Err(EptError::WindowConflict {
-            addr: hva,
-            len,
-            window_start: WS,
-        });
+        return Err(EptError::WindowConflict { addr: hva, len, window_start: WS });
     }
-    let mapped: Vec<(u64, bool)> = pages(hva, len)
-        .filter_map(|p| model.get(&p).copied())
-        .collect();
+    let mapped: Vec<(u64, bool)> = pages(hva, len).filter_map(|p| model.get(&p).copied()).collect();
     if mapped.iter().any(|&(gpa, _)| is_windowed(gpa)) {
         return Err(EptError::Overlap { addr: hva, len });
     }
     if mapped.iter().any(|&(_, r)| r != ro) {
-        return Err(EptError::ReadonlyMismatch {
-            addr: hva,
-            len,
-            readonly: ro,
-        });
+        return Err(EptError::ReadonlyMismatch { addr: hva, len, readonly: ro });
     }
     let mut post = model.clone();
     post.extend(pages(hva, len).map(|p| (p, (p, ro))));
@@ -135,21 +121,14 @@ fn expect_windowed(model: &Model, hva: u64, len: u64, ro: bool) -> Result<Window
     let first = mapped[0];
     let one_slot = first.is_some_and(|(g0, r0)| {
         is_windowed(g0)
-            && mapped
-                .iter()
-                .enumerate()
-                .all(|(i, m)| *m == Some((g0 + i as u64 * P, r0)))
+            && mapped.iter().enumerate().all(|(i, m)| *m == Some((g0 + i as u64 * P, r0)))
     });
     match first {
         Some((g0, r0)) if one_slot => {
             if r0 == ro {
                 Ok(Windowed::Covered(g0))
             } else {
-                Err(EptError::ReadonlyMismatch {
-                    addr: hva,
-                    len,
-                    readonly: ro,
-                })
+                Err(EptError::ReadonlyMismatch { addr: hva, len, readonly: ro })
             }
         }
         _ => Err(EptError::Overlap { addr: hva, len }),
@@ -174,11 +153,7 @@ fn expect_remove(model: &Model, hva: u64, len: u64, max: u32) -> Result<Model, E
 /// (and the lowest-free-id rule).
 fn apply(table: &mut HashMap<u32, Slot>, plan: &Plan, max: u32) -> Result<(), TestCaseError> {
     for d in &plan.delete {
-        prop_assert_eq!(
-            table.remove(&d.id),
-            Some(*d),
-            "delete of a slot that does not exist"
-        );
+        prop_assert_eq!(table.remove(&d.id), Some(*d), "delete of a slot that does not exist");
     }
     for c in &plan.create {
         prop_assert!(c.len > 0 && c.gpa % P == 0 && c.hva % P == 0 && c.len % P == 0);
@@ -276,10 +251,9 @@ fn run(ops: &[Op], max: u32) -> Result<(), TestCaseError> {
                 map.insert_identity(hva, len, ro),
                 expect_identity(&model, hva, len, ro, max).map(Some),
             ),
-            Op::Remove(hva, len) => (
-                map.remove(hva, len),
-                expect_remove(&model, hva, len, max).map(Some),
-            ),
+            Op::Remove(hva, len) => {
+                (map.remove(hva, len), expect_remove(&model, hva, len, max).map(Some))
+            }
             Op::Windowed(hva, len, ro) | Op::Insert(hva, len, ro) => {
                 let identity = matches!(op, Op::Insert(..)) && len > 0 && hva + len <= WS;
                 if identity {

@@ -81,18 +81,12 @@ fn resolve(name: &OsStr) -> Result<PathBuf, NotFound> {
         return Ok(PathBuf::from(name));
     }
     if name.is_empty() {
-        return Err(NotFound {
-            errno: libc::ENOENT,
-        });
+        return Err(NotFound { errno: libc::ENOENT });
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     let mut errno = libc::ENOENT;
     for dir in std::env::split_paths(&path) {
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         let cand = dir.join(name);
         let Ok(md) = std::fs::metadata(&cand) else {
             continue;
@@ -107,18 +101,14 @@ fn resolve(name: &OsStr) -> Result<PathBuf, NotFound> {
 }
 
 fn environment(args: &RunArgs) -> Vec<Vec<u8>> {
-    let mut env: Vec<(OsString, OsString)> = if args.env_clear {
-        Vec::new()
-    } else {
-        std::env::vars_os().collect()
-    };
+    let mut env: Vec<(OsString, OsString)> =
+        if args.env_clear { Vec::new() } else { std::env::vars_os().collect() };
     for kv in &args.env {
         let b = kv.as_bytes();
         let (k, v) = match b.iter().position(|&c| c == b'=') {
-            Some(i) => (
-                OsStr::from_bytes(&b[..i]).to_owned(),
-                OsStr::from_bytes(&b[i + 1..]).to_owned(),
-            ),
+            Some(i) => {
+                (OsStr::from_bytes(&b[..i]).to_owned(), OsStr::from_bytes(&b[i + 1..]).to_owned())
+            }
             None => (kv.clone(), OsString::new()),
         };
         env.retain(|(ek, _)| *ek != k);
@@ -150,11 +140,7 @@ pub fn main() -> i32 {
         Ok(p) => p,
         Err(e) => {
             let msg = std::io::Error::from_raw_os_error(e.errno);
-            eprintln!(
-                "sandbox: {}: {}",
-                name.to_string_lossy(),
-                strip_os_error(&msg.to_string())
-            );
+            eprintln!("sandbox: {}: {}", name.to_string_lossy(), strip_os_error(&msg.to_string()));
             return if e.errno == libc::ENOENT { 127 } else { 126 };
         }
     };

@@ -9,11 +9,7 @@ pub struct Errno(pub i32);
 impl Errno {
     /// The calling thread's `errno`.
     pub fn last() -> Errno {
-        Errno(
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO),
-        )
+        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
     }
 
     /// `EFAULT`.

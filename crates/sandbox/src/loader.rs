@@ -28,11 +28,7 @@ impl ExecError {
 
     /// The exit status a shell gives: 127 when the file does not exist, 126 otherwise.
     pub fn shell_status(&self) -> i32 {
-        if self.errno() == libc::ENOENT {
-            127
-        } else {
-            126
-        }
+        if self.errno() == libc::ENOENT { 127 } else { 126 }
     }
 }
 
@@ -72,20 +68,11 @@ fn random_pages(bits: u32) -> u64 {
 }
 
 fn err(path: &Path, source: ElfError) -> ExecError {
-    ExecError {
-        path: path.to_path_buf(),
-        source,
-    }
+    ExecError { path: path.to_path_buf(), source }
 }
 
 fn nomem(path: &Path) -> ExecError {
-    err(
-        path,
-        ElfError::Io {
-            op: elf_min::IoOp::Read,
-            errno: libc::ENOMEM,
-        },
-    )
+    err(path, ElfError::Io { op: elf_min::IoOp::Read, errno: libc::ENOMEM })
 }
 
 /// Maps every segment of `plan` (made from `file`).
@@ -99,8 +86,7 @@ fn map_segments(mm: &mut Mm, plan: &LoadPlan, file: &[u8], path: &Path) -> Resul
         seg.write_image(file, &mut image);
         let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
         let rw = libc::PROT_READ | libc::PROT_WRITE;
-        mm.map_fixed(seg.start, len, rw, flags, -1, Kind::Anon)
-            .map_err(|_| nomem(path))?;
+        mm.map_fixed(seg.start, len, rw, flags, -1, Kind::Anon).map_err(|_| nomem(path))?;
         sys::write_program(seg.start, &image).map_err(|_| nomem(path))?;
         let p = seg.prot;
         let prot = (if p.read { libc::PROT_READ } else { 0 })
@@ -151,17 +137,12 @@ pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecErr
     map_segments(mm, &program, &bytes, path)?;
 
     // Stack at the top of the range, below a random gap; mmap area below the stack.
-    let stack_size = sys::getrlimit(libc::RLIMIT_STACK)
-        .rlim_cur
-        .clamp(128 << 10, 64 << 20)
-        & !(PAGE - 1);
-    let stack_top = range.end - (1 << 20) - random_pages(rand_bits.min(22));
+    let stack_size =
+        sys::getrlimit(libc::RLIMIT_STACK).rlim_cur.clamp(128 << 10, 64 << 20) & !(PAGE - 1);
+    // 2 MiB aligned, so the guest maps it with large pages.
+    let stack_top = (range.end - (1 << 20) - random_pages(rand_bits.min(22))) & !((2 << 20) - 1);
     let stack_lo = stack_top - stack_size;
-    let exec = if program.stack_exec {
-        libc::PROT_EXEC
-    } else {
-        0
-    };
+    let exec = if program.stack_exec { libc::PROT_EXEC } else { 0 };
     mm.map_fixed(
         stack_lo,
         stack_size,
@@ -192,10 +173,7 @@ pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecErr
 
     // brk after the program image, randomized by up to 32 MiB like Linux's arch_randomize_brk.
     let brk = page_up(program.brk_start).unwrap_or(hi) + random_pages(13);
-    mm.brk = crate::mm::Brk {
-        start: brk,
-        cur: brk,
-    };
+    mm.brk = crate::mm::Brk { start: brk, cur: brk };
 
     // The initial stack.
     let mut auxv = elf_min::AuxvParams::for_program(&program, interp_plan.as_ref());
@@ -224,13 +202,7 @@ pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecErr
     };
     let stack = elf_min::build_initial_stack(&params).map_err(|e| err(path, e))?;
     if stack.sp < stack_lo + PAGE {
-        return Err(err(
-            path,
-            ElfError::Io {
-                op: elf_min::IoOp::Read,
-                errno: libc::E2BIG,
-            },
-        ));
+        return Err(err(path, ElfError::Io { op: elf_min::IoOp::Read, errno: libc::E2BIG }));
     }
     sys::write_program(stack.sp, &stack.image).map_err(|_| nomem(path))?;
     Ok(Loaded {
@@ -251,12 +223,7 @@ fn nix_ids() -> (u32, u32, u32, u32) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (
-        field("Uid:", 1),
-        field("Uid:", 2),
-        field("Gid:", 1),
-        field("Gid:", 2),
-    )
+    (field("Uid:", 1), field("Uid:", 2), field("Gid:", 1), field("Gid:", 2))
 }
 
 /// HWCAP2 bits the guest really offers: FSGSBASE (bit 1) only where the vCPU enables it.

@@ -7,7 +7,7 @@
 //!
 //! 1. the host mapping itself (`mmap(MAP_FIXED)` over the reservation, with the program's
 //!    protection, so the host kernel enforces it too when it touches program buffers);
-//! 2. KVM memory slots covering the range in 1 GiB chunks (few slots, no churn);
+//! 2. KVM memory slots covering the range in 256 MiB chunks, coalesced;
 //! 3. the guest page tables (user pages with the same rights; `PROT_NONE` pages unmapped).
 //!
 //! Unmapping re-reserves the range with `PROT_NONE`, so the range never has holes the host
@@ -29,8 +29,10 @@ use crate::sys;
 
 /// Bytes per page.
 pub const PAGE: u64 = 4096;
-/// Slot granularity: 1 GiB chunks of the reserved range get a memory slot on first use.
-const CHUNK: u64 = 1 << 30;
+/// Slot granularity: 256 MiB chunks of the reserved range get a memory slot on first use
+/// (adjacent chunks coalesce). KVM's per-slot metadata grows with the slot, so a smaller chunk
+/// makes start-up cheaper; a larger one means fewer slot changes as memory grows.
+const CHUNK: u64 = 256 << 20;
 /// Lowest program address (Linux's default `vm.mmap_min_addr`).
 pub const PROGRAM_LO: u64 = 0x10000;
 
@@ -135,20 +137,13 @@ impl Mm {
 
     /// Whether `[addr, addr + len)` lies wholly inside the reserved range (`len` 0: always).
     pub fn contains(&self, addr: u64, len: u64) -> bool {
-        len == 0
-            || addr
-                .checked_add(len)
-                .is_some_and(|end| addr >= self.lo && end <= self.hi)
+        len == 0 || addr.checked_add(len).is_some_and(|end| addr >= self.lo && end <= self.hi)
     }
 
     /// `Err(EFAULT)` unless [`Mm::contains`]. This is the whole of pointer validation for a
     /// buffer the host kernel accesses directly; see the module docs for why it suffices.
     pub fn check(&self, addr: u64, len: u64) -> Result<(), Errno> {
-        if self.contains(addr, len) {
-            Ok(())
-        } else {
-            Err(Errno::EFAULT)
-        }
+        if self.contains(addr, len) { Ok(()) } else { Err(Errno::EFAULT) }
     }
 
     /// The mappings, in address order.
@@ -158,11 +153,7 @@ impl Mm {
 
     /// The mapping containing `addr`.
     pub fn vma_at(&self, addr: u64) -> Option<&Vma> {
-        self.vmas
-            .range(..=addr)
-            .next_back()
-            .map(|(_, v)| v)
-            .filter(|v| addr < v.end)
+        self.vmas.range(..=addr).next_back().map(|(_, v)| v).filter(|v| addr < v.end)
     }
 
     /// Whether `[addr, addr + len)` is free of mappings (and inside the range).
@@ -255,19 +246,10 @@ impl Mm {
             }
             if v.end > end {
                 let kind = match v.kind {
-                    Kind::File { offset } => Kind::File {
-                        offset: offset + (end - v.start),
-                    },
+                    Kind::File { offset } => Kind::File { offset: offset + (end - v.start) },
                     k => k,
                 };
-                self.vmas.insert(
-                    end,
-                    Vma {
-                        start: end,
-                        kind,
-                        ..v
-                    },
-                );
+                self.vmas.insert(end, Vma { start: end, kind, ..v });
             }
         }
     }
@@ -315,13 +297,7 @@ impl Mm {
             return Err(e);
         }
         let shared = flags & libc::MAP_SHARED != 0;
-        self.insert(Vma {
-            start: addr,
-            end: addr + len,
-            prot,
-            shared,
-            kind,
-        });
+        self.insert(Vma { start: addr, end: addr + len, prot, shared, kind });
         Ok(addr)
     }
 
@@ -332,10 +308,7 @@ impl Mm {
         if addr % PAGE != 0 || len == 0 || !self.contains(addr, len) {
             return Err(Errno::EINVAL);
         }
-        let _ = self
-            .vm
-            .unmap_host_coherent(addr, len)
-            .map_err(|_| Errno::EINVAL)?;
+        let _ = self.vm.unmap_host_coherent(addr, len).map_err(|_| Errno::EINVAL)?;
         sys::reserve(addr, len, false)?;
         self.cut(addr, addr + len);
         Ok(())
@@ -371,18 +344,10 @@ impl Mm {
             let s = v.start.max(addr);
             let e = v.end.min(addr + len);
             let kind = match v.kind {
-                Kind::File { offset } => Kind::File {
-                    offset: offset + (s - v.start),
-                },
+                Kind::File { offset } => Kind::File { offset: offset + (s - v.start) },
                 k => k,
             };
-            self.insert(Vma {
-                start: s,
-                end: e,
-                prot,
-                kind,
-                ..v
-            });
+            self.insert(Vma { start: s, end: e, prot, kind, ..v });
         }
         Ok(())
     }
@@ -443,9 +408,7 @@ impl Mm {
         if !maymove {
             return Err(Errno::ENOMEM);
         }
-        let target = self
-            .find_free(new_len, PAGE, self.mmap_top)
-            .ok_or(Errno::ENOMEM)?;
+        let target = self.find_free(new_len, PAGE, self.mmap_top).ok_or(Errno::ENOMEM)?;
         self.move_pages(vma, old, old_len, new_len, target)
     }
 
@@ -477,9 +440,7 @@ impl Mm {
         self.cut(old, old + old_len);
         self.guest_map(target, new_len, vma.prot)?;
         let kind = match vma.kind {
-            Kind::File { offset } => Kind::File {
-                offset: offset + (old - vma.start),
-            },
+            Kind::File { offset } => Kind::File { offset: offset + (old - vma.start) },
             Kind::Heap | Kind::Stack => Kind::Anon,
             k => k,
         };
@@ -508,10 +469,7 @@ impl Mm {
             }
             let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
             let prot = libc::PROT_READ | libc::PROT_WRITE;
-            if self
-                .map_fixed(old_end, new_end - old_end, prot, flags, -1, Kind::Heap)
-                .is_err()
-            {
+            if self.map_fixed(old_end, new_end - old_end, prot, flags, -1, Kind::Heap).is_err() {
                 return b.cur;
             }
         } else if new_end < old_end && self.unmap(new_end, old_end - new_end).is_err() {
@@ -527,12 +485,10 @@ fn add_memory(vm: &Vm, addr: u64, len: u64) -> Result<(), Errno> {
     // SAFETY: `[addr, addr + len)` is inside the program's reserved range, which stays mapped
     // (as program memory or PROT_NONE reservation) as long as the VM exists; the supervisor
     // touches it only through the kernel (process_vm_readv/writev), never through references.
-    unsafe { vm.add_memory(addr, len, false) }
-        .map(|_| ())
-        .map_err(|e| {
-            tracing::warn!(%e, addr, len, "adding program memory to the VM failed");
-            Errno::ENOMEM
-        })
+    unsafe { vm.add_memory(addr, len, false) }.map(|_| ()).map_err(|e| {
+        tracing::warn!(%e, addr, len, "adding program memory to the VM failed");
+        Errno::ENOMEM
+    })
 }
 
 #[cfg(test)]
@@ -551,14 +507,8 @@ mod tests {
     fn perms_mirror_prot() {
         assert_eq!(perms(libc::PROT_NONE), None);
         assert_eq!(perms(libc::PROT_READ), Some(Perms::USER_R));
-        assert_eq!(
-            perms(libc::PROT_READ | libc::PROT_WRITE),
-            Some(Perms::USER_RW)
-        );
-        assert_eq!(
-            perms(libc::PROT_READ | libc::PROT_EXEC),
-            Some(Perms::USER_RX)
-        );
+        assert_eq!(perms(libc::PROT_READ | libc::PROT_WRITE), Some(Perms::USER_RW));
+        assert_eq!(perms(libc::PROT_READ | libc::PROT_EXEC), Some(Perms::USER_RX));
         // x86 has no write-only or execute-only pages: both imply read.
         assert_eq!(perms(libc::PROT_WRITE), Some(Perms::USER_RW));
     }

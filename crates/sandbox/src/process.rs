@@ -26,11 +26,7 @@ impl Default for SigState {
     fn default() -> Self {
         let mut altstack = [0u8; 24];
         altstack[8..12].copy_from_slice(&libc::SS_DISABLE.to_ne_bytes());
-        SigState {
-            actions: [[0; 32]; 65],
-            mask: 0,
-            altstack,
-        }
+        SigState { actions: [[0; 32]; 65], mask: 0, altstack }
     }
 }
 
@@ -166,11 +162,7 @@ impl Process {
             let trap = vcpu.run()?;
             match trap {
                 Trap::Syscall(sc) => {
-                    let mut ctx = Ctx {
-                        proc: self,
-                        vcpu,
-                        exit: None,
-                    };
+                    let mut ctx = Ctx { proc: self, vcpu, exit: None };
                     let rax = syscall::dispatch(&mut ctx, &sc);
                     if let Some(status) = ctx.exit {
                         return Ok(Outcome::Exited(status));
@@ -184,11 +176,7 @@ impl Process {
                         self.vm.request_tlb_flush();
                         continue;
                     }
-                    let code = if pf.error.present() {
-                        "access violation"
-                    } else {
-                        "no mapping"
-                    };
+                    let code = if pf.error.present() { "access violation" } else { "no mapping" };
                     return Ok(Outcome::Killed(Fatal {
                         signal: libc::SIGSEGV,
                         addr: pf.addr,
@@ -236,10 +224,5 @@ fn exception_signal(e: &dune::Exception) -> Fatal {
         17 => (libc::SIGBUS, "alignment check"),
         _ => (libc::SIGSEGV, "exception"),
     };
-    Fatal {
-        signal,
-        addr: 0,
-        rip: e.rip,
-        what: format!("{what} (vector {})", e.vector),
-    }
+    Fatal { signal, addr: 0, rip: e.rip, what: format!("{what} (vector {})", e.vector) }
 }

@@ -15,11 +15,7 @@ use crate::errno::Errno;
 pub type SysResult = Result<u64, Errno>;
 
 fn ret(r: i64) -> SysResult {
-    if r < 0 {
-        Err(Errno(-r as i32))
-    } else {
-        Ok(r as u64)
-    }
+    if r < 0 { Err(Errno(-r as i32)) } else { Ok(r as u64) }
 }
 
 /// Performs system call `nr` on the host with `args`, exactly as given.
@@ -35,9 +31,7 @@ pub unsafe fn syscall6(nr: i64, a: [u64; 6]) -> SysResult {
     // SAFETY: forwarded from the caller's contract.
     let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
     ret(if r == -1 {
-        -(io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO) as i64)
+        -(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64)
     } else {
         r
     })
@@ -48,11 +42,7 @@ pub unsafe fn syscall6(nr: i64, a: [u64; 6]) -> SysResult {
 ///
 /// The range must lie inside the program's reserved range (or be that range, at start-up).
 pub fn reserve(addr: u64, len: u64, noreplace: bool) -> SysResult {
-    let fixed = if noreplace {
-        libc::MAP_FIXED_NOREPLACE
-    } else {
-        libc::MAP_FIXED
-    };
+    let fixed = if noreplace { libc::MAP_FIXED_NOREPLACE } else { libc::MAP_FIXED };
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | fixed;
     // SAFETY: the caller passes a range inside the program's reserved range (or the range
     // itself), which holds no runtime memory; with MAP_FIXED_NOREPLACE nothing is replaced.
@@ -93,11 +83,7 @@ pub unsafe fn mmap_fixed(
             off as libc::off_t,
         )
     };
-    if p == libc::MAP_FAILED {
-        Err(Errno::last())
-    } else {
-        Ok(p as u64)
-    }
+    if p == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(p as u64) }
 }
 
 /// `mprotect` inside the program range.
@@ -125,11 +111,7 @@ pub unsafe fn mremap_fixed(old: u64, old_len: u64, new_len: u64, new: u64) -> Sy
             new as *mut libc::c_void,
         )
     };
-    if p == libc::MAP_FAILED {
-        Err(Errno::last())
-    } else {
-        Ok(p as u64)
-    }
+    if p == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(p as u64) }
 }
 
 /// Copies `buf.len()` bytes of program memory at `addr` into `buf` through the kernel
@@ -140,24 +122,14 @@ pub fn read_program(addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     if buf.is_empty() {
         return Ok(());
     }
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut _,
-        iov_len: buf.len(),
-    };
+    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: addr as *mut _, iov_len: buf.len() };
     // SAFETY: `local` describes `buf`, which we own; the kernel validates `remote` itself.
     let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
     if n < 0 {
         return Err(Errno::last());
     }
-    if n as usize != buf.len() {
-        Err(Errno(libc::EFAULT))
-    } else {
-        Ok(())
-    }
+    if n as usize != buf.len() { Err(Errno(libc::EFAULT)) } else { Ok(()) }
 }
 
 /// Copies `buf` into program memory at `addr` (`process_vm_writev`); see [`read_program`].
@@ -165,25 +137,15 @@ pub fn write_program(addr: u64, buf: &[u8]) -> Result<(), Errno> {
     if buf.is_empty() {
         return Ok(());
     }
-    let local = libc::iovec {
-        iov_base: buf.as_ptr() as *mut _,
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut _,
-        iov_len: buf.len(),
-    };
+    let local = libc::iovec { iov_base: buf.as_ptr() as *mut _, iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: addr as *mut _, iov_len: buf.len() };
     // SAFETY: `local` describes `buf`; the kernel validates `remote` and honours the program's
     // page protections (a read-only page gives EFAULT).
     let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
     if n < 0 {
         return Err(Errno::last());
     }
-    if n as usize != buf.len() {
-        Err(Errno(libc::EFAULT))
-    } else {
-        Ok(())
-    }
+    if n as usize != buf.len() { Err(Errno(libc::EFAULT)) } else { Ok(()) }
 }
 
 /// Fills `buf` with random bytes from the kernel (`getrandom`).
@@ -204,10 +166,7 @@ pub fn random(buf: &mut [u8]) {
 pub fn die_by_signal(signal: i32) {
     // SAFETY: plain libc calls on this process's own state, which is about to end.
     unsafe {
-        let no_core = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
+        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
         libc::signal(signal, libc::SIG_DFL);
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -232,10 +191,7 @@ pub fn getauxval(key: u64) -> u64 {
 
 /// `getrlimit` of the supervisor's own process.
 pub fn getrlimit(resource: u32) -> libc::rlimit {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `r` is a valid out-pointer.
     unsafe { libc::getrlimit(resource, &mut r) };
     r

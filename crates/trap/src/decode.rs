@@ -257,14 +257,8 @@ pub fn decode(raw: RawExit, cx: &ExitContext<'_>, cr2: impl FnOnce() -> u64) -> 
         RawExit::Shutdown => Trap::Shutdown,
         RawExit::InternalError { suberror } => Trap::InternalError { suberror },
         RawExit::FailEntry { reason } => Trap::FailEntry { reason },
-        RawExit::IoIn { port } => Trap::Unknown {
-            reason: KVM_EXIT_IO,
-            detail: u64::from(port),
-        },
-        RawExit::Hlt => Trap::Unknown {
-            reason: KVM_EXIT_HLT,
-            detail: 0,
-        },
+        RawExit::IoIn { port } => Trap::Unknown { reason: KVM_EXIT_IO, detail: u64::from(port) },
+        RawExit::Hlt => Trap::Unknown { reason: KVM_EXIT_HLT, detail: 0 },
         RawExit::Other { reason } => Trap::Unknown { reason, detail: 0 },
     }
 }
@@ -288,28 +282,15 @@ fn decode_port(port: u16, cx: &ExitContext<'_>, cr2: impl FnOnce() -> u64) -> Tr
         let [err, rip, cs, ..] = *cx.ist;
         let user = cs & 3 == 3;
         if vector == 14 {
-            return Trap::PageFault(PageFault {
-                addr: cr2(),
-                error: PfError(err),
-                rip,
-                user,
-            });
+            return Trap::PageFault(PageFault { addr: cr2(), error: PfError(err), rip, user });
         }
         let error_code = has_error_code(vector).then_some(err);
-        return Trap::Exception(Exception {
-            vector,
-            error_code,
-            rip,
-            user,
-        });
+        return Trap::Exception(Exception { vector, error_code, rip, user });
     }
     match port {
         PROBE_PORT => Trap::ProbeRing0,
         SPURIOUS_PORT => Trap::SpuriousInterrupt,
-        _ => Trap::Unknown {
-            reason: KVM_EXIT_IO,
-            detail: u64::from(port),
-        },
+        _ => Trap::Unknown { reason: KVM_EXIT_IO, detail: u64::from(port) },
     }
 }
 
@@ -318,11 +299,7 @@ mod tests {
     use super::*;
 
     fn cx<'a>(regs: &'a Regs, ist: &'a [u64; 6]) -> ExitContext<'a> {
-        ExitContext {
-            regs,
-            ist,
-            doorbell_gpa: 0x2000_0000_3000,
-        }
+        ExitContext { regs, ist, doorbell_gpa: 0x2000_0000_3000 }
     }
 
     #[test]
@@ -339,48 +316,23 @@ mod tests {
             ..Regs::default()
         };
         let ist = [0; 6];
-        let want = Trap::Syscall(Syscall {
-            nr: 39,
-            args: [1, 2, 3, 4, 5, 6],
-            return_rip: 0x401000,
-        });
+        let want =
+            Trap::Syscall(Syscall { nr: 39, args: [1, 2, 3, 4, 5, 6], return_rip: 0x401000 });
         let c = cx(&regs, &ist);
-        assert_eq!(
-            decode(RawExit::IoOut { port: SYSCALL_PORT }, &c, || unreachable!()),
-            want
-        );
-        let mmio = RawExit::Mmio {
-            gpa: 0x2000_0000_3000,
-            len: 4,
-            write: true,
-        };
+        assert_eq!(decode(RawExit::IoOut { port: SYSCALL_PORT }, &c, || unreachable!()), want);
+        let mmio = RawExit::Mmio { gpa: 0x2000_0000_3000, len: 4, write: true };
         assert_eq!(decode(mmio, &c, || unreachable!()), want);
         // A read of the doorbell is not a system call.
-        let read = RawExit::Mmio {
-            gpa: 0x2000_0000_3000,
-            len: 4,
-            write: false,
-        };
-        assert!(matches!(
-            decode(read, &c, || 0),
-            Trap::PhysFault { write: false, .. }
-        ));
+        let read = RawExit::Mmio { gpa: 0x2000_0000_3000, len: 4, write: false };
+        assert!(matches!(decode(read, &c, || 0), Trap::PhysFault { write: false, .. }));
     }
 
     #[test]
     fn page_fault_reads_cr2_and_frame() {
         let regs = Regs::default();
         let ist = [0x6, 0x40_1234, 0x33, 0x202, 0x7fff_0000, 0x2b];
-        let t = decode(
-            RawExit::IoOut {
-                port: EXC_PORT_BASE + 14,
-            },
-            &cx(&regs, &ist),
-            || 0xdead,
-        );
-        let Trap::PageFault(pf) = t else {
-            panic!("{t:?}")
-        };
+        let t = decode(RawExit::IoOut { port: EXC_PORT_BASE + 14 }, &cx(&regs, &ist), || 0xdead);
+        let Trap::PageFault(pf) = t else { panic!("{t:?}") };
         assert_eq!(pf.addr, 0xdead);
         assert_eq!(pf.rip, 0x40_1234);
         assert!(pf.user && pf.error.write() && pf.error.user() && !pf.error.present());
@@ -391,13 +343,7 @@ mod tests {
         let regs = Regs::default();
         let ist = [0x18, 0x1000, 0x10, 0x2, 0x5000, 0x18];
         let c = cx(&regs, &ist);
-        let gp = decode(
-            RawExit::IoOut {
-                port: EXC_PORT_BASE + 13,
-            },
-            &c,
-            || unreachable!(),
-        );
+        let gp = decode(RawExit::IoOut { port: EXC_PORT_BASE + 13 }, &c, || unreachable!());
         assert_eq!(
             gp,
             Trap::Exception(Exception {
@@ -407,21 +353,10 @@ mod tests {
                 user: false
             })
         );
-        let ud = decode(
-            RawExit::IoOut {
-                port: EXC_PORT_BASE + 6,
-            },
-            &c,
-            || unreachable!(),
-        );
+        let ud = decode(RawExit::IoOut { port: EXC_PORT_BASE + 6 }, &c, || unreachable!());
         assert_eq!(
             ud,
-            Trap::Exception(Exception {
-                vector: 6,
-                error_code: None,
-                rip: 0x1000,
-                user: false
-            })
+            Trap::Exception(Exception { vector: 6, error_code: None, rip: 0x1000, user: false })
         );
     }
 
@@ -433,49 +368,15 @@ mod tests {
         let d = |r| decode(r, &c, || 0);
         assert_eq!(d(RawExit::Interrupted), Trap::Interrupted);
         assert_eq!(d(RawExit::Shutdown), Trap::Shutdown);
-        assert_eq!(
-            d(RawExit::HostFault { gpa: None }),
-            Trap::HostFault { gpa: None }
-        );
+        assert_eq!(d(RawExit::HostFault { gpa: None }), Trap::HostFault { gpa: None });
         assert_eq!(d(RawExit::IoOut { port: PROBE_PORT }), Trap::ProbeRing0);
+        assert_eq!(d(RawExit::IoOut { port: SPURIOUS_PORT }), Trap::SpuriousInterrupt);
+        assert_eq!(d(RawExit::IoOut { port: 0x3f8 }), Trap::Unknown { reason: 2, detail: 0x3f8 });
+        assert_eq!(d(RawExit::IoIn { port: 0x60 }), Trap::Unknown { reason: 2, detail: 0x60 });
+        assert_eq!(d(RawExit::Other { reason: 99 }), Trap::Unknown { reason: 99, detail: 0 });
         assert_eq!(
-            d(RawExit::IoOut {
-                port: SPURIOUS_PORT
-            }),
-            Trap::SpuriousInterrupt
-        );
-        assert_eq!(
-            d(RawExit::IoOut { port: 0x3f8 }),
-            Trap::Unknown {
-                reason: 2,
-                detail: 0x3f8
-            }
-        );
-        assert_eq!(
-            d(RawExit::IoIn { port: 0x60 }),
-            Trap::Unknown {
-                reason: 2,
-                detail: 0x60
-            }
-        );
-        assert_eq!(
-            d(RawExit::Other { reason: 99 }),
-            Trap::Unknown {
-                reason: 99,
-                detail: 0
-            }
-        );
-        assert_eq!(
-            d(RawExit::Mmio {
-                gpa: 0x1000,
-                len: 8,
-                write: true
-            }),
-            Trap::PhysFault {
-                gpa: 0x1000,
-                len: 8,
-                write: true
-            }
+            d(RawExit::Mmio { gpa: 0x1000, len: 8, write: true }),
+            Trap::PhysFault { gpa: 0x1000, len: 8, write: true }
         );
         assert!(!d(RawExit::Shutdown).resumable());
         assert!(d(RawExit::Interrupted).resumable());

@@ -41,10 +41,7 @@ pub fn gdt(tss_base: u64) -> [u64; GDT_ENTRIES] {
 
 /// The GDT register value for a GDT at `base`.
 pub fn gdt_register(base: u64) -> TableRegister {
-    TableRegister {
-        base,
-        limit: (GDT_ENTRIES * 8 - 1) as u16,
-    }
+    TableRegister { base, limit: (GDT_ENTRIES * 8 - 1) as u16 }
 }
 
 /// Builds a 64-bit TSS whose IST1 points at `ist_top` (16-byte aligned GVA). RSP0 also points
@@ -83,10 +80,7 @@ pub fn idt(handler: impl Fn(u8) -> u64) -> [[u64; 2]; 256] {
 
 /// The IDT register value for an IDT at `base`.
 pub fn idt_register(base: u64) -> TableRegister {
-    TableRegister {
-        base,
-        limit: (256 * 16 - 1) as u16,
-    }
+    TableRegister { base, limit: (256 * 16 - 1) as u16 }
 }
 
 #[cfg(test)]

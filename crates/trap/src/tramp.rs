@@ -65,11 +65,7 @@ pub const fn has_error_code(vector: u8) -> bool {
 
 /// Offset in the ring-0 page of the stub for `vector`.
 pub const fn vector_stub_offset(vector: u8) -> u64 {
-    if vector < 32 {
-        vector as u64 * VECTOR_STUB_SIZE
-    } else {
-        SPURIOUS_STUB_OFFSET
-    }
+    if vector < 32 { vector as u64 * VECTOR_STUB_SIZE } else { SPURIOUS_STUB_OFFSET }
 }
 
 core::arch::global_asm!(
@@ -195,11 +191,7 @@ mod tests {
         let p = PROBE_SYSCALL_OFFSET as usize;
         assert_eq!(&c[p..p + 4], &[0x0f, 0x05, 0x0f, 0x0b]);
         let r = PROBE_READ_OFFSET as usize;
-        assert_eq!(
-            &c[r..r + 4],
-            &[0x8a, 0x07, 0x0f, 0x0b],
-            "movb (%rdi),%al; ud2"
-        );
+        assert_eq!(&c[r..r + 4], &[0x8a, 0x07, 0x0f, 0x0b], "movb (%rdi),%al; ud2");
     }
 
     #[test]

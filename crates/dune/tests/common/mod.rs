@@ -238,11 +238,7 @@ impl Env {
         let stack = guest_pages(&vm, 64 << 10, Perms::USER_RW);
         let mut vcpu = vm.create_vcpu().expect("create_vcpu");
         vcpu.set_watchdog(Some(Duration::from_secs(20)));
-        Env {
-            vm,
-            vcpu,
-            stack_top: stack + (64 << 10),
-        }
+        Env { vm, vcpu, stack_top: stack + (64 << 10) }
     }
 
     /// Calls guest function `f` in ring 3 with `args` in rdi, rsi, rdx, rcx and runs to the

@@ -112,12 +112,7 @@ impl Img {
                 p_memsz: 0x30,
                 p_align: 16,
             },
-            Ph {
-                p_type: PT_GNU_STACK,
-                p_flags: PF_R | PF_W,
-                p_align: 16,
-                ..Ph::default()
-            },
+            Ph { p_type: PT_GNU_STACK, p_flags: PF_R | PF_W, p_align: 16, ..Ph::default() },
             Ph {
                 p_type: PT_GNU_RELRO,
                 p_flags: PF_R,

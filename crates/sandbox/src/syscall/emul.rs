@@ -96,11 +96,7 @@ pub fn arch_prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         }
         ARCH_GET_FS | ARCH_GET_GS => {
             let s = ctx.vcpu.sregs().map_err(verr)?;
-            let v = if a[0] == ARCH_GET_FS {
-                s.fs.base
-            } else {
-                s.gs.base
-            };
+            let v = if a[0] == ARCH_GET_FS { s.fs.base } else { s.gs.base };
             copy_out(&ctx.proc.mm, a[1], &v.to_ne_bytes())?;
             Ok(0)
         }
@@ -166,11 +162,7 @@ pub fn prlimit64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         copy_out(&ctx.proc.mm, a[3], &old)?;
         return Ok(0);
     }
-    let new = if a[2] != 0 {
-        copy_in(&ctx.proc.mm, a[2], 16)?
-    } else {
-        Vec::new()
-    };
+    let new = if a[2] != 0 { copy_in(&ctx.proc.mm, a[2], 16)? } else { Vec::new() };
     if a[3] != 0 {
         ctx.proc.mm.check(a[3], 16)?;
     }
@@ -222,11 +214,7 @@ pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[3] != 8 {
         return Err(Errno::EINVAL);
     }
-    let set = if a[1] != 0 {
-        Some(read_u64(&ctx.proc.mm, a[1])?)
-    } else {
-        None
-    };
+    let set = if a[1] != 0 { Some(read_u64(&ctx.proc.mm, a[1])?) } else { None };
     let old = ctx.proc.sig.mask;
     if let Some(set) = set {
         let unblockable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
@@ -245,11 +233,7 @@ pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn sigaltstack(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     // stack_t: ss_sp (8), ss_flags (4 + 4 padding), ss_size (8).
-    let new = if a[0] != 0 {
-        Some(copy_in(&ctx.proc.mm, a[0], 24)?)
-    } else {
-        None
-    };
+    let new = if a[0] != 0 { Some(copy_in(&ctx.proc.mm, a[0], 24)?) } else { None };
     if a[1] != 0 {
         let old = ctx.proc.sig.altstack;
         copy_out(&ctx.proc.mm, a[1], &old)?;
@@ -366,10 +350,7 @@ pub fn openat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno(libc::E2BIG));
     }
     let how = copy_in(&ctx.proc.mm, a[2], a[3])?;
-    let fd = host(
-        libc::SYS_openat2,
-        [a[0], p.as_ptr() as u64, how.as_ptr() as u64, a[3], 0, 0],
-    )?;
+    let fd = host(libc::SYS_openat2, [a[0], p.as_ptr() as u64, how.as_ptr() as u64, a[3], 0, 0])?;
     screen_opened(fd)
 }
 
@@ -385,18 +366,12 @@ pub fn close_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     runtime.sort_unstable();
     for fd in runtime.into_iter().filter(|&f| f >= first && f <= last) {
         if fd > lo {
-            host(
-                libc::SYS_close_range,
-                [u64::from(lo), u64::from(fd - 1), flags, 0, 0, 0],
-            )?;
+            host(libc::SYS_close_range, [u64::from(lo), u64::from(fd - 1), flags, 0, 0, 0])?;
         }
         lo = fd + 1;
     }
     if lo <= last && lo >= first {
-        host(
-            libc::SYS_close_range,
-            [u64::from(lo), u64::from(last), flags, 0, 0, 0],
-        )?;
+        host(libc::SYS_close_range, [u64::from(lo), u64::from(last), flags, 0, 0, 0])?;
     }
     Ok(0)
 }
@@ -469,15 +444,9 @@ fn copy_iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<libc::iovec>,
     for c in raw.chunks_exact(16) {
         let base = u64::from_ne_bytes(c[..8].try_into().unwrap());
         let len = u64::from_ne_bytes(c[8..].try_into().unwrap());
-        total = total
-            .checked_add(len)
-            .filter(|&t| t <= isize::MAX as u64)
-            .ok_or(Errno::EINVAL)?;
+        total = total.checked_add(len).filter(|&t| t <= isize::MAX as u64).ok_or(Errno::EINVAL)?;
         ctx.proc.mm.check(base, len)?;
-        v.push(libc::iovec {
-            iov_base: base as *mut _,
-            iov_len: len as usize,
-        });
+        v.push(libc::iovec { iov_base: base as *mut _, iov_len: len as usize });
     }
     Ok(v)
 }
@@ -547,11 +516,7 @@ fn copy_msghdr(ctx: &Ctx<'_>, addr: u64, sending: bool) -> Result<Msg, Errno> {
     hdr.msg_iovlen = iov.len();
     hdr.msg_control = control as *mut _;
     hdr.msg_controllen = controllen as usize;
-    Ok(Msg {
-        hdr,
-        _iov: iov,
-        _name: name_copy,
-    })
+    Ok(Msg { hdr, _iov: iov, _name: name_copy })
 }
 
 fn empty_msghdr() -> libc::msghdr {
@@ -569,26 +534,16 @@ fn empty_msghdr() -> libc::msghdr {
 pub fn sendmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc, a[0])?;
     let m = copy_msghdr(ctx, a[1], true)?;
-    host(
-        libc::SYS_sendmsg,
-        [a[0], &m.hdr as *const _ as u64, a[2], 0, 0, 0],
-    )
+    host(libc::SYS_sendmsg, [a[0], &m.hdr as *const _ as u64, a[2], 0, 0, 0])
 }
 
 pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc, a[0])?;
     let mut m = copy_msghdr(ctx, a[1], false)?;
-    let n = host(
-        libc::SYS_recvmsg,
-        [a[0], &mut m.hdr as *mut _ as u64, a[2], 0, 0, 0],
-    )?;
+    let n = host(libc::SYS_recvmsg, [a[0], &mut m.hdr as *mut _ as u64, a[2], 0, 0, 0])?;
     // Value-result fields back into the program's msghdr.
     copy_out(&ctx.proc.mm, a[1] + 8, &m.hdr.msg_namelen.to_ne_bytes())?;
-    copy_out(
-        &ctx.proc.mm,
-        a[1] + 40,
-        &(m.hdr.msg_controllen as u64).to_ne_bytes(),
-    )?;
+    copy_out(&ctx.proc.mm, a[1] + 40, &(m.hdr.msg_controllen as u64).to_ne_bytes())?;
     copy_out(&ctx.proc.mm, a[1] + 48, &m.hdr.msg_flags.to_ne_bytes())?;
     Ok(n)
 }
@@ -598,9 +553,7 @@ pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 // (program signal masks are the supervisor's business), the rest validated.
 
 pub fn ppoll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ctx.proc
-        .mm
-        .check(a[0], a[1].checked_mul(8).ok_or(Errno::EINVAL)?)?;
+    ctx.proc.mm.check(a[0], a[1].checked_mul(8).ok_or(Errno::EINVAL)?)?;
     if a[2] != 0 {
         ctx.proc.mm.check(a[2], 16)?;
     }
@@ -622,9 +575,7 @@ pub fn pselect6(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn epoll_pwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc, a[0])?;
-    ctx.proc
-        .mm
-        .check(a[1], a[2].checked_mul(12).ok_or(Errno::EINVAL)?)?;
+    ctx.proc.mm.check(a[1], a[2].checked_mul(12).ok_or(Errno::EINVAL)?)?;
     host(libc::SYS_epoll_wait, [a[0], a[1], a[2], a[3], 0, 0])
 }
 
@@ -722,11 +673,7 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     };
     let host_flags = (flags & !(libc::MAP_FIXED_NOREPLACE | libc::MAP_32BIT | libc::MAP_GROWSDOWN))
         | libc::MAP_FIXED;
-    let kind = if anon {
-        Kind::Anon
-    } else {
-        Kind::File { offset: off }
-    };
+    let kind = if anon { Kind::Anon } else { Kind::File { offset: off } };
     mm.map_fixed(at, len, prot, host_flags, if anon { -1 } else { fd }, kind)
 }
 

@@ -68,11 +68,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
 
 /// Checks a descriptor argument against the runtime's own descriptors.
 pub fn check_fd(proc: &Process, fd: u64) -> Result<(), Errno> {
-    if proc.is_runtime_fd(fd as i32) {
-        Err(Errno::EBADF)
-    } else {
-        Ok(())
-    }
+    if proc.is_runtime_fd(fd as i32) { Err(Errno::EBADF) } else { Ok(()) }
 }
 
 /// The byte length `len` designates for the call's arguments `a`.

@@ -1,0 +1,304 @@
+//! Differential tests with our own C programs (tests/c/*.c), each built with `gcc -static` and
+//! with `gcc -static-pie`: every program runs natively and under `sandbox run`, and exit status,
+//! stdout and the files left in the working directory must be equal. Each test also checks the
+//! native run's output for what the program is known to print, so a sandbox that runs nothing
+//! (or exits 0 with no output) fails, and so does a broken harness.
+mod common;
+
+use common::{Cmd, Link, assert_same, build_c};
+use std::time::Duration;
+
+/// Defines `<name>_static` and `<name>_static_pie`, each calling `$body(link)` after the KVM
+/// gate.
+macro_rules! both_links {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn static_() {
+                if !dune::testing::kvm_or_skip(concat!(
+                    "sandbox::differential_c::",
+                    stringify!($name),
+                    "::static_"
+                )) {
+                    return;
+                }
+                ($body)(Link::Static);
+            }
+
+            #[test]
+            fn static_pie() {
+                if !dune::testing::kvm_or_skip(concat!(
+                    "sandbox::differential_c::",
+                    stringify!($name),
+                    "::static_pie"
+                )) {
+                    return;
+                }
+                ($body)(Link::StaticPie);
+            }
+        }
+    };
+}
+
+/// Runs a program without arguments both ways; it must succeed natively and end with "done".
+fn simple(name: &str, link: Link) -> common::Compared {
+    let bin = build_c(name, link);
+    let c = assert_same(&format!("{name}-{}", link.suffix()), &Cmd::new(&bin));
+    c.last().native.assert_success().assert_last_line("done");
+    c
+}
+
+fn line_with<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{out}"))
+}
+
+// a. File and directory I/O.
+both_links!(file_io, |link| {
+    let c = simple("file_io", link);
+    let out = c.last().native.stdout_str();
+    assert!(out.contains("read back: hello, sandbox"), "{out}");
+    assert!(out.contains("first open gives descriptor 3: 1"), "{out}");
+    assert!(out.contains("cwd: ./d/h (prefix ok 1)"), "{out}");
+    // The tree the program left (compared with the sandbox's by assert_same).
+    let dir = c.native_dir.path();
+    assert_eq!(std::fs::read_link(dir.join("link")).unwrap().to_str(), Some("b.txt"));
+    assert_eq!(std::fs::metadata(dir.join("kept/f1")).unwrap().len(), 1111);
+});
+
+// b. Memory: mmap/munmap/mprotect/mremap/MAP_FIXED/file mappings/msync/madvise/exec pages.
+both_links!(memory, |link| {
+    let c = simple("memory", link);
+    let out = c.last().native.stdout_str();
+    for l in [
+        "read after RO: 1",
+        "mremap grow: preserved 1, new part zero 1",
+        "file after msync: written through MAP_SHARED",
+        "private write not in file: 1",
+        "called generated code: 42",
+    ] {
+        assert!(out.contains(l), "missing {l:?} in:\n{out}");
+    }
+    // MAP_SHARED writes reached the file; MAP_PRIVATE ones did not.
+    let shared = std::fs::read(c.native_dir.join("shared.bin")).unwrap();
+    assert_eq!(&shared[10..36], b"written through MAP_SHARED");
+    assert_eq!(shared[8191], b'!');
+    let private = std::fs::read(c.native_dir.join("private.bin")).unwrap();
+    assert_ne!(private[0], b'P');
+});
+
+// c. brk to 1 GiB and back; malloc of many sizes.
+both_links!(brk_and_malloc, |link| {
+    let c = simple("brk", link);
+    let out = c.last().native.stdout_str();
+    assert!(out.contains("grow to 1024 MiB: 1, contents kept: 1"), "{out}");
+    assert!(out.contains("back at start: 1, regrown memory zero: 1"), "{out}");
+    assert!(out.contains("intact 1"), "{out}");
+});
+
+// d. __thread variables in the main thread, %fs, arch_prctl.
+both_links!(tls, |link| {
+    let c = simple("tls", link);
+    let out = c.last().native.stdout_str();
+    assert!(out.starts_with("counter 42, text \"initial tls text\", ratio 1.50\n"), "{out}");
+    assert!(out.contains("ARCH_GET_FS: 0, matches %fs:0: 1"), "{out}");
+    assert!(out.contains("read through new fs: 1, self 1, restored: 0"), "{out}");
+});
+
+/// About 1.1 MiB of arguments and environment: 1000 arguments of varied length (some empty,
+/// some with every non-NUL byte, one of 100 KiB) and 300 SBXT_* variables of about 1.5 KiB.
+fn big_args_and_env() -> (Vec<Vec<u8>>, Vec<(String, String)>) {
+    let mut args: Vec<Vec<u8>> = Vec::new();
+    for i in 0..1000usize {
+        let len = match i {
+            7 | 500 | 999 => 0,
+            _ => (i * 37) % 1000 + 1,
+        };
+        let mut a: Vec<u8> = (0..len).map(|j| b'a' + ((i + j) % 26) as u8).collect();
+        if i % 100 == 50 {
+            a = (1u8..=255).collect();
+        }
+        args.push(a);
+    }
+    args.push(vec![b'L'; 100 * 1024]);
+    let mut env = Vec::new();
+    for i in 0..300usize {
+        let v: String =
+            (0..1500 + i % 17).map(|j| (b'A' + ((i * 7 + j) % 26) as u8) as char).collect();
+        env.push((format!("SBXT_VAR_{i:04}"), v));
+    }
+    env.push(("SBXT_PROBE".into(), "probe value with spaces = and ;".into()));
+    (args, env)
+}
+
+// e. A megabyte of argv and envp.
+both_links!(args_and_env, |link| {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let (args, env) = big_args_and_env();
+    let mut cmd = Cmd::new(build_c("args_env", link));
+    for a in &args {
+        cmd = cmd.arg(OsStr::from_bytes(a));
+    }
+    let total_args: usize = args.iter().map(Vec::len).sum();
+    let total_env: usize = env.iter().map(|(k, v)| k.len() + 1 + v.len()).sum();
+    assert!(total_args + total_env > 1 << 20, "the test should pass over 1 MiB");
+    for (k, v) in &env {
+        cmd = cmd.env(k, v);
+    }
+    let c = assert_same(&format!("args_env-{}", link.suffix()), &cmd);
+    let n = &c.last().native;
+    n.assert_success().assert_last_line("done");
+    let out = n.stdout_str();
+    assert_eq!(line_with(&out, "argc: "), format!("argc: {}", args.len() + 1));
+    assert!(
+        line_with(&out, "argv: ")
+            .starts_with(&format!("argv: total {total_args} bytes, longest 102400, empty 3,"))
+    );
+    assert!(
+        line_with(&out, "env SBXT_*: ")
+            .starts_with(&format!("env SBXT_*: {} vars, total {total_env} bytes", env.len()))
+    );
+    assert!(out.contains("getenv(SBXT_PROBE): probe value with spaces = and ;"));
+    assert!(out.contains("getenv(SBXT_UNSET_NAME): (unset)"));
+});
+
+// e'. The same through --env-clear and --env options: only the given variables arrive.
+both_links!(env_clear_and_env_options, |link| {
+    let cmd = Cmd::new(build_c("args_env", link))
+        .arg("x")
+        .env_clear()
+        .env("SBXT_A", "1")
+        .env("SBXT_PROBE", "from --env")
+        .env("OTHER", "ignored by the program");
+    let c = assert_same(&format!("env_clear-{}", link.suffix()), &cmd);
+    let out = c.last().native.stdout_str();
+    assert!(out.contains("env SBXT_*: 2 vars, total 27 bytes"), "{out}");
+    assert!(out.contains("getenv(SBXT_PROBE): from --env"), "{out}");
+});
+
+/// 1 MiB of stdin.
+fn stdin_bytes() -> Vec<u8> {
+    common::pseudo_random(1 << 20, 0x5eed)
+}
+
+// f. stdin from a pipe.
+both_links!(stdin_pipe, |link| {
+    let cmd = Cmd::new(build_c("stdin_sum", link)).stdin(stdin_bytes());
+    let c = assert_same(&format!("stdin_sum-{}", link.suffix()), &cmd);
+    let out = c.last().native.stdout_str();
+    c.last().native.assert_success();
+    assert!(out.contains("stdin is a fifo: 1"), "{out}");
+    assert!(out.contains("stdin: 1048576 bytes, checksum "), "{out}");
+    assert!(out.contains("read again at EOF: 0"), "{out}");
+});
+
+// f'. stdin is /dev/null: immediate EOF.
+both_links!(stdin_null, |link| {
+    let c = assert_same(
+        &format!("stdin_null-{}", link.suffix()),
+        &Cmd::new(build_c("stdin_sum", link)),
+    );
+    let out = c.last().native.stdout_str();
+    assert!(out.contains("stdin: 0 bytes, checksum cbf29ce484222325"), "{out}");
+});
+
+// g. Exit statuses 0..=255, through exit(), _exit(), return from main and the raw exit call.
+both_links!(exit_statuses, |link| {
+    let bin = build_c("exit_with", link);
+    let modes = ["exit", "_exit", "return", "raw"];
+    let mut mismatches = Vec::new();
+    for n in 0..=255u32 {
+        let mode = modes[n as usize % modes.len()];
+        let cmd = Cmd::new(&bin).arg(n.to_string()).arg(mode);
+        let (native, _nd) = common::run_native(&cmd);
+        assert_eq!(
+            native.code(),
+            Some(n as i32),
+            "native exit_with {n} {mode}\n{}",
+            native.report()
+        );
+        assert_eq!(native.stdout_str(), format!("exiting with {n} via {mode}\n"));
+        let (sandboxed, _sd) = common::run_sandboxed(&cmd);
+        if sandboxed.code() != Some(n as i32) || sandboxed.stdout != native.stdout {
+            mismatches.push(format!(
+                "exit_with {n} {mode}: sandboxed {} stdout {:?}",
+                sandboxed.status_text(),
+                sandboxed.stdout_str()
+            ));
+        }
+        assert!(!common::contains(&sandboxed.stderr, b"panicked"), "{}", sandboxed.report());
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of 256 exit statuses differ:\n{}",
+        mismatches.len(),
+        mismatches.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
+});
+
+// System information that is equal natively and sandboxed (no raw pids or times).
+both_links!(sysinfo, |link| {
+    let now = common::now_secs();
+    let cmd = Cmd::new(build_c("sysinfo", link)).arg(now.to_string());
+    let c = assert_same(&format!("sysinfo-{}", link.suffix()), &cmd);
+    let n = &c.last().native;
+    n.assert_success().assert_last_line("done");
+    let out = n.stdout_str();
+    for l in [
+        "sysname: Linux",
+        "machine: x86_64",
+        "getpid() > 0: 1",
+        "time() within a minute of the test's clock: 1",
+        "monotonic clock advanced at least 2 ms over nanosleep: 1",
+        "AT_PAGESZ: 4096",
+        "getrandom: 64",
+    ] {
+        assert!(out.contains(l), "missing {l:?} in:\n{out}");
+    }
+    let base = format!("AT_EXECFN basename: sysinfo-{}", link.suffix());
+    assert!(out.contains(&base), "missing {base:?} in:\n{out}");
+});
+
+// PROGRAM is looked up through PATH like execvp.
+both_links!(found_through_path, |link| {
+    let bin = build_c("exit_with", link);
+    let dir = bin.parent().unwrap().to_owned();
+    let name = bin.file_name().unwrap().to_owned();
+    let cmd = Cmd::new(name).arg("42").env("PATH", &dir);
+    let c = assert_same(&format!("path-{}", link.suffix()), &cmd);
+    assert_eq!(c.last().native.code(), Some(42));
+});
+
+// The demo `cargo xtask run` shows: builds, runs, prints the same labelled lines both ways.
+#[test]
+fn demo_runs() {
+    if !dune::testing::kvm_or_skip("sandbox::differential_c::demo_runs") {
+        return;
+    }
+    let bin = common::build_demo();
+    let cmd = Cmd::new(&bin).arg("hello").arg("world").timeout(Duration::from_secs(30));
+    let (native, _nd) = common::run_native(&cmd);
+    let (sandboxed, _sd) = common::run_sandboxed(&cmd);
+    native.assert_success();
+    sandboxed.assert_success();
+    let labels = |o: &common::Output| -> Vec<String> {
+        o.stdout_str()
+            .lines()
+            .map(|l| l.split(':').next().unwrap_or_default().trim().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        labels(&native),
+        labels(&sandboxed),
+        "\n{}\n{}",
+        native.report(),
+        sandboxed.report()
+    );
+    let last = native.stdout_str().lines().last().unwrap_or_default().to_owned();
+    assert!(last.starts_with("done: "), "{}", native.report());
+    assert!(native.stdout_str().contains("argv[2]: world"), "{}", native.report());
+}
