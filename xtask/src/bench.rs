@@ -32,6 +32,7 @@ pub struct BenchTarget {
 pub const BENCHES: &[BenchTarget] = &[
     BenchTarget { package: "dune", bench: "exits" },
     BenchTarget { package: "trap", bench: "decode" },
+    BenchTarget { package: "sandbox", bench: "sandbox" },
 ];
 
 /// One row of the results table.
@@ -64,6 +65,40 @@ pub const ROWS: &[Row] = &[
         baseline: Some("exits/floor_doorbell"),
     },
     Row { label: "decode one exit (synthetic)", id: "decode/syscall-doorbell", baseline: None },
+    Row { label: "getppid, native", id: "sandbox/getppid_native", baseline: None },
+    Row {
+        label: "getppid, seccomp RET_TRAP",
+        id: "sandbox/getppid_seccomp_trap",
+        baseline: Some("sandbox/getppid_native"),
+    },
+    Row {
+        label: "getppid, ptrace PTRACE_SYSEMU",
+        id: "sandbox/getppid_ptrace_sysemu",
+        baseline: Some("sandbox/getppid_native"),
+    },
+    Row {
+        label: "getppid, sandbox (forwarded)",
+        id: "sandbox/getppid_sandboxed",
+        baseline: Some("exits/syscall_round_trip"),
+    },
+    Row { label: "static hello, native", id: "sandbox/hello_native", baseline: None },
+    Row {
+        label: "static hello, sandbox",
+        id: "sandbox/hello_sandboxed",
+        baseline: Some("sandbox/hello_native"),
+    },
+    Row { label: "gzip -9 64 MiB, native", id: "sandbox/gzip9_64m_native", baseline: None },
+    Row {
+        label: "gzip -9 64 MiB, sandbox",
+        id: "sandbox/gzip9_64m_sandboxed",
+        baseline: Some("sandbox/gzip9_64m_native"),
+    },
+    Row { label: "sha256sum 256 MiB, native", id: "sandbox/sha256_256m_native", baseline: None },
+    Row {
+        label: "sha256sum 256 MiB, sandbox",
+        id: "sandbox/sha256_256m_sandboxed",
+        baseline: Some("sandbox/sha256_256m_native"),
+    },
 ];
 
 /// Runs `cargo xtask bench`.
@@ -204,7 +239,13 @@ fn median_ns(estimates: &serde_json::Value) -> Option<f64> {
 
 /// Formats a time: nanoseconds below 1 µs, else microseconds with two decimals.
 fn format_time(ns: f64) -> String {
-    if ns < 1000.0 { format!("{ns:.1} ns") } else { format!("{:.2} µs", ns / 1000.0) }
+    if ns < 1e3 {
+        format!("{ns:.1} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{:.2} ms", ns / 1e6)
+    }
 }
 
 /// The results table; `why_missing` explains rows without a result.

@@ -164,10 +164,10 @@ impl Mm {
         if addr < self.lo || end > self.hi {
             return false;
         }
-        if let Some(v) = self.vmas.range(..end).next_back().map(|(_, v)| v) {
-            if v.end > addr {
-                return false;
-            }
+        if let Some(v) = self.vmas.range(..end).next_back().map(|(_, v)| v)
+            && v.end > addr
+        {
+            return false;
         }
         true
     }
@@ -277,7 +277,9 @@ impl Mm {
         fd: i32,
         kind: Kind,
     ) -> Result<u64, Errno> {
-        debug_assert!(self.contains(addr, len) && addr % PAGE == 0 && len % PAGE == 0);
+        debug_assert!(
+            self.contains(addr, len) && addr.is_multiple_of(PAGE) && len.is_multiple_of(PAGE)
+        );
         self.cover(addr, addr + len)?;
         let off = match kind {
             Kind::File { offset } => offset,
@@ -305,7 +307,7 @@ impl Mm {
     /// again. Unmapped parts are fine. Errors: `EINVAL` if misaligned or outside the range.
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
         let len = page_up(len).ok_or(Errno::EINVAL)?;
-        if addr % PAGE != 0 || len == 0 || !self.contains(addr, len) {
+        if !addr.is_multiple_of(PAGE) || len == 0 || !self.contains(addr, len) {
             return Err(Errno::EINVAL);
         }
         let _ = self.vm.unmap_host_coherent(addr, len).map_err(|_| Errno::EINVAL)?;
@@ -318,7 +320,7 @@ impl Mm {
     /// including any page outside the range, as for addresses the program cannot name).
     pub fn protect(&mut self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
         let len = page_up(len).ok_or(Errno::ENOMEM)?;
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
         if len == 0 {
@@ -368,7 +370,7 @@ impl Mm {
         }
         let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
         let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
-        if old % PAGE != 0 || new_len == 0 || old_len == 0 {
+        if !old.is_multiple_of(PAGE) || new_len == 0 || old_len == 0 {
             return Err(Errno::EINVAL);
         }
         let vma = *self.vma_at(old).ok_or(Errno::EFAULT)?;
@@ -376,7 +378,7 @@ impl Mm {
             return Err(Errno::EFAULT);
         }
         if fixed {
-            if new_addr % PAGE != 0 || !self.contains(new_addr, new_len) {
+            if !new_addr.is_multiple_of(PAGE) || !self.contains(new_addr, new_len) {
                 return Err(Errno::EINVAL);
             }
             if new_addr < old + old_len && old < new_addr + new_len {

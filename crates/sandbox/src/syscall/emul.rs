@@ -404,7 +404,7 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 fn ioctl_size(req: u32) -> Option<u64> {
     const TERMIOS: u64 = 60;
     Some(match req {
-        0x5401 /* TCGETS */ | 0x5402 /* TCSETS */ | 0x5403 /* TCSETSW */ | 0x5404 /* TCSETSF */ => TERMIOS,
+        0x5401..=0x5404 /* TCSETSF */ => TERMIOS,
         0x540b /* TCFLSH */ | 0x540a /* TCXONC */ | 0x5409 /* TCSBRK */ | 0x5425 /* TCSBRKP */ => 0,
         0x5413 /* TIOCGWINSZ */ | 0x5414 /* TIOCSWINSZ */ => 8,
         0x540f /* TIOCGPGRP */ | 0x5410 /* TIOCSPGRP */ | 0x5429 /* TIOCGSID */ => 4,
@@ -626,7 +626,7 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         | libc::MAP_NONBLOCK
         | libc::MAP_FIXED_NOREPLACE
         | libc::MAP_32BIT;
-    if !matches!(map_type, 1 | 2 | 3) {
+    if !matches!(map_type, 1..=3) {
         return Err(Errno::EINVAL);
     }
     if map_type == libc::MAP_SHARED_VALIDATE && flags & !known != 0 {
@@ -703,7 +703,7 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 fn range_or(ctx: &Ctx<'_>, addr: u64, len: u64, e: Errno) -> Result<u64, Errno> {
     let len = page_up(len).ok_or(e)?;
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     if !ctx.proc.mm.contains(addr, len) {

@@ -31,6 +31,7 @@ pub type Handler = fn(&mut Ctx<'_>, &[u64; 6]) -> SysResult;
 pub const PATH_MAX: usize = 4096;
 
 /// What a handler works on.
+#[derive(Debug)]
 pub struct Ctx<'a> {
     /// The process.
     pub proc: &'a mut Process,

@@ -50,7 +50,7 @@ pub enum Arg {
 }
 
 /// How a call is carried out.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub enum Imp {
     /// Validate the arguments per the table, then perform the call on the host.
     Forward,
@@ -59,7 +59,7 @@ pub enum Imp {
 }
 
 /// One supported system call.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct Spec {
     /// Name, as in arch/x86/entry/syscalls/syscall_64.tbl.
     pub name: &'static str,

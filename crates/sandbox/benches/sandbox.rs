@@ -1,0 +1,258 @@
+//! Whole-process measurements of the sandbox, each beside its baseline from the same run
+//! (`cargo xtask bench` prints the ratios):
+//!
+//! * per forwarded system call (a `getppid` loop): native, seccomp `RET_TRAP`, a ptrace
+//!   `PTRACE_SYSEMU` interposer, and the sandbox — each `(T(N) - T(0)) / N`, so process start-up
+//!   cancels out;
+//! * CPU-bound work: busybox `gzip -9` of 64 MiB and `sha256sum` of 256 MiB, native and
+//!   sandboxed;
+//! * a static hello world end to end, native and sandboxed.
+//!
+//! A custom harness (process-level timings do not fit criterion's iteration model), writing
+//! criterion's result layout (`target/criterion/<id>/new/{benchmark,estimates}.json`) so the
+//! results land in the same table. `--quick` takes fewer samples.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf()
+}
+
+/// Builds `c/<name>.c` statically into the target directory.
+fn build(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/c").join(format!("{name}.c"));
+    let out = target_dir().join("bench-bins").join(name);
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let st = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&out).arg(&src).status();
+    assert!(st.is_ok_and(|s| s.success()), "gcc failed for {}", src.display());
+    out
+}
+
+fn time(cmd: &mut Command) -> Duration {
+    let t = Instant::now();
+    let st = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
+    let d = t.elapsed();
+    assert!(st.success() || st.code().is_some(), "{cmd:?}: {st}");
+    d
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Median of `runs` timings of `make()`.
+fn measure(runs: usize, make: impl Fn() -> Command) -> Duration {
+    median((0..runs).map(|_| time(&mut make())).collect())
+}
+
+/// Writes a result where `cargo xtask bench` finds it.
+fn report(id: &str, ns: f64) {
+    let dir = target_dir().join("criterion").join(id.replace('/', "_")).join("new");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bench = format!("{{\"full_id\":\"{id}\",\"group_id\":\"sandbox\"}}");
+    let est =
+        format!("{{\"median\":{{\"point_estimate\":{ns}}},\"mean\":{{\"point_estimate\":{ns}}}}}");
+    std::fs::write(dir.join("benchmark.json"), bench).unwrap();
+    std::fs::write(dir.join("estimates.json"), est).unwrap();
+    let shown = if ns < 1e3 {
+        format!("{ns:.1} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{:.2} ms", ns / 1e6)
+    };
+    println!("{id:<40} {shown}");
+}
+
+/// Per-call cost of `program N` run through `wrap`: (T(N) - T(0)) / N.
+fn per_call(id: &str, n: u64, runs: usize, wrap: impl Fn(&[String]) -> Command) {
+    let t0 = measure(runs, || wrap(&["0".into()]));
+    let tn = measure(runs, || wrap(&[n.to_string()]));
+    let ns = tn.saturating_sub(t0).as_nanos() as f64 / n as f64;
+    report(id, ns);
+}
+
+fn sandboxed(args: &[&Path]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    c.args(["run", "--"]).args(args);
+    c
+}
+
+/// A minimal PTRACE_SYSEMU interposer: runs `program args` as a tracee, lets its start-up
+/// system calls run (PTRACE_SYSCALL) until the first getppid, then answers every getppid
+/// itself with one SYSEMU stop each, and ends the tracee at exit_group.
+#[allow(unsafe_code)]
+fn ptrace_sysemu(program: &Path, arg: &str) -> Duration {
+    use std::ffi::CString;
+    let prog = CString::new(program.as_os_str().as_encoded_bytes()).unwrap();
+    let a = CString::new(arg).unwrap();
+    let t = Instant::now();
+    // SAFETY: fork in a single-threaded bench helper; the child only calls async-signal-safe
+    // functions before execv.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: child side: request tracing, stop so the parent can set options, exec.
+        unsafe {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            libc::raise(libc::SIGSTOP);
+            let argv = [prog.as_ptr(), a.as_ptr(), std::ptr::null()];
+            libc::execv(prog.as_ptr(), argv.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: plain waitpid/ptrace calls on our own child.
+    unsafe {
+        libc::waitpid(pid, &mut status, 0);
+        libc::ptrace(
+            libc::PTRACE_SETOPTIONS,
+            pid,
+            0,
+            libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL,
+        );
+        let mut emulate = false;
+        let mut req = libc::PTRACE_SYSCALL;
+        loop {
+            libc::ptrace(req, pid, 0, 0);
+            if libc::waitpid(pid, &mut status, 0) < 0
+                || libc::WIFEXITED(status)
+                || libc::WIFSIGNALED(status)
+            {
+                break;
+            }
+            if !libc::WIFSTOPPED(status) || libc::WSTOPSIG(status) != (libc::SIGTRAP | 0x80) {
+                continue;
+            }
+            let mut regs: libc::user_regs_struct = std::mem::zeroed();
+            libc::ptrace(libc::PTRACE_GETREGS, pid, 0, &mut regs);
+            let nr = regs.orig_rax as i64;
+            if nr == libc::SYS_getppid {
+                emulate = true;
+            }
+            if nr == libc::SYS_exit_group && emulate {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+                break;
+            }
+            if emulate && nr == libc::SYS_getppid {
+                regs.rax = 1;
+                libc::ptrace(libc::PTRACE_SETREGS, pid, 0, &regs);
+                req = libc::PTRACE_SYSEMU;
+            } else {
+                req = if emulate { libc::PTRACE_SYSEMU } else { libc::PTRACE_SYSCALL };
+            }
+        }
+    }
+    t.elapsed()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wanted = |id: &str| filter.is_empty() || filter.iter().any(|f| id.contains(f.as_str()));
+    let runs = if quick { 3 } else { 7 };
+    if !dune::testing::kvm_or_skip("sandbox::benches::sandbox") {
+        return;
+    }
+    let getppid = build("getppid_loop");
+    let seccomp = build("seccomp_trap");
+
+    if wanted("sandbox/getppid_native") {
+        per_call("sandbox/getppid_native", 2_000_000, runs, |a| {
+            let mut c = Command::new(&getppid);
+            c.args(a);
+            c
+        });
+    }
+    if wanted("sandbox/getppid_seccomp_trap") {
+        per_call("sandbox/getppid_seccomp_trap", 500_000, runs, |a| {
+            let mut c = Command::new(&seccomp);
+            c.args(a);
+            c
+        });
+    }
+    if wanted("sandbox/getppid_ptrace_sysemu") {
+        let n = 100_000u64;
+        let t0 = median((0..runs).map(|_| ptrace_sysemu(&getppid, "0")).collect());
+        let tn = median((0..runs).map(|_| ptrace_sysemu(&getppid, &n.to_string())).collect());
+        report("sandbox/getppid_ptrace_sysemu", tn.saturating_sub(t0).as_nanos() as f64 / n as f64);
+    }
+    if wanted("sandbox/getppid_sandboxed") {
+        per_call("sandbox/getppid_sandboxed", 40_000, runs, |a| {
+            let mut c = sandboxed(&[&getppid]);
+            c.args(a);
+            c
+        });
+    }
+
+    let hello = build("hello");
+    if wanted("sandbox/hello_native") {
+        let d = measure(if quick { 11 } else { 51 }, || Command::new(&hello));
+        report("sandbox/hello_native", d.as_nanos() as f64);
+    }
+    if wanted("sandbox/hello_sandboxed") {
+        let d = measure(if quick { 11 } else { 51 }, || sandboxed(&[&hello]));
+        report("sandbox/hello_sandboxed", d.as_nanos() as f64);
+    }
+
+    // CPU-bound work on deterministic data.
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() {
+        eprintln!("note: /bin/busybox missing (package busybox-static); CPU-bound benches skipped");
+        return;
+    }
+    let data = target_dir().join("bench-bins").join("data-64m");
+    if std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0) != 64 << 20 {
+        // Half compressible text, half pseudo-random bytes (xorshift), like a mixed tarball.
+        let mut v = Vec::with_capacity(64 << 20);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        while v.len() < 64 << 20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if (v.len() >> 16) % 2 == 0 {
+                v.extend_from_slice(
+                    format!("line {} of the benchmark input\n", x % 100_000).as_bytes(),
+                );
+            } else {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        v.truncate(64 << 20);
+        std::fs::write(&data, v).unwrap();
+    }
+    let big = target_dir().join("bench-bins").join("data-256m");
+    if std::fs::metadata(&big).map(|m| m.len()).unwrap_or(0) != 256 << 20 {
+        let chunk = std::fs::read(&data).unwrap();
+        let mut f = std::fs::File::create(&big).unwrap();
+        for _ in 0..4 {
+            std::io::Write::write_all(&mut f, &chunk).unwrap();
+        }
+    }
+    let cpu_runs = if quick { 1 } else { 3 };
+    for (id, args) in [("gzip9_64m", vec!["gzip", "-9", "-c"]), ("sha256_256m", vec!["sha256sum"])]
+    {
+        let input = if id.starts_with("sha") { &big } else { &data };
+        let native_id = format!("sandbox/{id}_native");
+        let sandboxed_id = format!("sandbox/{id}_sandboxed");
+        if wanted(&native_id) {
+            let d = measure(cpu_runs, || {
+                let mut c = Command::new(busybox);
+                c.args(&args).arg(input);
+                c
+            });
+            report(&native_id, d.as_nanos() as f64);
+        }
+        if wanted(&sandboxed_id) {
+            let d = measure(cpu_runs, || {
+                let mut c = sandboxed(&[busybox]);
+                c.args(&args).arg(input);
+                c
+            });
+            report(&sandboxed_id, d.as_nanos() as f64);
+        }
+    }
+}
