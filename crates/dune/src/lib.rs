@@ -49,6 +49,8 @@ mod vm;
 
 pub use error::{IoctlError, KvmError, MapError, VcpuError, VmError};
 pub use kvm::{KvmHost, check_kvm};
+/// The KVM structure definitions used in this crate's API (`kvm_sregs`, `kvm_fpu`, `kvm_xsave`).
+pub use kvm_bindings;
 pub use paging::{Perms, Translation, Walk};
 pub use trap::{Exception, PageFault, PfError, RawExit, Regs, Syscall, Trap};
 pub use vcpu::{IretFrame, Kicker, USER_RFLAGS, Vcpu};

@@ -399,6 +399,24 @@ impl Vcpu {
         Ok(())
     }
 
+    /// Makes the vCPU continue in ring 3 with exactly `regs` (RIP, RSP and RFLAGS included),
+    /// wherever it stopped: after a system call, an exception or an interruption. This is how
+    /// a supervisor enters a signal handler or returns from one, when neither the system-call
+    /// return (which needs RCX and R11) nor the exception return fits. Costs `KVM_RUN` with
+    /// `immediate_exit` when I/O is pending, and `KVM_GET_SREGS` (plus `KVM_SET_SREGS` when the
+    /// vCPU was stopped in ring 0).
+    pub fn set_user_context(&mut self, regs: &Regs) -> Result<(), VcpuError> {
+        self.complete_pending_io()?;
+        let mut s = self.fd.get_sregs().map_err(ioctl("KVM_GET_SREGS"))?;
+        if s.cs.dpl != 3 || s.cs.selector != USER_CS {
+            s.cs = segment(USER_CS, true, 3);
+            s.ss = segment(USER_DS, false, 3);
+            self.fd.set_sregs(&s).map_err(ioctl("KVM_SET_SREGS"))?;
+        }
+        *self.regs_mut()? = from_trap_regs(regs);
+        Ok(())
+    }
+
     /// If the last exit was an I/O or MMIO access that KVM completes on the next `KVM_RUN`,
     /// completes it now (`KVM_RUN` with `immediate_exit`, Documentation/virt/kvm/api.rst), so the
     /// host can then change RIP or segments freely. A pending MMIO read completes with zeros.
@@ -700,6 +718,7 @@ impl Vcpu {
 
 impl Drop for Vcpu {
     fn drop(&mut self) {
+        self.vm.forget_fd(std::os::fd::AsRawFd::as_raw_fd(&self.fd));
         self.vm.unregister_running(&self.kick);
         self.kick.0.tid.store(0, Ordering::SeqCst);
     }

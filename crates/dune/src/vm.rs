@@ -38,11 +38,20 @@ pub struct VmConfig {
     /// above this floor, so that a program in the guest that opens files gets the numbers it
     /// would get natively. `None`: wherever the kernel puts them.
     pub fd_floor: Option<i32>,
+    /// Merge touching memory ranges into one slot ([`ept::GuestPhysMap::set_coalesce`]). Turn
+    /// off when vCPUs run while memory is added (a merge briefly deletes a slot).
+    pub coalesce_slots: bool,
 }
 
 impl Default for VmConfig {
     fn default() -> Self {
-        VmConfig { max_vcpus: 64, page_table_bytes: PAGE_1G, system_base: None, fd_floor: None }
+        VmConfig {
+            max_vcpus: 64,
+            page_table_bytes: PAGE_1G,
+            system_base: None,
+            fd_floor: None,
+            coalesce_slots: true,
+        }
     }
 }
 
@@ -162,6 +171,7 @@ impl Vm {
 
         let width = host.phys_bits;
         let mut mem = ept::GuestPhysMap::new(width, host.nr_memslots)?;
+        mem.set_coalesce(cfg.coalesce_slots);
         // One vCPU area more than configured: the probe vCPU's, whose unused stack page is also
         // the probe's scratch page.
         // Plus two pages at the end: a gap, then the zap slot's page.
@@ -565,7 +575,19 @@ impl Vm {
         Vcpu::new(self.clone(), fd, index)
     }
 
-    /// Every file descriptor the VM holds (`/dev/kvm`, the VM, every vCPU ever created): a
+    /// A vCPU's descriptor is about to be closed.
+    pub(crate) fn forget_fd(&self, fd: std::os::fd::RawFd) {
+        self.fds.lock().unwrap().retain(|&f| f != fd);
+    }
+
+    /// Whether `fd` is one of [`Vm::runtime_fds`] (no allocation).
+    pub fn is_runtime_fd(&self, fd: std::os::fd::RawFd) -> bool {
+        fd == self.host.raw_fd()
+            || fd == std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+            || self.fds.lock().unwrap().contains(&fd)
+    }
+
+    /// Every file descriptor the VM holds (`/dev/kvm`, the VM, every live vCPU): a
     /// supervisor must keep a program in the guest from closing, duplicating over, mapping or
     /// otherwise using them.
     pub fn runtime_fds(&self) -> Vec<std::os::fd::RawFd> {

@@ -303,6 +303,8 @@ pub struct GuestPhysMap {
     /// Free ids below `next_id` (canonical: the largest used id is `next_id - 1`).
     free_ids: BTreeSet<u32>,
     next_id: u32,
+    /// Whether identity ranges merge with touching neighbours (see [`GuestPhysMap::set_coalesce`]).
+    coalesce: bool,
 }
 
 /// Checks alignment, emptiness and wrap-around; returns the end address.
@@ -342,7 +344,19 @@ impl GuestPhysMap {
             by_hva: BTreeMap::new(),
             free_ids: BTreeSet::new(),
             next_id: 0,
+            coalesce: true,
         })
+    }
+
+    /// Turns merging of touching identity ranges on (the default) or off.
+    ///
+    /// Merging deletes the neighbour's slot and creates a bigger one; between the two ioctls a
+    /// vCPU that touches the neighbour's memory sees an access to unbacked memory. Callers
+    /// whose vCPUs keep running while memory is added turn merging off and add memory in large
+    /// chunks instead, to stay within `max_slots`. Ranges that *overlap* existing ones are
+    /// still merged with them.
+    pub fn set_coalesce(&mut self, on: bool) {
+        self.coalesce = on;
     }
 
     /// Guest-physical address width in bits.
@@ -413,13 +427,19 @@ impl GuestPhysMap {
             return Ok(Plan::default());
         }
         let mut group = overlapping;
-        if let Some(left) = self.slot_ending_at(hva)
+        if !self.coalesce {
+            if group.is_empty() {
+                let only = Pending { gpa: hva, hva, len, readonly };
+                return self.commit(group, vec![only]);
+            }
+        } else if let Some(left) = self.slot_ending_at(hva)
             && self.kind_of(&left) == Kind::Identity
             && left.readonly == readonly
         {
             group.insert(0, left);
         }
-        if let Some(right) = self.slot_at_hva(end)
+        if self.coalesce
+            && let Some(right) = self.slot_at_hva(end)
             && self.kind_of(&right) == Kind::Identity
             && right.readonly == readonly
         {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{Outcome, RunOptions, SandboxError};
+use crate::{RunOptions, SandboxError};
 
 /// Exit status when the sandbox itself could not run (KVM unusable, internal error).
 pub const EXIT_RUNTIME: i32 = 125;
@@ -149,23 +149,10 @@ pub fn main() -> i32 {
         argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
         envp: environment(&args),
         trace: args.trace.clone().map(PathBuf::from),
+        quiet: args.quiet,
     };
     match crate::run(&opts) {
-        Ok(Outcome::Exited(status)) => status,
-        Ok(Outcome::Killed(f)) => {
-            if !args.quiet {
-                eprintln!(
-                    "sandbox: {}: killed by {} ({}) at address {:#x}, rip {:#x}",
-                    path.display(),
-                    signal_name(f.signal),
-                    f.what,
-                    f.addr,
-                    f.rip
-                );
-            }
-            crate::sys::die_by_signal(f.signal);
-            128 + f.signal
-        }
+        Ok(never) => match never {},
         Err(SandboxError::Exec(e)) => {
             eprintln!("sandbox: {e}");
             e.shell_status()

@@ -18,6 +18,7 @@ pub mod loader;
 pub mod mm;
 pub mod policy;
 pub mod process;
+pub mod signals;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod syscall;
@@ -40,6 +41,8 @@ pub struct RunOptions {
     pub envp: Vec<Vec<u8>>,
     /// Trace destination: `-` for stderr, else a file.
     pub trace: Option<PathBuf>,
+    /// Do not print the report line when the program dies of a fault.
+    pub quiet: bool,
 }
 
 /// Why a run could not happen.
@@ -75,40 +78,51 @@ fn fd_floor() -> i32 {
     (soft - 32).max(64)
 }
 
-/// Runs the program described by `opts` to its end.
-pub fn run(opts: &RunOptions) -> Result<Outcome, SandboxError> {
-    let t0 = std::time::Instant::now();
-    let floor = fd_floor();
+/// The VM configuration every sandboxed process uses (a forked child builds the same).
+pub fn vm_config() -> VmConfig {
     // 64 MiB of page tables map at least 32 GiB of program memory in 4 KiB pages; a smaller
     // arena and slot make start-up cheaper (KVM sizes its per-slot metadata by the slot).
-    let cfg = VmConfig { fd_floor: Some(floor), page_table_bytes: 64 << 20, ..VmConfig::default() };
-    let vm = Vm::new(cfg)?;
+    // Slots are added in 256 MiB chunks while other vCPUs may run: never merge them (a merge
+    // deletes a slot for a moment).
+    VmConfig {
+        fd_floor: Some(fd_floor()),
+        page_table_bytes: 64 << 20,
+        coalesce_slots: false,
+        ..VmConfig::default()
+    }
+}
+
+/// Runs the program described by `opts` to its end. Returns only on errors before the program
+/// starts; afterwards the process ends with the program (exit status or signal).
+pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> {
+    let t0 = std::time::Instant::now();
+    sys::install_host_signal_handlers();
+    trace::set_root_pid();
+    let vm = Vm::new(vm_config())?;
     tracing::debug!(elapsed = ?t0.elapsed(), platform = ?vm.platform(), "VM created");
     let base = vm.layout().base;
     let hi = (base - GUARD) & !((1 << 30) - 1);
     let mut mm = mm::Mm::new(vm.clone(), mm::PROGRAM_LO, hi, base)
         .map_err(|e| SandboxError::Reserve(e, base))?;
-    let execfn = opts.path.as_os_str().as_encoded_bytes().to_vec();
-    let loaded = loader::load(
-        &mut mm,
-        &opts.path,
-        &loader::Args { argv: &opts.argv, envp: &opts.envp, execfn: &execfn },
-    )?;
+    let loaded =
+        loader::load(&mut mm, &opts.path, &loader::Args { argv: &opts.argv, envp: &opts.envp })?;
     tracing::debug!(elapsed = ?t0.elapsed(), ?loaded, "program loaded");
     let mut vcpu = vm.create_vcpu()?;
-    vcpu.set_regs(&dune::Regs::default()).map_err(process::RunError::from)?;
-    vcpu.enter_user(loaded.entry, loaded.sp).map_err(process::RunError::from)?;
-    let name = opts.path.display().to_string();
-    let mut proc = Process::new(vm.clone(), mm, Box::new(policy::NullPolicy), name);
-    for fd in vm.runtime_fds() {
-        proc.protect_fd(fd);
-    }
+    let regs = dune::Regs {
+        rip: loaded.entry,
+        rsp: loaded.sp,
+        rflags: dune::USER_RFLAGS,
+        ..dune::Regs::default()
+    };
+    vcpu.set_user_context(&regs).map_err(process::RunError::from)?;
+    let proc =
+        Process::new(vm.clone(), mm, Box::new(policy::NullPolicy), opts.path.clone(), opts.quiet);
     if let Some(t) = &opts.trace {
         let out: Box<dyn std::io::Write + Send> = if t.as_os_str() == "-" {
             Box::new(std::io::stderr())
         } else {
             let f = std::fs::File::create(t).map_err(|e| SandboxError::Trace(t.clone(), e))?;
-            let fd = sys::move_fd_up(std::os::fd::IntoRawFd::into_raw_fd(f), floor)
+            let fd = sys::move_fd_up(std::os::fd::IntoRawFd::into_raw_fd(f), fd_floor())
                 .map_err(|e| SandboxError::Trace(t.clone(), e))?;
             proc.protect_fd(fd);
             #[allow(unsafe_code)]
@@ -117,19 +131,15 @@ pub fn run(opts: &RunOptions) -> Result<Outcome, SandboxError> {
             let file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
             Box::new(std::io::BufWriter::new(file))
         };
-        proc.trace = Some(trace::Tracer::new(out));
+        *proc.trace.lock().unwrap() = Some(trace::Tracer::new(out));
     }
+    let proc = std::sync::Arc::new(proc);
+    let mut thread = process::Thread::new(proc, vcpu);
+    thread.register();
     tracing::debug!(elapsed = ?t0.elapsed(), "entering the program");
-    let outcome = proc.run(&mut vcpu);
-    tracing::debug!(elapsed = ?t0.elapsed(), ?outcome, "program ended");
-    if let Some(t) = proc.trace.as_mut() {
-        match &outcome {
-            Ok(Outcome::Exited(s)) => t.line(&format!("+++ exited with {s} +++")),
-            Ok(Outcome::Killed(f)) => {
-                t.line(&format!("+++ killed by {} +++", cli::signal_name(f.signal)))
-            }
-            Err(e) => t.line(&format!("+++ runtime error: {e} +++")),
-        }
+    thread.run();
+    // The main thread exited while others run: the last one to exit ends the process.
+    loop {
+        std::thread::park();
     }
-    Ok(outcome?)
 }

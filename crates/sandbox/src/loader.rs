@@ -52,8 +52,6 @@ pub struct Args<'a> {
     pub argv: &'a [Vec<u8>],
     /// `envp`.
     pub envp: &'a [Vec<u8>],
-    /// `AT_EXECFN`: the path as given to execve.
-    pub execfn: &'a [u8],
 }
 
 fn random_u64() -> u64 {
@@ -116,10 +114,100 @@ fn plan(
     elf.plan(bias).map_err(|e| err(path, e))
 }
 
+/// A program checked and read, ready to replace an image: everything that can fail with an
+/// error the caller of `execve` sees has been done.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The ELF executable (after following `#!` lines).
+    pub path: PathBuf,
+    bytes: Vec<u8>,
+    interp: Option<(PathBuf, Vec<u8>)>,
+    /// The final argv (with interpreters prepended for scripts).
+    pub argv: Vec<Vec<u8>>,
+    /// `AT_EXECFN`: the path the caller gave.
+    pub execfn: Vec<u8>,
+}
+
+/// `BINPRM_BUF_SIZE`: how much of a `#!` line Linux reads.
+const BINPRM_BUF_SIZE: usize = 256;
+/// Nested interpreters allowed before `ELOOP` (fs/exec.c).
+const MAX_SCRIPT_DEPTH: usize = 4;
+
+/// Parses a `#!` line (fs/binfmt_script.c): the interpreter and its optional single argument.
+fn parse_shebang(bytes: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let line = &bytes[2..bytes.len().min(BINPRM_BUF_SIZE)];
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = line.iter().position(|b| !ws(b))?;
+    let rest = &line[start..];
+    let end = rest.iter().position(ws).unwrap_or(rest.len());
+    let interp = rest[..end].to_vec();
+    let arg = rest[end..].iter().position(|b| !ws(b)).map(|i| {
+        let a = &rest[end + i..];
+        let mut a = a.to_vec();
+        while a.last().is_some_and(ws) {
+            a.pop();
+        }
+        a
+    });
+    (!interp.is_empty()).then_some((interp, arg))
+}
+
+/// Reads and checks `path` (following `#!` scripts like the kernel) without touching the
+/// current image.
+pub fn prepare(path: &Path, argv: &[Vec<u8>]) -> Result<Prepared, ExecError> {
+    use std::os::unix::ffi::OsStrExt;
+    let execfn = path.as_os_str().as_bytes().to_vec();
+    let mut argv = argv.to_vec();
+    let mut path = path.to_path_buf();
+    for depth in 0..=MAX_SCRIPT_DEPTH {
+        let bytes = elf_min::read_executable(&path).map_err(|e| err(&path, e))?;
+        if bytes.starts_with(b"#!") {
+            if depth == MAX_SCRIPT_DEPTH {
+                return Err(err(
+                    &path,
+                    ElfError::Io { op: elf_min::IoOp::Read, errno: libc::ELOOP },
+                ));
+            }
+            let (interp, arg) = parse_shebang(&bytes).ok_or_else(|| {
+                err(&path, ElfError::Io { op: elf_min::IoOp::Read, errno: libc::ENOEXEC })
+            })?;
+            // argv becomes: interpreter, [argument], script path, original argv[1..].
+            let mut new = vec![interp.clone()];
+            new.extend(arg);
+            new.push(path.as_os_str().as_bytes().to_vec());
+            new.extend(argv.iter().skip(1).cloned());
+            argv = new;
+            path = PathBuf::from(std::ffi::OsStr::from_bytes(&interp));
+            continue;
+        }
+        let elf = ElfFile::parse(&bytes).map_err(|e| err(&path, e))?;
+        let interp = match elf.interp() {
+            Some(i) => {
+                let ipath = PathBuf::from(std::ffi::OsStr::from_bytes(i));
+                let ib = elf_min::read_executable(&ipath)
+                    .map_err(|e| err(&ipath, e.as_interpreter_error()))?;
+                ElfFile::parse(&ib).map_err(|e| err(&ipath, e.as_interpreter_error()))?;
+                Some((ipath, ib))
+            }
+            None => None,
+        };
+        return Ok(Prepared { path, bytes, interp, argv, execfn });
+    }
+    unreachable!("the loop returns at depth MAX_SCRIPT_DEPTH")
+}
+
 /// Loads the program at `path` into `mm` (which must be empty) and builds its initial stack.
 pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecError> {
-    let bytes = elf_min::read_executable(path).map_err(|e| err(path, e))?;
-    let elf = ElfFile::parse(&bytes).map_err(|e| err(path, e))?;
+    let p = prepare(path, args.argv)?;
+    load_prepared(mm, &p, args.envp)
+}
+
+/// Maps a prepared program into `mm` (which must be empty) and builds its initial stack.
+pub fn load_prepared(mm: &mut Mm, prep: &Prepared, envp: &[Vec<u8>]) -> Result<Loaded, ExecError> {
+    let path = prep.path.as_path();
+    let bytes = &prep.bytes;
+    let elf = ElfFile::parse(bytes).map_err(|e| err(path, e))?;
     let range = mm.range();
 
     // The program: ET_DYN at two thirds of the range plus up to 1 TiB (or 1/16 of the range)
@@ -134,7 +222,7 @@ pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecErr
     if !mm.contains(lo, hi - lo) {
         return Err(nomem(path));
     }
-    map_segments(mm, &program, &bytes, path)?;
+    map_segments(mm, &program, bytes, path)?;
 
     // Stack at the top of the range, below a random gap; mmap area below the stack.
     let stack_size =
@@ -156,20 +244,13 @@ pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecErr
 
     // The interpreter, in the mmap area like Linux places it.
     let mut interp_plan = None;
-    let mut interp_bytes = Vec::new();
-    if let Some(interp) = elf.interp() {
-        let ipath =
-            PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(interp));
-        interp_bytes =
-            elf_min::read_executable(&ipath).map_err(|e| err(&ipath, e.as_interpreter_error()))?;
-        let ielf =
-            ElfFile::parse(&interp_bytes).map_err(|e| err(&ipath, e.as_interpreter_error()))?;
+    if let Some((ipath, ibytes)) = &prep.interp {
+        let ielf = ElfFile::parse(ibytes).map_err(|e| err(ipath, e.as_interpreter_error()))?;
         let top = mm.mmap_top;
-        let p = plan(&ielf, &ipath, |len, align| mm.find_free(len, align, top))?;
-        map_segments(mm, &p, &interp_bytes, &ipath)?;
+        let p = plan(&ielf, ipath, |len, align| mm.find_free(len, align, top))?;
+        map_segments(mm, &p, ibytes, ipath)?;
         interp_plan = Some(p);
     }
-    drop(interp_bytes);
 
     // brk after the program image, randomized by up to 32 MiB like Linux's arch_randomize_brk.
     let brk = page_up(program.brk_start).unwrap_or(hi) + random_pages(13);
@@ -177,24 +258,24 @@ pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecErr
 
     // The initial stack.
     let mut auxv = elf_min::AuxvParams::for_program(&program, interp_plan.as_ref());
-    // SAFETY-free libc getters.
-    auxv.uid = u64::from(nix_ids().0);
-    auxv.euid = u64::from(nix_ids().1);
-    auxv.gid = u64::from(nix_ids().2);
-    auxv.egid = u64::from(nix_ids().3);
+    let ids = process_ids();
+    auxv.uid = u64::from(ids.0);
+    auxv.euid = u64::from(ids.1);
+    auxv.gid = u64::from(ids.2);
+    auxv.egid = u64::from(ids.3);
     auxv.hwcap = sys::getauxval(libc::AT_HWCAP);
     auxv.hwcap2 = sys::getauxval(libc::AT_HWCAP2) & hwcap2_supported(mm);
     auxv.minsigstksz = sys::getauxval(51).max(2048); // AT_MINSIGSTKSZ
     auxv.clktck = 100;
     let mut random = [0u8; 16];
     sys::random(&mut random);
-    let argv: Vec<&[u8]> = args.argv.iter().map(Vec::as_slice).collect();
-    let envp: Vec<&[u8]> = args.envp.iter().map(Vec::as_slice).collect();
+    let argv: Vec<&[u8]> = prep.argv.iter().map(Vec::as_slice).collect();
+    let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
     let params = elf_min::StackParams {
         stack_top,
         argv: &argv,
         envp: &envp,
-        execfn: args.execfn,
+        execfn: &prep.execfn,
         random,
         auxv,
         arg_limit: elf_min::arg_limit_for_stack_rlimit(stack_size),
@@ -214,7 +295,7 @@ pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecErr
 }
 
 /// `(uid, euid, gid, egid)` of the supervisor, which the program inherits.
-fn nix_ids() -> (u32, u32, u32, u32) {
+fn process_ids() -> (u32, u32, u32, u32) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str, i: usize| {
         s.lines()
@@ -230,4 +311,20 @@ fn nix_ids() -> (u32, u32, u32, u32) {
 fn hwcap2_supported(mm: &Mm) -> u64 {
     let fsgsbase = mm.vm().host().cpuid(7, 0).is_some_and(|e| e.ebx & 1 != 0);
     if fsgsbase { !0 } else { !2 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shebang;
+
+    #[test]
+    fn shebang_lines() {
+        assert_eq!(parse_shebang(b"#!/bin/sh\necho"), Some((b"/bin/sh".to_vec(), None)));
+        assert_eq!(
+            parse_shebang(b"#! /usr/bin/env  python3 -u \n"),
+            Some((b"/usr/bin/env".to_vec(), Some(b"python3 -u".to_vec())))
+        );
+        assert_eq!(parse_shebang(b"#!\n"), None);
+        assert_eq!(parse_shebang(b"#!   \t\n"), None);
+    }
 }

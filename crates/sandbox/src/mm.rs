@@ -7,7 +7,8 @@
 //!
 //! 1. the host mapping itself (`mmap(MAP_FIXED)` over the reservation, with the program's
 //!    protection, so the host kernel enforces it too when it touches program buffers);
-//! 2. KVM memory slots covering the range in 256 MiB chunks, coalesced;
+//! 2. KVM memory slots covering the range in 256 MiB chunks, never merged (so adding memory
+//!    never deletes a slot under a running vCPU);
 //! 3. the guest page tables (user pages with the same rights; `PROT_NONE` pages unmapped).
 //!
 //! Unmapping re-reserves the range with `PROT_NONE`, so the range never has holes the host
@@ -29,9 +30,9 @@ use crate::sys;
 
 /// Bytes per page.
 pub const PAGE: u64 = 4096;
-/// Slot granularity: 256 MiB chunks of the reserved range get a memory slot on first use
-/// (adjacent chunks coalesce). KVM's per-slot metadata grows with the slot, so a smaller chunk
-/// makes start-up cheaper; a larger one means fewer slot changes as memory grows.
+/// Slot granularity: 256 MiB chunks of the reserved range get a memory slot on first use.
+/// KVM's per-slot metadata grows with the slot, so a smaller chunk makes start-up cheaper; a
+/// larger one means fewer slots (32764 chunks cover 8 TiB of touched address space).
 const CHUNK: u64 = 256 << 20;
 /// Lowest program address (Linux's default `vm.mmap_min_addr`).
 pub const PROGRAM_LO: u64 = 0x10000;
@@ -454,6 +455,39 @@ impl Mm {
             kind,
         });
         Ok(target)
+    }
+
+    /// Unmaps everything (for `execve`). Memory slots stay.
+    pub fn clear(&mut self) {
+        let all: Vec<(u64, u64)> = self.vmas.values().map(|v| (v.start, v.end)).collect();
+        for (s, e) in all {
+            let _ = self.unmap(s, e - s);
+        }
+        self.brk = Brk { start: 0, cur: 0 };
+        self.mmap_top = self.hi;
+    }
+
+    /// The same address space in a forked child's new VM: the host memory is the child's copy
+    /// already; slots and guest mappings are rebuilt from the records.
+    pub fn clone_for(&self, vm: Arc<Vm>) -> Result<Mm, Errno> {
+        let mut m = Mm {
+            vm,
+            lo: self.lo,
+            hi: self.hi,
+            vmas: self.vmas.clone(),
+            covered: BTreeSet::new(),
+            mmap_top: self.mmap_top,
+            brk: self.brk,
+        };
+        for c in &self.covered {
+            let (s, e) = (c * CHUNK, (c + 1) * CHUNK);
+            m.cover(s.max(m.lo), e.min(m.hi))?;
+        }
+        let vmas: Vec<Vma> = m.vmas.values().copied().collect();
+        for v in vmas {
+            m.guest_map(v.start, v.end - v.start, v.prot)?;
+        }
+        Ok(m)
     }
 
     /// `brk(new)`: moves the break if the pages it needs are free; returns the break.

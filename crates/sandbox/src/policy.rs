@@ -18,6 +18,8 @@ pub trait Policy: Send + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Decides about call `nr` (`name`) with raw arguments `args`.
     fn check(&mut self, nr: u64, name: &'static str, args: &[u64; 6]) -> Verdict;
+    /// A copy for a forked child (which keeps its parent's policy).
+    fn boxed_clone(&self) -> Box<dyn Policy>;
 }
 
 /// The null policy: every supported call is allowed (and still validated).
@@ -31,5 +33,9 @@ impl Policy for NullPolicy {
 
     fn check(&mut self, _nr: u64, _name: &'static str, _args: &[u64; 6]) -> Verdict {
         Verdict::Allow
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Policy> {
+        Box::new(*self)
     }
 }

@@ -1,54 +1,44 @@
-//! The sandboxed process: its memory, its descriptors, the state the supervisor keeps for it,
-//! and the run loop that turns every exit into a system call, a retry, or the end.
+//! The sandboxed process and its threads.
+//!
+//! [`Process`] is what all threads share (memory, dispositions, descriptors, the trace);
+//! [`Thread`] is one program thread: its vCPU, driven by one host thread, and its own signal
+//! mask, alternate stack and `clear_child_tid`. [`Thread::run`] turns every exit into a system
+//! call, a signal delivered to a program handler, a retry, or the end.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
-use dune::{Trap, Vcpu, Vm};
+use dune::{IretFrame, Kicker, Regs, Trap, Vcpu, Vm};
 
+use crate::errno::Errno;
 use crate::mm::Mm;
 use crate::policy::Policy;
-use crate::syscall::{self, Ctx};
+use crate::signals::{self, Action, Default};
+use crate::sys;
+use crate::syscall::{self, Ctx, Exit};
 use crate::trace::Tracer;
 
-/// Signal state kept for the program (never installed on the host).
-#[derive(Clone, Debug)]
-pub struct SigState {
-    /// Kernel `struct sigaction` per signal (index = signal number).
-    pub actions: [[u8; 32]; 65],
-    /// Blocked signals (bit n-1 for signal n).
-    pub mask: u64,
-    /// `stack_t` of the alternate signal stack.
-    pub altstack: [u8; 24],
-}
-
-impl Default for SigState {
-    fn default() -> Self {
-        let mut altstack = [0u8; 24];
-        altstack[8..12].copy_from_slice(&libc::SS_DISABLE.to_ne_bytes());
-        SigState { actions: [[0; 32]; 65], mask: 0, altstack }
-    }
-}
-
-/// How the program ended, when it ended by a fault.
+/// How the program ended, when it ended by a signal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fatal {
-    /// The signal Linux would kill it with.
+    /// The signal.
     pub signal: i32,
-    /// The faulting address (CR2 or the guest-physical address), or 0.
+    /// The faulting address, or 0.
     pub addr: u64,
-    /// The program's RIP at the fault.
+    /// The program's RIP, or 0.
     pub rip: u64,
-    /// What happened, for the report line.
+    /// What happened, for the report line (empty: no report, e.g. a signal sent by `kill`).
     pub what: String,
 }
 
-/// How a run ended.
+/// How the program ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// `exit` or `exit_group` with this status (0..=255).
+    /// `exit_group` (or the last thread's `exit`) with this status.
     Exited(i32),
-    /// A fatal fault.
+    /// Killed by a signal.
     Killed(Fatal),
 }
 
@@ -58,94 +48,341 @@ pub enum RunError {
     /// A vCPU operation failed.
     #[error(transparent)]
     Vcpu(#[from] dune::VcpuError),
+    /// A VM operation failed.
+    #[error(transparent)]
+    Vm(#[from] dune::VmError),
     /// The guest did something only a runtime bug can explain.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-/// The sandboxed process.
+/// Where a vCPU stopped, which decides how its program context is read and changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// At a system call: the program continues at `return_rip` with RFLAGS `flags` (R11).
+    Syscall {
+        /// RCX at the `syscall`.
+        return_rip: u64,
+        /// R11 at the `syscall` (the program's RFLAGS).
+        flags: u64,
+    },
+    /// At an exception: the program's RIP/RSP/RFLAGS are in the frame.
+    Exception(IretFrame),
+    /// Interrupted by a host signal while running.
+    Interrupted,
+}
+
+/// The state all threads of the program share.
 #[derive(Debug)]
 pub struct Process {
     /// The VM.
     pub vm: Arc<Vm>,
+    /// The program range (immutable; pointer validation needs only this).
+    pub range: std::ops::Range<u64>,
     /// The address space.
-    pub mm: Mm,
-    runtime_fds: Vec<i32>,
+    pub mm: Mutex<Mm>,
+    /// Runtime descriptors besides the VM's (the trace file, a vfork pipe).
+    runtime_fds: RwLock<Vec<i32>>,
     /// The policy.
-    pub policy: Box<dyn Policy>,
+    pub policy: Mutex<Box<dyn Policy>>,
     /// The system-call trace, when enabled.
-    pub trace: Option<Tracer>,
-    /// Signal state.
-    pub sig: SigState,
-    /// `set_tid_address`'s pointer.
-    pub tid_address: u64,
-    /// `set_robust_list`'s head and length.
-    pub robust_list: (u64, u64),
+    pub trace: Mutex<Option<Tracer>>,
+    /// Signal dispositions (index = signal number).
+    pub actions: Mutex<[Action; 65]>,
+    /// The program's executable (what `/proc/self/exe` shows).
+    pub exe: Mutex<PathBuf>,
+    rlimits: Mutex<HashMap<u32, [u8; 16]>>,
     /// `personality`.
-    pub personality: u64,
-    rlimits: HashMap<u32, [u8; 16]>,
-    /// The program's name, for reports.
-    pub name: String,
-    /// The program's executable, absolute (what `/proc/self/exe` shows it).
-    pub exe: std::path::PathBuf,
+    pub personality: AtomicU64,
+    /// Live program threads: tid → kicker.
+    pub threads: Mutex<BTreeMap<i32, Kicker>>,
+    /// Program threads still running.
+    pub live: AtomicUsize,
+    /// Set while `execve` ends the other threads.
+    pub dying: AtomicBool,
+    /// Write end of a `vfork` parent's wait pipe, closed at `execve` or exit.
+    pub vfork_pipe: Mutex<Option<i32>>,
+    /// Suppress the report line on a fatal signal.
+    pub quiet: bool,
+    /// Bytes of XSAVE state saved in signal frames.
+    pub xstate_size: usize,
+}
+
+/// Bytes of XSAVE state to save in a signal frame: CPUID.(0DH,0).EBX (enabled components),
+/// capped at the 4 KiB `KVM_GET_XSAVE` area.
+fn xstate_size(vm: &Vm) -> usize {
+    let ebx = vm.host().cpuid(0xd, 0).map_or(512 + 64, |e| e.ebx as usize);
+    ebx.clamp(512 + 64, 4096)
 }
 
 impl Process {
-    /// A process over `mm` with `policy`.
-    pub fn new(vm: Arc<Vm>, mm: Mm, policy: Box<dyn Policy>, name: String) -> Process {
-        let mut p = Process {
-            runtime_fds: vm.runtime_fds(),
+    /// A process over `mm` with `policy`; `exe` is the program's executable.
+    pub fn new(vm: Arc<Vm>, mm: Mm, policy: Box<dyn Policy>, exe: PathBuf, quiet: bool) -> Process {
+        Process {
+            range: mm.range(),
+            xstate_size: xstate_size(&vm),
             vm,
-            mm,
-            policy,
-            trace: None,
-            sig: SigState::default(),
-            tid_address: 0,
-            robust_list: (0, 0),
-            personality: 0,
-            rlimits: HashMap::new(),
-            exe: std::fs::canonicalize(&name).unwrap_or_else(|_| name.clone().into()),
-            name,
-        };
-        p.runtime_fds.sort_unstable();
-        p
+            mm: Mutex::new(mm),
+            runtime_fds: RwLock::new(Vec::new()),
+            policy: Mutex::new(policy),
+            trace: Mutex::new(None),
+            actions: Mutex::new([Action::default(); 65]),
+            exe: Mutex::new(std::fs::canonicalize(&exe).unwrap_or(exe)),
+            rlimits: Mutex::new(HashMap::new()),
+            personality: AtomicU64::new(0),
+            threads: Mutex::new(BTreeMap::new()),
+            live: AtomicUsize::new(0),
+            dying: AtomicBool::new(false),
+            vfork_pipe: Mutex::new(None),
+            quiet,
+        }
+    }
+
+    /// `Err(EFAULT)` unless `[addr, addr + len)` lies in the program range (`len` 0: always
+    /// fine). See `mm` for why this is the whole of pointer validation.
+    pub fn check(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        let ok = len == 0
+            || addr
+                .checked_add(len)
+                .is_some_and(|end| addr >= self.range.start && end <= self.range.end);
+        if ok { Ok(()) } else { Err(Errno::EFAULT) }
     }
 
     /// Adds a descriptor to the runtime's protected set.
-    pub fn protect_fd(&mut self, fd: i32) {
-        self.runtime_fds.push(fd);
-        self.runtime_fds.sort_unstable();
+    pub fn protect_fd(&self, fd: i32) {
+        let mut v = self.runtime_fds.write().unwrap();
+        v.push(fd);
+        v.sort_unstable();
     }
 
-    /// Whether `fd` is one of the runtime's own descriptors.
+    /// Whether `fd` is one of the runtime's own descriptors (the VM's, or one added with
+    /// [`Process::protect_fd`]).
     pub fn is_runtime_fd(&self, fd: i32) -> bool {
-        self.runtime_fds.binary_search(&fd).is_ok()
+        self.vm.is_runtime_fd(fd) || self.runtime_fds.read().unwrap().binary_search(&fd).is_ok()
     }
 
     /// The runtime's own descriptors.
-    pub fn runtime_fds(&self) -> &[i32] {
-        &self.runtime_fds
+    pub fn runtime_fds(&self) -> Vec<i32> {
+        let mut v = self.vm.runtime_fds();
+        v.extend(self.runtime_fds.read().unwrap().iter());
+        v.sort_unstable();
+        v
     }
 
     /// The program's view of `RLIMIT_AS`/`RLIMIT_DATA` (`struct rlimit`, 16 bytes).
     pub fn rlimit_view(&self, resource: u32) -> [u8; 16] {
-        *self.rlimits.get(&resource).unwrap_or(&[0xff; 16])
+        *self.rlimits.lock().unwrap().get(&resource).unwrap_or(&[0xff; 16])
     }
 
     /// Sets the program's view of a limit the supervisor keeps apart.
-    pub fn set_rlimit_view(&mut self, resource: u32, value: Vec<u8>) {
+    pub fn set_rlimit_view(&self, resource: u32, value: Vec<u8>) {
         if let Ok(v) = value.try_into() {
-            self.rlimits.insert(resource, v);
+            self.rlimits.lock().unwrap().insert(resource, v);
         }
+    }
+
+    /// The disposition of `sig`.
+    pub fn action(&self, sig: i32) -> Action {
+        self.actions.lock().unwrap()[sig as usize]
+    }
+
+    /// Writes a line to the trace, if tracing.
+    pub fn trace_line(&self, s: &str) {
+        if let Some(t) = self.trace.lock().unwrap().as_mut() {
+            t.line(s);
+        }
+    }
+
+    /// Ends the whole process with `outcome`: flushes the trace, prints the report line for a
+    /// fault (unless quiet), and exits with the status, or dies of the signal.
+    pub fn finish(&self, outcome: Result<Outcome, RunError>) -> ! {
+        match &outcome {
+            Ok(Outcome::Exited(s)) => self.trace_line(&format!("+++ exited with {s} +++")),
+            Ok(Outcome::Killed(f)) => {
+                self.trace_line(&format!("+++ killed by {} +++", crate::cli::signal_name(f.signal)))
+            }
+            Err(e) => self.trace_line(&format!("+++ runtime error: {e} +++")),
+        }
+        match outcome {
+            Ok(Outcome::Exited(s)) => std::process::exit(s),
+            Ok(Outcome::Killed(f)) => {
+                if !self.quiet && !f.what.is_empty() {
+                    eprintln!(
+                        "sandbox: {}: killed by {} ({}) at address {:#x}, rip {:#x}",
+                        self.exe.lock().unwrap().display(),
+                        crate::cli::signal_name(f.signal),
+                        f.what,
+                        f.addr,
+                        f.rip
+                    );
+                }
+                sys::die_by_signal(f.signal);
+                std::process::exit(128 + f.signal)
+            }
+            Err(e) => {
+                eprintln!("sandbox: {e}");
+                std::process::exit(crate::cli::EXIT_RUNTIME)
+            }
+        }
+    }
+}
+
+/// One program thread.
+#[derive(Debug)]
+pub struct Thread {
+    /// The process.
+    pub proc: Arc<Process>,
+    /// Its vCPU.
+    pub vcpu: Vcpu,
+    /// The program-visible thread id (the host thread's).
+    pub tid: i32,
+    /// Blocked signals.
+    pub sigmask: u64,
+    /// `stack_t` of the alternate signal stack.
+    pub altstack: [u8; 24],
+    /// `set_tid_address` / `CLONE_CHILD_CLEARTID` word.
+    pub clear_child_tid: u64,
+    /// `set_robust_list` head and length.
+    pub robust_list: (u64, u64),
+    /// Where the vCPU last stopped.
+    pub stop: Stop,
+}
+
+/// What the trap handling of one exit decided.
+enum Next {
+    Resume,
+    ThreadExit,
+}
+
+/// System calls Linux never restarts after a handler, even with `SA_RESTART` (signal(7)).
+fn never_restarted(nr: u64) -> bool {
+    matches!(nr, 7 | 23 | 34 | 35 | 128 | 130 | 230 | 232 | 270 | 271 | 281)
+}
+
+impl Thread {
+    /// A thread of `proc` on `vcpu`, with the default signal state.
+    pub fn new(proc: Arc<Process>, vcpu: Vcpu) -> Thread {
+        let mut altstack = [0u8; 24];
+        altstack[8..12].copy_from_slice(&libc::SS_DISABLE.to_ne_bytes());
+        Thread {
+            proc,
+            vcpu,
+            tid: sys::gettid(),
+            sigmask: 0,
+            altstack,
+            clear_child_tid: 0,
+            robust_list: (0, 0),
+            stop: Stop::Interrupted,
+        }
+    }
+
+    /// Registers this thread (on the host thread that runs it).
+    pub fn register(&mut self) {
+        self.tid = sys::gettid();
+        self.proc.threads.lock().unwrap().insert(self.tid, self.vcpu.kicker());
+        self.proc.live.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Runs the thread until it exits (`exit` of a thread that is not the last). Anything that
+    /// ends the process does not return.
+    pub fn run(&mut self) {
+        let mut retries = 0;
+        loop {
+            if self.proc.dying.load(Ordering::SeqCst) {
+                self.exit_thread(0, true);
+                return;
+            }
+            let trap = match self.vcpu.run() {
+                Ok(t) => t,
+                Err(e) => self.proc.finish(Err(e.into())),
+            };
+            let next = match trap {
+                Trap::Syscall(sc) => {
+                    retries = 0;
+                    self.on_syscall(&sc)
+                }
+                Trap::PageFault(pf) if pf.user => {
+                    if self.spurious(&pf) && retries < 3 {
+                        retries += 1;
+                        self.proc.vm.request_tlb_flush();
+                        continue;
+                    }
+                    self.stop = Stop::Exception(self.vcpu.exception_frame());
+                    let code = if pf.error.present() { 2 } else { 1 }; // SEGV_ACCERR : SEGV_MAPERR
+                    let what = if pf.error.present() { "access violation" } else { "no mapping" };
+                    let info = signals::fault_info(libc::SIGSEGV, code, pf.addr);
+                    self.force_signal(libc::SIGSEGV, &info, pf.addr, pf.error.0, 14, what, pf.rip)
+                }
+                Trap::Exception(e) if e.user => {
+                    self.stop = Stop::Exception(self.vcpu.exception_frame());
+                    let (sig, code, what) = exception_signal(e.vector);
+                    // SIGTRAP/SIGILL/SIGFPE carry the faulting RIP in si_addr; #GP carries 0.
+                    let addr = if sig == libc::SIGSEGV || sig == libc::SIGBUS { 0 } else { e.rip };
+                    let info = signals::fault_info(sig, code, addr);
+                    let err = e.error_code.unwrap_or(0);
+                    self.force_signal(sig, &info, 0, err, u64::from(e.vector), what, e.rip)
+                }
+                Trap::HostFault { gpa } => self.bus_fault(gpa.unwrap_or(0)),
+                Trap::PhysFault { gpa, .. } => self.bus_fault(gpa),
+                Trap::Interrupted | Trap::SpuriousInterrupt => {
+                    self.stop = Stop::Interrupted;
+                    self.deliver(None);
+                    Next::Resume
+                }
+                other => {
+                    self.proc.finish(Err(RunError::Internal(format!("unexpected exit {other:?}"))))
+                }
+            };
+            if let Next::ThreadExit = next {
+                return;
+            }
+        }
+    }
+
+    /// An access KVM could not back (a file page beyond EOF, a vanished mapping): SIGBUS.
+    fn bus_fault(&mut self, addr: u64) -> Next {
+        let rip = self.vcpu.regs().map(|r| r.rip).unwrap_or(0);
+        if let Err(e) = self.vcpu.complete_pending_io() {
+            self.proc.finish(Err(e.into()));
+        }
+        self.stop = Stop::Interrupted;
+        let info = signals::fault_info(libc::SIGBUS, 2, addr); // BUS_ADRERR
+        self.force_signal(libc::SIGBUS, &info, addr, 0, 0, "the host could not back the page", rip)
+    }
+
+    fn on_syscall(&mut self, sc: &dune::Syscall) -> Next {
+        let flags = self.vcpu.regs().map(|r| r.r11).unwrap_or(dune::USER_RFLAGS);
+        self.stop = Stop::Syscall { return_rip: sc.return_rip, flags };
+        let mut ctx = Ctx { thread: self, exit: None, replaced: false };
+        let rax = syscall::dispatch(&mut ctx, sc);
+        let (exit, replaced) = (ctx.exit, ctx.replaced);
+        match exit {
+            Some(Exit::Group(status)) => self.proc.finish(Ok(Outcome::Exited(status))),
+            Some(Exit::Thread(status)) => {
+                self.exit_thread(status, false);
+                return Next::ThreadExit;
+            }
+            None => {}
+        }
+        if !replaced {
+            if let Err(e) = self.vcpu.set_syscall_result(rax) {
+                self.proc.finish(Err(e.into()));
+            }
+            let eintr = rax as i64 == -i64::from(libc::EINTR) && syscall::spec(sc.nr).is_some();
+            self.deliver(Some((sc, eintr)));
+        } else {
+            self.stop = Stop::Interrupted;
+            self.deliver(None);
+        }
+        Next::Resume
     }
 
     /// Whether a user page fault at `addr` is spurious: the program's mapping allows the
     /// access, so the guest used a stale, less permissive translation (possible on EPT hosts,
     /// where adding permissions does not flush TLBs).
     fn spurious(&self, pf: &dune::PageFault) -> bool {
-        let Some(v) = self.mm.vma_at(pf.addr) else {
-            return false;
-        };
+        let mm = self.proc.mm.lock().unwrap();
+        let Some(v) = mm.vma_at(pf.addr) else { return false };
         if pf.error.write() {
             v.prot & libc::PROT_WRITE != 0
         } else if pf.error.fetch() {
@@ -155,74 +392,208 @@ impl Process {
         }
     }
 
-    /// Runs the program on `vcpu` until it exits or dies.
-    pub fn run(&mut self, vcpu: &mut Vcpu) -> Result<Outcome, RunError> {
-        let mut retries = 0;
-        loop {
-            let trap = vcpu.run()?;
-            match trap {
-                Trap::Syscall(sc) => {
-                    let mut ctx = Ctx { proc: self, vcpu, exit: None };
-                    let rax = syscall::dispatch(&mut ctx, &sc);
-                    if let Some(status) = ctx.exit {
-                        return Ok(Outcome::Exited(status));
+    /// The program's registers as they are where the vCPU stopped.
+    pub fn program_regs(&mut self) -> Result<Regs, dune::VcpuError> {
+        let mut r = self.vcpu.regs()?;
+        match self.stop {
+            Stop::Syscall { return_rip, flags } => {
+                r.rip = return_rip;
+                r.rflags = flags;
+            }
+            Stop::Exception(f) => {
+                r.rip = f.rip;
+                r.rsp = f.rsp;
+                r.rflags = f.rflags;
+            }
+            Stop::Interrupted => {}
+        }
+        Ok(r)
+    }
+
+    /// A synchronous fault: the program's handler runs if it has one and does not block the
+    /// signal; otherwise the process dies of it, as Linux's `force_sig_fault` does.
+    #[allow(clippy::too_many_arguments)]
+    fn force_signal(
+        &mut self,
+        sig: i32,
+        info: &[u8; 128],
+        cr2: u64,
+        err: u64,
+        trapno: u64,
+        what: &str,
+        rip: u64,
+    ) -> Next {
+        let action = self.proc.action(sig);
+        let blocked = self.sigmask & signals::bit(sig) != 0;
+        if action.handler > signals::SIG_IGN && !blocked {
+            match self.program_regs() {
+                Ok(regs) => {
+                    if self.enter_handler(sig, info, action, regs, cr2, err, trapno) {
+                        return Next::Resume;
                     }
-                    vcpu.set_syscall_result(rax)?;
-                    retries = 0;
                 }
-                Trap::PageFault(pf) if pf.user => {
-                    if self.spurious(&pf) && retries < 3 {
-                        retries += 1;
-                        self.vm.request_tlb_flush();
+                Err(e) => self.proc.finish(Err(e.into())),
+            }
+        }
+        let addr = u64::from_ne_bytes(info[16..24].try_into().unwrap());
+        let addr = if cr2 != 0 { cr2 } else { addr };
+        self.proc.finish(Ok(Outcome::Killed(Fatal { signal: sig, addr, rip, what: what.into() })))
+    }
+
+    /// Delivers pending signals the thread does not block, at a safe point. `syscall` is the
+    /// system call just handled and whether it returned `EINTR`.
+    pub fn deliver(&mut self, syscall: Option<(&dune::Syscall, bool)>) {
+        // Not while the vCPU is inside a trampoline (an interruption there): the next exit
+        // comes within a few instructions.
+        if self.stop == Stop::Interrupted {
+            let rip = self.vcpu.regs().map(|r| r.rip).unwrap_or(0);
+            let l = self.proc.vm.layout();
+            if rip >= l.base && rip < l.base + l.len {
+                return;
+            }
+        }
+        let mut restart = syscall.filter(|(_, eintr)| *eintr).map(|(sc, _)| sc);
+        loop {
+            let deliverable = sys::pending_signals() & !self.sigmask;
+            if deliverable == 0 {
+                break;
+            }
+            let sig = deliverable.trailing_zeros() as i32 + 1;
+            let Some(info) = sys::take_signal(sig) else { continue };
+            let action = self.proc.action(sig);
+            match action.handler {
+                signals::SIG_IGN => continue,
+                signals::SIG_DFL => match signals::default_action(sig) {
+                    Default::Ign | Default::Cont => continue,
+                    Default::Stop => {
+                        sys::stop_self();
                         continue;
                     }
-                    let code = if pf.error.present() { "access violation" } else { "no mapping" };
-                    return Ok(Outcome::Killed(Fatal {
-                        signal: libc::SIGSEGV,
-                        addr: pf.addr,
-                        rip: pf.rip,
-                        what: code.into(),
-                    }));
-                }
-                Trap::Exception(e) if e.user => return Ok(Outcome::Killed(exception_signal(&e))),
-                Trap::HostFault { gpa } => {
-                    let rip = vcpu.regs()?.rip;
-                    return Ok(Outcome::Killed(Fatal {
-                        signal: libc::SIGBUS,
-                        addr: gpa.unwrap_or(0),
-                        rip,
-                        what: "the host could not back the page".into(),
-                    }));
-                }
-                Trap::PhysFault { gpa, .. } => {
-                    let rip = vcpu.regs()?.rip;
-                    return Ok(Outcome::Killed(Fatal {
-                        signal: libc::SIGBUS,
-                        addr: gpa,
-                        rip,
-                        what: "access to unbacked memory".into(),
-                    }));
-                }
-                Trap::Interrupted | Trap::SpuriousInterrupt => {}
-                other => return Err(RunError::Internal(format!("unexpected exit {other:?}"))),
+                    Default::Term | Default::Core => self.proc.finish(Ok(Outcome::Killed(Fatal {
+                        signal: sig,
+                        addr: 0,
+                        rip: 0,
+                        what: String::new(),
+                    }))),
+                },
+                _ => {}
             }
+            let mut regs = match self.program_regs() {
+                Ok(r) => r,
+                Err(e) => self.proc.finish(Err(e.into())),
+            };
+            if let Some(sc) = restart.take()
+                && action.flags & signals::SA_RESTART != 0
+                && !never_restarted(sc.nr)
+            {
+                regs.rip = sc.return_rip - 2;
+                regs.rax = sc.nr;
+            }
+            if self.enter_handler(sig, &info, action, regs, 0, 0, 0)
+                && action.flags & signals::SA_RESETHAND != 0
+            {
+                self.proc.actions.lock().unwrap()[sig as usize] = Action::default();
+            }
+            // One handler per safe point; more are delivered at the next one.
+            return;
+        }
+        // Interrupted by a signal the program ignores or that is not its own: restart the call
+        // transparently, as Linux does (ERESTARTSYS with no handler to run).
+        if let Some(sc) = restart
+            && let Stop::Syscall { return_rip, .. } = self.stop
+        {
+            let r = self
+                .vcpu
+                .set_syscall_return(return_rip - 2)
+                .and_then(|_| self.vcpu.set_syscall_result(sc.nr));
+            if let Err(e) = r {
+                self.proc.finish(Err(e.into()));
+            }
+        }
+    }
+
+    /// Builds the frame for `sig` on the program's stack and points the vCPU at the handler.
+    /// Returns false (after killing the process) if the stack cannot take the frame.
+    #[allow(clippy::too_many_arguments)]
+    fn enter_handler(
+        &mut self,
+        sig: i32,
+        info: &[u8; 128],
+        action: Action,
+        regs: Regs,
+        cr2: u64,
+        err: u64,
+        trapno: u64,
+    ) -> bool {
+        let xsave = match self.vcpu.xsave() {
+            Ok(x) => x,
+            Err(e) => self.proc.finish(Err(e.into())),
+        };
+        let bytes: Vec<u8> = xsave.region.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let frame = signals::build(&signals::FrameInput {
+            regs,
+            sig,
+            info,
+            action,
+            old_mask: self.sigmask,
+            altstack: self.altstack,
+            xsave: &bytes[..self.proc.xstate_size],
+            cr2,
+            err,
+            trapno,
+        });
+        let ok = action.flags & signals::SA_RESTORER != 0
+            && self.proc.check(frame.sp, frame.bytes.len() as u64).is_ok()
+            && sys::write_program(frame.sp, &frame.bytes).is_ok();
+        if !ok {
+            // Linux's force_sigsegv: the handler cannot be entered.
+            self.proc.finish(Ok(Outcome::Killed(Fatal {
+                signal: libc::SIGSEGV,
+                addr: frame.sp,
+                rip: regs.rip,
+                what: format!("cannot deliver signal {sig}: bad signal stack"),
+            })));
+        }
+        if let Err(e) = self.vcpu.set_user_context(&frame.handler_regs) {
+            self.proc.finish(Err(e.into()));
+        }
+        if action.flags & signals::SA_NODEFER == 0 {
+            self.sigmask |= signals::bit(sig);
+        }
+        self.sigmask = (self.sigmask | action.mask) & !signals::UNBLOCKABLE;
+        self.stop = Stop::Interrupted;
+        true
+    }
+
+    /// Ends this thread: `CLONE_CHILD_CLEARTID` wake-up, unregistration; the last thread ends
+    /// the process with `status`.
+    pub fn exit_thread(&mut self, status: i32, killed: bool) {
+        if self.clear_child_tid != 0 && self.proc.check(self.clear_child_tid, 4).is_ok() {
+            let _ = sys::write_program(self.clear_child_tid, &0u32.to_ne_bytes());
+            sys::futex_wake(self.clear_child_tid, 1);
+        }
+        self.proc.threads.lock().unwrap().remove(&self.tid);
+        let left = self.proc.live.fetch_sub(1, Ordering::SeqCst) - 1;
+        if left == 0 && !killed {
+            self.proc.finish(Ok(Outcome::Exited(status)));
         }
     }
 }
 
-/// The signal Linux sends for a user-mode exception (arch/x86/kernel/traps.c).
-fn exception_signal(e: &dune::Exception) -> Fatal {
-    let (signal, what) = match e.vector {
-        0 => (libc::SIGFPE, "divide error"),
-        1 | 3 => (libc::SIGTRAP, "breakpoint"),
-        6 => (libc::SIGILL, "invalid opcode"),
-        7 => (libc::SIGSEGV, "device not available"),
-        11 => (libc::SIGBUS, "segment not present"),
-        12 => (libc::SIGBUS, "stack segment fault"),
-        13 => (libc::SIGSEGV, "general protection fault"),
-        16 | 19 => (libc::SIGFPE, "floating-point exception"),
-        17 => (libc::SIGBUS, "alignment check"),
-        _ => (libc::SIGSEGV, "exception"),
-    };
-    Fatal { signal, addr: 0, rip: e.rip, what: format!("{what} (vector {})", e.vector) }
+/// The signal, `si_code` and description Linux uses for a user-mode exception
+/// (arch/x86/kernel/traps.c).
+fn exception_signal(vector: u8) -> (i32, i32, &'static str) {
+    match vector {
+        0 => (libc::SIGFPE, 1, "divide error"),   // FPE_INTDIV
+        1 => (libc::SIGTRAP, 2, "debug trap"),    // TRAP_TRACE
+        3 => (libc::SIGTRAP, 0x80, "breakpoint"), // SI_KERNEL
+        6 => (libc::SIGILL, 2, "invalid opcode"), // ILL_ILLOPN
+        7 => (libc::SIGSEGV, 0x80, "device not available"),
+        11 => (libc::SIGBUS, 0x80, "segment not present"),
+        12 => (libc::SIGBUS, 0x80, "stack segment fault"),
+        13 => (libc::SIGSEGV, 0x80, "general protection fault"),
+        16 | 19 => (libc::SIGFPE, 0, "floating-point exception"),
+        17 => (libc::SIGBUS, 1, "alignment check"), // BUS_ADRALN
+        _ => (libc::SIGSEGV, 0x80, "exception"),
+    }
 }

@@ -208,3 +208,216 @@ pub fn move_fd_up(fd: i32, floor: i32) -> io::Result<i32> {
     unsafe { libc::close(fd) };
     Ok(new)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Host signals.
+//
+// The program's signal dispositions live in the supervisor; the host process catches every
+// signal it can (without SA_RESTART, so a blocking forwarded call is interrupted) and records it
+// here. The run loops deliver recorded signals to the program at safe points. Nothing of the
+// program is ever installed as a host handler.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Signals recorded for the process (any thread may deliver them), bit `n - 1` for signal `n`.
+pub static PROCESS_PENDING: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Signals recorded for the calling thread only (sent with tgkill/tkill).
+    static THREAD_PENDING: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The last `siginfo_t` (128 bytes) recorded per signal.
+static INFO: [[AtomicU64; 16]; 65] = [const { [const { AtomicU64::new(0) }; 16] }; 65];
+
+/// The signal that makes a supervisor thread leave a blocking host call or `KVM_RUN` without
+/// meaning anything to the program (used to stop threads on `execve`).
+pub fn interrupt_signal() -> i32 {
+    libc::SIGRTMAX() - 2
+}
+
+/// The vCPU kick signal of `dune` (never a program signal).
+pub fn kick_signal() -> i32 {
+    libc::SIGRTMAX() - 1
+}
+
+extern "C" fn on_host_signal(sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let code = unsafe { (*info).si_code };
+    let fault =
+        matches!(sig, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP);
+    if fault && code > 0 {
+        // A fault in the supervisor itself (the program's faults are VM exits, never host
+        // signals): restore the default action; returning re-executes the faulting instruction,
+        // which then ends the process the usual way.
+        // SAFETY: signal() is async-signal-safe.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        return;
+    }
+    if sig == interrupt_signal() || !(1..=64).contains(&sig) {
+        return;
+    }
+    // SAFETY: `info` points at 128 readable bytes.
+    let words = unsafe { std::slice::from_raw_parts(info.cast::<u64>(), 16) };
+    for (slot, w) in INFO[sig as usize].iter().zip(words) {
+        slot.store(*w, Ordering::Relaxed);
+    }
+    let bit = 1u64 << (sig - 1);
+    if code == libc::SI_TKILL {
+        THREAD_PENDING.with(|p| p.set(p.get() | bit));
+    } else {
+        PROCESS_PENDING.fetch_or(bit, Ordering::SeqCst);
+    }
+}
+
+extern "C" fn on_interrupt(_sig: i32) {}
+
+/// Installs the supervisor's handler for every signal a program may receive: all but SIGKILL,
+/// SIGSTOP and the two signals the runtime itself uses. Called once at start-up.
+pub fn install_host_signal_handlers() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == kick_signal() {
+            continue;
+        }
+        // SAFETY: zeroed sigaction is a valid start; both handlers are async-signal-safe
+        // (atomics, a const thread-local Cell, signal()).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            if sig == interrupt_signal() {
+                sa.sa_sigaction = on_interrupt as *const () as usize;
+            } else {
+                sa.sa_sigaction = on_host_signal as *const () as usize;
+                sa.sa_flags = libc::SA_SIGINFO;
+            }
+            libc::sigfillset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    // Unblock them all in this (the main) thread; threads created later inherit the mask.
+    // SAFETY: only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Signals recorded for the calling thread and for the process, not yet taken.
+pub fn pending_signals() -> u64 {
+    THREAD_PENDING.with(Cell::get) | PROCESS_PENDING.load(Ordering::SeqCst)
+}
+
+/// Takes signal `sig` out of the recorded sets (thread first) and returns its `siginfo_t`.
+/// Returns `None` if it was not pending.
+pub fn take_signal(sig: i32) -> Option<[u8; 128]> {
+    let bit = 1u64 << (sig - 1);
+    let mine = THREAD_PENDING.with(|p| {
+        let v = p.get();
+        p.set(v & !bit);
+        v & bit != 0
+    });
+    let process = !mine && PROCESS_PENDING.fetch_and(!bit, Ordering::SeqCst) & bit != 0;
+    if !mine && !process {
+        return None;
+    }
+    let mut out = [0u8; 128];
+    for (i, slot) in INFO[sig as usize].iter().enumerate() {
+        out[i * 8..i * 8 + 8].copy_from_slice(&slot.load(Ordering::Relaxed).to_ne_bytes());
+    }
+    Some(out)
+}
+
+/// Records `sig` for the calling thread as if the host had delivered it (`info` as given).
+pub fn post_thread_signal(sig: i32, info: &[u8; 128]) {
+    for (i, slot) in INFO[sig as usize].iter().enumerate() {
+        slot.store(
+            u64::from_ne_bytes(info[i * 8..i * 8 + 8].try_into().unwrap()),
+            Ordering::Relaxed,
+        );
+    }
+    THREAD_PENDING.with(|p| p.set(p.get() | 1u64 << (sig - 1)));
+}
+
+/// Clears every recorded signal (a forked child starts with none pending).
+pub fn clear_pending() {
+    PROCESS_PENDING.store(0, Ordering::SeqCst);
+    THREAD_PENDING.with(|p| p.set(0));
+}
+
+/// Waits until a host signal arrives or `timeout` (None: forever) passes, with every signal
+/// deliverable. Returns false on timeout.
+pub fn wait_for_signal(timeout: Option<libc::timespec>) -> bool {
+    // SAFETY: ppoll with no descriptors and a valid (or null) timeout only sleeps.
+    let r = unsafe {
+        libc::ppoll(
+            std::ptr::null_mut(),
+            0,
+            timeout.as_ref().map_or(std::ptr::null(), |t| t as *const _),
+            std::ptr::null(),
+        )
+    };
+    r < 0
+}
+
+/// `tgkill(getpid(), tid, sig)`.
+pub fn tgkill(tid: i32, sig: i32) {
+    // SAFETY: signals a thread of this process.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
+}
+
+/// `kill(getpid(), SIGSTOP)`: stops the whole sandbox (a program's default stop action).
+pub fn stop_self() {
+    // SAFETY: no memory is involved.
+    unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+}
+
+/// Wakes `n` waiters of the futex word at program address `addr` (validated by the caller).
+pub fn futex_wake(addr: u64, n: i32) {
+    // SAFETY: FUTEX_WAKE only reads the address to hash it; the caller checked it lies in the
+    // program range.
+    unsafe { libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAKE, n, 0, 0, 0) };
+}
+
+/// `fork()` of the supervisor (glibc's wrapper, so its atfork handlers run).
+pub fn fork() -> Result<i32, Errno> {
+    // SAFETY: the caller holds every supervisor lock across the call, so the child cannot
+    // inherit one locked by a thread that does not exist there.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 { Err(Errno::last()) } else { Ok(pid) }
+}
+
+/// Closes a descriptor of the supervisor's.
+pub fn close(fd: i32) {
+    // SAFETY: the caller owns `fd`.
+    unsafe { libc::close(fd) };
+}
+
+/// `pipe2(O_CLOEXEC)`.
+pub fn pipe() -> Result<(i32, i32), Errno> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// Blocks until the write end of a pipe is closed everywhere (reads to EOF).
+pub fn wait_pipe_closed(fd: i32) {
+    let mut b = [0u8; 16];
+    loop {
+        // SAFETY: reads into a local buffer.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
+        if n == 0 || (n < 0 && Errno::last().0 != libc::EINTR) {
+            return;
+        }
+    }
+}
+
+/// The descriptor flags (`F_GETFD`) of `fd`, or None if it is not open.
+pub fn fd_flags(fd: i32) -> Option<i32> {
+    // SAFETY: F_GETFD reads flags only.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    (r >= 0).then_some(r)
+}

@@ -11,7 +11,7 @@ use crate::syscall::{self, PATH_MAX};
 
 /// Where the trace goes.
 pub struct Tracer {
-    out: Box<dyn Write + Send>,
+    pub(crate) out: Box<dyn Write + Send>,
 }
 
 impl std::fmt::Debug for Tracer {
@@ -24,6 +24,11 @@ impl Tracer {
     /// A tracer writing to `out` (buffered by the caller if needed).
     pub fn new(out: Box<dyn Write + Send>) -> Tracer {
         Tracer { out }
+    }
+
+    /// Flushes buffered lines.
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
     }
 
     /// Writes a free-form line (process start and end).
@@ -60,14 +65,14 @@ fn arg(proc: &Process, kind: Arg, v: u64, all: &[u64; 6], nr: u64) -> String {
         Arg::AtFd if v as i32 == libc::AT_FDCWD => "AT_FDCWD".into(),
         Arg::AtFd => (v as i32).to_string(),
         Arg::Hex => format!("{v:#x}"),
-        Arg::Path | Arg::Str if v != 0 => match syscall::copy_cstr(&proc.mm, v, PATH_MAX) {
+        Arg::Path | Arg::Str if v != 0 => match syscall::copy_cstr(proc, v, PATH_MAX) {
             Ok(s) => quote(s.as_bytes(), PATH_MAX),
             Err(_) => format!("{v:#x}"),
         },
         // Data written by the program: show its first bytes (write, sendto, pwrite64).
         Arg::In(Len::Of(i)) if v != 0 && matches!(nr, 1 | 18 | 44) => {
             let n = all[i].min(32);
-            match syscall::copy_in(&proc.mm, v, n) {
+            match syscall::copy_in(proc, v, n) {
                 Ok(b) => {
                     let mut q = quote(&b, 32);
                     if all[i] > 32 && !q.ends_with("...") {
@@ -83,11 +88,19 @@ fn arg(proc: &Process, kind: Arg, v: u64, all: &[u64; 6], nr: u64) -> String {
     }
 }
 
+/// The pid of the first sandboxed process: trace lines of every other thread or process are
+/// prefixed with `[pid N]`, as `strace -f` does.
+static ROOT_PID: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+/// Remembers the current process as the trace's root.
+pub fn set_root_pid() {
+    let _ = ROOT_PID.set(std::process::id() as i32);
+}
+
 /// Traces one call after it completed.
-pub fn syscall(proc: &mut Process, sc: &Syscall, res: Result<u64, Errno>) {
-    let Some(mut t) = proc.trace.take() else {
-        return;
-    };
+pub fn syscall(proc: &Process, tid: i32, sc: &Syscall, res: Result<u64, Errno>) {
+    let mut guard = proc.trace.lock().unwrap();
+    let Some(t) = guard.as_mut() else { return };
     let line = match syscall::spec(sc.nr) {
         Some(spec) => {
             let args: Vec<String> = spec
@@ -104,11 +117,15 @@ pub fn syscall(proc: &mut Process, sc: &Syscall, res: Result<u64, Errno>) {
         ),
     };
     let result = match res {
-        Ok(_) if matches!(sc.nr, 60 | 231) => "?".to_string(),
+        Ok(_) if matches!(sc.nr, 15 | 59 | 60 | 231) => "?".to_string(),
         Ok(v) if matches!(sc.nr, 9 | 12 | 25) => format!("{v:#x}"),
         Ok(v) => (v as i64).to_string(),
         Err(e) => format!("-1 {e}"),
     };
-    let _ = writeln!(t.out, "{line} = {result}");
-    proc.trace = Some(t);
+    let prefix = if ROOT_PID.get().is_some_and(|&p| p != tid) {
+        format!("[pid {tid}] ")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(t.out, "{prefix}{line} = {result}");
 }

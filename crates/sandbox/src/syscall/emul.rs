@@ -3,9 +3,10 @@
 
 use std::ffi::CString;
 
-use super::{Ctx, PATH_MAX, check_fd, copy_cstr, copy_in, copy_out, read_u64};
+use super::{Ctx, Exit, PATH_MAX, check_fd, copy_cstr, copy_in, copy_out, read_u64};
 use crate::errno::Errno;
 use crate::mm::{Kind, PAGE, page_up};
+use crate::signals::{self, Action};
 use crate::sys::{self, SysResult};
 
 /// Calls the host kernel with already-validated arguments.
@@ -26,18 +27,18 @@ pub fn unsupported(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
 // Process lifetime.
 
 pub fn exit(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    // With a single thread, exit ends the process like exit_group.
-    exit_group(ctx, a)
+    ctx.exit = Some(Exit::Thread((a[0] & 0xff) as i32));
+    Ok(0)
 }
 
 pub fn exit_group(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ctx.exit = Some((a[0] & 0xff) as i32);
+    ctx.exit = Some(Exit::Group((a[0] & 0xff) as i32));
     Ok(0)
 }
 
 pub fn set_tid_address(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ctx.proc.tid_address = a[0];
-    Ok(sys::gettid() as u64)
+    ctx.thread.clear_child_tid = a[0];
+    Ok(ctx.thread.tid as u64)
 }
 
 pub fn set_robust_list(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -45,7 +46,7 @@ pub fn set_robust_list(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[1] != 24 {
         return Err(Errno::EINVAL);
     }
-    ctx.proc.robust_list = (a[0], a[1]);
+    ctx.thread.robust_list = (a[0], a[1]);
     Ok(0)
 }
 
@@ -53,20 +54,20 @@ pub fn get_robust_list(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[0] != 0 && a[0] as i32 != sys::gettid() {
         return Err(Errno(libc::ESRCH));
     }
-    let (head, len) = ctx.proc.robust_list;
-    copy_out(&ctx.proc.mm, a[1], &head.to_ne_bytes())?;
-    copy_out(&ctx.proc.mm, a[2], &len.to_ne_bytes())?;
+    let (head, len) = ctx.thread.robust_list;
+    copy_out(ctx.proc(), a[1], &head.to_ne_bytes())?;
+    copy_out(ctx.proc(), a[2], &len.to_ne_bytes())?;
     Ok(0)
 }
 
 pub fn personality(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     // Only the query and PER_LINUX are accepted: other personalities change how the *host*
     // kernel treats the supervisor (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, ...).
-    let old = ctx.proc.personality;
+    let old = ctx.proc().personality.load(std::sync::atomic::Ordering::Relaxed);
     match a[0] as u32 {
         0xffff_ffff => Ok(old),
         0 => {
-            ctx.proc.personality = 0;
+            ctx.proc().personality.store(0, std::sync::atomic::Ordering::Relaxed);
             Ok(old)
         }
         _ => Err(Errno::EINVAL),
@@ -85,19 +86,19 @@ pub fn arch_prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             if !canonical(a[1]) {
                 return Err(Errno::EPERM);
             }
-            let mut s = ctx.vcpu.sregs().map_err(verr)?;
+            let mut s = ctx.thread.vcpu.sregs().map_err(verr)?;
             if a[0] == ARCH_SET_FS {
                 s.fs.base = a[1];
             } else {
                 s.gs.base = a[1];
             }
-            ctx.vcpu.set_sregs(&s).map_err(verr)?;
+            ctx.thread.vcpu.set_sregs(&s).map_err(verr)?;
             Ok(0)
         }
         ARCH_GET_FS | ARCH_GET_GS => {
-            let s = ctx.vcpu.sregs().map_err(verr)?;
+            let s = ctx.thread.vcpu.sregs().map_err(verr)?;
             let v = if a[0] == ARCH_GET_FS { s.fs.base } else { s.gs.base };
-            copy_out(&ctx.proc.mm, a[1], &v.to_ne_bytes())?;
+            copy_out(ctx.proc(), a[1], &v.to_ne_bytes())?;
             Ok(0)
         }
         _ => Err(Errno::EINVAL),
@@ -108,12 +109,12 @@ pub fn prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     match a[0] as i32 {
         // Name of the calling thread: 16 bytes.
         libc::PR_SET_NAME => {
-            let name = copy_in(&ctx.proc.mm, a[1], 16)
-                .or_else(|_| copy_cstr(&ctx.proc.mm, a[1], 16).map(|s| s.into_bytes_with_nul()))?;
+            let name = copy_in(ctx.proc(), a[1], 16)
+                .or_else(|_| copy_cstr(ctx.proc(), a[1], 16).map(|s| s.into_bytes_with_nul()))?;
             host(libc::SYS_prctl, [a[0], name.as_ptr() as u64, 0, 0, 0, 0])
         }
         libc::PR_GET_NAME => {
-            ctx.proc.mm.check(a[1], 16)?;
+            ctx.proc().check(a[1], 16)?;
             host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0])
         }
         libc::PR_GET_DUMPABLE
@@ -128,7 +129,7 @@ pub fn prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         | libc::PR_GET_CHILD_SUBREAPER
         | libc::PR_SET_CHILD_SUBREAPER => host(libc::SYS_prctl, *a),
         libc::PR_GET_PDEATHSIG => {
-            ctx.proc.mm.check(a[1], 4)?;
+            ctx.proc().check(a[1], 4)?;
             host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0])
         }
         libc::PR_SET_PDEATHSIG => host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0]),
@@ -148,23 +149,23 @@ pub fn prlimit64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         // Limits on the address space or data size would count the supervisor's reservation
         // and starve the supervisor itself; the program's own view of them is kept apart.
         if matches!(resource, libc::RLIMIT_AS | libc::RLIMIT_DATA) {
-            let new = copy_in(&ctx.proc.mm, a[2], 16)?;
+            let new = copy_in(ctx.proc(), a[2], 16)?;
             if a[3] != 0 {
-                let old = ctx.proc.rlimit_view(resource);
-                copy_out(&ctx.proc.mm, a[3], &old)?;
+                let old = ctx.proc().rlimit_view(resource);
+                copy_out(ctx.proc(), a[3], &old)?;
             }
-            ctx.proc.set_rlimit_view(resource, new);
+            ctx.proc().set_rlimit_view(resource, new);
             return Ok(0);
         }
     }
     if a[3] != 0 && matches!(resource, libc::RLIMIT_AS | libc::RLIMIT_DATA) && a[2] == 0 {
-        let old = ctx.proc.rlimit_view(resource);
-        copy_out(&ctx.proc.mm, a[3], &old)?;
+        let old = ctx.proc().rlimit_view(resource);
+        copy_out(ctx.proc(), a[3], &old)?;
         return Ok(0);
     }
-    let new = if a[2] != 0 { copy_in(&ctx.proc.mm, a[2], 16)? } else { Vec::new() };
+    let new = if a[2] != 0 { copy_in(ctx.proc(), a[2], 16)? } else { Vec::new() };
     if a[3] != 0 {
-        ctx.proc.mm.check(a[3], 16)?;
+        ctx.proc().check(a[3], 16)?;
     }
     let newp = if a[2] != 0 { new.as_ptr() as u64 } else { 0 };
     host(libc::SYS_prlimit64, [0, a[1], newp, a[3], 0, 0])
@@ -173,7 +174,7 @@ pub fn prlimit64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn getcpu(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     for &p in &a[..2] {
         if p != 0 {
-            ctx.proc.mm.check(p, 4)?;
+            ctx.proc().check(p, 4)?;
         }
     }
     host(libc::SYS_getcpu, [a[0], a[1], 0, 0, 0, 0])
@@ -196,16 +197,19 @@ pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             return Err(Errno::EINVAL);
         }
-        Some(copy_in(&ctx.proc.mm, a[1], KSIGACTION)?)
+        let b: [u8; 32] = copy_in(ctx.proc(), a[1], KSIGACTION)?.try_into().unwrap();
+        let mut act = Action::from_bytes(&b);
+        act.mask &= !signals::UNBLOCKABLE;
+        Some(act)
     } else {
         None
     };
+    let old = ctx.proc().action(sig);
     if a[2] != 0 {
-        let old = ctx.proc.sig.actions[sig as usize];
-        copy_out(&ctx.proc.mm, a[2], &old)?;
+        copy_out(ctx.proc(), a[2], &old.to_bytes())?;
     }
     if let Some(n) = new {
-        ctx.proc.sig.actions[sig as usize].copy_from_slice(&n);
+        ctx.proc().actions.lock().unwrap()[sig as usize] = n;
     }
     Ok(0)
 }
@@ -214,42 +218,241 @@ pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[3] != 8 {
         return Err(Errno::EINVAL);
     }
-    let set = if a[1] != 0 { Some(read_u64(&ctx.proc.mm, a[1])?) } else { None };
-    let old = ctx.proc.sig.mask;
+    let set = if a[1] != 0 { Some(read_u64(ctx.proc(), a[1])?) } else { None };
+    let old = ctx.thread.sigmask;
     if let Some(set) = set {
-        let unblockable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
-        ctx.proc.sig.mask = match a[0] as i32 {
+        ctx.thread.sigmask = match a[0] as i32 {
             libc::SIG_BLOCK => old | set,
             libc::SIG_UNBLOCK => old & !set,
             libc::SIG_SETMASK => set,
             _ => return Err(Errno::EINVAL),
-        } & !unblockable;
+        } & !signals::UNBLOCKABLE;
     }
     if a[2] != 0 {
-        copy_out(&ctx.proc.mm, a[2], &old.to_ne_bytes())?;
+        copy_out(ctx.proc(), a[2], &old.to_ne_bytes())?;
     }
     Ok(0)
 }
 
+pub fn rt_sigpending(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[1] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let pending = sys::pending_signals() & ctx.thread.sigmask;
+    copy_out(ctx.proc(), a[0], &pending.to_ne_bytes())?;
+    Ok(0)
+}
+
+fn sigaltstack_bytes_valid(n: &[u8]) -> Result<(), Errno> {
+    let flags = i32::from_ne_bytes(n[8..12].try_into().unwrap());
+    let size = u64::from_ne_bytes(n[16..24].try_into().unwrap());
+    if flags & !(libc::SS_DISABLE | (1 << 31)/* SS_AUTODISARM */) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & libc::SS_DISABLE == 0 && size < libc::MINSIGSTKSZ as u64 {
+        return Err(Errno(libc::ENOMEM));
+    }
+    Ok(())
+}
+
 pub fn sigaltstack(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     // stack_t: ss_sp (8), ss_flags (4 + 4 padding), ss_size (8).
-    let new = if a[0] != 0 { Some(copy_in(&ctx.proc.mm, a[0], 24)?) } else { None };
+    let new = if a[0] != 0 { Some(copy_in(ctx.proc(), a[0], 24)?) } else { None };
+    let rsp = ctx.thread.vcpu.regs().map_err(|_| Errno(libc::EIO))?.rsp;
+    let mut old = ctx.thread.altstack;
+    let base = u64::from_ne_bytes(old[0..8].try_into().unwrap());
+    let size = u64::from_ne_bytes(old[16..24].try_into().unwrap());
+    let on = rsp > base
+        && rsp - base <= size
+        && i32::from_ne_bytes(old[8..12].try_into().unwrap()) & libc::SS_DISABLE == 0;
+    if on {
+        old[8..12].copy_from_slice(&libc::SS_ONSTACK.to_ne_bytes());
+    }
     if a[1] != 0 {
-        let old = ctx.proc.sig.altstack;
-        copy_out(&ctx.proc.mm, a[1], &old)?;
+        copy_out(ctx.proc(), a[1], &old)?;
     }
     if let Some(n) = new {
-        let flags = i32::from_ne_bytes(n[8..12].try_into().unwrap());
-        let size = u64::from_ne_bytes(n[16..24].try_into().unwrap());
-        if flags & !(libc::SS_DISABLE | (1 << 31)/* SS_AUTODISARM */) != 0 {
-            return Err(Errno::EINVAL);
+        if on {
+            return Err(Errno::EPERM);
         }
-        if flags & libc::SS_DISABLE == 0 && size < libc::MINSIGSTKSZ as u64 {
-            return Err(Errno(libc::ENOMEM));
-        }
-        ctx.proc.sig.altstack.copy_from_slice(&n);
+        sigaltstack_bytes_valid(&n)?;
+        ctx.thread.altstack.copy_from_slice(&n);
     }
     Ok(0)
+}
+
+/// `rt_sigreturn`: restores the context saved in the frame at RSP - 8 (the handler's `ret`
+/// popped `pretcode`).
+pub fn rt_sigreturn(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
+    let rsp = ctx.thread.vcpu.regs().map_err(|_| Errno(libc::EIO))?.rsp;
+    let frame = rsp.wrapping_sub(8);
+    let bad = |ctx: &mut Ctx<'_>| {
+        // Linux: a corrupt frame kills with SIGSEGV.
+        ctx.proc().finish(Ok(crate::process::Outcome::Killed(crate::process::Fatal {
+            signal: libc::SIGSEGV,
+            addr: frame,
+            rip: 0,
+            what: "bad rt_sigreturn frame".into(),
+        })))
+    };
+    let Ok(uc) = copy_in(ctx.proc(), frame + signals::UC, 304) else { bad(ctx) };
+    let r = signals::parse_ucontext(&uc);
+    let mut regs = r.regs;
+    regs.rflags =
+        (dune::USER_RFLAGS & !signals::FIX_EFLAGS) | (r.regs.rflags & signals::FIX_EFLAGS);
+    if regs.rip >= 1 << 47 || regs.rsp >= 1 << 47 {
+        bad(ctx);
+    }
+    if r.fpstate != 0 {
+        let n = ctx.proc().xstate_size as u64;
+        let Ok(img) = copy_in(ctx.proc(), r.fpstate, n) else { bad(ctx) };
+        let mut x = ctx.thread.vcpu.xsave().map_err(|_| Errno(libc::EIO))?;
+        for (i, w) in x.region.iter_mut().enumerate().take(img.len() / 4) {
+            *w = u32::from_ne_bytes(img[i * 4..i * 4 + 4].try_into().unwrap());
+        }
+        // Clear the software-reserved bytes the frame carried (not XSAVE state).
+        for w in &mut x.region[116..128] {
+            *w = 0;
+        }
+        if ctx.thread.vcpu.set_xsave(&x).is_err() {
+            bad(ctx);
+        }
+    }
+    ctx.thread.sigmask = r.mask & !signals::UNBLOCKABLE;
+    if sigaltstack_bytes_valid(&r.stack).is_ok() {
+        let mut st = r.stack;
+        if i32::from_ne_bytes(st[8..12].try_into().unwrap()) == libc::SS_ONSTACK {
+            st[8..12].copy_from_slice(&0i32.to_ne_bytes());
+        }
+        ctx.thread.altstack = st;
+    }
+    ctx.thread.vcpu.set_user_context(&regs).map_err(|_| Errno(libc::EIO))?;
+    ctx.replaced = true;
+    Ok(regs.rax)
+}
+
+/// Waits for a signal not in `mask` to be recorded; returns false on timeout.
+fn wait_unmasked(mask: u64, timeout: Option<std::time::Duration>) -> bool {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        if sys::pending_signals() & !mask != 0 {
+            return true;
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if left == Some(std::time::Duration::ZERO) {
+            return false;
+        }
+        let ts = left.map(|l| libc::timespec {
+            tv_sec: l.as_secs() as libc::time_t,
+            tv_nsec: l.subsec_nanos() as libc::c_long,
+        });
+        sys::wait_for_signal(ts);
+    }
+}
+
+pub fn rt_sigsuspend(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[1] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let mask = read_u64(ctx.proc(), a[0])? & !signals::UNBLOCKABLE;
+    wait_unmasked(mask, None);
+    // The handler runs with the temporary mask in force and restores the old one on return.
+    let old = ctx.thread.sigmask;
+    ctx.thread.sigmask = mask;
+    ctx.thread.deliver(None);
+    // If no handler was entered (the signal was ignored), keep waiting like Linux would; here
+    // we return EINTR with the old mask restored.
+    if ctx.thread.sigmask == mask {
+        ctx.thread.sigmask = old;
+    }
+    Err(Errno(libc::EINTR))
+}
+
+pub fn pause(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
+    wait_unmasked(ctx.thread.sigmask, None);
+    Err(Errno(libc::EINTR))
+}
+
+pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[3] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let set = read_u64(ctx.proc(), a[0])? & !signals::UNBLOCKABLE;
+    let timeout = if a[2] != 0 {
+        let t = copy_in(ctx.proc(), a[2], 16)?;
+        let sec = i64::from_ne_bytes(t[0..8].try_into().unwrap());
+        let nsec = i64::from_ne_bytes(t[8..16].try_into().unwrap());
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Some(std::time::Duration::new(sec as u64, nsec as u32))
+    } else {
+        None
+    };
+    if a[1] != 0 {
+        ctx.proc().check(a[1], 128)?;
+    }
+    // Wait for one of `set` (or any signal the thread does not block, which interrupts).
+    let wanted = |p: u64| p & set;
+    loop {
+        let p = sys::pending_signals();
+        if wanted(p) != 0 {
+            let sig = wanted(p).trailing_zeros() as i32 + 1;
+            if let Some(info) = sys::take_signal(sig) {
+                if a[1] != 0 {
+                    copy_out(ctx.proc(), a[1], &info)?;
+                }
+                return Ok(sig as u64);
+            }
+            continue;
+        }
+        if p & !ctx.thread.sigmask & !set != 0 {
+            return Err(Errno(libc::EINTR));
+        }
+        if !wait_unmasked(!set & ctx.thread.sigmask, timeout) {
+            return Err(Errno(libc::EAGAIN));
+        }
+    }
+}
+
+/// `kill`, `tkill`, `tgkill`: forwarded, except the two signal numbers the runtime uses itself,
+/// which, aimed at this process, are recorded for the program directly.
+fn is_runtime_signal(sig: u64) -> bool {
+    sig as i32 == sys::kick_signal() || sig as i32 == sys::interrupt_signal()
+}
+
+fn self_directed_runtime_signal(ctx: &Ctx<'_>, sig: u64) -> SysResult {
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&(sig as i32).to_ne_bytes());
+    info[8..12].copy_from_slice(&libc::SI_TKILL.to_ne_bytes());
+    info[16..20].copy_from_slice(&(std::process::id() as i32).to_ne_bytes());
+    let _ = ctx;
+    sys::post_thread_signal(sig as i32, &info);
+    Ok(0)
+}
+
+pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if is_runtime_signal(a[1]) && a[0] as i32 == std::process::id() as i32 {
+        return self_directed_runtime_signal(ctx, a[1]);
+    }
+    host(libc::SYS_kill, [a[0], a[1], 0, 0, 0, 0])
+}
+
+pub fn tkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if is_runtime_signal(a[1]) && a[0] as i32 == ctx.thread.tid {
+        return self_directed_runtime_signal(ctx, a[1]);
+    }
+    host(libc::SYS_tkill, [a[0], a[1], 0, 0, 0, 0])
+}
+
+pub fn tgkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if is_runtime_signal(a[2])
+        && a[0] as i32 == std::process::id() as i32
+        && a[1] as i32 == ctx.thread.tid
+    {
+        return self_directed_runtime_signal(ctx, a[2]);
+    }
+    host(libc::SYS_tgkill, [a[0], a[1], a[2], 0, 0, 0])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,7 +475,7 @@ fn screen_opened(fd: u64) -> SysResult {
 /// Whether `path` names this process's executable through procfs (`/proc/self/exe`,
 /// `/proc/thread-self/exe`, `/proc/PID/exe`, `/proc/PID/task/TID/exe`). In the sandbox that
 /// link would name the supervisor; the program must see its own executable instead.
-fn is_own_exe(path: &[u8]) -> bool {
+pub fn is_own_exe(path: &[u8]) -> bool {
     let Some(rest) = path.strip_prefix(b"/proc/") else { return false };
     let pid = std::process::id().to_string();
     let parts: Vec<&[u8]> = rest.split(|&b| b == b'/').collect();
@@ -287,7 +490,7 @@ fn is_own_exe(path: &[u8]) -> bool {
 /// The path the kernel should open: the program's executable for its `/proc/self/exe`.
 fn redirect_exe(ctx: &Ctx<'_>, p: CString) -> CString {
     if is_own_exe(p.as_bytes()) {
-        CString::new(ctx.proc.exe.as_os_str().as_encoded_bytes()).unwrap_or(p)
+        CString::new(ctx.proc().exe.lock().unwrap().as_os_str().as_encoded_bytes()).unwrap_or(p)
     } else {
         p
     }
@@ -295,26 +498,26 @@ fn redirect_exe(ctx: &Ctx<'_>, p: CString) -> CString {
 
 fn open_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
     if dirfd as i32 != libc::AT_FDCWD {
-        check_fd(ctx.proc, dirfd)?;
+        check_fd(ctx.proc(), dirfd)?;
     }
-    let p = redirect_exe(ctx, copy_cstr(&ctx.proc.mm, path, PATH_MAX)?);
+    let p = redirect_exe(ctx, copy_cstr(ctx.proc(), path, PATH_MAX)?);
     let fd = host(libc::SYS_openat, [dirfd, p.as_ptr() as u64, flags, mode, 0, 0])?;
     screen_opened(fd)
 }
 
 fn readlink_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
     if dirfd as i32 != libc::AT_FDCWD {
-        check_fd(ctx.proc, dirfd)?;
+        check_fd(ctx.proc(), dirfd)?;
     }
-    let p = copy_cstr(&ctx.proc.mm, path, PATH_MAX)?;
-    ctx.proc.mm.check(buf, size)?;
+    let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
+    ctx.proc().check(buf, size)?;
     if is_own_exe(p.as_bytes()) {
         if (size as i64) <= 0 {
             return Err(Errno::EINVAL);
         }
-        let exe = ctx.proc.exe.as_os_str().as_encoded_bytes().to_vec();
+        let exe = ctx.proc().exe.lock().unwrap().as_os_str().as_encoded_bytes().to_vec();
         let n = exe.len().min(size as usize);
-        copy_out(&ctx.proc.mm, buf, &exe[..n])?;
+        copy_out(ctx.proc(), buf, &exe[..n])?;
         return Ok(n as u64);
     }
     host(libc::SYS_readlinkat, [dirfd, p.as_ptr() as u64, buf, size, 0, 0])
@@ -343,13 +546,13 @@ pub fn openat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn openat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[0] as i32 != libc::AT_FDCWD {
-        check_fd(ctx.proc, a[0])?;
+        check_fd(ctx.proc(), a[0])?;
     }
-    let p = redirect_exe(ctx, copy_cstr(&ctx.proc.mm, a[1], PATH_MAX)?);
+    let p = redirect_exe(ctx, copy_cstr(ctx.proc(), a[1], PATH_MAX)?);
     if a[3] > 4096 {
         return Err(Errno(libc::E2BIG));
     }
-    let how = copy_in(&ctx.proc.mm, a[2], a[3])?;
+    let how = copy_in(ctx.proc(), a[2], a[3])?;
     let fd = host(libc::SYS_openat2, [a[0], p.as_ptr() as u64, how.as_ptr() as u64, a[3], 0, 0])?;
     screen_opened(fd)
 }
@@ -362,7 +565,7 @@ pub fn close_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     // Close (or mark) the program's descriptors in [first, last], stepping around the
     // runtime's own.
     let mut lo = first;
-    let mut runtime: Vec<u32> = ctx.proc.runtime_fds().iter().map(|&f| f as u32).collect();
+    let mut runtime: Vec<u32> = ctx.proc().runtime_fds().iter().map(|&f| f as u32).collect();
     runtime.sort_unstable();
     for fd in runtime.into_iter().filter(|&f| f >= first && f <= last) {
         if fd > lo {
@@ -377,7 +580,7 @@ pub fn close_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc, a[0])?;
+    check_fd(ctx.proc(), a[0])?;
     let cmd = a[1] as i32;
     match cmd {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL
@@ -388,11 +591,11 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         }
         libc::F_GETLK | libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_GETLK | libc::F_OFD_SETLK
         | libc::F_OFD_SETLKW => {
-            ctx.proc.mm.check(a[2], super::table::FLOCK_SIZE)?;
+            ctx.proc().check(a[2], super::table::FLOCK_SIZE)?;
             host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
         }
         15 /* F_SETOWN_EX */ | 16 /* F_GETOWN_EX */ => {
-            ctx.proc.mm.check(a[2], 8)?;
+            ctx.proc().check(a[2], 8)?;
             host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
         }
         _ => Err(Errno::EINVAL),
@@ -419,10 +622,10 @@ fn ioctl_size(req: u32) -> Option<u64> {
 }
 
 pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc, a[0])?;
+    check_fd(ctx.proc(), a[0])?;
     let size = ioctl_size(a[1] as u32).ok_or(Errno::ENOTTY)?;
     if size > 0 {
-        ctx.proc.mm.check(a[2], size)?;
+        ctx.proc().check(a[2], size)?;
     }
     host(libc::SYS_ioctl, [a[0], a[1], a[2], 0, 0, 0])
 }
@@ -438,21 +641,21 @@ fn copy_iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<libc::iovec>,
     if count > IOV_MAX {
         return Err(Errno::EINVAL);
     }
-    let raw = copy_in(&ctx.proc.mm, addr, count * 16)?;
+    let raw = copy_in(ctx.proc(), addr, count * 16)?;
     let mut v = Vec::with_capacity(count as usize);
     let mut total: u64 = 0;
     for c in raw.chunks_exact(16) {
         let base = u64::from_ne_bytes(c[..8].try_into().unwrap());
         let len = u64::from_ne_bytes(c[8..].try_into().unwrap());
         total = total.checked_add(len).filter(|&t| t <= isize::MAX as u64).ok_or(Errno::EINVAL)?;
-        ctx.proc.mm.check(base, len)?;
+        ctx.proc().check(base, len)?;
         v.push(libc::iovec { iov_base: base as *mut _, iov_len: len as usize });
     }
     Ok(v)
 }
 
 fn vec_io(ctx: &mut Ctx<'_>, nr: i64, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc, a[0])?;
+    check_fd(ctx.proc(), a[0])?;
     let iov = copy_iovecs(ctx, a[1], a[2])?;
     host(nr, [a[0], iov.as_ptr() as u64, a[2], a[3], a[4], a[5]])
 }
@@ -484,7 +687,7 @@ struct Msg {
 }
 
 fn copy_msghdr(ctx: &Ctx<'_>, addr: u64, sending: bool) -> Result<Msg, Errno> {
-    let raw = copy_in(&ctx.proc.mm, addr, 56)?;
+    let raw = copy_in(ctx.proc(), addr, 56)?;
     let q = |o: usize| u64::from_ne_bytes(raw[o..o + 8].try_into().unwrap());
     let (name, namelen, iov, iovlen, control, controllen) = (
         q(0),
@@ -500,14 +703,14 @@ fn copy_msghdr(ctx: &Ctx<'_>, addr: u64, sending: bool) -> Result<Msg, Errno> {
     let (name_ptr, name_copy) = if name == 0 {
         (0, Vec::new())
     } else if sending {
-        let b = copy_in(&ctx.proc.mm, name, namelen)?;
+        let b = copy_in(ctx.proc(), name, namelen)?;
         (b.as_ptr() as u64, b)
     } else {
-        ctx.proc.mm.check(name, namelen)?;
+        ctx.proc().check(name, namelen)?;
         (name, Vec::new())
     };
     if control != 0 {
-        ctx.proc.mm.check(control, controllen)?;
+        ctx.proc().check(control, controllen)?;
     }
     let mut hdr: libc::msghdr = empty_msghdr();
     hdr.msg_name = name_ptr as *mut _;
@@ -532,19 +735,19 @@ fn empty_msghdr() -> libc::msghdr {
 }
 
 pub fn sendmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc, a[0])?;
+    check_fd(ctx.proc(), a[0])?;
     let m = copy_msghdr(ctx, a[1], true)?;
     host(libc::SYS_sendmsg, [a[0], &m.hdr as *const _ as u64, a[2], 0, 0, 0])
 }
 
 pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc, a[0])?;
+    check_fd(ctx.proc(), a[0])?;
     let mut m = copy_msghdr(ctx, a[1], false)?;
     let n = host(libc::SYS_recvmsg, [a[0], &mut m.hdr as *mut _ as u64, a[2], 0, 0, 0])?;
     // Value-result fields back into the program's msghdr.
-    copy_out(&ctx.proc.mm, a[1] + 8, &m.hdr.msg_namelen.to_ne_bytes())?;
-    copy_out(&ctx.proc.mm, a[1] + 40, &(m.hdr.msg_controllen as u64).to_ne_bytes())?;
-    copy_out(&ctx.proc.mm, a[1] + 48, &m.hdr.msg_flags.to_ne_bytes())?;
+    copy_out(ctx.proc(), a[1] + 8, &m.hdr.msg_namelen.to_ne_bytes())?;
+    copy_out(ctx.proc(), a[1] + 40, &(m.hdr.msg_controllen as u64).to_ne_bytes())?;
+    copy_out(ctx.proc(), a[1] + 48, &m.hdr.msg_flags.to_ne_bytes())?;
     Ok(n)
 }
 
@@ -553,9 +756,9 @@ pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 // (program signal masks are the supervisor's business), the rest validated.
 
 pub fn ppoll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ctx.proc.mm.check(a[0], a[1].checked_mul(8).ok_or(Errno::EINVAL)?)?;
+    ctx.proc().check(a[0], a[1].checked_mul(8).ok_or(Errno::EINVAL)?)?;
     if a[2] != 0 {
-        ctx.proc.mm.check(a[2], 16)?;
+        ctx.proc().check(a[2], 16)?;
     }
     host(libc::SYS_ppoll, [a[0], a[1], a[2], 0, 8, 0])
 }
@@ -564,34 +767,34 @@ pub fn pselect6(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let n = (a[0] as i32).max(0) as u64 / 64 * 8 + 8;
     for &p in &a[1..4] {
         if p != 0 {
-            ctx.proc.mm.check(p, n)?;
+            ctx.proc().check(p, n)?;
         }
     }
     if a[4] != 0 {
-        ctx.proc.mm.check(a[4], 16)?;
+        ctx.proc().check(a[4], 16)?;
     }
     host(libc::SYS_pselect6, [a[0], a[1], a[2], a[3], a[4], 0])
 }
 
 pub fn epoll_pwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc, a[0])?;
-    ctx.proc.mm.check(a[1], a[2].checked_mul(12).ok_or(Errno::EINVAL)?)?;
+    check_fd(ctx.proc(), a[0])?;
+    ctx.proc().check(a[1], a[2].checked_mul(12).ok_or(Errno::EINVAL)?)?;
     host(libc::SYS_epoll_wait, [a[0], a[1], a[2], a[3], 0, 0])
 }
 
 pub fn futex(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     const FUTEX_CMD_MASK: u64 = !(128 | 256); // ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
     let cmd = a[1] & FUTEX_CMD_MASK;
-    ctx.proc.mm.check(a[0], 4)?;
+    ctx.proc().check(a[0], 4)?;
     // FUTEX_WAIT(0), WAIT_BITSET(9) take a timespec; REQUEUE(3), CMP_REQUEUE(4), WAKE_OP(5)
     // take a second futex word (the 4th argument is then a count).
     let timeout = matches!(cmd, 0 | 9 | 6 | 11);
     let second = matches!(cmd, 3 | 4 | 5 | 11 | 12);
     if timeout && a[3] != 0 {
-        ctx.proc.mm.check(a[3], 16)?;
+        ctx.proc().check(a[3], 16)?;
     }
     if second {
-        ctx.proc.mm.check(a[4], 4)?;
+        ctx.proc().check(a[4], 4)?;
     }
     if !matches!(cmd, 0 | 1 | 3 | 4 | 5 | 9 | 10) {
         // The PI and requeue-PI operations are not supported.
@@ -604,7 +807,7 @@ pub fn futex(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 // Memory.
 
 pub fn brk(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    Ok(ctx.proc.mm.set_brk(a[0]))
+    Ok(ctx.proc().mm.lock().unwrap().set_brk(a[0]))
 }
 
 pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -643,10 +846,10 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
     let anon = flags & libc::MAP_ANONYMOUS != 0;
     if !anon {
-        check_fd(ctx.proc, fd as u64)?;
+        check_fd(ctx.proc(), fd as u64)?;
     }
     let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0;
-    let mm = &mut ctx.proc.mm;
+    let mut mm = ctx.proc().mm.lock().unwrap();
     let at = if fixed {
         if addr % PAGE != 0 {
             return Err(Errno::EINVAL);
@@ -678,7 +881,7 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn munmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ctx.proc.mm.unmap(a[0], a[1]).map(|_| 0)
+    ctx.proc().mm.lock().unwrap().unmap(a[0], a[1]).map(|_| 0)
 }
 
 pub fn mprotect(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -694,11 +897,11 @@ pub fn mprotect(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let prot = prot & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
-    ctx.proc.mm.protect(a[0], a[1], prot).map(|_| 0)
+    ctx.proc().mm.lock().unwrap().protect(a[0], a[1], prot).map(|_| 0)
 }
 
 pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ctx.proc.mm.remap(a[0], a[1], a[2], a[3] as i32, a[4])
+    ctx.proc().mm.lock().unwrap().remap(a[0], a[1], a[2], a[3] as i32, a[4])
 }
 
 fn range_or(ctx: &Ctx<'_>, addr: u64, len: u64, e: Errno) -> Result<u64, Errno> {
@@ -706,7 +909,7 @@ fn range_or(ctx: &Ctx<'_>, addr: u64, len: u64, e: Errno) -> Result<u64, Errno> 
     if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
-    if !ctx.proc.mm.contains(addr, len) {
+    if ctx.proc().check(addr, len).is_err() {
         return Err(e);
     }
     Ok(len)
@@ -719,7 +922,7 @@ pub fn msync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn mincore(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = range_or(ctx, a[0], a[1], Errno::ENOMEM)?;
-    ctx.proc.mm.check(a[2], len / PAGE)?;
+    ctx.proc().check(a[2], len / PAGE)?;
     host(libc::SYS_mincore, [a[0], len, a[2], 0, 0, 0])
 }
 
@@ -758,11 +961,6 @@ pub fn madvise(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Ok(0);
     }
     host(libc::SYS_madvise, [a[0], len, a[2], 0, 0, 0])
-}
-
-/// Used by the trace: the C string at `addr`, if readable.
-pub fn peek_str(ctx_mm: &crate::mm::Mm, addr: u64) -> Option<CString> {
-    copy_cstr(ctx_mm, addr, PATH_MAX).ok()
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@
 //! * a file-descriptor argument naming one of the runtime's own descriptors gets `EBADF`;
 //! * a call not in the table gets `ENOSYS`.
 
+pub mod clone;
 pub mod emul;
+pub mod exec;
 pub mod table;
 
 use std::ffi::CString;
@@ -18,9 +20,8 @@ use std::ffi::CString;
 use dune::Syscall;
 
 use crate::errno::Errno;
-use crate::mm::Mm;
 use crate::policy::Verdict;
-use crate::process::Process;
+use crate::process::{Process, Thread};
 use crate::sys::{self, SysResult};
 use table::{Arg, Imp, Len, Spec, TABLE};
 
@@ -30,15 +31,32 @@ pub type Handler = fn(&mut Ctx<'_>, &[u64; 6]) -> SysResult;
 /// `PATH_MAX`: the longest path (with its NUL) the kernel accepts.
 pub const PATH_MAX: usize = 4096;
 
+/// How a system call ends the thread or the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// `exit_group`: the whole process, with this status.
+    Group(i32),
+    /// `exit`: this thread (the process too if it is the last).
+    Thread(i32),
+}
+
 /// What a handler works on.
 #[derive(Debug)]
 pub struct Ctx<'a> {
+    /// The calling thread (its vCPU, signal mask, ...; `thread.proc` is the process).
+    pub thread: &'a mut Thread,
+    /// Set by `exit`/`exit_group`.
+    pub exit: Option<Exit>,
+    /// Set when the handler replaced the whole register context (`rt_sigreturn`, `execve`):
+    /// no result is written to RAX.
+    pub replaced: bool,
+}
+
+impl Ctx<'_> {
     /// The process.
-    pub proc: &'a mut Process,
-    /// The calling thread's vCPU.
-    pub vcpu: &'a mut dune::Vcpu,
-    /// Set by `exit`/`exit_group`: the status the program ends with.
-    pub exit: Option<i32>,
+    pub fn proc(&self) -> &Process {
+        &self.thread.proc
+    }
 }
 
 /// The spec for `nr`, if the call is supported.
@@ -50,17 +68,18 @@ pub fn spec(nr: u64) -> Option<&'static Spec> {
 pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
     let res = match spec(sc.nr) {
         None => Err(Errno::ENOSYS),
-        Some(spec) => match ctx.proc.policy.check(sc.nr, spec.name, &sc.args) {
-            Verdict::Deny(e) => Err(e),
-            Verdict::Allow => match spec.imp {
-                Imp::Forward => forward(ctx.proc, sc.nr, spec, sc.args),
-                Imp::Emulate(h) => h(ctx, &sc.args),
-            },
-        },
+        Some(spec) => {
+            let verdict = ctx.proc().policy.lock().unwrap().check(sc.nr, spec.name, &sc.args);
+            match verdict {
+                Verdict::Deny(e) => Err(e),
+                Verdict::Allow => match spec.imp {
+                    Imp::Forward => forward(ctx.proc(), sc.nr, spec, sc.args),
+                    Imp::Emulate(h) => h(ctx, &sc.args),
+                },
+            }
+        }
     };
-    if ctx.proc.trace.is_some() {
-        crate::trace::syscall(ctx.proc, sc, res);
-    }
+    crate::trace::syscall(ctx.proc(), ctx.thread.tid, sc, res);
     match res {
         Ok(v) => v,
         Err(e) => (-i64::from(e.0)) as u64,
@@ -73,7 +92,7 @@ pub fn check_fd(proc: &Process, fd: u64) -> Result<(), Errno> {
 }
 
 /// The byte length `len` designates for the call's arguments `a`.
-fn len_of(mm: &Mm, len: Len, a: &[u64; 6]) -> Result<u64, Errno> {
+fn len_of(mm: &Process, len: Len, a: &[u64; 6]) -> Result<u64, Errno> {
     Ok(match len {
         Len::Fixed(n) => n,
         Len::Of(i) => a[i],
@@ -90,7 +109,7 @@ fn len_of(mm: &Mm, len: Len, a: &[u64; 6]) -> Result<u64, Errno> {
 }
 
 /// Reads a `u32` of program memory.
-pub fn read_u32(mm: &Mm, addr: u64) -> Result<u32, Errno> {
+pub fn read_u32(mm: &Process, addr: u64) -> Result<u32, Errno> {
     let mut b = [0u8; 4];
     mm.check(addr, 4)?;
     sys::read_program(addr, &mut b)?;
@@ -98,7 +117,7 @@ pub fn read_u32(mm: &Mm, addr: u64) -> Result<u32, Errno> {
 }
 
 /// Reads a `u64` of program memory.
-pub fn read_u64(mm: &Mm, addr: u64) -> Result<u64, Errno> {
+pub fn read_u64(mm: &Process, addr: u64) -> Result<u64, Errno> {
     let mut b = [0u8; 8];
     mm.check(addr, 8)?;
     sys::read_program(addr, &mut b)?;
@@ -106,7 +125,7 @@ pub fn read_u64(mm: &Mm, addr: u64) -> Result<u64, Errno> {
 }
 
 /// Copies `len` bytes of program memory into a supervisor buffer.
-pub fn copy_in(mm: &Mm, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+pub fn copy_in(mm: &Process, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
     mm.check(addr, len)?;
     let mut v = vec![0u8; usize::try_from(len).map_err(|_| Errno::EFAULT)?];
     sys::read_program(addr, &mut v)?;
@@ -114,14 +133,14 @@ pub fn copy_in(mm: &Mm, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
 }
 
 /// Copies bytes into program memory.
-pub fn copy_out(mm: &Mm, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+pub fn copy_out(mm: &Process, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     mm.check(addr, bytes.len() as u64)?;
     sys::write_program(addr, bytes)
 }
 
 /// Copies a NUL-terminated string of at most `max` bytes (NUL included) from program memory.
 /// Errors: `EFAULT` (unreadable or outside the program), `ENAMETOOLONG`.
-pub fn copy_cstr(mm: &Mm, addr: u64, max: usize) -> Result<CString, Errno> {
+pub fn copy_cstr(mm: &Process, addr: u64, max: usize) -> Result<CString, Errno> {
     let mut out = Vec::new();
     let mut at = addr;
     while out.len() < max {
@@ -157,22 +176,22 @@ pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResul
             }
             Arg::Path | Arg::Str => {
                 if a[i] != 0 {
-                    let s = copy_cstr(&proc.mm, a[i], PATH_MAX)?;
+                    let s = copy_cstr(proc, a[i], PATH_MAX)?;
                     a[i] = s.as_ptr() as u64;
                     strings.push(s);
                 }
             }
             Arg::In(len) | Arg::Out(len) | Arg::InOut(len) => {
                 if a[i] != 0 {
-                    let n = len_of(&proc.mm, len, &args)?;
-                    proc.mm.check(a[i], n)?;
+                    let n = len_of(proc, len, &args)?;
+                    proc.check(a[i], n)?;
                 }
             }
             Arg::SockAddr(li) => {
                 if a[i] != 0 {
                     // sizeof(struct sockaddr_storage): the kernel refuses longer with EINVAL.
                     let n = (args[li] as u32).min(128);
-                    let b = copy_in(&proc.mm, a[i], u64::from(n))?;
+                    let b = copy_in(proc, a[i], u64::from(n))?;
                     a[i] = b.as_ptr() as u64;
                     blobs.push(b);
                 }

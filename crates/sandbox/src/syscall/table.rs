@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::emul;
+use super::{clone, emul, exec};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +116,7 @@ table! {
     12 "brk" [Hex] e(emul::brk);
     13 "rt_sigaction" [Int, Hex, Hex, Int] e(emul::rt_sigaction);
     14 "rt_sigprocmask" [Int, Hex, Hex, Int] e(emul::rt_sigprocmask);
+    15 "rt_sigreturn" [] e(emul::rt_sigreturn);
     16 "ioctl" [Fd, Hex, Hex] e(emul::ioctl);
     17 "pread64" [Fd, Out(Of(2)), Int, Int] F;
     18 "pwrite64" [Fd, In(Of(2)), Int, Int] F;
@@ -131,7 +132,7 @@ table! {
     28 "madvise" [Hex, Int, Int] e(emul::madvise);
     32 "dup" [Fd] F;
     33 "dup2" [Fd, Fd] F;
-    34 "pause" [] F;
+    34 "pause" [] e(emul::pause);
     35 "nanosleep" [In(Fixed(TIMESPEC)), Out(Fixed(TIMESPEC))] F;
     36 "getitimer" [Int, Out(Fixed(ITIMER))] F;
     37 "alarm" [Int] F;
@@ -153,13 +154,13 @@ table! {
     53 "socketpair" [Int, Hex, Int, Out(Fixed(8))] F;
     54 "setsockopt" [Fd, Int, Int, In(Of(4)), Int] F;
     55 "getsockopt" [Fd, Int, Int, Out(DerefU32(4)), InOut(Fixed(4))] F;
-    56 "clone" [Hex, Hex, Hex, Hex, Hex] e(emul::unsupported);
-    57 "fork" [] e(emul::unsupported);
-    58 "vfork" [] e(emul::unsupported);
-    59 "execve" [Path, Hex, Hex] e(emul::unsupported);
+    56 "clone" [Hex, Hex, Hex, Hex, Hex] e(clone::clone);
+    57 "fork" [] e(clone::fork);
+    58 "vfork" [] e(clone::vfork);
+    59 "execve" [Path, Hex, Hex] e(exec::execve);
     60 "exit" [Int] e(emul::exit);
     61 "wait4" [Int, Out(Fixed(4)), Hex, Out(Fixed(RUSAGE))] F;
-    62 "kill" [Int, Int] F;
+    62 "kill" [Int, Int] e(emul::kill);
     63 "uname" [Out(Fixed(390))] F;
     72 "fcntl" [Fd, Int, Hex] e(emul::fcntl);
     73 "flock" [Fd, Int] F;
@@ -210,6 +211,9 @@ table! {
     120 "getresgid" [Out(Fixed(4)), Out(Fixed(4)), Out(Fixed(4))] F;
     121 "getpgid" [Int] F;
     124 "getsid" [Int] F;
+    127 "rt_sigpending" [Hex, Int] e(emul::rt_sigpending);
+    128 "rt_sigtimedwait" [Hex, Hex, Hex, Int] e(emul::rt_sigtimedwait);
+    130 "rt_sigsuspend" [Hex, Int] e(emul::rt_sigsuspend);
     131 "sigaltstack" [Hex, Hex] e(emul::sigaltstack);
     132 "utime" [Path, In(Fixed(16))] F;
     133 "mknod" [Path, Hex, Hex] F;
@@ -236,7 +240,7 @@ table! {
     194 "listxattr" [Path, Out(Of(2)), Int] F;
     195 "llistxattr" [Path, Out(Of(2)), Int] F;
     196 "flistxattr" [Fd, Out(Of(2)), Int] F;
-    200 "tkill" [Int, Int] F;
+    200 "tkill" [Int, Int] e(emul::tkill);
     201 "time" [Out(Fixed(8))] F;
     202 "futex" [InOut(Fixed(4)), Int, Int, In(Fixed(TIMESPEC)), InOut(Fixed(4)), Int] e(emul::futex);
     203 "sched_setaffinity" [Int, Int, In(Of(1))] F;
@@ -250,7 +254,7 @@ table! {
     231 "exit_group" [Int] e(emul::exit_group);
     232 "epoll_wait" [Fd, Out(ArgTimes(2, EPOLL_EVENT)), Int, Int] F;
     233 "epoll_ctl" [Fd, Int, Fd, In(Fixed(EPOLL_EVENT))] F;
-    234 "tgkill" [Int, Int, Int] F;
+    234 "tgkill" [Int, Int, Int] e(emul::tgkill);
     235 "utimes" [Path, In(Fixed(32))] F;
     247 "waitid" [Int, Int, Out(Fixed(128)), Hex, Out(Fixed(RUSAGE))] F;
     253 "inotify_init" [] F;
@@ -298,6 +302,7 @@ table! {
     309 "getcpu" [Out(Fixed(4)), Out(Fixed(4)), Hex] e(emul::getcpu);
     316 "renameat2" [AtFd, Path, AtFd, Path, Hex] F;
     318 "getrandom" [Out(Of(1)), Int, Hex] F;
+    322 "execveat" [AtFd, Path, Hex, Hex, Hex] e(exec::execveat);
     319 "memfd_create" [Str, Hex] F;
     326 "copy_file_range" [Fd, InOut(Fixed(8)), Fd, InOut(Fixed(8)), Int, Hex] F;
     327 "preadv2" [Fd, Hex, Int, Int, Int, Hex] e(emul::preadv2);

@@ -122,13 +122,25 @@ static inline int candidate(const struct ctx *c, const struct mapping *m, int ne
 
 /* Picks a foreign mapping of the given kind: "exe" (the runtime's executable, when
  * /proc/self/exe is not our own file), "heap", "stack", "first" (the lowest foreign one, e.g.
- * the runtime's text), or "any" (those in that order). Returns its index, or -1. */
+ * the runtime's text), "anon" (its anonymous read-write memory, see below) or "any" (exe, heap,
+ * stack, first, in that order). Returns its index, or -1. */
 static inline int pick(const struct ctx *c, const char *kind, int need_write) {
     if (strcmp(kind, "any") == 0) {
         static const char *const order[] = {"exe", "heap", "stack", "first"};
         for (int i = 0; i < 4; i++) {
             int k = pick(c, order[i], need_write);
             if (k >= 0) return k;
+        }
+        return -1;
+    }
+    if (strcmp(kind, "anon") == 0) {
+        /* Anonymous read-write memory of the runtime (e.g. guest page tables): only where the
+         * runtime shows through a named mapping, since anonymous memory the program does not
+         * know it owns cannot be told apart otherwise. */
+        if (pick(c, "any", 0) < 0) return -1;
+        for (int i = 0; i < c->nmaps; i++) {
+            const struct mapping *m = &c->maps[i];
+            if (!m->path[0] && !is_own(c, m) && strncmp(m->perms, "rw", 2) == 0) return i;
         }
         return -1;
     }

@@ -1,4 +1,4 @@
-/* escape_deref read|write exe|heap|stack|first|any|own
+/* escape_deref read|write exe|heap|stack|first|anon|any|own
  *
  * Dereferences an address of the runtime (a foreign mapping from /proc/self/maps, see escape.h)
  * or, with "own", one of the program's own pages (the control: that must work). In the sandbox

@@ -3,7 +3,8 @@
  * Tries to map over, move onto, unmap and discard memory at addresses of the runtime (foreign
  * mappings from /proc/self/maps, see escape.h), or with "own" at the program's own pages (the
  * control: there it all works). In the sandbox, mmap(MAP_FIXED) and mremap(MREMAP_FIXED) onto the
- * runtime must fail and the runtime must survive everything (the last line is "alive"). */
+ * runtime (its named mappings, and its anonymous read-write memory) must fail and the runtime
+ * must survive everything (the last line is "alive"). */
 #define _GNU_SOURCE
 #include "escape.h"
 
@@ -74,6 +75,18 @@ int main(int argc, char **argv) {
             tried++;
         }
         if (!tried) pick_or_exit(&c, "any", 0);
+        /* The runtime's anonymous read-write memory (guest page tables, its own heaps): every
+         * such mapping that holds none of the program's known addresses. (PROT_NONE ones are
+         * left out: they may be reservations the program may legitimately map over.) */
+        int anon = 0;
+        for (int i = 0; i < c.nmaps && anon < 16; i++) {
+            const struct mapping *m = &c.maps[i];
+            if (m->path[0] || is_own(&c, m) || strncmp(m->perms, "rw", 2) != 0) continue;
+            printf("target anon: 0x%lx %s\n", (unsigned long)m->start, m->perms);
+            fflush(stdout);
+            attack("anon", m->start);
+            anon++;
+        }
     }
     /* A system call and stdio after the attempts: the runtime still works. */
     printf("alive\n");

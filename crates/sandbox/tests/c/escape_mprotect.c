@@ -4,7 +4,10 @@
  * above and below its own mappings (where the runtime may keep its trampoline, guest page tables
  * or IDT), the kernel half, non-canonical addresses, and the runtime's mappings from
  * /proc/self/maps (see escape.h). Every attempt must fail (ENOMEM/EINVAL/EACCES). A range whose
- * first page the program itself has mapped (mincore/msync say so) is skipped: it is its own.
+ * first page is the program's own is skipped: mapped (mincore/msync say so) and, where
+ * /proc/self/maps can be read, inside a mapping that is the program's own (escape.h) or a kernel
+ * special one. (In the sandbox, /proc/self/maps shows the runtime's reservations around the
+ * program's memory; those are not the program's, and mprotect on them must fail.)
  * Lines: "mprotect <label> 0x<addr>+0x<len>: <result>", result "failed E...", "skip (mapped)"
  * or "SUCCEEDED". PROT_RWX cannot hurt natively: mprotect on a range starting in a hole changes
  * nothing. Natively the runtime part says "no foreign mapping". */
@@ -23,11 +26,25 @@ static int mapped(uintptr_t addr) {
     return errno != ENOMEM && errno != EINVAL;
 }
 
+static struct ctx c;
+static int have_maps;
+
+/* Whether addr lies in a mapping of /proc/self/maps that is the program's own or special. */
+static int own_mapping(uintptr_t addr) {
+    if (!have_maps) return 1;
+    for (int i = 0; i < c.nmaps; i++) {
+        const struct mapping *m = &c.maps[i];
+        if (addr >= m->start && addr < m->end)
+            return is_own(&c, m) || strncmp(m->path, "[v", 2) == 0;
+    }
+    return 0;
+}
+
 static int attempts, successes;
 
 static void try_range(const char *label, uintptr_t addr, uintptr_t len) {
     printf("mprotect %s 0x%lx+0x%lx: ", label, (unsigned long)addr, (unsigned long)len);
-    if (addr < (1UL << 47) && mapped(addr)) {
+    if (addr < (1UL << 47) && mapped(addr) && own_mapping(addr)) {
         printf("skip (mapped)\n");
         fflush(stdout);
         return;
@@ -47,6 +64,8 @@ static void try_range(const char *label, uintptr_t addr, uintptr_t len) {
 int main(void) {
     int local = 0;
     uintptr_t stack = ((uintptr_t)&local) & ~(PAGE_SIZE_4K - 1);
+    have_maps = escape_init(&c, &local) > 0;
+    if (!have_maps) printf("cannot read /proc/self/maps: %s\n", errname(errno));
     /* Fixed places: the last user page, the top 2 MiB/1 GiB of the lower half, the first
      * non-canonical page, the kernel half (direct map, kernel text, fixmap, vsyscall), the null
      * page region. */
@@ -75,10 +94,7 @@ int main(void) {
     try_range("stack-64GiB", stack - (64UL << 30), PAGE_SIZE_4K);
 
     /* The runtime's own mappings. */
-    static struct ctx c;
-    if (escape_init(&c, &local) <= 0) {
-        printf("cannot read /proc/self/maps: %s\n", errname(errno));
-    } else {
+    if (have_maps) {
         static const char *const kinds[] = {"exe", "heap", "stack", "first"};
         for (int k = 0; k < 4; k++) {
             int i = pick(&c, kinds[k], 0);
@@ -92,6 +108,20 @@ int main(void) {
             try_range(label, page, PAGE_SIZE_4K);
             snprintf(label, sizeof label, "runtime %s whole", kinds[k]);
             try_range(label, c.maps[i].start, c.maps[i].end - c.maps[i].start);
+        }
+        /* Where the runtime shows (some named mapping is foreign), its anonymous memory too:
+         * guest page tables, the trampoline, reservations around the program's memory. Every
+         * anonymous mapping that holds none of the program's known addresses. */
+        if (pick(&c, "any", 0) >= 0) {
+            int anon = 0;
+            for (int i = 0; i < c.nmaps && anon < 64; i++) {
+                const struct mapping *m = &c.maps[i];
+                if (m->path[0] || is_own(&c, m)) continue;
+                char label[64];
+                snprintf(label, sizeof label, "runtime anon %s", m->perms);
+                try_range(label, m->start, PAGE_SIZE_4K);
+                anon++;
+            }
         }
     }
     printf("attempts %d, successes %d\n", attempts, successes);

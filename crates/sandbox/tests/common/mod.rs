@@ -5,6 +5,13 @@
 //! `SANDBOX_TEST_SELFCHECK=1` makes the "sandboxed" runner run the program natively instead (a
 //! check of the harness and of the expectations that do not need the sandbox); tests that can
 //! only pass under a real sandbox skip their sandbox-only assertions in that mode.
+//! `SANDBOX_TEST_BIN=PATH` runs PATH instead of the built `sandbox` binary.
+//!
+//! Running: `cargo test -p sandbox` (or `cargo nextest run -p sandbox`, one process per test);
+//! `SANDBOX_TEST_SELFCHECK=1 cargo test -p sandbox` checks the harness and the native side.
+//! Needs gcc with static glibc (libc6-dev) and, for tests/busybox.rs, Debian's busybox-static.
+//! The programs are built into `target/tmp/sandbox-test-bins`; each run gets a fresh working
+//! directory under `target/tmp/sandbox-work`, removed afterwards unless the test failed.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -22,6 +29,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// The sandbox binary under test.
 pub const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
+
+/// The sandbox binary to run: [`SANDBOX`], or `SANDBOX_TEST_BIN` when set (to check that the
+/// tests catch a broken stand-in, e.g. a script that runs the program natively).
+pub fn sandbox_bin() -> OsString {
+    std::env::var_os("SANDBOX_TEST_BIN").unwrap_or_else(|| SANDBOX.into())
+}
 
 /// Default limit for one run; a run that takes longer is killed and the test fails.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -68,6 +81,8 @@ pub enum Link {
     Static,
     /// `gcc -static-pie`: ET_DYN without interpreter, self-relocating.
     StaticPie,
+    /// Plain `gcc`: dynamically linked (only for inputs the sandbox must refuse).
+    Dynamic,
 }
 
 impl Link {
@@ -77,6 +92,7 @@ impl Link {
         match self {
             Link::Static => "static",
             Link::StaticPie => "static-pie",
+            Link::Dynamic => "dynamic",
         }
     }
 
@@ -84,6 +100,7 @@ impl Link {
         match self {
             Link::Static => &["-static"],
             Link::StaticPie => &["-static-pie", "-fPIE"],
+            Link::Dynamic => &[],
         }
     }
 }
@@ -341,7 +358,7 @@ impl Cmd {
     }
 
     fn sandbox_command(&self) -> Command {
-        let mut c = Command::new(SANDBOX);
+        let mut c = Command::new(sandbox_bin());
         c.arg("run").args(&self.sandbox_opts);
         if self.env_clear {
             c.arg("--env-clear");
@@ -731,8 +748,8 @@ pub fn diff_bytes(a: &[u8], b: &[u8]) -> Option<String> {
             al.len(),
             bl.len()
         );
-        for k in i.saturating_sub(3)..i {
-            let _ = writeln!(s, "    {}", clip(al[k]));
+        for l in &al[i.saturating_sub(3)..i] {
+            let _ = writeln!(s, "    {}", clip(l));
         }
         let _ =
             writeln!(s, "  native:    {}", al.get(i).map_or("<end of output>".into(), |l| clip(l)));

@@ -1,0 +1,253 @@
+//! `clone`, `fork`, `vfork`: threads are new vCPUs on new host threads of the same VM; new
+//! processes are host `fork`s whose child builds its own VM (KVM binds a VM to the `mm` that
+//! created it) over the identical memory and resumes the copied vCPU state with RAX = 0.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use dune::Regs;
+
+use super::Ctx;
+use crate::errno::Errno;
+use crate::process::{Process, Stop, Thread};
+use crate::sys::{self, SysResult};
+
+const CSIGNAL: u64 = 0xff;
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x1_0000;
+const CLONE_SYSVSEM: u64 = 0x4_0000;
+const CLONE_SETTLS: u64 = 0x8_0000;
+const CLONE_PARENT_SETTID: u64 = 0x10_0000;
+const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
+const CLONE_DETACHED: u64 = 0x40_0000;
+const CLONE_CHILD_SETTID: u64 = 0x100_0000;
+
+pub fn clone(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    // x86-64 argument order: flags, newsp, parent_tid, child_tid, tls.
+    let (flags, stack, ptid, ctid, tls) = (a[0], a[1], a[2], a[3], a[4]);
+    if flags & CLONE_THREAD != 0 {
+        new_thread(ctx, flags, stack, ptid, ctid, tls)
+    } else if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
+        // A second process sharing memory without being a thread: not supported.
+        Err(Errno::EINVAL)
+    } else {
+        fork_process(ctx, flags, stack, ptid, ctid)
+    }
+}
+
+pub fn fork(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
+    fork_process(ctx, libc::SIGCHLD as u64, 0, 0, 0)
+}
+
+pub fn vfork(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
+    fork_process(ctx, CLONE_VM | CLONE_VFORK | libc::SIGCHLD as u64, 0, 0, 0)
+}
+
+fn io(_: dune::VcpuError) -> Errno {
+    Errno(libc::EIO)
+}
+
+/// A thread: `CLONE_VM | CLONE_SIGHAND | CLONE_THREAD`, sharing descriptors and cwd (host
+/// threads share both, so `CLONE_FILES` and `CLONE_FS` are required).
+fn new_thread(
+    ctx: &mut Ctx<'_>,
+    flags: u64,
+    stack: u64,
+    ptid: u64,
+    ctid: u64,
+    tls: u64,
+) -> SysResult {
+    let need = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD | CLONE_FS | CLONE_FILES;
+    let known = need
+        | CLONE_SYSVSEM
+        | CLONE_SETTLS
+        | CLONE_PARENT_SETTID
+        | CLONE_CHILD_CLEARTID
+        | CLONE_CHILD_SETTID
+        | CLONE_DETACHED;
+    if flags & need != need || flags & !known != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        ctx.proc().check(ptid, 4)?;
+    }
+    if flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 {
+        ctx.proc().check(ctid, 4)?;
+    }
+    if flags & CLONE_SETTLS != 0 && tls >= 1 << 47 {
+        return Err(Errno::EPERM);
+    }
+    let mut regs = ctx.thread.program_regs().map_err(io)?;
+    regs.rax = 0;
+    if stack != 0 {
+        regs.rsp = stack;
+    }
+    let sregs = ctx.thread.vcpu.sregs().map_err(io)?;
+    let xsave = ctx.thread.vcpu.xsave().map_err(io)?;
+    let proc = ctx.thread.proc.clone();
+    let mut vcpu = proc.vm.create_vcpu().map_err(|e| {
+        tracing::warn!(%e, "creating a vCPU for a new thread failed");
+        Errno(libc::EAGAIN)
+    })?;
+    vcpu.set_user_context(&regs).map_err(io)?;
+    let mut s = vcpu.sregs().map_err(io)?;
+    s.fs.base = if flags & CLONE_SETTLS != 0 { tls } else { sregs.fs.base };
+    s.gs.base = sregs.gs.base;
+    vcpu.set_sregs(&s).map_err(io)?;
+    vcpu.set_xsave(&xsave).map_err(io)?;
+    let mut child = Thread::new(proc, vcpu);
+    child.sigmask = ctx.thread.sigmask;
+    child.clear_child_tid = if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 };
+    child.stop = Stop::Interrupted;
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new().name("sandbox-thread".into()).spawn(move || {
+        child.register();
+        let _ = tid_tx.send(child.tid);
+        if go_rx.recv().is_err() {
+            return;
+        }
+        if flags & CLONE_CHILD_SETTID != 0 {
+            let _ = sys::write_program(ctid, &child.tid.to_ne_bytes());
+        }
+        child.run();
+    });
+    spawned.map_err(|_| Errno(libc::EAGAIN))?;
+    let tid = tid_rx.recv().map_err(|_| Errno(libc::EAGAIN))?;
+    if flags & CLONE_PARENT_SETTID != 0 {
+        let _ = sys::write_program(ptid, &tid.to_ne_bytes());
+    }
+    let _ = go_tx.send(());
+    Ok(tid as u64)
+}
+
+/// A new process. `CLONE_VM | CLONE_VFORK` (vfork, posix_spawn) is carried out as a fork whose
+/// parent waits until the child has called `execve` or exited, as vfork's parent does.
+fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64) -> SysResult {
+    let known = CSIGNAL
+        | CLONE_VM
+        | CLONE_VFORK
+        | CLONE_PARENT_SETTID
+        | CLONE_CHILD_SETTID
+        | CLONE_CHILD_CLEARTID;
+    if flags & !known != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let vfork = flags & CLONE_VFORK != 0;
+    if flags & CLONE_PARENT_SETTID != 0 {
+        ctx.proc().check(ptid, 4)?;
+    }
+    if flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 {
+        ctx.proc().check(ctid, 4)?;
+    }
+    let mut regs = ctx.thread.program_regs().map_err(io)?;
+    regs.rax = 0;
+    if stack != 0 {
+        regs.rsp = stack;
+    }
+    let sregs = ctx.thread.vcpu.sregs().map_err(io)?;
+    let xsave = ctx.thread.vcpu.xsave().map_err(io)?;
+    let pipe = if vfork { Some(sys::pipe()?) } else { None };
+    let proc = ctx.thread.proc.clone();
+    // Hold every lock across fork, so the child inherits none locked by a thread that does not
+    // exist there; flush the trace so buffered lines are not written twice.
+    let pid = {
+        let mut trace = proc.trace.lock().unwrap();
+        if let Some(t) = trace.as_mut() {
+            t.flush();
+        }
+        let _mm = proc.mm.lock().unwrap();
+        let _actions = proc.actions.lock().unwrap();
+        let _threads = proc.threads.lock().unwrap();
+        let _policy = proc.policy.lock().unwrap();
+        let _exe = proc.exe.lock().unwrap();
+        let _vf = proc.vfork_pipe.lock().unwrap();
+        sys::fork()?
+    };
+    if pid > 0 {
+        if flags & CLONE_PARENT_SETTID != 0 {
+            let _ = sys::write_program(ptid, &pid.to_ne_bytes());
+        }
+        if let Some((r, w)) = pipe {
+            sys::close(w);
+            sys::wait_pipe_closed(r);
+            sys::close(r);
+        }
+        return Ok(pid as u64);
+    }
+    // The child: the only thread here. Build its own VM over the copied memory.
+    sys::clear_pending();
+    if let Some((r, _)) = pipe {
+        sys::close(r);
+    }
+    match child_setup(ctx, &regs, sregs, &xsave, flags, ctid, pipe.map(|p| p.1)) {
+        Ok(()) => {
+            ctx.replaced = true;
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("sandbox: fork: the child could not build its VM: {e}");
+            std::process::exit(crate::cli::EXIT_RUNTIME);
+        }
+    }
+}
+
+fn child_setup(
+    ctx: &mut Ctx<'_>,
+    regs: &Regs,
+    sregs: dune::kvm_bindings::kvm_sregs,
+    xsave: &dune::kvm_bindings::kvm_xsave,
+    flags: u64,
+    ctid: u64,
+    vfork_pipe: Option<i32>,
+) -> Result<(), String> {
+    let old = ctx.thread.proc.clone();
+    let vm = dune::Vm::new(crate::vm_config()).map_err(|e| e.to_string())?;
+    let mm = old.mm.lock().unwrap().clone_for(vm.clone()).map_err(|e| e.to_string())?;
+    let policy = old.policy.lock().unwrap().boxed_clone();
+    let exe = old.exe.lock().unwrap().clone();
+    let proc = Process::new(vm.clone(), mm, policy, exe, old.quiet);
+    *proc.actions.lock().unwrap() = *old.actions.lock().unwrap();
+    *proc.trace.lock().unwrap() = old.trace.lock().unwrap().take();
+    proc.personality.store(old.personality.load(Ordering::Relaxed), Ordering::Relaxed);
+    for r in [libc::RLIMIT_AS, libc::RLIMIT_DATA] {
+        proc.set_rlimit_view(r, old.rlimit_view(r).to_vec());
+    }
+    // The parent VM's descriptors are the parent's business; keep the trace file's.
+    let keep: Vec<i32> =
+        old.runtime_fds().into_iter().filter(|fd| !old.vm.runtime_fds().contains(fd)).collect();
+    for fd in old.vm.runtime_fds() {
+        sys::close(fd);
+    }
+    for fd in keep {
+        proc.protect_fd(fd);
+    }
+    if let Some(w) = vfork_pipe {
+        proc.protect_fd(w);
+        *proc.vfork_pipe.lock().unwrap() = Some(w);
+    }
+    let mut vcpu = vm.create_vcpu().map_err(|e| e.to_string())?;
+    vcpu.set_user_context(regs).map_err(|e| e.to_string())?;
+    let mut s = vcpu.sregs().map_err(|e| e.to_string())?;
+    s.fs.base = sregs.fs.base;
+    s.gs.base = sregs.gs.base;
+    vcpu.set_sregs(&s).map_err(|e| e.to_string())?;
+    vcpu.set_xsave(xsave).map_err(|e| e.to_string())?;
+    // Replace the thread's process and vCPU; the parent's VM objects in this copy are leaked
+    // (their descriptors are closed above; dropping them would act on the parent's VM).
+    let old_vcpu = std::mem::replace(&mut ctx.thread.vcpu, vcpu);
+    std::mem::forget(old_vcpu);
+    ctx.thread.proc = Arc::new(proc);
+    std::mem::forget(old);
+    ctx.thread.register();
+    ctx.thread.clear_child_tid = if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 };
+    if flags & CLONE_CHILD_SETTID != 0 {
+        let _ = sys::write_program(ctid, &ctx.thread.tid.to_ne_bytes());
+    }
+    ctx.thread.stop = Stop::Interrupted;
+    Ok(())
+}

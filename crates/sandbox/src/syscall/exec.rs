@@ -1,0 +1,175 @@
+//! `execve` and `execveat`: the image is replaced inside the same sandbox — same pid, same
+//! policy, same VM; descriptors stay open except close-on-exec ones; `#!` scripts are followed
+//! like the kernel does. Everything that can fail with an error the caller sees is done before
+//! the old image is touched.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use dune::Regs;
+
+use super::{Ctx, PATH_MAX, check_fd, copy_cstr, read_u64};
+use crate::errno::Errno;
+use crate::loader;
+use crate::signals::{self, Action};
+use crate::sys::{self, SysResult};
+
+/// `MAX_ARG_STRINGS`.
+const MAX_ARG_STRINGS: usize = 0x7fff_ffff;
+/// Linux's default argument budget with an 8 MiB stack (a quarter of it).
+const ARG_MAX: usize = 2 << 20;
+
+/// Reads a NULL-terminated array of string pointers (argv or envp).
+fn read_strings(ctx: &Ctx<'_>, addr: u64, total: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut v = Vec::new();
+    if addr == 0 {
+        return Ok(v);
+    }
+    for i in 0.. {
+        if i >= MAX_ARG_STRINGS {
+            return Err(Errno(libc::E2BIG));
+        }
+        let p = read_u64(ctx.proc(), addr + 8 * i as u64)?;
+        if p == 0 {
+            break;
+        }
+        let s = copy_cstr(ctx.proc(), p, 128 << 10)
+            .map_err(|e| if e.0 == libc::ENAMETOOLONG { Errno(libc::E2BIG) } else { e })?;
+        *total += s.as_bytes().len() + 1 + 8;
+        if *total > ARG_MAX {
+            return Err(Errno(libc::E2BIG));
+        }
+        v.push(s.into_bytes());
+    }
+    Ok(v)
+}
+
+pub fn execve(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    exec(ctx, libc::AT_FDCWD as u64, a[0], a[1], a[2], 0)
+}
+
+pub fn execveat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    exec(ctx, a[0], a[1], a[2], a[3], a[4])
+}
+
+fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u64) -> SysResult {
+    if flags & !(libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) as u64 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
+    let p = p.as_bytes();
+    let file: PathBuf = if p.is_empty() {
+        if flags & libc::AT_EMPTY_PATH as u64 == 0 {
+            return Err(Errno(libc::ENOENT));
+        }
+        check_fd(ctx.proc(), dirfd)?;
+        PathBuf::from(format!("/proc/self/fd/{}", dirfd as i32))
+    } else if super::emul::is_own_exe(p) {
+        // The program's own executable, not the supervisor's.
+        ctx.proc().exe.lock().unwrap().clone()
+    } else if p[0] == b'/' || dirfd as i32 == libc::AT_FDCWD {
+        PathBuf::from(std::ffi::OsStr::from_bytes(p))
+    } else {
+        check_fd(ctx.proc(), dirfd)?;
+        PathBuf::from(format!("/proc/self/fd/{}", dirfd as i32))
+            .join(std::ffi::OsStr::from_bytes(p))
+    };
+    let mut total = 0;
+    let argv = read_strings(ctx, argv, &mut total)?;
+    let envp = read_strings(ctx, envp, &mut total)?;
+    let prepared = loader::prepare(&file, &argv).map_err(|e| Errno(e.errno()))?;
+
+    // The point of no return. End the other threads first (de_thread in fs/exec.c).
+    end_other_threads(ctx);
+    let proc = ctx.thread.proc.clone();
+    let loaded = {
+        let mut mm = proc.mm.lock().unwrap();
+        mm.clear();
+        loader::load_prepared(&mut mm, &prepared, &envp)
+    };
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            // Too late to return an error: Linux kills the process with SIGSEGV here.
+            eprintln!("sandbox: execve: {e}");
+            sys::die_by_signal(libc::SIGSEGV);
+            std::process::exit(128 + libc::SIGSEGV);
+        }
+    };
+    let regs =
+        Regs { rip: loaded.entry, rsp: loaded.sp, rflags: dune::USER_RFLAGS, ..Regs::default() };
+    let vcpu = &mut ctx.thread.vcpu;
+    let fail = |e: dune::VcpuError| -> Errno {
+        tracing::warn!(%e, "resetting the vCPU for execve failed");
+        Errno(libc::EIO)
+    };
+    vcpu.set_user_context(&regs).map_err(fail)?;
+    let mut s = vcpu.sregs().map_err(fail)?;
+    s.fs.base = 0;
+    s.gs.base = 0;
+    vcpu.set_sregs(&s).map_err(fail)?;
+    let fpu = dune::kvm_bindings::kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+    vcpu.set_fpu(&fpu).map_err(fail)?;
+
+    // Handlers are reset to the default; ignored signals stay ignored (signal(7)).
+    for act in proc.actions.lock().unwrap().iter_mut() {
+        if act.handler != signals::SIG_IGN {
+            *act = Action::default();
+        }
+    }
+    ctx.thread.altstack = [0; 24];
+    ctx.thread.altstack[8..12].copy_from_slice(&libc::SS_DISABLE.to_ne_bytes());
+    ctx.thread.clear_child_tid = 0;
+    ctx.thread.robust_list = (0, 0);
+    close_on_exec(&proc);
+    *proc.exe.lock().unwrap() =
+        std::fs::canonicalize(&prepared.path).unwrap_or(prepared.path.clone());
+    if let Some(w) = proc.vfork_pipe.lock().unwrap().take() {
+        sys::close(w);
+    }
+    ctx.replaced = true;
+    Ok(0)
+}
+
+/// Closes every program descriptor marked close-on-exec (the host never sees a real exec).
+fn close_on_exec(proc: &crate::process::Process) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
+    let fds: Vec<i32> =
+        dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    for fd in fds {
+        if proc.is_runtime_fd(fd) {
+            continue;
+        }
+        if sys::fd_flags(fd).is_some_and(|f| f & libc::FD_CLOEXEC != 0) {
+            sys::close(fd);
+        }
+    }
+}
+
+/// Makes every other thread of the process exit and waits for them.
+fn end_other_threads(ctx: &Ctx<'_>) {
+    let proc = &ctx.thread.proc;
+    if proc.live.load(Ordering::SeqCst) <= 1 {
+        return;
+    }
+    proc.dying.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proc.live.load(Ordering::SeqCst) > 1 && Instant::now() < deadline {
+        let others: Vec<(i32, dune::Kicker)> = proc
+            .threads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| **t != ctx.thread.tid)
+            .map(|(t, k)| (*t, k.clone()))
+            .collect();
+        for (tid, k) in others {
+            k.kick();
+            sys::tgkill(tid, sys::interrupt_signal());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    proc.dying.store(false, Ordering::SeqCst);
+}

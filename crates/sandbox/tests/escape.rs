@@ -1,0 +1,467 @@
+//! Escape attempts: static C programs (tests/c/escape_*.c) that try to reach the runtime from
+//! inside the sandbox. These are not differential: the sandbox must produce a given outcome
+//! (death by a signal with a report, EFAULT, a failed call), which differs from what the same
+//! program does natively. So a sandbox that just ran the program natively fails them.
+//!
+//! Every test also runs the program natively first and checks the native outcome, which shows
+//! the program does what it claims (e.g. natively the runtime-address finder finds nothing
+//! foreign and says so; the own-memory controls work). With `SANDBOX_TEST_SELFCHECK=1` only
+//! those native checks run.
+//!
+//! How the programs find the runtime's memory: in the sandbox, /proc/self is the sandbox
+//! process, so /proc/self/maps lists the runtime's mappings (its executable, [heap], [stack])
+//! next to the program's own (guest virtual addresses equal the process's). tests/c/escape.h
+//! classifies each named mapping as the program's own or foreign.
+mod common;
+
+use common::{Cmd, Link, Mode, Output, build_c, run_native, run_sandboxed};
+use std::time::Duration;
+
+const SIGSEGV: i32 = libc::SIGSEGV;
+const SIGILL: i32 = libc::SIGILL;
+const SIGFPE: i32 = libc::SIGFPE;
+const SIGTRAP: i32 = libc::SIGTRAP;
+
+/// Errors accepted for mmap(MAP_FIXED)/mremap(MREMAP_FIXED) onto the runtime.
+const MMAP_ERRORS: [&str; 2] = ["ENOMEM", "EINVAL"];
+/// Errors accepted for mprotect of memory the program does not own.
+const MPROTECT_ERRORS: [&str; 3] = ["ENOMEM", "EINVAL", "EACCES"];
+
+macro_rules! gated {
+    ($name:ident) => {
+        if !dune::testing::kvm_or_skip(concat!("sandbox::escape::", stringify!($name))) {
+            return;
+        }
+    };
+}
+
+fn prog(name: &str) -> std::path::PathBuf {
+    build_c(name, Link::Static)
+}
+
+/// The sandboxed run, or None in selfcheck mode (the sandbox-only assertions are skipped).
+fn sandboxed(cmd: &Cmd) -> Option<(Output, common::WorkDir)> {
+    if common::selfcheck() {
+        eprintln!("SANDBOX_TEST_SELFCHECK=1: skipping the sandboxed run of {}", cmd.describe());
+        return None;
+    }
+    Some(run_sandboxed(cmd))
+}
+
+/// Natively there is no runtime: the finder reports "no foreign mapping" and exits 2.
+fn assert_native_finds_nothing(out: &Output) {
+    assert_eq!(out.mode, Mode::Native);
+    assert_eq!(
+        out.code(),
+        Some(2),
+        "natively the program should find no foreign mapping\n{}",
+        out.report()
+    );
+    assert!(out.stdout_str().contains("no foreign mapping"), "{}", out.report());
+}
+
+/// The sandboxed run found a foreign mapping (else the test cannot do its job: say why).
+fn assert_found_runtime(out: &Output) {
+    assert!(
+        !out.stdout_str().contains("no foreign mapping"),
+        "the program found no runtime mapping in /proc/self/maps inside the sandbox, so this \
+         escape test cannot run; the maps it saw (own/foreign) are on stderr\n{}",
+        out.report()
+    );
+}
+
+fn parse_hex_after(line: &str, marker: &str) -> u64 {
+    let rest = line.split(marker).nth(1).unwrap_or_else(|| panic!("no {marker:?} in {line:?}"));
+    let hex = rest.trim_start().trim_start_matches("0x");
+    let end = hex.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(hex.len());
+    u64::from_str_radix(&hex[..end], 16).unwrap_or_else(|e| panic!("bad hex in {line:?}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// a. Reading and writing the runtime's memory directly: SIGSEGV with a report.
+// ---------------------------------------------------------------------------------------------
+
+fn deref(op: &str, kind: &str) {
+    let cmd = Cmd::new(prog("escape_deref")).args([op, kind]);
+    let (native, _nd) = run_native(&cmd);
+    assert_native_finds_nothing(&native);
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    assert_found_runtime(&out);
+    let stdout = out.stdout_str();
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("trying {op} 0x")), "{}", out.report());
+    assert!(
+        !stdout.contains(&format!("{op} ok")),
+        "the program {op} the runtime's memory\n{}",
+        out.report()
+    );
+    let addr = parse_hex_after(first, &format!("trying {op} "));
+    common::assert_signal_report(&out, SIGSEGV, &[addr]);
+}
+
+macro_rules! deref_test {
+    ($name:ident, $op:literal, $kind:literal) => {
+        #[test]
+        fn $name() {
+            gated!($name);
+            deref($op, $kind);
+        }
+    };
+}
+
+deref_test!(read_runtime_text, "read", "first");
+deref_test!(read_runtime_heap, "read", "heap");
+deref_test!(read_runtime_stack, "read", "stack");
+deref_test!(write_runtime_text, "write", "first");
+deref_test!(write_runtime_heap, "write", "heap");
+deref_test!(write_runtime_stack, "write", "stack");
+// The runtime's anonymous memory: guest page tables and its other allocations.
+deref_test!(read_runtime_anon, "read", "anon");
+deref_test!(write_runtime_anon, "write", "anon");
+
+/// The control: the same code dereferencing the program's own memory works both ways.
+#[test]
+fn deref_own_memory_works() {
+    gated!(deref_own_memory_works);
+    for op in ["read", "write"] {
+        let c = common::assert_same(
+            &format!("deref-own-{op}"),
+            &Cmd::new(prog("escape_deref")).args([op, "own"]),
+        );
+        c.last().native.assert_success();
+        assert!(c.last().native.stdout_str().contains(&format!("{op} ok")));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// b. Runtime pointers passed to system calls: EFAULT.
+// ---------------------------------------------------------------------------------------------
+
+/// The call lines ("<call>: <result>") of escape_syscall_ptr's output.
+fn call_lines(out: &Output) -> Vec<(String, String)> {
+    out.stdout_str()
+        .lines()
+        .filter(|l| l.contains("): "))
+        .map(|l| {
+            let (a, b) = l.split_once("): ").expect("checked");
+            (format!("{a})"), b.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn syscall_pointers_into_runtime_fault() {
+    gated!(syscall_pointers_into_runtime_fault);
+    let own = Cmd::new(prog("escape_syscall_ptr")).arg("own");
+    let (native_own, _d1) = run_native(&own);
+    native_own.assert_success().assert_last_line("alive");
+    let calls: Vec<String> = call_lines(&native_own).into_iter().map(|(c, _)| c).collect();
+    assert!(calls.len() >= 20, "{}", native_own.report());
+    let cmd = Cmd::new(prog("escape_syscall_ptr")).arg("runtime");
+    let (native, _d2) = run_native(&cmd);
+    assert_native_finds_nothing(&native);
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    assert_found_runtime(&out);
+    assert!(!out.stderr_str().contains("panicked"), "{}", out.report());
+    out.assert_success().assert_last_line("alive");
+    let got = call_lines(&out);
+    let names: Vec<&String> = got.iter().map(|(c, _)| c).collect();
+    assert_eq!(
+        names,
+        calls.iter().collect::<Vec<_>>(),
+        "the same calls as the own run\n{}",
+        out.report()
+    );
+    let bad: Vec<String> =
+        got.iter().filter(|(_, r)| r != "-1 EFAULT").map(|(c, r)| format!("{c}: {r}")).collect();
+    assert!(
+        bad.is_empty(),
+        "these calls did not fail with EFAULT:\n{}\n\n{}",
+        bad.join("\n"),
+        out.report()
+    );
+}
+
+/// The control: the same calls on the program's own buffers behave the same both ways.
+#[test]
+fn syscall_pointers_own_control() {
+    gated!(syscall_pointers_own_control);
+    let c =
+        common::assert_same("syscall-ptr-own", &Cmd::new(prog("escape_syscall_ptr")).arg("own"));
+    let n = &c.last().native;
+    n.assert_success();
+    assert!(!n.stdout_str().contains("EFAULT"), "{}", n.report());
+}
+
+// ---------------------------------------------------------------------------------------------
+// c. mmap(MAP_FIXED) / mremap(MREMAP_FIXED) onto the runtime: fail; the runtime survives.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn mmap_fixed_onto_runtime_fails() {
+    gated!(mmap_fixed_onto_runtime_fails);
+    let cmd = Cmd::new(prog("escape_mmap")).arg("runtime");
+    let (native, _nd) = run_native(&cmd);
+    assert_native_finds_nothing(&native);
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    assert_found_runtime(&out);
+    out.assert_success().assert_last_line("alive");
+    let stdout = out.stdout_str();
+    let attempts: Vec<&str> =
+        stdout.lines().filter(|l| l.starts_with("mmap ") || l.starts_with("mremap ")).collect();
+    assert!(attempts.len() >= 3, "at least one runtime target\n{}", out.report());
+    for l in attempts {
+        let ok = l.split_once(": failed ").is_some_and(|(_, e)| MMAP_ERRORS.contains(&e));
+        assert!(ok, "expected failure with one of {MMAP_ERRORS:?}: {l:?}\n{}", out.report());
+    }
+}
+
+#[test]
+fn mmap_own_control() {
+    gated!(mmap_own_control);
+    let c = common::assert_same("mmap-own", &Cmd::new(prog("escape_mmap")).arg("own"));
+    let out = c.last().native.stdout_str();
+    assert!(
+        out.contains("mmap MAP_FIXED own: ok") && out.contains("mremap MREMAP_FIXED own: ok"),
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// d. mprotect of memory the program does not own (trampoline, page tables, runtime): fails.
+// ---------------------------------------------------------------------------------------------
+
+fn check_mprotect(out: &Output, min_attempts: usize) {
+    out.assert_success().assert_last_line("alive");
+    let stdout = out.stdout_str();
+    let mut n = 0;
+    for l in stdout.lines().filter(|l| l.starts_with("mprotect ")) {
+        let (_, result) = l.rsplit_once(": ").expect("mprotect line has a result");
+        if result == "skip (mapped)" {
+            continue;
+        }
+        n += 1;
+        let ok = result.strip_prefix("failed ").is_some_and(|e| MPROTECT_ERRORS.contains(&e));
+        assert!(ok, "expected failure with one of {MPROTECT_ERRORS:?}: {l:?}\n{}", out.report());
+    }
+    assert!(n >= min_attempts, "only {n} mprotect attempts\n{}", out.report());
+}
+
+#[test]
+fn mprotect_outside_own_memory_fails() {
+    gated!(mprotect_outside_own_memory_fails);
+    let cmd = Cmd::new(prog("escape_mprotect"));
+    let (native, _nd) = run_native(&cmd);
+    check_mprotect(&native, 12);
+    assert!(native.stdout_str().contains("runtime exe: no foreign mapping"), "{}", native.report());
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    assert!(!out.stderr_str().contains("panicked"), "{}", out.report());
+    check_mprotect(&out, 12);
+    assert!(
+        out.stdout_str().lines().any(|l| l.starts_with("mprotect runtime ")),
+        "no runtime mapping was tried (none found in /proc/self/maps)\n{}",
+        out.report()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// e. Privileged and trapping instructions: the right signal, with a report; never a hang.
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `escape_insn NAME` natively and sandboxed. Natively Linux gives `native_sig` (None: may
+/// also return, e.g. vmcall under a hypervisor); sandboxed one of `sandbox_sigs`, or a normal
+/// return when `may_return`; the report must name the signal and, where `check_rip`, the
+/// instruction's address.
+fn insn(
+    name: &str,
+    native_sig: Option<i32>,
+    sandbox_sigs: &[i32],
+    may_return: bool,
+    check_rip: bool,
+) {
+    let cmd = Cmd::new(prog("escape_insn")).arg(name).timeout(Duration::from_secs(20));
+    let (native, _nd) = run_native(&cmd);
+    assert!(
+        native.stdout_str().starts_with(&format!("executing {name} at 0x")),
+        "{}",
+        native.report()
+    );
+    if let Some(sig) = native_sig {
+        assert_eq!(native.signal(), Some(sig), "native {name}\n{}", native.report());
+    }
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    let stdout = out.stdout_str();
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("executing {name} at 0x")), "{}", out.report());
+    let rip = parse_hex_after(first, " at ");
+    if may_return && out.code() == Some(0) {
+        assert!(stdout.contains(&format!("{name} returned")), "{}", out.report());
+        return;
+    }
+    let sig = out.signal().unwrap_or_else(|| {
+        panic!(
+            "expected death by one of {sandbox_sigs:?}, got {}\n{}",
+            out.status_text(),
+            out.report()
+        )
+    });
+    assert!(sandbox_sigs.contains(&sig), "{name}: got {}\n{}", out.status_text(), out.report());
+    assert!(!stdout.contains("returned"), "{}", out.report());
+    let rips = [rip];
+    common::assert_signal_report(&out, sig, if check_rip { &rips } else { &[] });
+}
+
+macro_rules! privileged {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                gated!($name);
+                // #GP in ring 3: Linux sends SIGSEGV.
+                insn(&stringify!($name)[5..], Some(SIGSEGV), &[SIGSEGV], false, true);
+            }
+        )*
+    };
+}
+
+privileged!(
+    insn_hlt,
+    insn_cli,
+    insn_sti,
+    insn_out,
+    insn_in,
+    insn_lgdt,
+    insn_lidt,
+    insn_ltr,
+    insn_mov_cr3,
+    insn_mov_cr0,
+    insn_read_cr3,
+    insn_mov_dr7,
+    insn_wrmsr,
+    insn_rdmsr,
+    insn_invlpg,
+    insn_wbinvd,
+    insn_swapgs,
+    insn_sysret,
+    insn_clts,
+    // `int $n` through a gate with DPL 0 (page fault, #GP, a timer and an unused vector):
+    // #GP, not a way into the guest kernel's handlers.
+    insn_int_0e,
+    insn_int_0d,
+    insn_int_20,
+    insn_int_81,
+);
+
+/// vmcall: #UD on bare metal (SIGILL). Under KVM on VT-x, KVM answers a CPL-3 vmcall itself
+/// (an error in rax) and the guest continues; either is fine, a hang is not (20 s limit).
+/// Natively, under a hypervisor, it may return too.
+#[test]
+fn insn_vmcall() {
+    gated!(insn_vmcall);
+    insn("vmcall", None, &[SIGILL], true, true);
+}
+
+#[test]
+fn insn_ud2() {
+    gated!(insn_ud2);
+    insn("ud2", Some(SIGILL), &[SIGILL], false, true);
+}
+
+#[test]
+fn insn_div0() {
+    gated!(insn_div0);
+    insn("div0", Some(SIGFPE), &[SIGFPE], false, true);
+}
+
+/// int3 is a trap: the reported rip may be the instruction's or the next one's, so it is not
+/// checked.
+#[test]
+fn insn_int3() {
+    gated!(insn_int3);
+    insn("int3", Some(SIGTRAP), &[SIGTRAP], false, false);
+}
+
+/// `--quiet` suppresses the report; the signal stays.
+#[test]
+fn quiet_suppresses_report() {
+    gated!(quiet_suppresses_report);
+    let cmd = Cmd::new(prog("escape_insn")).arg("hlt").sandbox_opt("--quiet");
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    assert_eq!(out.signal(), Some(SIGSEGV), "{}", out.report());
+    assert!(!out.stderr_str().contains("SIGSEGV"), "--quiet still reported\n{}", out.report());
+    let cmd = Cmd::new(prog("escape_insn")).arg("hlt").sandbox_opt("-q");
+    let (out, _sd) = run_sandboxed(&cmd);
+    assert_eq!(out.signal(), Some(SIGSEGV), "{}", out.report());
+    assert!(!out.stderr_str().contains("SIGSEGV"), "-q still reported\n{}", out.report());
+}
+
+// ---------------------------------------------------------------------------------------------
+// f. System-call numbers that do not exist: -ENOSYS.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn unknown_syscall_numbers_enosys() {
+    gated!(unknown_syscall_numbers_enosys);
+    let cmd = Cmd::new(prog("escape_nosys"));
+    // Natively the result depends on the kernel (x32 support; some kernels define extra
+    // numbers: one here answers 335 with SIGILL), so the native run is only logged.
+    let (native, _nd) = run_native(&cmd);
+    eprintln!("native (for information):\n{}", native.report());
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    out.assert_success().assert_last_line("alive");
+    let lines: Vec<String> =
+        out.stdout_str().lines().filter(|l| l.starts_with("nr ")).map(str::to_owned).collect();
+    assert_eq!(lines.len(), 6, "{}", out.report());
+    for l in &lines {
+        assert!(l.ends_with(": -38 ENOSYS"), "expected -ENOSYS: {l:?}\n{}", out.report());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// g. /proc/self/mem: no way to the runtime's memory.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn proc_self_mem_cannot_reach_runtime() {
+    gated!(proc_self_mem_cannot_reach_runtime);
+    let own = Cmd::new(prog("escape_procmem")).arg("own");
+    let (native_own, _d1) = run_native(&own);
+    native_own.assert_success().assert_last_line("alive");
+    assert!(
+        native_own.stdout_str().contains("/proc/self/mem: pwrite ok"),
+        "{}",
+        native_own.report()
+    );
+    let cmd = Cmd::new(prog("escape_procmem")).arg("runtime");
+    let (native, _d2) = run_native(&cmd);
+    assert_native_finds_nothing(&native);
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    assert_found_runtime(&out);
+    out.assert_success().assert_last_line("alive");
+    let stdout = out.stdout_str();
+    for path in ["/proc/self/mem", "/proc/thread-self/mem", "/proc/<pid>/mem"] {
+        assert!(
+            stdout.contains(&format!("{path}: open ")),
+            "no result for {path}\n{}",
+            out.report()
+        );
+    }
+    let leaks: Vec<&str> = stdout.lines().filter(|l| l.ends_with(" ok")).collect();
+    assert!(
+        leaks.is_empty(),
+        "the runtime's memory was reachable:\n{}\n\n{}",
+        leaks.join("\n"),
+        out.report()
+    );
+}
+
+/// The control in the sandbox: whatever the sandbox allows for /proc/self/mem, the program
+/// keeps running and its own memory stays intact.
+#[test]
+fn proc_self_mem_own_control() {
+    gated!(proc_self_mem_own_control);
+    let cmd = Cmd::new(prog("escape_procmem")).arg("own");
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    out.assert_success().assert_last_line("alive");
+    assert!(out.stdout_str().contains("own bytes intact: 1"), "{}", out.report());
+}
