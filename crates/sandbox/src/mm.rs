@@ -96,6 +96,25 @@ pub struct Mm {
     pub brk: Brk,
 }
 
+/// Whether `b` continues `a` (touching, same rights and sharing, same kind of memory: both
+/// anonymous, or the same file at contiguous offsets); returns the merged kind.
+fn mergeable(a: &Vma, b: &Vma) -> Option<Kind> {
+    if a.end != b.start || a.prot != b.prot || a.shared != b.shared {
+        return None;
+    }
+    match (a.kind, b.kind) {
+        (Kind::File { offset: x }, Kind::File { offset: y })
+            if !a.shared && y == x + (a.end - a.start) =>
+        {
+            Some(a.kind)
+        }
+        (Kind::File { .. }, _) | (_, Kind::File { .. }) => None,
+        // Anonymous private memory of any origin.
+        (k, _) if !a.shared => Some(k),
+        _ => None,
+    }
+}
+
 /// Guest rights for `prot`, or `None` for `PROT_NONE` (unmapped in the guest).
 fn perms(prot: i32) -> Option<Perms> {
     let r = prot & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) != 0;
@@ -225,10 +244,25 @@ impl Mm {
         Ok(())
     }
 
-    /// Records `vma`, replacing whatever it overlaps (split at its edges).
+    /// Records `vma`, replacing whatever it overlaps (split at its edges), and merges it with
+    /// touching mappings of the same kind and rights, as Linux merges VMAs (so a mapping grown
+    /// in place is one mapping again).
     fn insert(&mut self, vma: Vma) {
         self.cut(vma.start, vma.end);
-        self.vmas.insert(vma.start, vma);
+        let mut v = vma;
+        if let Some(prev) = self.vmas.range(..v.start).next_back().map(|(_, p)| *p)
+            && let Some(kind) = mergeable(&prev, &v)
+        {
+            self.vmas.remove(&prev.start);
+            v = Vma { start: prev.start, kind, ..v };
+        }
+        if let Some(next) = self.vmas.get(&v.end).copied()
+            && let Some(kind) = mergeable(&v, &next)
+        {
+            self.vmas.remove(&next.start);
+            v = Vma { end: next.end, kind, ..v };
+        }
+        self.vmas.insert(v.start, v);
     }
 
     /// Removes `[start, end)` from the records, splitting mappings that straddle its edges.

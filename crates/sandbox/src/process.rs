@@ -315,7 +315,13 @@ impl Thread {
                 }
                 Trap::Exception(e) if e.user => {
                     self.stop = Stop::Exception(self.vcpu.exception_frame());
-                    let (sig, code, what) = exception_signal(e.vector);
+                    let (sig, code, what) = if e.vector == 6 && is_int_n(e.rip) {
+                        // `int $n` through a kernel-only gate is #GP on hardware; kvm_pvm
+                        // reports #UD. Linux answers #GP with SIGSEGV.
+                        exception_signal(13)
+                    } else {
+                        exception_signal(e.vector)
+                    };
                     // SIGTRAP/SIGILL/SIGFPE carry the faulting RIP in si_addr; #GP carries 0.
                     let addr = if sig == libc::SIGSEGV || sig == libc::SIGBUS { 0 } else { e.rip };
                     let info = signals::fault_info(sig, code, addr);
@@ -578,6 +584,12 @@ impl Thread {
             self.proc.finish(Ok(Outcome::Exited(status)));
         }
     }
+}
+
+/// Whether the instruction at `rip` is `int $n` (other than `int3`/`into`'s vectors).
+fn is_int_n(rip: u64) -> bool {
+    let mut b = [0u8; 2];
+    sys::read_program(rip, &mut b).is_ok() && b[0] == 0xcd && b[1] != 3 && b[1] != 4
 }
 
 /// The signal, `si_code` and description Linux uses for a user-mode exception
