@@ -87,6 +87,32 @@ pub const ROWS: &[Row] = &[
         id: "sandbox/hello_sandboxed",
         baseline: Some("sandbox/hello_native"),
     },
+    Row {
+        label: "fork+exec+wait /bin/true, native",
+        id: "sandbox/forkexec_native",
+        baseline: None,
+    },
+    Row {
+        label: "fork+exec+wait /bin/true, sandbox",
+        id: "sandbox/forkexec_sandboxed",
+        baseline: Some("sandbox/forkexec_native"),
+    },
+    Row { label: "python3 -c pass, native", id: "sandbox/python_pass_native", baseline: None },
+    Row {
+        label: "python3 -c pass, sandbox",
+        id: "sandbox/python_pass_sandboxed",
+        baseline: Some("sandbox/python_pass_native"),
+    },
+    Row {
+        label: "16-thread mutex ping-pong, native",
+        id: "sandbox/mutex16_native",
+        baseline: None,
+    },
+    Row {
+        label: "16-thread mutex ping-pong, sandbox",
+        id: "sandbox/mutex16_sandboxed",
+        baseline: Some("sandbox/mutex16_native"),
+    },
     Row { label: "gzip -9 64 MiB, native", id: "sandbox/gzip9_64m_native", baseline: None },
     Row {
         label: "gzip -9 64 MiB, sandbox",

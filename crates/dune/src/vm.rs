@@ -41,6 +41,9 @@ pub struct VmConfig {
     /// Merge touching memory ranges into one slot ([`ept::GuestPhysMap::set_coalesce`]). Turn
     /// off when vCPUs run while memory is added (a merge briefly deletes a slot).
     pub coalesce_slots: bool,
+    /// The probe's verdict from an earlier VM on this host (e.g. a forked parent's): skips the
+    /// probe. `None`: probe.
+    pub platform: Option<Platform>,
 }
 
 impl Default for VmConfig {
@@ -51,6 +54,7 @@ impl Default for VmConfig {
             system_base: None,
             fd_floor: None,
             coalesce_slots: true,
+            platform: None,
         }
     }
 }
@@ -227,7 +231,10 @@ impl Vm {
         }
         vm.write_system_area()?;
         let vm = Arc::new(vm);
-        let platform = crate::probe::run(&vm)?;
+        let platform = match vm.cfg.platform {
+            Some(p) => p,
+            None => crate::probe::run(&vm)?,
+        };
         tracing::debug!(?platform, "dune platform probe");
         vm.platform.set(platform).expect("platform probed twice");
         if platform.syscall_path == SyscallPath::Ring3Doorbell {

@@ -59,3 +59,30 @@ fn fs_base_is_the_guests() {
     env.vcpu.set_fs_base(tls).unwrap();
     assert_eq!(common::report(env.call(g::g_fs(), &[]), 5), 0x1234_5678_9abc_def0);
 }
+
+/// The VT-x rig (`cargo xtask vtx`) runs this with `DUNE_EXPECT_SYSCALL_PATH=ring0` and
+/// `DUNE_EXPECT_TLB_FLUSH=reload-cr3`: the start-up probe must pick the VT-x paths there. Without
+/// those variables it only prints the probe's verdict.
+#[test]
+fn probe_picks_the_expected_platform() {
+    let Some(env) = Env::new("dune::syscalls::probe_picks_the_expected_platform") else {
+        return;
+    };
+    let p = env.vm.platform();
+    eprintln!("dune platform: {p:?}");
+    let syscall_path = match p.syscall_path {
+        dune::SyscallPath::Ring0 => "ring0",
+        dune::SyscallPath::Ring3Doorbell => "ring3-doorbell",
+    };
+    let tlb_flush = match p.tlb_flush {
+        dune::TlbFlush::ReloadCr3 => "reload-cr3",
+        dune::TlbFlush::ZapShadow => "zap-shadow",
+    };
+    for (var, got) in
+        [("DUNE_EXPECT_SYSCALL_PATH", syscall_path), ("DUNE_EXPECT_TLB_FLUSH", tlb_flush)]
+    {
+        if let Ok(want) = std::env::var(var) {
+            assert_eq!(got, want, "{var}: the probe chose {p:?}");
+        }
+    }
+}

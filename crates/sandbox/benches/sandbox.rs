@@ -22,10 +22,21 @@ fn target_dir() -> PathBuf {
 
 /// Builds `c/<name>.c` statically into the target directory.
 fn build(name: &str) -> PathBuf {
+    build_with(name, &[])
+}
+
+/// Like [`build`] with extra compiler flags.
+fn build_with(name: &str, flags: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/c").join(format!("{name}.c"));
     let out = target_dir().join("bench-bins").join(name);
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let st = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&out).arg(&src).status();
+    let st = Command::new("gcc")
+        .args(["-static", "-O2"])
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status();
     assert!(st.is_ok_and(|s| s.success()), "gcc failed for {}", src.display());
     out
 }
@@ -196,6 +207,61 @@ fn main() {
     if wanted("sandbox/hello_sandboxed") {
         let d = measure(if quick { 11 } else { 51 }, || sandboxed(&[&hello]));
         report("sandbox/hello_sandboxed", d.as_nanos() as f64);
+    }
+
+    // Processes and threads.
+    let forkexec = build("forkexec");
+    if wanted("sandbox/forkexec_native") {
+        per_call("sandbox/forkexec_native", 200, runs, |a| {
+            let mut c = Command::new(&forkexec);
+            c.args(a);
+            c
+        });
+    }
+    if wanted("sandbox/forkexec_sandboxed") {
+        per_call("sandbox/forkexec_sandboxed", if quick { 10 } else { 30 }, runs, |a| {
+            let mut c = sandboxed(&[&forkexec]);
+            c.args(a);
+            c
+        });
+    }
+    let python = Path::new("/usr/bin/python3");
+    if python.exists() {
+        let n = if quick { 3 } else { 9 };
+        if wanted("sandbox/python_pass_native") {
+            let d = measure(n, || {
+                let mut c = Command::new(python);
+                c.args(["-c", "pass"]);
+                c
+            });
+            report("sandbox/python_pass_native", d.as_nanos() as f64);
+        }
+        if wanted("sandbox/python_pass_sandboxed") {
+            let d = measure(n, || {
+                let mut c = sandboxed(&[python]);
+                c.args(["-c", "pass"]);
+                c
+            });
+            report("sandbox/python_pass_sandboxed", d.as_nanos() as f64);
+        }
+    }
+    let pingpong = build_with("mutex_pingpong", &["-pthread"]);
+    let total = 200_000u64;
+    if wanted("sandbox/mutex16_native") {
+        let d = measure(runs, || {
+            let mut c = Command::new(&pingpong);
+            c.arg(total.to_string());
+            c
+        });
+        report("sandbox/mutex16_native", d.as_nanos() as f64);
+    }
+    if wanted("sandbox/mutex16_sandboxed") {
+        let d = measure(runs.min(3), || {
+            let mut c = sandboxed(&[&pingpong]);
+            c.arg(total.to_string());
+            c
+        });
+        report("sandbox/mutex16_sandboxed", d.as_nanos() as f64);
     }
 
     // CPU-bound work on deterministic data.

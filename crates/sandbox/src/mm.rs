@@ -233,9 +233,7 @@ impl Mm {
             if !self.covered.contains(&c) {
                 let base = (c * CHUNK).max(self.lo);
                 let top = ((c + 1) * CHUNK).min(self.hi);
-                // SAFETY-free: add_memory's contract holds because the chunk is inside the
-                // reserved range, which stays mapped (reserved or program memory) for the life
-                // of the VM, and the supervisor only accesses it through the kernel.
+                // `add_memory` states the contract this chunk meets.
                 add_memory(&self.vm, base & !(PAGE - 1), top - (base & !(PAGE - 1)))?;
                 self.covered.insert(c);
             }
@@ -320,10 +318,9 @@ impl Mm {
             Kind::File { offset } => offset,
             _ => 0,
         };
-        // SAFETY-relevant invariants (see sys::mmap_fixed): the range is inside the program
-        // range and `fd` is the program's.
         #[allow(unsafe_code)]
-        // SAFETY: as stated just above.
+        // SAFETY: the range is inside the program range (debug-asserted above, guaranteed by
+        // every caller) and `fd` was checked against the runtime's descriptors by the caller.
         unsafe {
             sys::mmap_fixed(addr, len, prot, flags, fd, off)?
         };

@@ -114,6 +114,21 @@ pub unsafe fn mremap_fixed(old: u64, old_len: u64, new_len: u64, new: u64) -> Sy
     if p == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(p as u64) }
 }
 
+/// This process's pid, cached (process_vm_readv/writev need it on every copy); refreshed in a
+/// forked child by [`fork`].
+static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+fn pid() -> i32 {
+    let p = PID.load(std::sync::atomic::Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: no preconditions.
+    let p = unsafe { libc::getpid() };
+    PID.store(p, std::sync::atomic::Ordering::Relaxed);
+    p
+}
+
 /// Copies `buf.len()` bytes of program memory at `addr` into `buf` through the kernel
 /// (`process_vm_readv` on this process), so a page that vanished or a file truncated under a
 /// shared mapping yields `EFAULT` instead of a fault in the supervisor. The caller has checked
@@ -125,7 +140,7 @@ pub fn read_program(addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     let remote = libc::iovec { iov_base: addr as *mut _, iov_len: buf.len() };
     // SAFETY: `local` describes `buf`, which we own; the kernel validates `remote` itself.
-    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    let n = unsafe { libc::process_vm_readv(pid(), &local, 1, &remote, 1, 0) };
     if n < 0 {
         return Err(Errno::last());
     }
@@ -141,7 +156,7 @@ pub fn write_program(addr: u64, buf: &[u8]) -> Result<(), Errno> {
     let remote = libc::iovec { iov_base: addr as *mut _, iov_len: buf.len() };
     // SAFETY: `local` describes `buf`; the kernel validates `remote` and honours the program's
     // page protections (a read-only page gives EFAULT).
-    let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
+    let n = unsafe { libc::process_vm_writev(pid(), &local, 1, &remote, 1, 0) };
     if n < 0 {
         return Err(Errno::last());
     }
@@ -384,6 +399,9 @@ pub fn fork() -> Result<i32, Errno> {
     // SAFETY: the caller holds every supervisor lock across the call, so the child cannot
     // inherit one locked by a thread that does not exist there.
     let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        PID.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
     if pid < 0 { Err(Errno::last()) } else { Ok(pid) }
 }
 

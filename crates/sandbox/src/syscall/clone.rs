@@ -206,7 +206,9 @@ fn child_setup(
     vfork_pipe: Option<i32>,
 ) -> Result<(), String> {
     let old = ctx.thread.proc.clone();
-    let vm = dune::Vm::new(crate::vm_config()).map_err(|e| e.to_string())?;
+    // Same host, same verdict: skip the platform probe.
+    let cfg = dune::VmConfig { platform: Some(old.vm.platform()), ..crate::vm_config() };
+    let vm = dune::Vm::new(cfg).map_err(|e| e.to_string())?;
     let mm = old.mm.lock().unwrap().clone_for(vm.clone()).map_err(|e| e.to_string())?;
     let policy = old.policy.lock().unwrap().boxed_clone();
     let exe = old.exe.lock().unwrap().clone();

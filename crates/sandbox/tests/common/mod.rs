@@ -81,12 +81,14 @@ pub enum Link {
     Static,
     /// `gcc -static-pie`: ET_DYN without interpreter, self-relocating.
     StaticPie,
-    /// Plain `gcc`: dynamically linked (only for inputs the sandbox must refuse).
+    /// Plain `gcc`: dynamically linked (PIE with PT_INTERP, ld.so and libc.so at run time).
     Dynamic,
 }
 
 impl Link {
     pub const BOTH: [Link; 2] = [Link::Static, Link::StaticPie];
+    /// The static builds and the plain dynamic one.
+    pub const ALL: [Link; 3] = [Link::Static, Link::StaticPie, Link::Dynamic];
 
     pub fn suffix(self) -> &'static str {
         match self {
@@ -529,16 +531,23 @@ fn program_label(cmd: &Cmd) -> String {
     }
 }
 
-/// Runs `cmd` in `dir` natively or in the sandbox; panics when it cannot start or times out.
-pub fn run_in(mode: Mode, cmd: &Cmd, dir: &Path) -> Output {
-    let mut command = match mode {
+/// The `Command` that runs `cmd` natively or in the sandbox (natively with
+/// `SANDBOX_TEST_SELFCHECK=1`), for tests that drive the process themselves (e.g. send it a
+/// signal); stdin, stdout, stderr and the working directory are left to the caller.
+pub fn command_for(mode: Mode, cmd: &Cmd) -> Command {
+    match mode {
         Mode::Native => cmd.native_command(),
         Mode::Sandboxed if selfcheck() => {
             note_selfcheck();
             cmd.native_command()
         }
         Mode::Sandboxed => cmd.sandbox_command(),
-    };
+    }
+}
+
+/// Runs `cmd` in `dir` natively or in the sandbox; panics when it cannot start or times out.
+pub fn run_in(mode: Mode, cmd: &Cmd, dir: &Path) -> Output {
+    let mut command = command_for(mode, cmd);
     command.current_dir(dir);
     let what = cmd.describe();
     let t = Instant::now();
@@ -651,6 +660,19 @@ pub fn assert_same(name: &str, cmd: &Cmd) -> Compared {
 /// Like [`assert_same`] for a sequence of commands run one after the other in the same working
 /// directory, prepared by `setup` (called once per side); compares after every step.
 pub fn assert_same_steps(name: &str, setup: impl Fn(&Path), steps: &[Cmd]) -> Compared {
+    assert_same_steps_excluding(name, setup, steps, &[])
+}
+
+/// Like [`assert_same_steps`], but the paths in `exclude` (relative to the working directory;
+/// a directory excludes everything under it) are left out of the tree comparison: files whose
+/// bytes legitimately differ between two runs (e.g. a database's header counters), which the
+/// test compares some other way.
+pub fn assert_same_steps_excluding(
+    name: &str,
+    setup: impl Fn(&Path),
+    steps: &[Cmd],
+    exclude: &[&str],
+) -> Compared {
     let native_dir = WorkDir::new(&format!("{name}-native"));
     let sandboxed_dir = WorkDir::new(&format!("{name}-sandboxed"));
     setup(native_dir.path());
@@ -671,7 +693,8 @@ pub fn assert_same_steps(name: &str, setup: impl Fn(&Path), steps: &[Cmd]) -> Co
                 sandboxed.report()
             );
         }
-        if let Some(why) = compare_trees(native_dir.path(), sandboxed_dir.path()) {
+        if let Some(why) = compare_trees_excluding(native_dir.path(), sandboxed_dir.path(), exclude)
+        {
             panic!(
                 "{name}{step}: the working directories differ after the run: {why}\n\n{}\n\n{}",
                 native.report(),
@@ -822,10 +845,19 @@ fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
 
 /// Compares two directory trees; describes the first difference.
 pub fn compare_trees(a: &Path, b: &Path) -> Option<String> {
+    compare_trees_excluding(a, b, &[])
+}
+
+/// Like [`compare_trees`], leaving out the relative paths in `exclude` and everything under
+/// them.
+pub fn compare_trees_excluding(a: &Path, b: &Path, exclude: &[&str]) -> Option<String> {
     let mut ta = BTreeMap::new();
     let mut tb = BTreeMap::new();
     walk(a, Path::new(""), &mut ta);
     walk(b, Path::new(""), &mut tb);
+    let excluded = |p: &PathBuf| exclude.iter().any(|x| p.starts_with(x));
+    ta.retain(|p, _| !excluded(p));
+    tb.retain(|p, _| !excluded(p));
     for (p, ea) in &ta {
         match tb.get(p) {
             None => return Some(format!("{} exists only natively ({ea:?})", p.display())),
