@@ -751,6 +751,53 @@ pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(n)
 }
 
+/// `UIO_MAXIOV`: the most messages one sendmmsg/recvmmsg handles.
+const MMSG_MAX: u64 = 1024;
+
+/// `sendmmsg`/`recvmmsg`: every `struct mmsghdr` (a msghdr and `msg_len`, 64 bytes) copied and
+/// validated like [`sendmsg`]'s; results copied back.
+fn mmsg(ctx: &mut Ctx<'_>, a: &[u64; 6], sending: bool) -> SysResult {
+    check_fd(ctx.proc(), a[0])?;
+    let vlen = a[2].min(MMSG_MAX);
+    let mut msgs = Vec::with_capacity(vlen as usize);
+    for i in 0..vlen {
+        msgs.push(copy_msghdr(ctx, a[1] + 64 * i, sending)?);
+    }
+    #[repr(C)]
+    struct MMsgHdr {
+        hdr: libc::msghdr,
+        len: u32,
+    }
+    let mut vec: Vec<MMsgHdr> = msgs.iter().map(|m| MMsgHdr { hdr: m.hdr, len: 0 }).collect();
+    let n = if sending {
+        host(libc::SYS_sendmmsg, [a[0], vec.as_mut_ptr() as u64, vlen, a[3], 0, 0])?
+    } else {
+        if a[4] != 0 {
+            ctx.proc().check(a[4], 16)?;
+        }
+        host(libc::SYS_recvmmsg, [a[0], vec.as_mut_ptr() as u64, vlen, a[3], a[4], 0])?
+    };
+    for (i, m) in vec.iter().enumerate().take(n as usize) {
+        let base = a[1] + 64 * i as u64;
+        if !sending {
+            copy_out(ctx.proc(), base + 8, &m.hdr.msg_namelen.to_ne_bytes())?;
+            copy_out(ctx.proc(), base + 40, &(m.hdr.msg_controllen as u64).to_ne_bytes())?;
+            copy_out(ctx.proc(), base + 48, &m.hdr.msg_flags.to_ne_bytes())?;
+        }
+        copy_out(ctx.proc(), base + 56, &m.len.to_ne_bytes())?;
+    }
+    drop(msgs);
+    Ok(n)
+}
+
+pub fn sendmmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    mmsg(ctx, a, true)
+}
+
+pub fn recvmmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    mmsg(ctx, a, false)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Waiting calls whose signal mask would be installed on the host thread: the mask is dropped
 // (program signal masks are the supervisor's business), the rest validated.

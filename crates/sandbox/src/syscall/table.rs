@@ -309,10 +309,10 @@ table! {
     294 "inotify_init1" [Hex] F;
     295 "preadv" [Fd, Hex, Int, Int, Int] e(emul::preadv);
     296 "pwritev" [Fd, Hex, Int, Int, Int] e(emul::pwritev);
-    299 "recvmmsg" [Fd, Hex, Int, Hex, Hex] e(emul::unsupported);
+    299 "recvmmsg" [Fd, Hex, Int, Hex, Hex] e(emul::recvmmsg);
     302 "prlimit64" [Int, Int, In(Fixed(RLIMIT)), Out(Fixed(RLIMIT))] e(emul::prlimit64);
     306 "syncfs" [Fd] F;
-    307 "sendmmsg" [Fd, Hex, Int, Hex] e(emul::unsupported);
+    307 "sendmmsg" [Fd, Hex, Int, Hex] e(emul::sendmmsg);
     309 "getcpu" [Out(Fixed(4)), Out(Fixed(4)), Hex] e(emul::getcpu);
     316 "renameat2" [AtFd, Path, AtFd, Path, Hex] F;
     318 "getrandom" [Out(Of(1)), Int, Hex] F;
