@@ -254,6 +254,9 @@ enum Next {
     ThreadExit,
 }
 
+/// Process-directed pending signals for which the other threads were already kicked.
+static KICKED_FOR: AtomicU64 = AtomicU64::new(0);
+
 /// System calls Linux never restarts after a handler, even with `SA_RESTART` (signal(7)).
 fn never_restarted(nr: u64) -> bool {
     matches!(nr, 7 | 23 | 34 | 35 | 128 | 130 | 230 | 232 | 270 | 271 | 281)
@@ -458,6 +461,7 @@ impl Thread {
                 return;
             }
         }
+        self.hand_off_masked();
         let mut restart = syscall.filter(|(_, eintr)| *eintr).map(|(sc, _)| sc);
         loop {
             let deliverable = sys::pending_signals() & !self.sigmask;
@@ -515,6 +519,29 @@ impl Thread {
             if let Err(e) = r {
                 self.proc.finish(Err(e.into()));
             }
+        }
+    }
+
+    /// A process-directed signal this thread blocks may be deliverable by another thread, which
+    /// may be running guest code with no exit in sight: kick the others once per such signal.
+    fn hand_off_masked(&self) {
+        let masked = sys::PROCESS_PENDING.load(Ordering::SeqCst) & self.sigmask;
+        let new = masked & !KICKED_FOR.fetch_or(masked, Ordering::SeqCst);
+        KICKED_FOR.fetch_and(sys::PROCESS_PENDING.load(Ordering::SeqCst), Ordering::SeqCst);
+        if new == 0 {
+            return;
+        }
+        let others: Vec<Kicker> = self
+            .proc
+            .threads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| **t != self.tid)
+            .map(|(_, k)| k.clone())
+            .collect();
+        for k in others {
+            k.kick();
         }
     }
 
