@@ -51,6 +51,33 @@ fn io(_: dune::VcpuError) -> Errno {
     Errno(libc::EIO)
 }
 
+/// The tid words of `CLONE_PARENT_SETTID`/`CLONE_CHILD_*TID` must be program memory.
+fn check_tid_words(ctx: &Ctx<'_>, flags: u64, ptid: u64, ctid: u64) -> Result<(), Errno> {
+    if flags & CLONE_PARENT_SETTID != 0 {
+        ctx.proc().check(ptid, 4)?;
+    }
+    if flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 {
+        ctx.proc().check(ctid, 4)?;
+    }
+    Ok(())
+}
+
+/// The calling thread's state as the child starts with it: the program's registers after the
+/// call with RAX = 0 (and RSP = `stack` if given), segment bases, and the XSAVE state.
+fn child_state(
+    ctx: &mut Ctx<'_>,
+    stack: u64,
+) -> Result<(Regs, dune::kvm_bindings::kvm_sregs, dune::kvm_bindings::kvm_xsave), Errno> {
+    let mut regs = ctx.thread.program_regs().map_err(io)?;
+    regs.rax = 0;
+    if stack != 0 {
+        regs.rsp = stack;
+    }
+    let sregs = ctx.thread.vcpu.sregs().map_err(io)?;
+    let xsave = ctx.thread.vcpu.xsave().map_err(io)?;
+    Ok((regs, sregs, xsave))
+}
+
 /// A thread: `CLONE_VM | CLONE_SIGHAND | CLONE_THREAD`, sharing descriptors and cwd (host
 /// threads share both, so `CLONE_FILES` and `CLONE_FS` are required).
 fn new_thread(
@@ -72,22 +99,11 @@ fn new_thread(
     if flags & need != need || flags & !known != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & CLONE_PARENT_SETTID != 0 {
-        ctx.proc().check(ptid, 4)?;
-    }
-    if flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 {
-        ctx.proc().check(ctid, 4)?;
-    }
+    check_tid_words(ctx, flags, ptid, ctid)?;
     if flags & CLONE_SETTLS != 0 && tls >= 1 << 47 {
         return Err(Errno::EPERM);
     }
-    let mut regs = ctx.thread.program_regs().map_err(io)?;
-    regs.rax = 0;
-    if stack != 0 {
-        regs.rsp = stack;
-    }
-    let sregs = ctx.thread.vcpu.sregs().map_err(io)?;
-    let xsave = ctx.thread.vcpu.xsave().map_err(io)?;
+    let (regs, sregs, xsave) = child_state(ctx, stack)?;
     let proc = ctx.thread.proc.clone();
     let mut vcpu = proc.vm.create_vcpu().map_err(|e| {
         tracing::warn!(%e, "creating a vCPU for a new thread failed");
@@ -138,19 +154,8 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         return Err(Errno::EINVAL);
     }
     let vfork = flags & CLONE_VFORK != 0;
-    if flags & CLONE_PARENT_SETTID != 0 {
-        ctx.proc().check(ptid, 4)?;
-    }
-    if flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 {
-        ctx.proc().check(ctid, 4)?;
-    }
-    let mut regs = ctx.thread.program_regs().map_err(io)?;
-    regs.rax = 0;
-    if stack != 0 {
-        regs.rsp = stack;
-    }
-    let sregs = ctx.thread.vcpu.sregs().map_err(io)?;
-    let xsave = ctx.thread.vcpu.xsave().map_err(io)?;
+    check_tid_words(ctx, flags, ptid, ctid)?;
+    let (regs, sregs, xsave) = child_state(ctx, stack)?;
     let pipe = if vfork { Some(sys::pipe()?) } else { None };
     let proc = ctx.thread.proc.clone();
     // Hold every lock across fork, so the child inherits none locked by a thread that does not
