@@ -96,7 +96,13 @@ pub fn vm_config() -> VmConfig {
 /// starts; afterwards the process ends with the program (exit status or signal).
 pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> {
     let t0 = std::time::Instant::now();
-    sys::install_host_signal_handlers();
+    let ignored = sys::install_host_signal_handlers();
+    // Default-ignored signals are ignored by the host too (see signals::host_ignores).
+    for sig in 1..=64 {
+        if signals::host_ignores(sig, &signals::Action::default()) {
+            sys::mirror_disposition(sig, true);
+        }
+    }
     trace::set_root_pid();
     let vm = Vm::new(vm_config())?;
     tracing::debug!(elapsed = ?t0.elapsed(), platform = ?vm.platform(), "VM created");
@@ -132,6 +138,11 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
             Box::new(std::io::BufWriter::new(file))
         };
         *proc.trace.lock().unwrap() = Some(trace::Tracer::new(out));
+    }
+    for sig in 1..=64 {
+        if ignored & signals::bit(sig) != 0 {
+            proc.actions.lock().unwrap()[sig as usize].handler = signals::SIG_IGN;
+        }
     }
     let proc = std::sync::Arc::new(proc);
     let mut thread = process::Thread::new(proc, vcpu);

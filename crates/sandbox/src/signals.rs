@@ -116,6 +116,16 @@ pub fn default_action(sig: i32) -> Default {
     }
 }
 
+/// Whether the host may simply ignore `sig` for a program whose disposition is `action`
+/// (see `sys::mirror_disposition`).
+pub fn host_ignores(sig: i32, action: &Action) -> bool {
+    match action.handler {
+        SIG_IGN => true,
+        SIG_DFL => sig != libc::SIGCHLD && default_action(sig) == Default::Ign,
+        _ => false,
+    }
+}
+
 /// Bit of `sig` in a signal mask.
 pub fn bit(sig: i32) -> u64 {
     1u64 << (sig - 1)

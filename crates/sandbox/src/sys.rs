@@ -289,10 +289,23 @@ extern "C" fn on_host_signal(sig: i32, info: *mut libc::siginfo_t, _ctx: *mut li
 extern "C" fn on_interrupt(_sig: i32) {}
 
 /// Installs the supervisor's handler for every signal a program may receive: all but SIGKILL,
-/// SIGSTOP and the two signals the runtime itself uses. Called once at start-up.
-pub fn install_host_signal_handlers() {
+/// SIGSTOP and the two signals the runtime itself uses. Called once at start-up. Returns the
+/// signals that were ignored (`SIG_IGN`) when the sandbox started: the program inherits those as
+/// ignored, like a program started with `exec` (they are left ignored on the host).
+pub fn install_host_signal_handlers() -> u64 {
+    let mut ignored = 0u64;
     for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == kick_signal() {
+            continue;
+        }
+        // SAFETY: querying a disposition writes only `old`.
+        let was_ignored = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old);
+            old.sa_sigaction == libc::SIG_IGN
+        };
+        if was_ignored && sig != interrupt_signal() {
+            ignored |= 1u64 << (sig - 1);
             continue;
         }
         // SAFETY: zeroed sigaction is a valid start; both handlers are async-signal-safe
@@ -315,6 +328,30 @@ pub fn install_host_signal_handlers() {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    ignored
+}
+
+/// Mirrors a program disposition on the host where that is more faithful than recording: a
+/// signal the program ignores (`SIG_IGN`, or `SIG_DFL` whose default is to ignore) is ignored
+/// by the host too, so it does not interrupt blocking calls and, for `SIGCHLD` set to
+/// `SIG_IGN`, children are reaped automatically as the program asked. Everything else is caught
+/// and recorded. `SIGCHLD` at `SIG_DFL` stays caught (host `SIG_IGN` would auto-reap).
+pub fn mirror_disposition(sig: i32, ignore: bool) {
+    if sig == libc::SIGKILL
+        || sig == libc::SIGSTOP
+        || sig == kick_signal()
+        || sig == interrupt_signal()
+    {
+        return;
+    }
+    // SAFETY: zeroed sigaction is a valid start; the handler is async-signal-safe.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = if ignore { libc::SIG_IGN } else { on_host_signal as *const () as usize };
+        sa.sa_flags = if ignore { 0 } else { libc::SA_SIGINFO };
+        libc::sigfillset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
     }
 }
 

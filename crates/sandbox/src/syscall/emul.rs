@@ -210,6 +210,7 @@ pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
     if let Some(n) = new {
         ctx.proc().actions.lock().unwrap()[sig as usize] = n;
+        sys::mirror_disposition(sig, signals::host_ignores(sig, &n));
     }
     Ok(0)
 }

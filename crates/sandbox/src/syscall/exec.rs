@@ -114,10 +114,11 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     vcpu.set_fpu(&fpu).map_err(fail)?;
 
     // Handlers are reset to the default; ignored signals stay ignored (signal(7)).
-    for act in proc.actions.lock().unwrap().iter_mut() {
+    for (sig, act) in proc.actions.lock().unwrap().iter_mut().enumerate().skip(1) {
         if act.handler != signals::SIG_IGN {
             *act = Action::default();
         }
+        sys::mirror_disposition(sig as i32, signals::host_ignores(sig as i32, act));
     }
     ctx.thread.altstack = [0; 24];
     ctx.thread.altstack[8..12].copy_from_slice(&libc::SS_DISABLE.to_ne_bytes());
