@@ -5,12 +5,17 @@
 //! and ends with a summary that lists the tests that skipped themselves (no usable `/dev/kvm`).
 //! `cargo xtask bench` runs the criterion benches and prints one table of the numbers that
 //! matter (see [`bench::ROWS`]). `cargo xtask run` builds the sandbox and runs a program in it.
+//! `cargo xtask vtx` boots Debian's kernel in Bochs with an emulated VT-x CPU and runs the KVM
+//! tests and a sandbox suite there (see [`vtx`]).
 
 mod bench;
 mod provision;
 mod run;
 mod test;
 mod util;
+mod vtx;
+mod vtx_boot;
+mod vtx_image;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +36,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Build the sandbox (release) and run PROGRAM in it, or the embedded demo without one.
     Run(run::RunArgs),
+    /// The VT-x rig: boot Debian's kernel in Bochs (emulated VT-x) and run the KVM tests there.
+    Vtx(vtx::VtxArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +46,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::main(&args),
         Command::Bench(args) => bench::main(&args),
         Command::Run(args) => run::main(&args),
+        Command::Vtx(args) => vtx::main(&args),
     };
     match result {
         Ok(code) => code,
@@ -70,6 +78,15 @@ mod tests {
         let cli = Cli::try_parse_from(["xtask", "run", "--", "/bin/echo", "-n", "hi"]).unwrap();
         let Command::Run(args) = cli.command else { panic!("not run") };
         assert_eq!(args.program, ["/bin/echo", "-n", "hi"]);
+
+        let cli =
+            Cli::try_parse_from(["xtask", "vtx", "--cpu", "a,b", "--", "--skip", "x"]).unwrap();
+        let Command::Vtx(args) = cli.command else { panic!("not vtx") };
+        assert_eq!(args.cpu, ["a", "b"]);
+        assert_eq!(args.dune_args, ["--skip", "x"]);
+        let cli = Cli::try_parse_from(["xtask", "vtx"]).unwrap();
+        let Command::Vtx(args) = cli.command else { panic!("not vtx") };
+        assert_eq!(args.cpu, ["corei7_haswell_4770"]);
 
         let cli = Cli::try_parse_from(["xtask", "bench", "--quick", "--", "decode"]).unwrap();
         let Command::Bench(args) = cli.command else { panic!("not bench") };

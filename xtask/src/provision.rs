@@ -75,20 +75,26 @@ pub fn is_static_elf(elf: &[u8]) -> bool {
 
 /// Whether this process runs as root.
 #[allow(unsafe_code)]
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions, cannot fail and touches no memory of ours.
     unsafe { libc::geteuid() == 0 }
 }
 
-/// The packages of [`PACKAGES`] whose check fails.
-pub fn missing() -> Vec<&'static str> {
-    PACKAGES.iter().filter(|p| !p.check.ok()).map(|p| p.name).collect()
+/// The packages of `packages` whose check fails.
+pub fn missing(packages: &[Package]) -> Vec<&'static str> {
+    packages.iter().filter(|p| !p.check.ok()).map(|p| p.name).collect()
 }
 
-/// Installs the missing packages (as root, with apt-get), or explains how to when not root.
+/// Installs the missing packages of [`PACKAGES`] (see [`provision_packages`]).
 pub fn provision() -> Result<(), String> {
-    let missing = missing();
-    for p in PACKAGES {
+    provision_packages(PACKAGES)
+}
+
+/// Installs the missing packages of `packages` (as root, with apt-get), or explains how to when
+/// not root.
+pub fn provision_packages(packages: &[Package]) -> Result<(), String> {
+    let missing = missing(packages);
+    for p in packages {
         let state = if missing.contains(&p.name) { "missing" } else { "ok" };
         println!("    {:<16} {state}", p.name);
     }
@@ -125,7 +131,7 @@ pub fn provision() -> Result<(), String> {
             return Err(format!("`{}` failed", install.join(" ")));
         }
     }
-    let still = self::missing();
+    let still = self::missing(packages);
     if !still.is_empty() {
         return Err(format!(
             "installed, but these packages' checks still fail: {}",
