@@ -322,6 +322,10 @@ impl Thread {
                         // `int $n` through a kernel-only gate is #GP on hardware; kvm_pvm
                         // reports #UD. Linux answers #GP with SIGSEGV.
                         exception_signal(13)
+                    } else if e.vector == 13 && is_vmcall(e.rip) {
+                        // A user-mode `vmcall`/`vmmcall` is #UD on hardware (SIGILL); KVM on
+                        // AMD-V emulates it as privileged and injects #GP.
+                        exception_signal(6)
                     } else {
                         exception_signal(e.vector)
                     };
@@ -611,6 +615,12 @@ impl Thread {
             self.proc.finish(Ok(Outcome::Exited(status)));
         }
     }
+}
+
+/// Whether the instruction at `rip` is `vmcall` (0f 01 c1) or `vmmcall` (0f 01 d9).
+fn is_vmcall(rip: u64) -> bool {
+    let mut b = [0u8; 3];
+    sys::read_program(rip, &mut b).is_ok() && b[..2] == [0x0f, 0x01] && matches!(b[2], 0xc1 | 0xd9)
 }
 
 /// Whether the instruction at `rip` is `int $n` (other than `int3`/`into`'s vectors).
