@@ -159,8 +159,14 @@ pub(crate) unsafe fn set_slot(
         memory_size: len,
         userspace_addr: hva,
     };
-    // SAFETY: forwarded from the caller's contract.
-    unsafe { vm.set_user_memory_region(region) }
+    loop {
+        // SAFETY: forwarded from the caller's contract.
+        match unsafe { vm.set_user_memory_region(region) } {
+            // Interrupted by a signal before the slot changed: try again.
+            Err(e) if e.errno() == libc::EINTR => continue,
+            r => return r,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,9 +426,19 @@ const KVM_CREATE_VM: libc::c_ulong = 0xae01;
 const KVM_CREATE_VCPU: libc::c_ulong = 0xae41;
 
 fn ioctl_new_fd(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> io::Result<RawFd> {
-    // SAFETY: both requests take an integer argument and return a new descriptor or -1.
-    let r = unsafe { libc::ioctl(fd, req, arg) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    loop {
+        // SAFETY: both requests take an integer argument and return a new descriptor or -1.
+        let r = unsafe { libc::ioctl(fd, req, arg) };
+        if r >= 0 {
+            return Ok(r);
+        }
+        // KVM_CREATE_VM registers an MMU notifier, which gives up with EINTR when a signal is
+        // pending (mm_take_all_locks); nothing was created then, so try again.
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
 }
 
 /// Creates a VM whose descriptor sits at or above `floor`.

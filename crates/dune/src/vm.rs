@@ -635,7 +635,9 @@ impl Vm {
     }
 
     pub(crate) fn register_running(&self, k: KickHandle) {
-        self.running.lock().unwrap().push(k);
+        let mut r = self.running.lock().unwrap();
+        r.retain(|x| !x.same(&k));
+        r.push(k);
     }
 
     pub(crate) fn unregister_running(&self, k: &KickHandle) {

@@ -84,10 +84,12 @@ pub fn vm_config() -> VmConfig {
     // arena and slot make start-up cheaper (KVM sizes its per-slot metadata by the slot).
     // Slots are added in 256 MiB chunks while other vCPUs may run: never merge them (a merge
     // deletes a slot for a moment).
+    // 256 concurrent threads (exited threads' vCPUs are reused).
     VmConfig {
         fd_floor: Some(fd_floor()),
         page_table_bytes: 64 << 20,
         coalesce_slots: false,
+        max_vcpus: 256,
         ..VmConfig::default()
     }
 }
@@ -100,7 +102,7 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     // Default-ignored signals are ignored by the host too (see signals::host_ignores).
     for sig in 1..=64 {
         if signals::host_ignores(sig, &signals::Action::default()) {
-            sys::mirror_disposition(sig, true);
+            sys::mirror_disposition(sig, true, false);
         }
     }
     trace::set_root_pid();

@@ -130,8 +130,8 @@ pub struct Prepared {
 
 /// `BINPRM_BUF_SIZE`: how much of a `#!` line Linux reads.
 const BINPRM_BUF_SIZE: usize = 256;
-/// Nested interpreters allowed before `ELOOP` (fs/exec.c).
-const MAX_SCRIPT_DEPTH: usize = 4;
+/// Interpreter rewrites allowed before `ELOOP` (fs/exec.c `exec_binprm`: `depth > 5`).
+const MAX_SCRIPT_DEPTH: usize = 5;
 
 /// Parses a `#!` line (fs/binfmt_script.c): the interpreter and its optional single argument.
 fn parse_shebang(bytes: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
@@ -156,17 +156,37 @@ fn parse_shebang(bytes: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
 /// Reads and checks `path` (following `#!` scripts like the kernel) without touching the
 /// current image.
 pub fn prepare(path: &Path, argv: &[Vec<u8>]) -> Result<Prepared, ExecError> {
+    prepare_named(path, path, false, argv)
+}
+
+/// Like [`prepare`] for a file opened through a descriptor (`execveat`): `name` is what the
+/// kernel calls it (`/dev/fd/N[/path]`: `AT_EXECFN`, and the script argument of an interpreter),
+/// and `inaccessible` says the descriptor is close-on-exec, so an interpreter could not open
+/// the script afterwards: Linux refuses a script then (`ENOENT`, fs/binfmt_script.c).
+pub fn prepare_named(
+    path: &Path,
+    name: &Path,
+    inaccessible: bool,
+    argv: &[Vec<u8>],
+) -> Result<Prepared, ExecError> {
     use std::os::unix::ffi::OsStrExt;
-    let execfn = path.as_os_str().as_bytes().to_vec();
+    let execfn = name.as_os_str().as_bytes().to_vec();
     let mut argv = argv.to_vec();
     let mut path = path.to_path_buf();
+    let mut name = name.to_path_buf();
     for depth in 0..=MAX_SCRIPT_DEPTH {
-        let bytes = elf_min::read_executable(&path).map_err(|e| err(&path, e))?;
+        let bytes = elf_min::read_executable(&path).map_err(|e| err(&name, e))?;
         if bytes.starts_with(b"#!") {
             if depth == MAX_SCRIPT_DEPTH {
                 return Err(err(
                     &path,
                     ElfError::Io { op: elf_min::IoOp::Read, errno: libc::ELOOP },
+                ));
+            }
+            if depth == 0 && inaccessible {
+                return Err(err(
+                    &name,
+                    ElfError::Io { op: elf_min::IoOp::Read, errno: libc::ENOENT },
                 ));
             }
             let (interp, arg) = parse_shebang(&bytes).ok_or_else(|| {
@@ -175,10 +195,11 @@ pub fn prepare(path: &Path, argv: &[Vec<u8>]) -> Result<Prepared, ExecError> {
             // argv becomes: interpreter, [argument], script path, original argv[1..].
             let mut new = vec![interp.clone()];
             new.extend(arg);
-            new.push(path.as_os_str().as_bytes().to_vec());
+            new.push(name.as_os_str().as_bytes().to_vec());
             new.extend(argv.iter().skip(1).cloned());
             argv = new;
             path = PathBuf::from(std::ffi::OsStr::from_bytes(&interp));
+            name = path.clone();
             continue;
         }
         let elf = ElfFile::parse(&bytes).map_err(|e| err(&path, e))?;

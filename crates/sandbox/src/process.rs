@@ -106,6 +106,9 @@ pub struct Process {
     pub quiet: bool,
     /// Bytes of XSAVE state saved in signal frames.
     pub xstate_size: usize,
+    /// vCPUs of threads that exited, for new threads (KVM cannot destroy a single vCPU, and a
+    /// VM has a fixed number of them).
+    pub idle_vcpus: Mutex<Vec<Vcpu>>,
 }
 
 /// Bytes of XSAVE state to save in a signal frame: CPUID.(0DH,0).EBX (enabled components),
@@ -135,6 +138,7 @@ impl Process {
             dying: AtomicBool::new(false),
             vfork_pipe: Mutex::new(None),
             quiet,
+            idle_vcpus: Mutex::new(Vec::new()),
         }
     }
 
@@ -246,6 +250,9 @@ pub struct Thread {
     pub robust_list: (u64, u64),
     /// Where the vCPU last stopped.
     pub stop: Stop,
+    /// The mask to restore after a waiting call that installed a temporary one (sigsuspend,
+    /// ppoll, ...): saved in the frame if a handler runs, else restored when the call is done.
+    pub saved_mask: Option<u64>,
 }
 
 /// What the trap handling of one exit decided.
@@ -276,6 +283,7 @@ impl Thread {
             clear_child_tid: 0,
             robust_list: (0, 0),
             stop: Stop::Interrupted,
+            saved_mask: None,
         }
     }
 
@@ -311,8 +319,11 @@ impl Thread {
                         continue;
                     }
                     self.stop = Stop::Exception(self.vcpu.exception_frame());
-                    let code = if pf.error.present() { 2 } else { 1 }; // SEGV_ACCERR : SEGV_MAPERR
-                    let what = if pf.error.present() { "access violation" } else { "no mapping" };
+                    // SEGV_ACCERR where the program has a mapping (PROT_NONE pages are not
+                    // present in the guest page tables), SEGV_MAPERR where it has none.
+                    let mapped = self.proc.mm.lock().unwrap().vma_at(pf.addr).is_some();
+                    let code = if mapped { 2 } else { 1 };
+                    let what = if mapped { "access violation" } else { "no mapping" };
                     let info = signals::fault_info(libc::SIGSEGV, code, pf.addr);
                     self.force_signal(libc::SIGSEGV, &info, pf.addr, pf.error.0, 14, what, pf.rip)
                 }
@@ -466,6 +477,7 @@ impl Thread {
             }
         }
         self.hand_off_masked();
+        let saved = self.saved_mask;
         let mut restart = syscall.filter(|(_, eintr)| *eintr).map(|(sc, _)| sc);
         loop {
             let deliverable = sys::pending_signals() & !self.sigmask;
@@ -511,6 +523,11 @@ impl Thread {
             // One handler per safe point; more are delivered at the next one.
             return;
         }
+        // No handler entered: a temporary mask of a finished waiting call goes back now.
+        if let Some(old) = saved {
+            self.sigmask = old;
+            self.saved_mask = None;
+        }
         // Interrupted by a signal the program ignores or that is not its own: restart the call
         // transparently, as Linux does (ERESTARTSYS with no handler to run).
         if let Some(sc) = restart
@@ -535,17 +552,19 @@ impl Thread {
         if new == 0 {
             return;
         }
-        let others: Vec<Kicker> = self
+        let others: Vec<(i32, Kicker)> = self
             .proc
             .threads
             .lock()
             .unwrap()
             .iter()
             .filter(|(t, _)| **t != self.tid)
-            .map(|(_, k)| k.clone())
+            .map(|(t, k)| (*t, k.clone()))
             .collect();
-        for k in others {
+        // The kick ends a KVM_RUN; the interrupt signal ends a blocking host call or a wait.
+        for (tid, k) in others {
             k.kick();
+            sys::tgkill(tid, sys::interrupt_signal());
         }
     }
 
@@ -567,12 +586,13 @@ impl Thread {
             Err(e) => self.proc.finish(Err(e.into())),
         };
         let bytes: Vec<u8> = xsave.region.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let old_mask = self.saved_mask.take().unwrap_or(self.sigmask);
         let frame = signals::build(&signals::FrameInput {
             regs,
             sig,
             info,
             action,
-            old_mask: self.sigmask,
+            old_mask,
             altstack: self.altstack,
             xsave: &bytes[..self.proc.xstate_size],
             cr2,

@@ -18,6 +18,8 @@ use dune::Regs;
 pub const SIG_DFL: u64 = 0;
 /// `SIG_IGN`.
 pub const SIG_IGN: u64 = 1;
+/// `SA_NOCLDWAIT`.
+pub const SA_NOCLDWAIT: u64 = 0x2;
 /// `SA_SIGINFO`.
 pub const SA_SIGINFO: u64 = 0x4;
 /// `SA_ONSTACK`.

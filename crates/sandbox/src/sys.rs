@@ -233,7 +233,7 @@ pub fn move_fd_up(fd: i32, floor: i32) -> io::Result<i32> {
 // program is ever installed as a host handler.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Signals recorded for the process (any thread may deliver them), bit `n - 1` for signal `n`.
 pub static PROCESS_PENDING: AtomicU64 = AtomicU64::new(0);
@@ -241,10 +241,91 @@ pub static PROCESS_PENDING: AtomicU64 = AtomicU64::new(0);
 thread_local! {
     /// Signals recorded for the calling thread only (sent with tgkill/tkill).
     static THREAD_PENDING: Cell<u64> = const { Cell::new(0) };
+    /// Queued instances of thread-directed real-time signals.
+    static THREAD_COUNT: [Cell<u32>; 65] = const { [const { Cell::new(0) }; 65] };
 }
+
+/// Queued instances of process-directed real-time signals (real-time signals queue; standard
+/// ones do not, signal(7)).
+static PROCESS_COUNT: [AtomicU32; 65] = [const { AtomicU32::new(0) }; 65];
 
 /// The last `siginfo_t` (128 bytes) recorded per signal.
 static INFO: [[AtomicU64; 16]; 65] = [const { [const { AtomicU64::new(0) }; 16] }; 65];
+
+/// The kernel's first real-time signal.
+const SIGRTMIN_KERNEL: i32 = 32;
+
+/// Queued `siginfo_t`s of one real-time signal (a ring of [`RT_QUEUE`] entries), so each queued
+/// instance is delivered with its own value (sigqueue). Guarded by a spin lock taken only with
+/// host signals blocked (the handler runs with all blocked; consumers block them), so a thread
+/// never spins on a lock it holds itself.
+struct RtQueue {
+    lock: std::sync::atomic::AtomicBool,
+    head: AtomicU32,
+    len: AtomicU32,
+    slots: [[AtomicU64; 16]; RT_QUEUE],
+}
+
+/// Instances kept per real-time signal (more are still counted, with the last value).
+const RT_QUEUE: usize = 32;
+
+static RTQ: [RtQueue; 65] = [const {
+    RtQueue {
+        lock: std::sync::atomic::AtomicBool::new(false),
+        head: AtomicU32::new(0),
+        len: AtomicU32::new(0),
+        slots: [const { [const { AtomicU64::new(0) }; 16] }; RT_QUEUE],
+    }
+}; 65];
+
+impl RtQueue {
+    fn locked<T>(&self, f: impl FnOnce() -> T) -> T {
+        while self
+            .lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        let r = f();
+        self.lock.store(false, Ordering::Release);
+        r
+    }
+
+    fn push(&self, words: &[u64]) {
+        self.locked(|| {
+            let len = self.len.load(Ordering::Relaxed);
+            if (len as usize) < RT_QUEUE {
+                let i = (self.head.load(Ordering::Relaxed) + len) as usize % RT_QUEUE;
+                for (slot, w) in self.slots[i].iter().zip(words) {
+                    slot.store(*w, Ordering::Relaxed);
+                }
+                self.len.store(len + 1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    fn pop(&self) -> Option<[u8; 128]> {
+        self.locked(|| {
+            let len = self.len.load(Ordering::Relaxed);
+            if len == 0 {
+                return None;
+            }
+            let h = self.head.load(Ordering::Relaxed) as usize;
+            let mut out = [0u8; 128];
+            for (i, slot) in self.slots[h].iter().enumerate() {
+                out[i * 8..i * 8 + 8].copy_from_slice(&slot.load(Ordering::Relaxed).to_ne_bytes());
+            }
+            self.head.store(((h + 1) % RT_QUEUE) as u32, Ordering::Relaxed);
+            self.len.store(len - 1, Ordering::Relaxed);
+            Some(out)
+        })
+    }
+
+    fn clear(&self) {
+        self.locked(|| self.len.store(0, Ordering::Relaxed));
+    }
+}
 
 /// The signal that makes a supervisor thread leave a blocking host call or `KVM_RUN` without
 /// meaning anything to the program (used to stop threads on `execve`).
@@ -278,10 +359,26 @@ extern "C" fn on_host_signal(sig: i32, info: *mut libc::siginfo_t, _ctx: *mut li
     for (slot, w) in INFO[sig as usize].iter().zip(words) {
         slot.store(*w, Ordering::Relaxed);
     }
+    if sig >= SIGRTMIN_KERNEL {
+        RTQ[sig as usize].push(words);
+    }
+    record(sig, code == libc::SI_TKILL);
+}
+
+/// Marks `sig` pending (for the calling thread or the process), counting instances of
+/// real-time signals. Async-signal-safe.
+fn record(sig: i32, thread: bool) {
     let bit = 1u64 << (sig - 1);
-    if code == libc::SI_TKILL {
+    let rt = sig >= SIGRTMIN_KERNEL;
+    if thread {
+        if rt {
+            THREAD_COUNT.with(|c| c[sig as usize].set(c[sig as usize].get() + 1));
+        }
         THREAD_PENDING.with(|p| p.set(p.get() | bit));
     } else {
+        if rt {
+            PROCESS_COUNT[sig as usize].fetch_add(1, Ordering::SeqCst);
+        }
         PROCESS_PENDING.fetch_or(bit, Ordering::SeqCst);
     }
 }
@@ -337,7 +434,7 @@ pub fn install_host_signal_handlers() -> u64 {
 /// by the host too, so it does not interrupt blocking calls and, for `SIGCHLD` set to
 /// `SIG_IGN`, children are reaped automatically as the program asked. Everything else is caught
 /// and recorded. `SIGCHLD` at `SIG_DFL` stays caught (host `SIG_IGN` would auto-reap).
-pub fn mirror_disposition(sig: i32, ignore: bool) {
+pub fn mirror_disposition(sig: i32, ignore: bool, nocldwait: bool) {
     if sig == libc::SIGKILL
         || sig == libc::SIGSTOP
         || sig == kick_signal()
@@ -350,6 +447,10 @@ pub fn mirror_disposition(sig: i32, ignore: bool) {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = if ignore { libc::SIG_IGN } else { on_host_signal as *const () as usize };
         sa.sa_flags = if ignore { 0 } else { libc::SA_SIGINFO };
+        if nocldwait && sig == libc::SIGCHLD {
+            // SA_NOCLDWAIT: children are reaped by the kernel, as the program asked.
+            sa.sa_flags |= libc::SA_NOCLDWAIT;
+        }
         libc::sigfillset(&mut sa.sa_mask);
         libc::sigaction(sig, &sa, std::ptr::null_mut());
     }
@@ -360,18 +461,55 @@ pub fn pending_signals() -> u64 {
     THREAD_PENDING.with(Cell::get) | PROCESS_PENDING.load(Ordering::SeqCst)
 }
 
-/// Takes signal `sig` out of the recorded sets (thread first) and returns its `siginfo_t`.
-/// Returns `None` if it was not pending.
+/// Takes one instance of `sig` out of the recorded sets (thread first) and returns its
+/// `siginfo_t`. Returns `None` if it was not pending. Call with host signals blocked or from the
+/// thread's own context only (the thread set is this thread's).
 pub fn take_signal(sig: i32) -> Option<[u8; 128]> {
     let bit = 1u64 << (sig - 1);
+    let rt = sig >= SIGRTMIN_KERNEL;
     let mine = THREAD_PENDING.with(|p| {
         let v = p.get();
-        p.set(v & !bit);
-        v & bit != 0
+        if v & bit == 0 {
+            return false;
+        }
+        let left = if rt {
+            THREAD_COUNT.with(|c| {
+                let n = c[sig as usize].get().saturating_sub(1);
+                c[sig as usize].set(n);
+                n
+            })
+        } else {
+            0
+        };
+        if left == 0 {
+            p.set(v & !bit);
+        }
+        true
     });
-    let process = !mine && PROCESS_PENDING.fetch_and(!bit, Ordering::SeqCst) & bit != 0;
+    let process = !mine && {
+        if PROCESS_PENDING.load(Ordering::SeqCst) & bit == 0 {
+            false
+        } else {
+            let left = if rt {
+                PROCESS_COUNT[sig as usize].fetch_sub(1, Ordering::SeqCst).saturating_sub(1)
+            } else {
+                0
+            };
+            if left == 0 {
+                PROCESS_PENDING.fetch_and(!bit, Ordering::SeqCst);
+                // An instance recorded meanwhile keeps the signal pending.
+                if rt && PROCESS_COUNT[sig as usize].load(Ordering::SeqCst) > 0 {
+                    PROCESS_PENDING.fetch_or(bit, Ordering::SeqCst);
+                }
+            }
+            true
+        }
+    };
     if !mine && !process {
         return None;
+    }
+    if rt && let Some(info) = with_signals_blocked(|_| RTQ[sig as usize].pop()) {
+        return Some(info);
     }
     let mut out = [0u8; 128];
     for (i, slot) in INFO[sig as usize].iter().enumerate() {
@@ -380,33 +518,78 @@ pub fn take_signal(sig: i32) -> Option<[u8; 128]> {
     Some(out)
 }
 
+/// Forgets every pending instance of `sig` (the program set it to be ignored; signal(7): a
+/// pending signal whose disposition becomes "ignore" is discarded). The process set, and the
+/// calling thread's.
+pub fn discard_signal(sig: i32) {
+    let bit = 1u64 << (sig - 1);
+    with_signals_blocked(|_| RTQ[sig as usize].clear());
+    PROCESS_COUNT[sig as usize].store(0, Ordering::SeqCst);
+    PROCESS_PENDING.fetch_and(!bit, Ordering::SeqCst);
+    THREAD_COUNT.with(|c| c[sig as usize].set(0));
+    THREAD_PENDING.with(|p| p.set(p.get() & !bit));
+}
+
 /// Records `sig` for the calling thread as if the host had delivered it (`info` as given).
 pub fn post_thread_signal(sig: i32, info: &[u8; 128]) {
-    for (i, slot) in INFO[sig as usize].iter().enumerate() {
-        slot.store(
-            u64::from_ne_bytes(info[i * 8..i * 8 + 8].try_into().unwrap()),
-            Ordering::Relaxed,
-        );
+    let words: Vec<u64> =
+        info.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).collect();
+    for (slot, w) in INFO[sig as usize].iter().zip(&words) {
+        slot.store(*w, Ordering::Relaxed);
     }
-    THREAD_PENDING.with(|p| p.set(p.get() | 1u64 << (sig - 1)));
+    with_signals_blocked(|_| {
+        if sig >= SIGRTMIN_KERNEL {
+            RTQ[sig as usize].push(&words);
+        }
+        record(sig, true);
+    });
 }
 
-/// Clears every recorded signal (a forked child starts with none pending).
+/// Clears every recorded signal (a forked child starts with none pending). Only for a freshly
+/// forked child, with host signals blocked.
 pub fn clear_pending() {
     PROCESS_PENDING.store(0, Ordering::SeqCst);
+    for c in &PROCESS_COUNT {
+        c.store(0, Ordering::SeqCst);
+    }
     THREAD_PENDING.with(|p| p.set(0));
+    THREAD_COUNT.with(|c| c.iter().for_each(|x| x.set(0)));
+    // Called in a forked child, where only this thread exists: a lock another parent thread
+    // held at the fork is released by force.
+    for q in &RTQ {
+        q.lock.store(false, Ordering::Release);
+        q.clear();
+    }
 }
 
-/// Waits until a host signal arrives or `timeout` (None: forever) passes, with every signal
-/// deliverable. Returns false on timeout.
-pub fn wait_for_signal(timeout: Option<libc::timespec>) -> bool {
-    // SAFETY: ppoll with no descriptors and a valid (or null) timeout only sleeps.
+/// Runs `f` with every host signal blocked in this thread, passing the thread's usual mask: `f`
+/// checks the recorded signals and then makes a waiting call (ppoll, pselect6, epoll_pwait)
+/// with that mask, which the kernel installs atomically for the wait. A signal that arrives
+/// after the check therefore interrupts the wait instead of being missed.
+pub fn with_signals_blocked<T>(f: impl FnOnce(&libc::sigset_t) -> T) -> T {
+    // SAFETY: sigfillset/pthread_sigmask on local sets; only this thread's mask changes, and it
+    // is restored before returning.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let r = f(&old);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        r
+    }
+}
+
+/// Sleeps until a host signal arrives or `timeout` (None: forever) passes, installing `mask`
+/// for the sleep (from [`with_signals_blocked`]). Returns false on timeout.
+pub fn sleep_with_mask(timeout: Option<libc::timespec>, mask: &libc::sigset_t) -> bool {
+    // SAFETY: ppoll with no descriptors, a valid (or null) timeout and a valid mask only sleeps.
     let r = unsafe {
         libc::ppoll(
             std::ptr::null_mut(),
             0,
             timeout.as_ref().map_or(std::ptr::null(), |t| t as *const _),
-            std::ptr::null(),
+            mask,
         )
     };
     r < 0

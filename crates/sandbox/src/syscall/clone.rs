@@ -105,10 +105,14 @@ fn new_thread(
     }
     let (regs, sregs, xsave) = child_state(ctx, stack)?;
     let proc = ctx.thread.proc.clone();
-    let mut vcpu = proc.vm.create_vcpu().map_err(|e| {
-        tracing::warn!(%e, "creating a vCPU for a new thread failed");
-        Errno(libc::EAGAIN)
-    })?;
+    let idle = proc.idle_vcpus.lock().unwrap().pop();
+    let mut vcpu = match idle {
+        Some(v) => v,
+        None => proc.vm.create_vcpu().map_err(|e| {
+            tracing::warn!(%e, "creating a vCPU for a new thread failed");
+            Errno(libc::EAGAIN)
+        })?,
+    };
     vcpu.set_user_context(&regs).map_err(io)?;
     let mut s = vcpu.sregs().map_err(io)?;
     s.fs.base = if flags & CLONE_SETTLS != 0 { tls } else { sregs.fs.base };
@@ -131,6 +135,9 @@ fn new_thread(
             let _ = sys::write_program(ctid, &child.tid.to_ne_bytes());
         }
         child.run();
+        // The thread exited: its vCPU serves the next new thread.
+        let Thread { proc, vcpu, .. } = child;
+        proc.idle_vcpus.lock().unwrap().push(vcpu);
     });
     spawned.map_err(|_| Errno(libc::EAGAIN))?;
     let tid = tid_rx.recv().map_err(|_| Errno(libc::EAGAIN))?;
@@ -160,7 +167,9 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
     let proc = ctx.thread.proc.clone();
     // Hold every lock across fork, so the child inherits none locked by a thread that does not
     // exist there; flush the trace so buffered lines are not written twice.
-    let pid = {
+    // Host signals are blocked across fork, so none is recorded in the child before it forgets
+    // the parent's recorded ones (they stay pending in its kernel state and arrive afterwards).
+    let pid = sys::with_signals_blocked(|_| {
         let mut trace = proc.trace.lock().unwrap();
         if let Some(t) = trace.as_mut() {
             t.flush();
@@ -171,8 +180,12 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         let _policy = proc.policy.lock().unwrap();
         let _exe = proc.exe.lock().unwrap();
         let _vf = proc.vfork_pipe.lock().unwrap();
-        sys::fork()?
-    };
+        let pid = sys::fork()?;
+        if pid == 0 {
+            sys::clear_pending();
+        }
+        Ok::<i32, Errno>(pid)
+    })?;
     if pid > 0 {
         if flags & CLONE_PARENT_SETTID != 0 {
             let _ = sys::write_program(ptid, &pid.to_ne_bytes());
@@ -185,7 +198,6 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         return Ok(pid as u64);
     }
     // The child: the only thread here. Build its own VM over the copied memory.
-    sys::clear_pending();
     if let Some((r, _)) = pipe {
         sys::close(r);
     }

@@ -210,7 +210,11 @@ pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
     if let Some(n) = new {
         ctx.proc().actions.lock().unwrap()[sig as usize] = n;
-        sys::mirror_disposition(sig, signals::host_ignores(sig, &n));
+        let ignored = signals::host_ignores(sig, &n);
+        if ignored {
+            sys::discard_signal(sig);
+        }
+        sys::mirror_disposition(sig, ignored, n.flags & signals::SA_NOCLDWAIT != 0);
     }
     Ok(0)
 }
@@ -332,40 +336,48 @@ pub fn rt_sigreturn(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
     Ok(regs.rax)
 }
 
-/// Waits for a signal not in `mask` to be recorded; returns false on timeout.
+/// Waits for a signal not in `mask` to be recorded; returns false on timeout. The check and the
+/// sleep are atomic with respect to host signals (`sys::with_signals_blocked`).
 fn wait_unmasked(mask: u64, timeout: Option<std::time::Duration>) -> bool {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
-        if sys::pending_signals() & !mask != 0 {
-            return true;
-        }
-        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-        if left == Some(std::time::Duration::ZERO) {
-            return false;
-        }
-        let ts = left.map(|l| libc::timespec {
-            tv_sec: l.as_secs() as libc::time_t,
-            tv_nsec: l.subsec_nanos() as libc::c_long,
+        let done = sys::with_signals_blocked(|usual| {
+            if sys::pending_signals() & !mask != 0 {
+                return Some(true);
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            if left == Some(std::time::Duration::ZERO) {
+                return Some(false);
+            }
+            let ts = left.map(|l| libc::timespec {
+                tv_sec: l.as_secs() as libc::time_t,
+                tv_nsec: l.subsec_nanos() as libc::c_long,
+            });
+            sys::sleep_with_mask(ts, usual);
+            None
         });
-        sys::wait_for_signal(ts);
+        if let Some(d) = done {
+            return d;
+        }
     }
+}
+
+/// Installs a temporary signal mask for a waiting call (sigsuspend, ppoll, pselect6,
+/// epoll_pwait): the old one is restored when the call returns, or, if a handler is entered
+/// because of the wait, when the handler returns (the frame saves the old mask).
+fn temporary_mask(ctx: &mut Ctx<'_>, mask: u64) {
+    let old = ctx.thread.sigmask;
+    ctx.thread.sigmask = mask & !signals::UNBLOCKABLE;
+    ctx.thread.saved_mask = Some(old);
 }
 
 pub fn rt_sigsuspend(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[1] != 8 {
         return Err(Errno::EINVAL);
     }
-    let mask = read_u64(ctx.proc(), a[0])? & !signals::UNBLOCKABLE;
-    wait_unmasked(mask, None);
-    // The handler runs with the temporary mask in force and restores the old one on return.
-    let old = ctx.thread.sigmask;
-    ctx.thread.sigmask = mask;
-    ctx.thread.deliver(None);
-    // If no handler was entered (the signal was ignored), keep waiting like Linux would; here
-    // we return EINTR with the old mask restored.
-    if ctx.thread.sigmask == mask {
-        ctx.thread.sigmask = old;
-    }
+    let mask = read_u64(ctx.proc(), a[0])?;
+    temporary_mask(ctx, mask);
+    wait_unmasked(ctx.thread.sigmask, None);
     Err(Errno(libc::EINTR))
 }
 
@@ -410,7 +422,8 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         if p & !ctx.thread.sigmask & !set != 0 {
             return Err(Errno(libc::EINTR));
         }
-        if !wait_unmasked(!set & ctx.thread.sigmask, timeout) {
+        // Wake for a signal in `set` or one the thread does not block.
+        if !wait_unmasked(ctx.thread.sigmask & !set, timeout) {
             return Err(Errno(libc::EAGAIN));
         }
     }
@@ -444,6 +457,25 @@ pub fn tkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return self_directed_runtime_signal(ctx, a[1]);
     }
     host(libc::SYS_tkill, [a[0], a[1], 0, 0, 0, 0])
+}
+
+pub fn rt_sigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let info = copy_in(ctx.proc(), a[2], 128)?;
+    if is_runtime_signal(a[1]) && a[0] as i32 == std::process::id() as i32 {
+        return self_directed_runtime_signal(ctx, a[1]);
+    }
+    host(libc::SYS_rt_sigqueueinfo, [a[0], a[1], info.as_ptr() as u64, 0, 0, 0])
+}
+
+pub fn rt_tgsigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let info = copy_in(ctx.proc(), a[3], 128)?;
+    if is_runtime_signal(a[2])
+        && a[0] as i32 == std::process::id() as i32
+        && a[1] as i32 == ctx.thread.tid
+    {
+        return self_directed_runtime_signal(ctx, a[2]);
+    }
+    host(libc::SYS_rt_tgsigqueueinfo, [a[0], a[1], a[2], info.as_ptr() as u64, 0, 0])
 }
 
 pub fn tgkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -803,12 +835,44 @@ pub fn recvmmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 // Waiting calls whose signal mask would be installed on the host thread: the mask is dropped
 // (program signal masks are the supervisor's business), the rest validated.
 
+/// A waiting call with an optional signal mask (`sigmask`, 0 for none): the mask becomes the
+/// program's for the call (see [`temporary_mask`]); the host call itself runs with host signals
+/// unblocked atomically, after a check that nothing deliverable is pending already.
+fn masked_wait(
+    ctx: &mut Ctx<'_>,
+    sigmask: u64,
+    call: impl FnOnce(&libc::sigset_t) -> SysResult,
+) -> SysResult {
+    if sigmask != 0 {
+        let mask = read_u64(ctx.proc(), sigmask)?;
+        temporary_mask(ctx, mask);
+    }
+    let blocked = ctx.thread.sigmask;
+    let r = sys::with_signals_blocked(|usual| {
+        if sigmask != 0 && sys::pending_signals() & !blocked != 0 {
+            return Err(Errno(libc::EINTR));
+        }
+        call(usual)
+    });
+    if r != Err(Errno(libc::EINTR))
+        && let Some(old) = ctx.thread.saved_mask.take()
+    {
+        ctx.thread.sigmask = old;
+    }
+    r
+}
+
 pub fn ppoll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     ctx.proc().check(a[0], a[1].checked_mul(8).ok_or(Errno::EINVAL)?)?;
     if a[2] != 0 {
         ctx.proc().check(a[2], 16)?;
     }
-    host(libc::SYS_ppoll, [a[0], a[1], a[2], 0, 8, 0])
+    if a[3] != 0 && a[4] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    masked_wait(ctx, a[3], |usual| {
+        host(libc::SYS_ppoll, [a[0], a[1], a[2], usual as *const _ as u64, 8, 0])
+    })
 }
 
 pub fn pselect6(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -821,13 +885,33 @@ pub fn pselect6(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[4] != 0 {
         ctx.proc().check(a[4], 16)?;
     }
-    host(libc::SYS_pselect6, [a[0], a[1], a[2], a[3], a[4], 0])
+    // The sixth argument points at { const sigset_t *ss; size_t ss_len; }.
+    let sigmask = if a[5] != 0 {
+        let d = copy_in(ctx.proc(), a[5], 16)?;
+        let ss = u64::from_ne_bytes(d[0..8].try_into().unwrap());
+        let len = u64::from_ne_bytes(d[8..16].try_into().unwrap());
+        if ss != 0 && len != 8 {
+            return Err(Errno::EINVAL);
+        }
+        ss
+    } else {
+        0
+    };
+    masked_wait(ctx, sigmask, |usual| {
+        let data: [u64; 2] = [usual as *const _ as u64, 8];
+        host(libc::SYS_pselect6, [a[0], a[1], a[2], a[3], a[4], data.as_ptr() as u64])
+    })
 }
 
 pub fn epoll_pwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc(), a[0])?;
     ctx.proc().check(a[1], a[2].checked_mul(12).ok_or(Errno::EINVAL)?)?;
-    host(libc::SYS_epoll_wait, [a[0], a[1], a[2], a[3], 0, 0])
+    if a[4] != 0 && a[5] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    masked_wait(ctx, a[4], |usual| {
+        host(libc::SYS_epoll_pwait, [a[0], a[1], a[2], a[3], usual as *const _ as u64, 8])
+    })
 }
 
 pub fn futex(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

@@ -60,26 +60,39 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     }
     let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
     let p = p.as_bytes();
-    let file: PathBuf = if p.is_empty() {
+    // What to open, and what the kernel would call it (fs/exec.c alloc_bprm: "/dev/fd/N" or
+    // "/dev/fd/N/path" for a descriptor-relative execveat).
+    let (file, name, fd_based): (PathBuf, PathBuf, bool) = if p.is_empty() {
         if flags & libc::AT_EMPTY_PATH as u64 == 0 {
             return Err(Errno(libc::ENOENT));
         }
         check_fd(ctx.proc(), dirfd)?;
-        PathBuf::from(format!("/proc/self/fd/{}", dirfd as i32))
+        let fd = dirfd as i32;
+        (PathBuf::from(format!("/proc/self/fd/{fd}")), PathBuf::from(format!("/dev/fd/{fd}")), true)
     } else if super::emul::is_own_exe(p) {
         // The program's own executable, not the supervisor's.
-        ctx.proc().exe.lock().unwrap().clone()
+        let exe = ctx.proc().exe.lock().unwrap().clone();
+        (exe.clone(), exe, false)
     } else if p[0] == b'/' || dirfd as i32 == libc::AT_FDCWD {
-        PathBuf::from(std::ffi::OsStr::from_bytes(p))
+        let f = PathBuf::from(std::ffi::OsStr::from_bytes(p));
+        (f.clone(), f, false)
     } else {
         check_fd(ctx.proc(), dirfd)?;
-        PathBuf::from(format!("/proc/self/fd/{}", dirfd as i32))
-            .join(std::ffi::OsStr::from_bytes(p))
+        let fd = dirfd as i32;
+        let rel = std::ffi::OsStr::from_bytes(p);
+        (
+            PathBuf::from(format!("/proc/self/fd/{fd}")).join(rel),
+            PathBuf::from(format!("/dev/fd/{fd}")).join(rel),
+            true,
+        )
     };
+    let inaccessible =
+        fd_based && sys::fd_flags(dirfd as i32).is_some_and(|f| f & libc::FD_CLOEXEC != 0);
     let mut total = 0;
     let argv = read_strings(ctx, argv, &mut total)?;
     let envp = read_strings(ctx, envp, &mut total)?;
-    let prepared = loader::prepare(&file, &argv).map_err(|e| Errno(e.errno()))?;
+    let prepared =
+        loader::prepare_named(&file, &name, inaccessible, &argv).map_err(|e| Errno(e.errno()))?;
 
     // The point of no return. End the other threads first (de_thread in fs/exec.c).
     end_other_threads(ctx);
@@ -118,7 +131,7 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         if act.handler != signals::SIG_IGN {
             *act = Action::default();
         }
-        sys::mirror_disposition(sig as i32, signals::host_ignores(sig as i32, act));
+        sys::mirror_disposition(sig as i32, signals::host_ignores(sig as i32, act), false);
     }
     ctx.thread.altstack = [0; 24];
     ctx.thread.altstack[8..12].copy_from_slice(&libc::SS_DISABLE.to_ne_bytes());

@@ -215,6 +215,7 @@ table! {
     126 "capset" [InOut(Fixed(8)), In(Fixed(24))] F;
     127 "rt_sigpending" [Hex, Int] e(emul::rt_sigpending);
     128 "rt_sigtimedwait" [Hex, Hex, Hex, Int] e(emul::rt_sigtimedwait);
+    129 "rt_sigqueueinfo" [Int, Int, Hex] e(emul::rt_sigqueueinfo);
     130 "rt_sigsuspend" [Hex, Int] e(emul::rt_sigsuspend);
     131 "sigaltstack" [Hex, Hex] e(emul::sigaltstack);
     132 "utime" [Path, In(Fixed(16))] F;
@@ -309,6 +310,7 @@ table! {
     294 "inotify_init1" [Hex] F;
     295 "preadv" [Fd, Hex, Int, Int, Int] e(emul::preadv);
     296 "pwritev" [Fd, Hex, Int, Int, Int] e(emul::pwritev);
+    297 "rt_tgsigqueueinfo" [Int, Int, Int, Hex] e(emul::rt_tgsigqueueinfo);
     299 "recvmmsg" [Fd, Hex, Int, Hex, Hex] e(emul::recvmmsg);
     302 "prlimit64" [Int, Int, In(Fixed(RLIMIT)), Out(Fixed(RLIMIT))] e(emul::prlimit64);
     306 "syncfs" [Fd] F;

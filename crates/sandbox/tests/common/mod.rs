@@ -561,17 +561,21 @@ pub fn run_in(mode: Mode, cmd: &Cmd, dir: &Path) -> Output {
 }
 
 /// Spawns `command` with piped stdout/stderr (stdin from `input` or /dev/null), collects the
-/// output, and kills it after `timeout`.
+/// output, and kills it after `timeout`. The command runs in a process group of its own, and a
+/// timeout kills the whole group: a forked descendant left behind would keep the output pipes
+/// open and the readers waiting forever.
 fn execute(
     mut command: Command,
     input: Option<&[u8]>,
     timeout: Duration,
     what: &str,
 ) -> (ExitStatus, Vec<u8>, Vec<u8>) {
+    use std::os::unix::process::CommandExt;
     command
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start the {what}: {e}"));
     let pid = child.id() as libc::pid_t;
     let writer = child.stdin.take().map(|mut w| {
@@ -600,9 +604,13 @@ fn execute(
     let status = match rx.recv_timeout(timeout) {
         Ok(s) => s.unwrap_or_else(|e| panic!("waiting for the {what}: {e}")),
         Err(_) => {
-            // SAFETY: kill(2) on the pid of our child, which the waiter thread has not reaped
-            // (it has not reported an exit); no memory is involved.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // SAFETY: kill(2) on the process group our child leads (it has not been reaped: the
+            // waiter thread has not reported an exit, so the group id is still ours) and on the
+            // child itself; no memory is involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGKILL);
+            }
             let _ = rx.recv();
             let _ = waiter.join();
             let out = out_reader.join().unwrap_or_default();
@@ -615,11 +623,32 @@ fn execute(
         }
     };
     let _ = waiter.join();
+    // A descendant that outlived the program (e.g. a forked child that never ended) keeps the
+    // pipes open: give it 10 s, then end the group and fail.
+    let linger_deadline = Instant::now() + Duration::from_secs(10);
+    let open = || !(out_reader.is_finished() && err_reader.is_finished());
+    while open() && Instant::now() < linger_deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let lingering = open();
+    if lingering {
+        // SAFETY: kill(2) on the process group our (reaped) child led; its remaining members
+        // are the child's descendants (Linux does not reuse an id while its group exists).
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
     if let Some(w) = writer {
         let _ = w.join();
     }
     let stdout = out_reader.join().expect("stdout reader");
     let stderr = err_reader.join().expect("stderr reader");
+    assert!(
+        !lingering,
+        "the {what} ended ({}), but a descendant kept its stdout or stderr open for 10 s more \
+         and was killed\nstdout:\n{}\nstderr:\n{}",
+        status_text(status),
+        shorten(&stdout, 2000),
+        shorten(&stderr, 2000)
+    );
     (status, stdout, stderr)
 }
 

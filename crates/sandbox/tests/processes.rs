@@ -1,0 +1,1210 @@
+//! Processes, threads and signals, differential against native runs: Debian's dynamically
+//! linked programs (coreutils, dash, bash, python3, sqlite3), busybox's shell with pipelines and
+//! background jobs, and our own C programs (tests/c/proc_*.c, sig_*.c, thr_*.c), each built
+//! `-static`, `-static-pie` and plain dynamic. Every case runs natively and under
+//! `sandbox run` in fresh working directories; exit status (code or signal), stdout (with the
+//! working directory's path replaced by `$WORK`) and the files left behind must be equal. Each
+//! test also checks the native output for what the program is known to print, so a sandbox
+//! that ignores signals, cannot fork or runs nothing fails, and so does a broken harness.
+//!
+//! Time-based cases use margins of a second or more (alarm at 1 s, the writer at 3 s); they
+//! print only booleans about durations, never times or pids.
+//!
+//! The Ctrl-C tests drive the process themselves: they wait for "ready" on its stdout, send
+//! SIGINT to the process they started (the sandbox, or the program natively), and compare how
+//! it ended.
+mod common;
+
+use common::{
+    Cmd, Compared, Link, Mode, assert_same, assert_same_steps, assert_same_steps_excluding,
+    build_c, command_for, write_file,
+};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Limit for Debian's programs (each side): some fork hundreds of processes or sleep on purpose.
+const LONG: Duration = Duration::from_secs(240);
+
+/// Limit for our C programs (each side); the slowest sleeps about 6 s on purpose.
+const C_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The fixture's mtime: 2020-09-13 12:26:40 UTC.
+const FIXED_TIME: i64 = 1_600_000_000;
+
+/// Defines the module `<name>` with tests `static_`, `static_pie` and `dynamic`, each running
+/// the body with `link` set after the KVM gate.
+macro_rules! all_links {
+    ($name:ident, |$link:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            fn run($link: Link) $body
+
+            #[test]
+            fn static_() {
+                if !dune::testing::kvm_or_skip(concat!(
+                    "sandbox::processes::",
+                    stringify!($name),
+                    "::static_"
+                )) {
+                    return;
+                }
+                run(Link::Static);
+            }
+
+            #[test]
+            fn static_pie() {
+                if !dune::testing::kvm_or_skip(concat!(
+                    "sandbox::processes::",
+                    stringify!($name),
+                    "::static_pie"
+                )) {
+                    return;
+                }
+                run(Link::StaticPie);
+            }
+
+            #[test]
+            fn dynamic() {
+                if !dune::testing::kvm_or_skip(concat!(
+                    "sandbox::processes::",
+                    stringify!($name),
+                    "::dynamic"
+                )) {
+                    return;
+                }
+                run(Link::Dynamic);
+            }
+        }
+    };
+}
+
+/// Defines a single test with the KVM gate.
+macro_rules! kvm_test {
+    ($name:ident, $body:block) => {
+        #[test]
+        fn $name() {
+            if !dune::testing::kvm_or_skip(concat!("sandbox::processes::", stringify!($name))) {
+                return;
+            }
+            $body
+        }
+    };
+}
+
+/// Runs C program `name` (built as `link`) with `args` both ways in directories prepared by
+/// `setup`; returns the comparison.
+fn c_case(name: &str, link: Link, args: &[&str], setup: impl Fn(&Path)) -> Compared {
+    let bin = build_c(name, link);
+    let label = format!("{name}-{}-{}", args.join("-"), link.suffix());
+    let cmd = Cmd::new(&bin).args(args).timeout(C_TIMEOUT).env("LC_ALL", "C");
+    assert_same_steps(&label, setup, &[cmd])
+}
+
+/// Like [`c_case`] without setup.
+fn c_run(name: &str, link: Link, args: &[&str]) -> Compared {
+    c_case(name, link, args, |_| {})
+}
+
+/// The native stdout of the last step.
+fn native_out(c: &Compared) -> String {
+    c.last().native.stdout_str()
+}
+
+/// Asserts that every line of `lines` occurs in `out` (a check of the native run).
+fn assert_lines(out: &str, lines: &[&str]) {
+    for l in lines {
+        assert!(out.lines().any(|x| x == *l), "missing line {l:?} in the native output:\n{out}");
+    }
+}
+
+/// Asserts the native run exited with `code`.
+fn assert_native_code(c: &Compared, code: i32) {
+    let n = &c.last().native;
+    assert_eq!(n.code(), Some(code), "native exit status\n{}", n.report());
+}
+
+/// Asserts the native run died of `sig`.
+fn assert_native_signal(c: &Compared, sig: i32) {
+    let n = &c.last().native;
+    assert_eq!(n.signal(), Some(sig), "native run should die of signal {sig}\n{}", n.report());
+}
+
+/// Fails (not skips) unless `path` exists, naming the Debian package that provides it.
+fn require(path: &str, package: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing: install the Debian package {package} (a provisioned dependency of \
+         these tests: `cargo xtask test` installs it, or `apt-get install {package}`)"
+    );
+}
+
+// =============================================================================================
+// a. Debian's dynamically linked programs
+// =============================================================================================
+
+/// A deterministic tree for ls/cat/sort: fixed contents, modes and mtimes.
+fn tree_fixture(dir: &Path) {
+    write_file(dir, "tree/a.txt", "alpha\nbeta\ngamma\n");
+    write_file(dir, "tree/b.txt", "x".repeat(5000));
+    write_file(dir, "tree/sub/c.txt", "3\n1\n2\n");
+    write_file(dir, "tree/sub/deeper/d.bin", common::pseudo_random(3000, 11));
+    write_file(dir, "tree/script.sh", "#!/bin/sh\necho hi\n");
+    write_file(dir, "words.txt", words(400));
+    write_file(dir, "nums.txt", nums(5000));
+    write_file(dir, "big.txt", big_lines(120_000));
+    std::fs::create_dir(dir.join("tree/empty")).expect("mkdir tree/empty");
+    std::os::unix::fs::symlink("a.txt", dir.join("tree/link")).expect("symlink");
+    for f in ["tree/a.txt", "tree/b.txt", "tree/sub/c.txt", "tree/sub/deeper/d.bin"] {
+        common::chmod(dir, f, 0o644);
+    }
+    for f in ["words.txt", "nums.txt", "big.txt"] {
+        common::chmod(dir, f, 0o644);
+    }
+    common::chmod(dir, "tree/script.sh", 0o755);
+    common::chmod(dir, "tree/sub/deeper/d.bin", 0o600);
+    for d in ["tree", "tree/sub", "tree/sub/deeper"] {
+        common::chmod(dir, d, 0o755);
+    }
+    common::chmod(dir, "tree/empty", 0o700);
+    common::set_mtimes_recursive(dir, FIXED_TIME);
+}
+
+const WORDS: [&str; 10] =
+    ["pear", "apple", "fig", "kiwi", "banana", "cherry", "date", "lime", "plum", "grape"];
+
+fn words(n: usize) -> String {
+    (0..n).map(|i| format!("{}\n", WORDS[(i * i + 7 * i) % WORDS.len()])).collect()
+}
+
+fn nums(n: usize) -> String {
+    (0..n).map(|i| format!("{}\n", (i * 7919 + 17) % 10007)).collect()
+}
+
+fn big_lines(n: usize) -> String {
+    (0..n).map(|i| format!("{} line {i} {}\n", (i * 104_729) % 1_000_003, WORDS[i % 10])).collect()
+}
+
+/// A Debian program with TZ=UTC and LC_ALL=C.
+fn deb(program: &str, args: &[&str]) -> Cmd {
+    Cmd::new(program).args(args).env("TZ", "UTC").env("LC_ALL", "C").timeout(LONG)
+}
+
+kvm_test!(debian_ls_la, {
+    require("/bin/ls", "coreutils");
+    let c = assert_same_steps(
+        "deb-ls",
+        tree_fixture,
+        &[
+            deb("/bin/ls", &["-la", "tree"]),
+            deb("/bin/ls", &["-laR", "--color=never", "tree"]),
+            deb("/bin/ls", &["-la", "tree/missing", "tree/a.txt"]),
+        ],
+    );
+    let out = c.steps[0].native.stdout_str();
+    assert!(out.starts_with("total "), "{out}");
+    assert!(out.contains(" Sep 13  2020 a.txt\n"), "{out}");
+    assert!(out.contains("link -> a.txt\n"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("drwx------ ") && l.ends_with(" empty")), "{out}");
+    assert!(c.steps[1].native.stdout_str().contains("tree/sub/deeper:\n"));
+    assert_eq!(c.steps[2].native.code(), Some(2));
+});
+
+kvm_test!(debian_cat, {
+    require("/bin/cat", "coreutils");
+    let c = assert_same_steps(
+        "deb-cat",
+        tree_fixture,
+        &[
+            deb("/bin/cat", &["tree/a.txt", "tree/sub/c.txt"]),
+            deb("/bin/cat", &["-n", "-"]).stdin("one\ntwo\n"),
+            deb("/bin/cat", &["tree/sub/deeper/d.bin", "big.txt"]),
+            deb("/bin/cat", &["nope.txt"]),
+        ],
+    );
+    assert_eq!(c.steps[0].native.stdout_str(), "alpha\nbeta\ngamma\n3\n1\n2\n");
+    assert_eq!(c.steps[1].native.stdout_str(), "     1\tone\n     2\ttwo\n");
+    assert_eq!(c.steps[2].native.stdout.len(), 3000 + big_lines(120_000).len());
+    assert_eq!(c.steps[3].native.code(), Some(1));
+});
+
+kvm_test!(debian_sort, {
+    require("/usr/bin/sort", "coreutils");
+    let c = assert_same_steps(
+        "deb-sort",
+        tree_fixture,
+        &[
+            deb("/usr/bin/sort", &["words.txt"]),
+            deb("/usr/bin/sort", &["-n", "-u", "nums.txt"]),
+            deb("/usr/bin/sort", &["-k3,3", "-k1,1nr", "-o", "sorted.txt", "big.txt"]),
+            // Several threads (GNU sort's --parallel) on 120,000 lines.
+            deb("/usr/bin/sort", &["--parallel=4", "-S", "64M", "-n", "big.txt"]),
+            // A small buffer: temporary files in the working directory, merged at the end.
+            deb("/usr/bin/sort", &["-S", "100K", "-T", ".", "-r", "big.txt"]),
+        ],
+    );
+    let mut w: Vec<String> = words(400).lines().map(|l| format!("{l}\n")).collect();
+    w.sort();
+    assert_eq!(c.steps[0].native.stdout_str(), w.concat());
+    let out3 = c.steps[3].native.stdout_str();
+    assert_eq!(out3.lines().count(), 120_000);
+    assert!(out3.starts_with("0 line 0 pear\n"), "{}", &out3[..100]);
+    assert!(c.native_dir.join("sorted.txt").exists());
+});
+
+/// The script for `dash`: pipelines, subshells, command substitution (nested), redirections
+/// to files in the working directory, here-documents, traps, `set -e` interplay.
+const DASH_SCRIPT: &str = r#"set -e
+printf '%s\n' cherry apple banana apple date > fruits.txt
+sort fruits.txt | uniq -c | sort -rn > counts.txt
+echo "lines: $(wc -l < fruits.txt)"
+n=$(grep -c apple fruits.txt)
+echo "apples: $n"
+( cd /; echo "subshell in $(pwd)"; exit 3 ) || echo "subshell exit $?"
+echo "still in $PWD"
+{ echo one; echo two >&2; } > out.txt 2> err.txt
+cat out.txt err.txt
+x=$( (echo inner; echo nested-$(echo deep)) | tr a-z A-Z )
+echo "$x"
+echo appended >> out.txt
+exec 3> fd3.txt; echo "via fd 3" >&3; exec 3>&-
+cat < fd3.txt
+for f in *.txt; do printf '%s:%s\n' "$f" "$(wc -c < "$f")"; done
+false | true && echo "pipeline status is the last command's"
+if ! grep -q zebra fruits.txt; then echo "no zebra"; fi
+echo "case: $(case banana in b*) echo b-word;; *) echo other;; esac)"
+cat <<EOT | tr a-z A-Z
+here $n document
+EOT
+echo "a b c" | while read p q r; do echo "read $r $q $p"; done
+seq 1 2000 | tail -n 1
+trap 'echo trapped EXIT' EXIT
+exit 5
+"#;
+
+kvm_test!(debian_dash_script, {
+    require("/usr/bin/dash", "dash");
+    let c = assert_same_steps(
+        "deb-dash-script",
+        |d| write_file(d, "script.sh", DASH_SCRIPT),
+        &[deb("/usr/bin/dash", &["script.sh"])],
+    );
+    assert_native_code(&c, 5);
+    let out = native_out(&c);
+    assert_lines(
+        &out,
+        &[
+            "lines: 5",
+            "apples: 2",
+            "subshell in /",
+            "subshell exit 3",
+            "INNER",
+            "NESTED-DEEP",
+            "via fd 3",
+            "pipeline status is the last command's",
+            "no zebra",
+            "case: b-word",
+            "HERE 2 DOCUMENT",
+            "read c b a",
+            "2000",
+            "trapped EXIT",
+        ],
+    );
+    assert!(out.contains(&format!("still in {}\n", c.native_dir.path().display())), "{out}");
+    let counts = std::fs::read_to_string(c.native_dir.join("counts.txt")).unwrap();
+    assert!(counts.starts_with("      2 apple\n"), "{counts}");
+    assert_eq!(std::fs::read_to_string(c.native_dir.join("err.txt")).unwrap(), "two\n");
+    assert_eq!(std::fs::read_to_string(c.native_dir.join("out.txt")).unwrap(), "one\nappended\n");
+});
+
+kvm_test!(debian_dash_fork_exec_loop, {
+    require("/usr/bin/dash", "dash");
+    require("/bin/true", "coreutils");
+    let script = "i=0; while [ $i -lt 200 ]; do /bin/true || exit 1; i=$((i+1)); done; echo done";
+    let c = assert_same("deb-dash-200-forks", &deb("/usr/bin/dash", &["-c", script]));
+    c.last().native.assert_success();
+    assert_eq!(native_out(&c), "done\n");
+    assert_eq!(c.last().sandboxed.stdout_str(), "done\n");
+});
+
+const BASH_SCRIPT: &str = r#"f() { local a=$1; echo "f got $a and $#"; return 4; }
+f x y; echo "status $?"
+arr=(zero one "two words" three); arr+=(four)
+echo "${#arr[@]} ${arr[2]} ${arr[@]:1:2}"
+declare -A m=([k]=v [a]=b); for k in $(printf '%s\n' "${!m[@]}" | sort); do echo "m[$k]=${m[$k]}"; done
+s=$(printf '%s\n' c a b | sort | head -2 | tr '\n' ,); echo "$s"
+for i in {1..5}; do echo -n "$i"; done; echo
+mapfile -t lines < <(seq 3); echo "${lines[*]}"
+(exit 7); echo "subshell $?"
+false | true | (exit 3); echo "pipestatus ${PIPESTATUS[*]}"
+x=abcdef; echo ${x^^} ${x:2:2} ${x/cd/CD}
+coproc { read l; echo "co:$l"; }; echo hi >&${COPROC[1]}; read r <&${COPROC[0]}; echo "$r"; wait
+echo "$(( 6 * 7 )) $(echo $(echo nested))"
+sleep 0.1 & wait $!; echo "background waited $?"
+"#;
+
+kvm_test!(debian_bash_c, {
+    require("/usr/bin/bash", "bash");
+    let c = assert_same("deb-bash-c", &deb("/usr/bin/bash", &["-c", BASH_SCRIPT]));
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "f got x and 2",
+            "status 4",
+            "5 two words one two words",
+            "m[a]=b",
+            "m[k]=v",
+            "a,b,",
+            "12345",
+            "1 2 3",
+            "subshell 7",
+            "pipestatus 1 0 3",
+            "ABCDEF cd abCDef",
+            "co:hi",
+            "42 nested",
+            "background waited 0",
+        ],
+    );
+});
+
+const PYTHON_SCRIPT: &str = r#"
+import json, hashlib, threading, subprocess, signal, time
+data = {"b": [1, 2, {"c": None}], "a": "text", "n": 1.5}
+s = json.dumps(data, sort_keys=True)
+print(s)
+print("round trip", json.loads(s) == data)
+print(hashlib.sha256(b"sandbox" * 1000).hexdigest())
+print(hashlib.md5(s.encode()).hexdigest())
+lock = threading.Lock()
+counter = 0
+def work():
+    global counter
+    for _ in range(10000):
+        with lock:
+            counter += 1
+ts = [threading.Thread(target=work) for _ in range(8)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("counter", counter)
+r = subprocess.run(["echo", "x"], capture_output=True, text=True)
+print("subprocess", repr(r.stdout), r.returncode)
+r = subprocess.run(["sh", "-c", "exit 3"])
+print("sh exit", r.returncode)
+class Alarm(Exception): pass
+def on_alarm(sig, frame):
+    raise Alarm()
+signal.signal(signal.SIGALRM, on_alarm)
+signal.alarm(1)
+t0 = time.monotonic()
+try:
+    time.sleep(20)
+    print("sleep not interrupted")
+except Alarm:
+    print("alarm fired during sleep", time.monotonic() - t0 < 15)
+fired = []
+signal.signal(signal.SIGALRM, lambda s, f: fired.append(s))
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+time.sleep(1)
+print("handler ran and the sleep resumed", fired == [signal.SIGALRM])
+"#;
+
+kvm_test!(debian_python3, {
+    require("/usr/bin/python3", "python3");
+    let cmd = Cmd::new("/usr/bin/python3")
+        .args(["-c", PYTHON_SCRIPT])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LC_ALL", "C.UTF-8")
+        .timeout(LONG);
+    let c = assert_same("deb-python3", &cmd);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            r#"{"a": "text", "b": [1, 2, {"c": null}], "n": 1.5}"#,
+            "round trip True",
+            "cff72789290e05f2e86b4a7e81f66f66dcff7eb6b4876f6d8f8c187c0a114f05",
+            "counter 80000",
+            "subprocess 'x\\n' 0",
+            "sh exit 3",
+            "alarm fired during sleep True",
+            "handler ran and the sleep resumed True",
+        ],
+    );
+});
+
+const SQL_CREATE: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, grp INTEGER, val INTEGER, \
+     name TEXT);
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000)
+  INSERT INTO t SELECT x, x % 7, (x * 7919) % 10007, 'name-' || x FROM c;
+CREATE INDEX t_grp ON t(grp);
+SELECT count(*), sum(val), min(val), max(val), avg(val) FROM t;
+SELECT grp, count(*), sum(val), max(name) FROM t GROUP BY grp ORDER BY grp;
+SELECT name FROM t WHERE val BETWEEN 100 AND 120 ORDER BY id;
+SELECT total_changes();";
+
+kvm_test!(debian_sqlite3, {
+    require("/usr/bin/sqlite3", "sqlite3");
+    let sq = |args: &[&str]| deb("/usr/bin/sqlite3", args);
+    // The database's bytes may differ in header counters: compare query results and .dump.
+    let c = assert_same_steps_excluding(
+        "deb-sqlite3",
+        |_| {},
+        &[
+            sq(&["t.db", SQL_CREATE]),
+            sq(&[
+                "t.db",
+                "UPDATE t SET val = val + 1 WHERE grp = 3; DELETE FROM t WHERE id > 9990; \
+                 SELECT count(*), sum(val) FROM t; PRAGMA integrity_check;",
+            ]),
+            sq(&["t.db", ".dump"]),
+            sq(&["-batch", "t.db"]).stdin(".mode csv\nSELECT * FROM t WHERE id % 1000 = 0;\n"),
+        ],
+        &["t.db", "t.db-journal"],
+    );
+    for s in &c.steps {
+        s.native.assert_success();
+    }
+    let out0 = c.steps[0].native.stdout_str();
+    assert!(out0.starts_with("10000|50041187|1|10006|5004.1187\n"), "{out0}");
+    assert!(out0.trim_end().ends_with("\n10000"), "{out0}");
+    assert!(c.steps[1].native.stdout_str().ends_with("ok\n"));
+    let dump = c.steps[2].native.stdout_str();
+    assert!(dump.starts_with("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n"), "{dump:.200}");
+    assert_eq!(dump.matches("INSERT INTO t VALUES").count(), 9990);
+    assert_eq!(c.steps[3].native.stdout_str().lines().count(), 9);
+    assert!(c.sandboxed_dir.join("t.db").exists(), "the sandboxed run left no database");
+});
+
+// =============================================================================================
+// b. busybox's shell: pipelines and background jobs
+// =============================================================================================
+
+const BUSYBOX_SCRIPT: &str = r#"printf '%s\n' delta alpha charlie bravo alpha > w.txt
+cat w.txt | sort | uniq -c | sort -rn | head -2
+(sleep 0.3; echo slow > bg1.txt) & p1=$!
+echo fast > bg2.txt &
+wait
+cat bg1.txt bg2.txt
+sleep 0.2 & wait $!; echo "wait status $?"
+(exit 9) & wait $!; echo "background exit $?"
+echo a b c | tr ' ' '\n' | wc -l
+x=$(echo sub | tr a-z A-Z); echo "$x"
+seq 1 1000 | md5sum
+yes | head -n 3
+for i in 1 2 3 4 5; do (echo "job $i" > job$i.txt) & done; wait; cat job*.txt | sort | tr '\n' ' '; echo
+"#;
+
+kvm_test!(busybox_sh_pipes_and_jobs, {
+    let bb = "/bin/busybox";
+    match common::is_static_elf(Path::new(bb)) {
+        Ok(true) => {}
+        _ => panic!("{bb} is not a static ELF: install the Debian package busybox-static"),
+    }
+    let c = assert_same("busybox-sh-jobs", &deb(bb, &["sh", "-c", BUSYBOX_SCRIPT]));
+    c.last().native.assert_success();
+    assert_eq!(
+        native_out(&c),
+        "      2 alpha\n      1 delta\nslow\nfast\nwait status 0\nbackground exit 9\n3\nSUB\n\
+         53d025127ae99ab79e8502aae2d9bea6  -\ny\ny\ny\njob 1 job 2 job 3 job 4 job 5 \n"
+    );
+});
+
+// =============================================================================================
+// c. Our own C programs
+// =============================================================================================
+
+// 16 threads, mutex and condition variables, 1,000,000 increments.
+all_links!(threads_mutex_condvar, |link| {
+    let c = c_run("thr_counter", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "all 16 threads waiting for the start signal; counter 0",
+            "total 1000000 (expected 1000000)",
+            "join values ok 1, thread ids distinct 1, main tls untouched 1",
+            "done",
+        ],
+    );
+});
+
+// 300 threads created and joined in turn, then 40 rounds of 8 at once.
+all_links!(thread_churn, |link| {
+    let c = c_run("thr_churn", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "300 threads one after the other: 300 ran",
+            "40 rounds of 8 concurrent threads: 320 ran",
+            "done",
+        ],
+    );
+});
+
+// Thread creation while the process is flooded with a handled signal.
+all_links!(thread_creation_under_signals, |link| {
+    let c = c_run("thr_churn", link, &["storm"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &["40 threads under a signal storm: 40 ran, signals handled 1", "done"],
+    );
+});
+
+// SIGSEGV handlers that recover (return and siglongjmp), si_code and si_addr.
+all_links!(segv_handler_recovers, |link| {
+    let c = c_run("sig_segv", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "read PROT_NONE, handler returns: handled 1, signo ok 1, si_code 2 (SEGV_ACCERR), \
+             si_addr matched 1, mask kept 1, rip 1",
+            "  value read after the retry: a",
+            "write PROT_NONE, handler returns: handled 1, signo ok 1, si_code 2 (SEGV_ACCERR), \
+             si_addr matched 1, mask kept 1, rip 1",
+            "  value stored: W",
+            "write PROT_READ, siglongjmp: handled 1, signo ok 1, si_code 2 (SEGV_ACCERR), \
+             si_addr matched 1, mask kept 1, rip 1",
+            "  SIGSEGV blocked after siglongjmp: 0",
+            "read unmapped, siglongjmp: handled 1, signo ok 1, si_code 1 (SEGV_MAPERR), \
+             si_addr matched 1, mask kept 1, rip 1",
+            "200 protect/fault/unprotect rounds: 200 faults handled, 200 addresses matched, \
+             200 stores landed",
+            "done",
+        ],
+    );
+});
+
+// sigaltstack: SA_ONSTACK handlers run on it; stack overflow caught there (main and thread).
+all_links!(sigaltstack_and_overflow, |link| {
+    let c = c_run("sig_altstack", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "altstack installed: sp matches 1, size matches 1, flags 0",
+            "SA_ONSTACK handler: ran 1, local on altstack 1, SS_ONSTACK 1",
+            "plain handler: ran 1, local on altstack 0, SS_ONSTACK 0",
+            "main: overflow caught on altstack 1, si_code 1, deep 1",
+            "main: second overflow caught on altstack 1",
+            "thread: overflow caught on the thread's altstack 1, deep 1",
+            "done",
+        ],
+    );
+});
+
+// alarm + SA_RESTART around a blocking pipe read: the read completes.
+all_links!(alarm_sa_restart_read, |link| {
+    let c = c_run("sig_alarm_restart", link, &["restart"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "mode SA_RESTART: read returned 5 (hello), errno 0, alarm handler ran 1 time(s)",
+            "read completed after the alarm: 1",
+            "waitpid returned child 1, errno 0, alarms 2",
+            "child exit status 7",
+        ],
+    );
+});
+
+// The same without SA_RESTART: EINTR.
+all_links!(alarm_no_restart_read, |link| {
+    let c = c_run("sig_alarm_restart", link, &["norestart"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "mode no SA_RESTART: read returned -1 (-), errno EINTR, alarm handler ran 1 time(s)",
+            "read interrupted before the write: 1",
+            "second read returned 5 (hello)",
+            "waitpid returned child 0, errno EINTR, alarms 2",
+            "second waitpid returned child 1",
+        ],
+    );
+});
+
+// Children that die of signals; the parent's WIFSIGNALED/WTERMSIG; stop/continue.
+all_links!(child_killed_by_signal, |link| {
+    let c = c_run("proc_wait_status", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "exit(7): WIFEXITED, status 7",
+            "raise(SIGTERM): WIFSIGNALED, WTERMSIG 15 (TERM)",
+            "store to address 16: WIFSIGNALED, WTERMSIG 11 (SEGV)",
+            "abort(): WIFSIGNALED, WTERMSIG 6 (ABRT)",
+            "SIGTERM ignored, then _exit(5): WIFEXITED, status 5",
+            "grandchild raised SIGUSR1 (status 40+sig): WIFEXITED, status 50",
+            "child wrote 42 to its copy: WIFEXITED, status 42",
+            "parent's copy still 1",
+            "SIGKILL from the parent: WIFSIGNALED, WTERMSIG 9 (KILL)",
+            "WIFSTOPPED 1, WSTOPSIG 19",
+            "WIFCONTINUED 1",
+            "SIGKILL after SIGCONT: WIFSIGNALED, WTERMSIG 9 (KILL)",
+            "no more children: ECHILD 1",
+            "done",
+        ],
+    );
+});
+
+// A stopped and continued child dies of the SIGHUP sent right after (200 rounds).
+all_links!(stopped_continued_then_sighup, |link| {
+    let c = c_run("proc_wait_status", link, &["stopcont"]);
+    c.last().native.assert_success();
+    assert_eq!(native_out(&c), "stopped, continued, then killed by SIGHUP: 200 of 200\ndone\n");
+});
+
+/// The `#!` scripts for proc_exec_script.c, written into the working directory. The nested
+/// ones name their interpreter relative to the working directory (Linux opens a relative
+/// interpreter path from the current directory), so both sides' trees are identical.
+fn scripts_fixture(dir: &Path) {
+    write_file(dir, "plain.sh", "#!/bin/sh\necho \"plain: \\$0=$0 args=$*\"\nexit 3\n");
+    write_file(dir, "echo_arg", "#!/bin/echo one  two  \n");
+    write_file(dir, "nested", "#!./echo_arg nested-arg\n");
+    write_file(dir, "nested2", "#!./nested\n");
+    for i in 3..=5 {
+        write_file(dir, &format!("nested{i}"), format!("#!./nested{}\n", i - 1));
+    }
+    write_file(dir, "noshebang", "echo hi\n");
+    write_file(dir, "badinterp", "#!/nonexistent/interp\n");
+    write_file(dir, "notexec", "#!/bin/sh\necho no\n");
+    for f in [
+        "plain.sh",
+        "echo_arg",
+        "nested",
+        "nested2",
+        "nested3",
+        "nested4",
+        "nested5",
+        "noshebang",
+        "badinterp",
+    ] {
+        common::chmod(dir, f, 0o755);
+    }
+    common::chmod(dir, "notexec", 0o644);
+}
+
+// execve of #! scripts: optional argument, nesting, Linux's depth limit, errors.
+all_links!(exec_shebang_scripts, |link| {
+    let c = c_case("proc_exec_script", link, &[], scripts_fixture);
+    assert_native_code(&c, 3);
+    assert_lines(
+        &native_out(&c),
+        &[
+            "plain: $0=./plain.sh args=x y z",
+            "plain #!/bin/sh: exit 3",
+            "one  two ./echo_arg a b",
+            "one  two ./echo_arg nested-arg ./nested n1",
+            "one  two ./echo_arg nested-arg ./nested ./nested2 deep",
+            "one  two ./echo_arg nested-arg ./nested ./nested2 ./nested3 ./nested4 deepest",
+            "five #! rewrites (Linux's limit): exit 0",
+            "six #! rewrites: execve failed with ELOOP",
+            "no #! line: execve failed with ENOEXEC",
+            "missing interpreter: execve failed with ENOENT",
+            "not executable: execve failed with EACCES",
+            "plain: $0=./plain.sh args=q",
+            "plain: $0=./plain.sh args=final",
+        ],
+    );
+});
+
+// execveat of #! scripts: the /dev/fd/N names and the close-on-exec refusal.
+all_links!(execveat_shebang_scripts, |link| {
+    let c = c_case("proc_exec_script", link, &["execveat"], scripts_fixture);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "plain: $0=/dev/fd/3/plain.sh args=via-execveat",
+            "execveat(dirfd, \"plain.sh\"): exit 3",
+            "one  two /dev/fd/3 fd-arg",
+            "execveat of a close-on-exec script descriptor failed with ENOENT",
+            "done",
+        ],
+    );
+});
+
+// A SIGCHLD handler that reaps and counts children; sigsuspend.
+all_links!(sigchld_handler_counts, |link| {
+    let c = c_run("sig_sigchld", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "reaped 8 children, exit codes sum 36 (expected 36), handler ran: 1, siginfo ok 1",
+            "sigsuspend returned at least once: 1",
+            "reads around the child's exit: 1",
+            "reaped 9, sum 45",
+            "done",
+        ],
+    );
+});
+
+// SIGCHLD ignored / SA_NOCLDWAIT: children are reaped by the kernel.
+all_links!(sigchld_ignored_autoreap, |link| {
+    let c = c_run("sig_sigchld", link, &["ignore"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &["with SIGCHLD ignored: waitpid ECHILD", "with SA_NOCLDWAIT: waitpid ECHILD", "done"],
+    );
+});
+
+// sigprocmask / sigpending / unblocking delivers; sigtimedwait.
+all_links!(sigprocmask_pending_sigtimedwait, |link| {
+    let c = c_run("sig_mask", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "SIGUSR1 blocked: 1",
+            "after kill: handler ran 0 times, SIGUSR1 pending 1, SIGUSR2 pending 0",
+            "after unblocking: handler ran 1 time(s) (standard signals do not queue)",
+            "SIGUSR1 still pending: 0",
+            "sigtimedwait: 12 (SIGUSR2 12), si_signo 12, si_code SI_USER, si_pid is mine 1, \
+             si_uid matches 1",
+            "from a child: 12, si_pid is the child 1",
+            "timeout: -1, errno EAGAIN, waited at least 0.25 s 1, at most 5 s 1",
+            "poll (zero timeout): -1, errno EAGAIN",
+            "sigwait after raise: 12",
+            "done",
+        ],
+    );
+});
+
+// Setting a blocked pending signal to SIG_IGN (or SIG_DFL of an ignored one) discards it.
+all_links!(ignoring_discards_pending, |link| {
+    let c = c_run("sig_mask", link, &["ignore"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "pending before SIG_IGN: 1",
+            "pending after SIG_IGN: 0",
+            "handler ran after unblocking: 0",
+            "SIGWINCH pending after SIG_DFL: 0",
+        ],
+    );
+});
+
+// sigqueue's value reaches sigtimedwait.
+all_links!(sigqueue_value, |link| {
+    let c = c_run("sig_mask", link, &["sigqueue"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "sigqueue: 0, errno 0",
+            "sigtimedwait: 12, si_code SI_QUEUE, value 1234, si_pid is mine 1",
+        ],
+    );
+});
+
+// Real-time signals queue.
+all_links!(realtime_signals_queue, |link| {
+    let c = c_run("sig_mask", link, &["rt"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "real-time signal deliveries after 3 kills: 3",
+            "after 3 sigqueues: 3 deliveries, values 11 22 33",
+        ],
+    );
+});
+
+// SA_RESETHAND: the second delivery is the default action.
+all_links!(sa_resethand, |link| {
+    let c = c_run("sig_actions", link, &["resethand"]);
+    assert_native_signal(&c, libc::SIGUSR1);
+    assert_eq!(
+        native_out(&c),
+        "first SIGUSR1: handler calls 1, action reset inside 1, SIGUSR1 blocked inside 1\n\
+         action now SIG_DFL: 1\n"
+    );
+});
+
+// SA_NODEFER nests, the default defers; sa_mask applies inside the handler.
+all_links!(sa_nodefer, |link| {
+    let c = c_run("sig_actions", link, &["nodefer"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "without SA_NODEFER: calls 2, max depth 1, SIGUSR2 blocked inside 1",
+            "with SA_NODEFER: calls 2, max depth 2, SIGUSR2 blocked inside 0",
+            "mask restored after the handlers: USR1 0 USR2 0",
+        ],
+    );
+});
+
+// raise(SIGABRT), abort(), abort() past a returning handler: death by SIGABRT.
+all_links!(sigabrt_raise_and_abort, |link| {
+    for (mode, first) in [
+        ("raise_abrt", "raising SIGABRT\n"),
+        ("abort", "calling abort()\n"),
+        (
+            "abort_handler",
+            "calling abort() with a returning SIGABRT handler\nSIGABRT handler ran, returning\n",
+        ),
+    ] {
+        let c = c_run("sig_actions", link, &[mode]);
+        assert_native_signal(&c, libc::SIGABRT);
+        assert_eq!(native_out(&c), first);
+    }
+});
+
+// Default action of SIGTERM; ignored SIGTERM/SIGINT; siginfo of kill and raise.
+all_links!(default_ignored_and_siginfo, |link| {
+    let c = c_run("sig_actions", link, &["term"]);
+    assert_native_signal(&c, libc::SIGTERM);
+    let c = c_run("sig_actions", link, &["ignored"]);
+    c.last().native.assert_success();
+    let c = c_run("sig_actions", link, &["siginfo"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "kill: signo ok 1, si_code 0 (SI_USER 0), si_pid ok 1, uc_sigmask ok 1",
+            "raise: si_code -6 (SI_TKILL -6)",
+        ],
+    );
+});
+
+// fork isolation, vfork, posix_spawn, popen, clone, fork from a thread, nested forks.
+all_links!(fork_vfork_spawn, |link| {
+    let c = c_run("proc_fork", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "fork: child exit 0",
+            "parent sees data 10 stack 20 heap 30 shared 41",
+            "vfork + _exit: child exit 6",
+            "from vfork+execve",
+            "vfork + execve: exit 0",
+            "from posix_spawn",
+            "posix_spawnp with file actions: exit 0",
+            "popen read: popen-line",
+            "pclose status: 3",
+            "clone(SIGCHLD): exit 17",
+            "fork from a thread: child exit 21",
+            "nested fork chain depth: 5",
+            "32 concurrent children, exit codes sum 496",
+            "done",
+        ],
+    );
+    let f = std::fs::read_to_string(c.native_dir.join("fork.txt")).unwrap();
+    assert_eq!(f, "parent1\nchild\nparent2\n");
+});
+
+// fork while the child is flooded with a handled signal from the moment it exists.
+all_links!(fork_under_signals, |link| {
+    let c = c_run("proc_fork", link, &["signal_storm"]);
+    c.last().native.assert_success();
+    assert_eq!(
+        native_out(&c),
+        "children that ran their handler and exited 7: 50 of 50 (exit 8, no signal seen: 0)\n\
+         done\n"
+    );
+});
+
+// What POSIX guarantees of vfork and posix_spawn (the sandbox runs vfork as fork-and-wait;
+// see tests/c/proc_fork.c).
+all_links!(vfork_posix_semantics, |link| {
+    let c = c_run("proc_fork", link, &["vfork_memory"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "vfork + _exit: child exit 6",
+            "posix_spawn of a missing program fails (ENOENT or exit 127): 1",
+        ],
+    );
+});
+
+// Signals and threads: pthread_kill, process signals to the unblocked thread, EINTR.
+all_links!(thread_directed_signals, |link| {
+    let c = c_run("thr_signals", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "pthread_kill: handler runs 1, ran in the target thread 1",
+            "kill with the main thread blocking: handler runs 1, in the other thread 1",
+            "read interrupted: result -1, errno EINTR, handler in reader 1",
+            "new thread inherits the blocked SIGUSR2: 1",
+            "main thread's own mask kept: USR2 1 USR1 0",
+        ],
+    );
+});
+
+// A sigwait thread receives a process signal the sending (main) thread blocks.
+all_links!(sigwait_thread, |link| {
+    let c = c_run("thr_signals", link, &["sigwait"]);
+    c.last().native.assert_success();
+    assert_lines(&native_out(&c), &["sigwait thread got signal 12 (SIGUSR2 12)"]);
+});
+
+// exit() from a thread ends the process while the main thread is blocked in read().
+all_links!(exit_from_thread, |link| {
+    let c = c_run("thr_signals", link, &["exit"]);
+    assert_native_code(&c, 7);
+});
+
+// No lost wake-ups: 1000 signals, each sent 0-300 us after the previous acknowledgement, to a
+// child waiting in sigsuspend / ppoll with a mask / sigtimedwait.
+all_links!(wakeup_sigsuspend, |link| {
+    let c = c_run("sig_wakeup", link, &["sigsuspend"]);
+    c.last().native.assert_success();
+    assert_lines(&native_out(&c), &["mode sigsuspend: 1000 signals, every one woke the child"]);
+});
+
+all_links!(wakeup_ppoll_sigmask, |link| {
+    let c = c_run("sig_wakeup", link, &["ppoll"]);
+    c.last().native.assert_success();
+    assert_lines(&native_out(&c), &["mode ppoll: 1000 signals, every one woke the child"]);
+});
+
+all_links!(wakeup_sigtimedwait, |link| {
+    let c = c_run("sig_wakeup", link, &["sigtimedwait"]);
+    c.last().native.assert_success();
+    assert_lines(&native_out(&c), &["mode sigtimedwait: 1000 signals, every one woke the child"]);
+});
+
+// =============================================================================================
+// d. Ctrl-C: SIGINT to the sandbox process
+// =============================================================================================
+
+/// How an interrupted run ended.
+struct Interrupted {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Starts `cmd` (natively or in the sandbox) in `dir` with stdin a pipe kept open and stdout a
+/// pipe, waits for the line "ready", waits 300 ms more (so the program is blocked where it
+/// means to be), sends `sig` to the process it started, and waits up to 60 s for the end.
+fn run_interrupted(mode: Mode, cmd: &Cmd, dir: &Path, sig: i32) -> Interrupted {
+    use std::os::unix::process::CommandExt;
+    let mut command = command_for(mode, cmd);
+    command
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let stdin = child.stdin.take();
+    let mut err_pipe = child.stderr.take().expect("piped stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err_pipe.read_to_end(&mut v);
+        v
+    });
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let out_reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            match out.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    all.push_str(&line);
+                    let _ = tx.send(line);
+                }
+            }
+        }
+        all
+    });
+    let kill_now = |child: &mut std::process::Child, why: &str| -> ! {
+        // SAFETY: kill(2) on the process group our child leads and on the child, not yet
+        // reaped.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        panic!("{} run of {}: {why}", mode.label(), cmd.describe());
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) if l == "ready\n" => break,
+            Ok(_) => {}
+            Err(_) => kill_now(&mut child, "no \"ready\" line within 60 s"),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill: {}", std::io::Error::last_os_error());
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => kill_now(&mut child, &format!("still running 60 s after signal {sig}")),
+            Err(e) => panic!("wait: {e}"),
+        }
+    };
+    drop(stdin);
+    // A descendant left behind would keep stdout open: give it 10 s, then end the group.
+    let linger = Instant::now() + Duration::from_secs(10);
+    while !(out_reader.is_finished() && err_reader.is_finished()) && Instant::now() < linger {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let lingering = !(out_reader.is_finished() && err_reader.is_finished());
+    if lingering {
+        // SAFETY: kill(2) on the group our reaped child led: its remaining descendants.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+    assert!(
+        !lingering,
+        "{} run of {}: a descendant outlived the process and kept its output open",
+        mode.label(),
+        cmd.describe()
+    );
+    let stdout = out_reader.join().expect("stdout reader");
+    let stderr = String::from_utf8_lossy(&err_reader.join().expect("stderr reader")).into_owned();
+    Interrupted { status, stdout, stderr }
+}
+
+/// Runs `cmd` natively and in the sandbox, each interrupted by `sig` after "ready"; asserts
+/// the same stdout and exit status, which must be `expected` (exit code or signal).
+fn assert_same_interrupted(name: &str, cmd: &Cmd, sig: i32, expected: Result<i32, i32>) -> String {
+    let nd = common::WorkDir::new(&format!("{name}-native"));
+    let sd = common::WorkDir::new(&format!("{name}-sandboxed"));
+    let native = run_interrupted(Mode::Native, cmd, nd.path(), sig);
+    let sandboxed = run_interrupted(Mode::Sandboxed, cmd, sd.path(), sig);
+    let describe = |i: &Interrupted| {
+        format!(
+            "status {}\nstdout:\n{}\nstderr:\n{}",
+            common::status_text(i.status),
+            i.stdout,
+            i.stderr
+        )
+    };
+    let want = |s: ExitStatus| match expected {
+        Ok(code) => s.code() == Some(code),
+        Err(sig) => s.signal() == Some(sig),
+    };
+    assert!(
+        want(native.status),
+        "{name}: the native run ended unexpectedly (wanted {expected:?})\n{}",
+        describe(&native)
+    );
+    assert!(!sandboxed.stderr.contains("panicked"), "{name}: {}", describe(&sandboxed));
+    assert!(
+        native.status.code() == sandboxed.status.code()
+            && native.status.signal() == sandboxed.status.signal()
+            && native.stdout == sandboxed.stdout,
+        "{name}: native and sandboxed runs differ\n--- native:\n{}\n--- sandboxed:\n{}",
+        describe(&native),
+        describe(&sandboxed)
+    );
+    native.stdout
+}
+
+all_links!(ctrl_c_handler, |link| {
+    let cmd = Cmd::new(build_c("sig_ctrlc", link)).arg("handler");
+    let out = assert_same_interrupted(
+        &format!("ctrlc-handler-{}", link.suffix()),
+        &cmd,
+        libc::SIGINT,
+        Ok(3),
+    );
+    assert_eq!(out, "ready\ngot SIGINT\n");
+});
+
+all_links!(ctrl_c_default, |link| {
+    let cmd = Cmd::new(build_c("sig_ctrlc", link)).arg("default");
+    let out = assert_same_interrupted(
+        &format!("ctrlc-default-{}", link.suffix()),
+        &cmd,
+        libc::SIGINT,
+        Err(libc::SIGINT),
+    );
+    assert_eq!(out, "ready\n");
+});
+
+all_links!(ctrl_c_interrupts_read, |link| {
+    let cmd = Cmd::new(build_c("sig_ctrlc", link)).arg("read");
+    let out = assert_same_interrupted(
+        &format!("ctrlc-read-{}", link.suffix()),
+        &cmd,
+        libc::SIGINT,
+        Ok(4),
+    );
+    assert_eq!(out, "ready\nread returned -1, errno EINTR, handler ran 1\n");
+});
+
+all_links!(ctrl_c_parent_kills_child, |link| {
+    let cmd = Cmd::new(build_c("sig_ctrlc", link)).arg("child");
+    let out = assert_same_interrupted(
+        &format!("ctrlc-child-{}", link.suffix()),
+        &cmd,
+        libc::SIGINT,
+        Ok(5),
+    );
+    assert_eq!(out, "ready\ngot SIGINT; child ended by signal 2\n");
+});
+
+kvm_test!(ctrl_c_python_keyboard_interrupt, {
+    require("/usr/bin/python3", "python3");
+    let cmd = Cmd::new("/usr/bin/python3").args([
+        "-c",
+        "import time\ntry:\n    print('ready', flush=True)\n    time.sleep(60)\nexcept \
+         KeyboardInterrupt:\n    print('KeyboardInterrupt', flush=True)\n    raise\n",
+    ]);
+    // Python re-raises an uncaught KeyboardInterrupt as death by SIGINT.
+    let out = assert_same_interrupted("ctrlc-python", &cmd, libc::SIGINT, Err(libc::SIGINT));
+    assert_eq!(out, "ready\nKeyboardInterrupt\n");
+});
+
+// =============================================================================================
+// e. Timers
+// =============================================================================================
+
+all_links!(setitimer_three_alarms, |link| {
+    let c = c_run("sig_timers", link, &["itimer"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "SIGALRM handled 3 times (at least 3: 1), pause returned each time 1",
+            "interval read back 50 ms: 1",
+            "took at least 0.14 s: 1, less than 10 s: 1",
+            "disarmed: 1",
+            "no alarm after disarming: 1",
+            "alarm(0) returns the seconds left (about 100): 1",
+            "done",
+        ],
+    );
+});
+
+// timer_create is required: ENOSYS from the sandbox fails this test (the outputs differ).
+all_links!(posix_timer_create, |link| {
+    let c = c_run("sig_timers", link, &["posix"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "timer_create: ok",
+            "interval read back 40 ms: 1",
+            "timer signal handled 3 times (at least 3: 1), siginfo ok 1",
+            "no signal after timer_delete: 1",
+            "done",
+        ],
+    );
+});
