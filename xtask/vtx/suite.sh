@@ -107,6 +107,17 @@ d c-proc 0 /vtx/bin/proc
 for i in hlt cli out rdmsr kread; do
     d "escape-$i" 139 /vtx/bin/priv $i
 done
+# vmcall: natively (Bochs is the hardware here) #UD, SIGILL (132). In the sandbox: SIGILL on AMD-V
+# (KVM's emulator raises #GP, the sandbox reports what hardware would), or "returned" on VT-x
+# (KVM answers a CPL-3 vmcall itself with -KVM_EPERM). Never a hang, never another signal.
+timeout 300 $SB run -q -- /vtx/bin/priv vmcall </dev/null >/tmp/sandbox.out 2>/tmp/sandbox.err
+src=$?
+if [ $src = 132 ] || { [ $src = 0 ] && grep -q "vmcall returned" /tmp/sandbox.out; }; then
+    pass sandbox/escape-vmcall
+else
+    head -c 1500 /tmp/sandbox.err
+    fail sandbox/escape-vmcall "exit status $src, expected 132 (SIGILL) or 0 after \"vmcall returned\""
+fi
 d escape-nosys 0 /vtx/bin/nosys
 # ... and signal frames cannot smuggle in IOPL or a bad RIP; TF in a frame single-steps (SIGTRAP).
 for m in iopl badrip kernrip badhandler; do
