@@ -547,6 +547,9 @@ impl Thread {
     /// may be running guest code with no exit in sight: kick the others once per such signal.
     fn hand_off_masked(&self) {
         let masked = sys::PROCESS_PENDING.load(Ordering::SeqCst) & self.sigmask;
+        if masked == 0 {
+            return;
+        }
         let new = masked & !KICKED_FOR.fetch_or(masked, Ordering::SeqCst);
         KICKED_FOR.fetch_and(sys::PROCESS_PENDING.load(Ordering::SeqCst), Ordering::SeqCst);
         if new == 0 {
