@@ -548,6 +548,11 @@ impl Thread {
     fn hand_off_masked(&self) {
         let masked = sys::PROCESS_PENDING.load(Ordering::SeqCst) & self.sigmask;
         if masked == 0 {
+            // Forget kicks for signals no longer pending (a plain load first: this runs after
+            // every system call).
+            if KICKED_FOR.load(Ordering::Relaxed) != 0 {
+                KICKED_FOR.fetch_and(sys::PROCESS_PENDING.load(Ordering::SeqCst), Ordering::SeqCst);
+            }
             return;
         }
         let new = masked & !KICKED_FOR.fetch_or(masked, Ordering::SeqCst);
