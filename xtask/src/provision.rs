@@ -39,6 +39,11 @@ pub const PACKAGES: &[Package] = &[
     Package { name: "coreutils", check: Check::Binary("cat") },
 ];
 
+/// The C toolchain of [`PACKAGES`] (`gcc -static`): what building the demo needs.
+pub fn c_toolchain() -> &'static [Package] {
+    &PACKAGES[..2]
+}
+
 impl Check {
     /// Whether the check passes on this machine.
     pub fn ok(self) -> bool {
@@ -109,7 +114,7 @@ pub fn provision_packages(packages: &[Package]) -> Result<(), String> {
     };
     if !is_root() {
         return Err(format!(
-            "missing Debian packages: {}. Install them with:\n    {}\nor re-run as root, or pass --no-provision",
+            "missing Debian packages: {}. Install them with:\n    {}\nor re-run as root",
             missing.join(" "),
             install_args(&["sudo"]).join(" ")
         ));
@@ -154,6 +159,12 @@ pub fn have_nextest() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_c_toolchain_is_gcc_and_the_static_libc() {
+        let names: Vec<_> = c_toolchain().iter().map(|p| p.name).collect();
+        assert_eq!(names, ["gcc", "libc6-dev"]);
+    }
 
     fn elf(phdr_types: &[u32]) -> Vec<u8> {
         let mut e = vec![0u8; 64 + 56 * phdr_types.len()];

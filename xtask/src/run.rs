@@ -1,6 +1,6 @@
 //! `cargo xtask run`: build the sandbox in release mode and run a program (or the demo) in it.
 
-use crate::util;
+use crate::{provision, util};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{ExitCode, ExitStatus};
@@ -34,6 +34,8 @@ pub fn main(args: &RunArgs) -> Result<ExitCode, String> {
     let program = if args.program.is_empty() {
         let source = util::root().join("crates/sandbox/demo/demo.c");
         let demo = target.join("demo").join("demo");
+        println!("==> the demo needs a C toolchain with a static libc");
+        provision::provision_packages(provision::c_toolchain())?;
         build_demo(&source, &demo)?;
         vec![demo.to_string_lossy().into_owned()]
     } else {

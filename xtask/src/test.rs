@@ -44,7 +44,7 @@ pub fn main(args: &TestArgs) -> Result<ExitCode, String> {
     let skip_if = |cond: bool, why: &'static str| cond.then_some(why);
 
     step(&mut steps, "provision", skip_if(args.no_provision, "--no-provision"), || {
-        provision::provision()?;
+        provision::provision().map_err(|e| format!("{e}, or pass --no-provision"))?;
         nextest = Some(provision::have_nextest());
         Ok(())
     });

@@ -108,7 +108,8 @@ pub fn main(args: &VtxArgs) -> Result<ExitCode, String> {
         println!("\n==> provision: skipped (--no-provision)");
     } else {
         println!("\n==> provision");
-        provision::provision_packages(PACKAGES)?;
+        provision::provision_packages(PACKAGES)
+            .map_err(|e| format!("{e}, or pass --no-provision"))?;
     }
     timed(&mut times, "provision", t);
 

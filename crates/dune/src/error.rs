@@ -40,12 +40,16 @@ pub enum KvmError {
          and enable virtualization (VT-x/AMD-V) in the firmware, or run on a host that offers nested KVM"
     )]
     Missing,
-    /// `/dev/kvm` exists but this user may not open it.
-    #[error(
-        "permission denied opening /dev/kvm: add your user to group kvm \
-         (`sudo usermod -aG kvm $USER`, then log in again) or run as root"
-    )]
-    NotPermitted,
+    /// The KVM device exists but this user may not open it read-write.
+    #[error("permission denied opening {path}: {fix}")]
+    NotPermitted {
+        /// The device path, normally `/dev/kvm`.
+        path: String,
+        /// What to do, from the device's owner group and mode: join the group that may open
+        /// it, or have an administrator give it one (Debian's udev rule makes it `root:kvm
+        /// 0660`), or run as root.
+        fix: String,
+    },
     /// Opening `/dev/kvm` failed for another reason.
     #[error("cannot open /dev/kvm: {0}")]
     Open(std::io::Error),

@@ -43,7 +43,9 @@ impl KvmHost {
         let c = std::ffi::CString::new(path).map_err(|_| KvmError::Missing)?;
         let kvm = crate::sys::open_kvm(&c, fd_floor).map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT | libc::ENODEV | libc::ENXIO) => KvmError::Missing,
-            Some(libc::EACCES | libc::EPERM) => KvmError::NotPermitted,
+            Some(libc::EACCES | libc::EPERM) => {
+                KvmError::NotPermitted { path: path.to_owned(), fix: permission_fix(path) }
+            }
             _ => KvmError::Open(e),
         })?;
         let version = kvm.get_api_version();
@@ -101,5 +103,56 @@ impl KvmHost {
             .iter()
             .find(|e| e.function == function && e.index == index)
             .copied()
+    }
+}
+
+/// The advice for a KVM device this user may not open, from its owner group and mode
+/// (stat(2)) and the group's name (/etc/group, group(5)).
+fn permission_fix(path: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    const AS_ROOT: &str = "or run as root";
+    let Ok(meta) = std::fs::metadata(path) else {
+        return format!(
+            "add your user to group kvm (`sudo usermod -aG kvm $USER`, then log in again) {AS_ROOT}"
+        );
+    };
+    let group = std::fs::read_to_string("/etc/group").ok().and_then(|groups| {
+        groups.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let gid: u32 = fields.nth(1)?.parse().ok()?;
+            (gid == meta.gid()).then(|| name.to_owned())
+        })
+    });
+    let group_rw = meta.mode() & 0o060 == 0o060;
+    match group {
+        Some(g) if group_rw && meta.gid() != 0 => format!(
+            "add your user to group {g} (`sudo usermod -aG {g} $USER`, then log in again) {AS_ROOT}"
+        ),
+        _ => format!(
+            "{path} is mode {:04o} and only root may open it; have an administrator run \
+             `sudo chgrp kvm {path} && sudo chmod 0660 {path}` (Debian's udev rule does this when \
+             the kvm group exists), then join group kvm (`sudo usermod -aG kvm $USER`), {AS_ROOT}",
+            meta.mode() & 0o7777
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn permission_advice_follows_the_device_mode() {
+        let dir = std::env::temp_dir().join(format!("dune-kvm-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dev = dir.join("kvm");
+        std::fs::write(&dev, b"").unwrap();
+        let path = dev.to_str().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dev, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let root_only = super::permission_fix(path);
+        assert!(root_only.contains("mode 0600") && root_only.contains("chmod 0660"), "{root_only}");
+        let missing = super::permission_fix("/nonexistent/kvm");
+        assert!(missing.contains("group kvm") && missing.contains("usermod"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

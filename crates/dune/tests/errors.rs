@@ -5,8 +5,11 @@ use dune::{KvmError, MapError, Perms, Vm, VmConfig};
 fn kvm_errors_name_the_cause_and_the_fix() {
     let missing = KvmError::Missing.to_string();
     assert!(missing.contains("/dev/kvm does not exist") && missing.contains("modprobe"));
-    let denied = KvmError::NotPermitted.to_string();
-    assert!(denied.contains("group kvm") && denied.contains("usermod"));
+    let denied = KvmError::NotPermitted {
+        path: "/dev/kvm".into(),
+        fix: "add your user to group kvm".into(),
+    };
+    assert!(denied.to_string().contains("permission denied opening /dev/kvm: add your user"));
     let cap = KvmError::MissingCapability { name: "KVM_CAP_IMMEDIATE_EXIT", why: "x" }.to_string();
     assert!(cap.contains("KVM_CAP_IMMEDIATE_EXIT"));
     let e = dune::IoctlError { ioctl: "KVM_SET_USER_MEMORY_REGION", errno: libc::EEXIST };

@@ -8,6 +8,24 @@ use crate::errno::{
     E2BIG, EACCES, EINVAL, EIO, ELIBBAD, ENOENT, ENOEXEC, ENOMEM, name as errno_name,
 };
 
+/// The C library's message for the errnos reading a file can give (strerror(3) wording).
+fn errno_message(errno: i32) -> &'static str {
+    match errno {
+        2 => "No such file or directory",
+        13 => "Permission denied",
+        20 => "Not a directory",
+        21 => "Is a directory",
+        40 => "Too many levels of symbolic links",
+        36 => "File name too long",
+        5 => "Input/output error",
+        12 => "Cannot allocate memory",
+        7 => "Argument list too long",
+        8 => "Exec format error",
+        26 => "Text file busy",
+        _ => "error",
+    }
+}
+
 /// Which step of `read_executable` (feature `std`) failed with an OS error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoOp {
@@ -79,8 +97,8 @@ pub enum ElfError {
     },
     /// `e_ident[0..4]` is not `"\x7fELF"`. `ENOEXEC`.
     #[error(
-        "not an ELF file (magic {magic:02x?}, expected [7f, 45, 4c, 46]): only ELF programs \
-         can be run; scripts with a #! line must be started through their interpreter"
+        "not an ELF file (magic {magic:02x?}, expected [7f, 45, 4c, 46]): only x86-64 ELF \
+         programs and scripts starting with a #! line can be run"
     )]
     BadMagic {
         /// The first four bytes of the file.
@@ -408,7 +426,7 @@ pub enum ElfError {
         mode: u32,
     },
     /// An OS error while reading the file; `errno` is returned as is.
-    #[error("{op} failed: {} (errno {errno})", errno_name(*.errno).unwrap_or("unknown error"))]
+    #[error("{op} failed: {} ({})", errno_message(*.errno), errno_name(*.errno).unwrap_or("unknown errno"))]
     Io {
         /// The failed step.
         op: IoOp,

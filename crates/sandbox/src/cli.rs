@@ -19,9 +19,13 @@ Examples:
   sandbox run --env-clear --env HOME=/tmp -- ./prog   start with only HOME set
 
 Exit status: the program's; if it dies of a signal, the sandbox dies of the same
-signal (after one line on stderr, unless --quiet). 127: PROGRAM not found.
-126: not executable or not a valid x86-64 ELF. 125: the sandbox could not start
-(e.g. /dev/kvm unusable; the message names the fix).";
+signal (if the signal was a fault, after one line on stderr naming it, the fault
+address and RIP, unless --quiet). 127: PROGRAM not found. 126: not executable or
+not a valid x86-64 ELF. 125: the sandbox could not start (e.g. /dev/kvm unusable;
+the message names the fix). 2: a usage error.
+
+The sandbox binary is target/release/sandbox after `cargo xtask run` (or
+`cargo install --path crates/sandbox` puts it on PATH).";
 
 /// Run untrusted Linux x86-64 programs in a process-level KVM sandbox (Dune): the program runs
 /// unmodified in guest ring 3, and every system call and fault reaches this supervisor, which
@@ -45,7 +49,14 @@ enum Command {
 struct RunArgs {
     /// Print every system call strace-style: name, decoded arguments, result or errno. To
     /// stderr, or with `--trace=FILE` to FILE.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-", require_equals = true)]
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "-",
+        require_equals = true,
+        value_parser = non_empty
+    )]
     trace: Option<OsString>,
     /// Do not print the one-line report when the program dies of a signal.
     #[arg(long, short)]
@@ -54,17 +65,29 @@ struct RunArgs {
     #[arg(long)]
     env_clear: bool,
     /// Set an environment variable for the program, e.g. `--env LANG=C` (repeatable).
-    #[arg(long, value_name = "K=V")]
+    #[arg(long, value_name = "K=V", value_parser = key_value)]
     env: Vec<OsString>,
     /// The program, found through PATH like execvp (a name with a `/` is used as is), and its
     /// arguments.
-    #[arg(
-        value_name = "PROGRAM [ARGS]",
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(value_name = "PROGRAM [ARGS]", required = true, trailing_var_arg = true)]
     argv: Vec<OsString>,
+}
+
+/// `--trace=FILE`: a file name, not empty.
+fn non_empty(s: &str) -> Result<OsString, String> {
+    if s.is_empty() {
+        Err("the trace file name is empty; use --trace alone for stderr".into())
+    } else {
+        Ok(s.into())
+    }
+}
+
+/// `--env K=V`: a name, `=`, a value (possibly empty).
+fn key_value(s: &str) -> Result<OsString, String> {
+    match s.split_once('=') {
+        Some((k, _)) if !k.is_empty() => Ok(s.into()),
+        _ => Err(format!("`{s}` is not K=V (e.g. --env LANG=C)")),
+    }
 }
 
 /// Why PROGRAM could not be found.

@@ -225,3 +225,58 @@ fn relative_path_named_as_given() {
     check(&dir, OsStr::from_bytes(b"./d"), 126, Some(126));
     check(&dir, OsStr::from_bytes(b"./missing"), 127, Some(127));
 }
+
+/// Usage errors (an unknown or misspelt option, `--env` without `=`, no program) exit 2 like
+/// any getopt-style tool, with clap's message on stderr, before anything runs; no KVM needed.
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["run", "--trcae", "--", "/bin/true"][..],
+        &["run", "--env", "NOEQUALS", "/bin/true"],
+        &["run", "--trace=", "/bin/true"],
+        &["run"],
+        &["frobnicate"],
+    ] {
+        let out = std::process::Command::new(common::sandbox_bin()).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "sandbox {args:?}: {err}");
+        assert!(err.contains("error:") && !err.contains("panicked"), "sandbox {args:?}: {err}");
+        assert!(out.stdout.is_empty(), "sandbox {args:?} printed on stdout");
+    }
+}
+
+/// Options after PROGRAM are the program's, not the sandbox's.
+#[test]
+fn options_after_the_program_are_its_own() {
+    gated!(options_after_the_program_are_its_own);
+    let out = run_in(
+        Mode::Sandboxed,
+        &Cmd::new("/bin/echo").args(["--trcae", "-q"]),
+        std::env::temp_dir().as_path(),
+    );
+    assert_eq!(out.stdout_str(), "--trcae -q\n", "{}", out.report());
+    assert_eq!(out.code(), Some(0), "{}", out.report());
+}
+
+/// A program writing to a pipe whose reader has gone dies of SIGPIPE, as natively (`yes | head
+/// -1` must end, and a shell sees 141): the sandbox leaves SIGPIPE at its default.
+#[test]
+fn a_closed_pipe_kills_the_writer_with_sigpipe() {
+    gated!(a_closed_pipe_kills_the_writer_with_sigpipe);
+    if common::selfcheck() {
+        return;
+    }
+    let mut child = std::process::Command::new(common::sandbox_bin())
+        .args(["run", "--", "/bin/busybox", "yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"y\n");
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "status {status:?}");
+}
