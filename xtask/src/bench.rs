@@ -113,17 +113,31 @@ pub const ROWS: &[Row] = &[
         id: "sandbox/mutex16_sandboxed",
         baseline: Some("sandbox/mutex16_native"),
     },
-    Row { label: "gzip -9 64 MiB, native", id: "sandbox/gzip9_64m_native", baseline: None },
+    Row { label: "busybox gzip -9 64 MiB, native", id: "sandbox/gzip9_64m_native", baseline: None },
     Row {
-        label: "gzip -9 64 MiB, sandbox",
+        label: "busybox gzip -9 64 MiB, sandbox",
         id: "sandbox/gzip9_64m_sandboxed",
         baseline: Some("sandbox/gzip9_64m_native"),
     },
-    Row { label: "sha256sum 256 MiB, native", id: "sandbox/sha256_256m_native", baseline: None },
     Row {
-        label: "sha256sum 256 MiB, sandbox",
+        label: "busybox sha256sum 256 MiB, native",
+        id: "sandbox/sha256_256m_native",
+        baseline: None,
+    },
+    Row {
+        label: "busybox sha256sum 256 MiB, sandbox",
         id: "sandbox/sha256_256m_sandboxed",
         baseline: Some("sandbox/sha256_256m_native"),
+    },
+    Row {
+        label: "coreutils sha256sum 256 MiB, native",
+        id: "sandbox/coreutils_sha256_256m_native",
+        baseline: None,
+    },
+    Row {
+        label: "coreutils sha256sum 256 MiB, sandbox",
+        id: "sandbox/coreutils_sha256_256m_sandboxed",
+        baseline: Some("sandbox/coreutils_sha256_256m_native"),
     },
 ];
 
