@@ -3,44 +3,17 @@
 //! stdout and the files left in the working directory must be equal. Each test also checks the
 //! native run's output for what the program is known to print, so a sandbox that runs nothing
 //! (or exits 0 with no output) fails, and so does a broken harness.
+#[macro_use]
 mod common;
 
 use common::{Cmd, Link, assert_same, build_c};
 use std::time::Duration;
 
-/// Defines the module `<name>` with tests `static_` and `static_pie`, each running the body with
-/// `link` set after the KVM gate.
+/// Defines the module `<name>` with tests `static_`, `static_pie`, each running the
+/// body with `link` set after the KVM gate.
 macro_rules! both_links {
     ($name:ident, |$link:ident| $body:block) => {
-        mod $name {
-            use super::*;
-
-            fn run($link: Link) $body
-
-            #[test]
-            fn static_() {
-                if !dune::testing::kvm_or_skip(concat!(
-                    "sandbox::differential_c::",
-                    stringify!($name),
-                    "::static_"
-                )) {
-                    return;
-                }
-                run(Link::Static);
-            }
-
-            #[test]
-            fn static_pie() {
-                if !dune::testing::kvm_or_skip(concat!(
-                    "sandbox::differential_c::",
-                    stringify!($name),
-                    "::static_pie"
-                )) {
-                    return;
-                }
-                run(Link::StaticPie);
-            }
-        }
+        link_tests!("sandbox::differential_c", $name, [static_ => Static, static_pie => StaticPie], |$link| $body);
     };
 }
 

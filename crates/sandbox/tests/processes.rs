@@ -13,6 +13,7 @@
 //! The Ctrl-C tests drive the process themselves: they wait for "ready" on its stdout, send
 //! SIGINT to the process they started (the sandbox, or the program natively), and compare how
 //! it ended.
+#[macro_use]
 mod common;
 
 use common::{
@@ -34,51 +35,11 @@ const C_TIMEOUT: Duration = Duration::from_secs(120);
 /// The fixture's mtime: 2020-09-13 12:26:40 UTC.
 const FIXED_TIME: i64 = 1_600_000_000;
 
-/// Defines the module `<name>` with tests `static_`, `static_pie` and `dynamic`, each running
-/// the body with `link` set after the KVM gate.
+/// Defines the module `<name>` with tests `static_`, `static_pie`, `dynamic`, each running the
+/// body with `link` set after the KVM gate.
 macro_rules! all_links {
     ($name:ident, |$link:ident| $body:block) => {
-        mod $name {
-            use super::*;
-
-            fn run($link: Link) $body
-
-            #[test]
-            fn static_() {
-                if !dune::testing::kvm_or_skip(concat!(
-                    "sandbox::processes::",
-                    stringify!($name),
-                    "::static_"
-                )) {
-                    return;
-                }
-                run(Link::Static);
-            }
-
-            #[test]
-            fn static_pie() {
-                if !dune::testing::kvm_or_skip(concat!(
-                    "sandbox::processes::",
-                    stringify!($name),
-                    "::static_pie"
-                )) {
-                    return;
-                }
-                run(Link::StaticPie);
-            }
-
-            #[test]
-            fn dynamic() {
-                if !dune::testing::kvm_or_skip(concat!(
-                    "sandbox::processes::",
-                    stringify!($name),
-                    "::dynamic"
-                )) {
-                    return;
-                }
-                run(Link::Dynamic);
-            }
-        }
+        link_tests!("sandbox::processes", $name, [static_ => Static, static_pie => StaticPie, dynamic => Dynamic], |$link| $body);
     };
 }
 

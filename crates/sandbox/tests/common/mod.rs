@@ -12,7 +12,37 @@
 //! Needs gcc with static glibc (libc6-dev) and, for tests/busybox.rs, Debian's busybox-static.
 //! The programs are built into `target/tmp/sandbox-test-bins`; each run gets a fresh working
 //! directory under `target/tmp/sandbox-work`, removed afterwards unless the test failed.
+
 #![allow(dead_code)]
+
+/// Defines the module `$name` with one KVM-gated test per `test_fn => Link::Variant`, each
+/// running the body with `$link` set; a skip is reported as `$prefix::$name::test_fn`.
+#[allow(unused_macros)]
+macro_rules! link_tests {
+    ($prefix:literal, $name:ident, [$($test:ident => $variant:ident),+], |$link:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            fn run($link: Link) $body
+
+            $(
+                #[test]
+                fn $test() {
+                    if !dune::testing::kvm_or_skip(concat!(
+                        $prefix,
+                        "::",
+                        stringify!($name),
+                        "::",
+                        stringify!($test)
+                    )) {
+                        return;
+                    }
+                    run(Link::$variant);
+                }
+            )+
+        }
+    };
+}
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
