@@ -2,6 +2,9 @@
 //! static-pie program built with gcc. Plans are checked against goblin's raw headers
 //! (what `readelf -lW` shows) and, for programs we can run, against the auxv values the
 //! kernel really passed.
+mod common;
+
+use common::Scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -105,23 +108,6 @@ int main(void) {
     return 0;
 }
 "#;
-
-/// A per-test scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("elf-min-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
 
 /// Compiles AUXV_C with `flags`; `None` (with a printed reason) when gcc or a static libc
 /// is missing.

@@ -1,5 +1,8 @@
 //! The initial stack: layout invariants, limits, and a byte-for-byte comparison with the
 //! stack the running kernel builds for a static test program.
+mod common;
+
+use common::Scratch;
 
 use elf_min::auxv::*;
 use elf_min::errno::{E2BIG, EINVAL, ENOMEM};
@@ -418,23 +421,6 @@ int main(int argc, char **argv, char **envp) {
     assert_eq!(st.auxv, parsed.auxv);
     assert!(st.image == image, "stack image differs from the kernel's");
     check(&p, &st);
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("elf-min-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
 }
 
 /// Compiles `src` to `out`; false (with a printed reason) when gcc or static libc is missing.

@@ -214,3 +214,21 @@ fn put(b: &mut [u8], at: usize, bytes: &[u8]) {
         }
     }
 }
+
+/// A per-test scratch directory under the system's temporary directory, removed on drop.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    /// Creates `elf-min-<name>-<pid>` (the pid keeps parallel test binaries apart).
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("elf-min-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
