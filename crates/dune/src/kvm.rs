@@ -80,7 +80,7 @@ impl KvmHost {
         Ok(KvmHost { kvm, supported_cpuid, phys_bits, nr_memslots, sync_regs, disable_quirks2 })
     }
 
-    /// Guest-physical address width in bits (CPUID 0x80000008 EAX[7:0] from
+    /// Guest-physical address width in bits (CPUID 0x80000008 EAX bits 7:0 from
     /// `KVM_GET_SUPPORTED_CPUID`; 36 if the leaf is absent, as the SDM specifies).
     pub fn phys_bits(&self) -> u8 {
         self.phys_bits

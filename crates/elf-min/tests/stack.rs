@@ -12,6 +12,34 @@ use elf_min::{
     parse_initial_stack, read_cstr,
 };
 
+/// The auxv keys in the order Linux's `create_elf_tables` (fs/binfmt_elf.c) writes them;
+/// `AT_SYSINFO_EHDR` and the two rseq keys are optional.
+const KERNEL_AUXV_ORDER: [u64; 23] = [
+    AT_SYSINFO_EHDR,
+    AT_MINSIGSTKSZ,
+    AT_HWCAP,
+    AT_PAGESZ,
+    AT_CLKTCK,
+    AT_PHDR,
+    AT_PHENT,
+    AT_PHNUM,
+    AT_BASE,
+    AT_FLAGS,
+    AT_ENTRY,
+    AT_UID,
+    AT_EUID,
+    AT_GID,
+    AT_EGID,
+    AT_SECURE,
+    AT_RANDOM,
+    AT_HWCAP2,
+    AT_EXECFN,
+    AT_PLATFORM,
+    AT_RSEQ_FEATURE_SIZE,
+    AT_RSEQ_ALIGN,
+    AT_NULL,
+];
+
 const TOP: u64 = 0x7fff_f000_0000;
 
 fn params<'a>(argv: &'a [&'a [u8]], envp: &'a [&'a [u8]]) -> StackParams<'a> {
@@ -67,35 +95,16 @@ fn check(p: &StackParams<'_>, st: &InitialStack) {
     assert_eq!(st.execfn_addr + p.execfn.len() as u64 + 1 + 8, p.stack_top);
 
     let keys: Vec<u64> = parsed.auxv.iter().map(|&(k, _)| k).collect();
-    let mut want = vec![];
-    if p.auxv.sysinfo_ehdr.is_some() {
-        want.push(AT_SYSINFO_EHDR);
-    }
-    want.extend([
-        AT_MINSIGSTKSZ,
-        AT_HWCAP,
-        AT_PAGESZ,
-        AT_CLKTCK,
-        AT_PHDR,
-        AT_PHENT,
-        AT_PHNUM,
-        AT_BASE,
-        AT_FLAGS,
-        AT_ENTRY,
-        AT_UID,
-        AT_EUID,
-        AT_GID,
-        AT_EGID,
-        AT_SECURE,
-        AT_RANDOM,
-        AT_HWCAP2,
-        AT_EXECFN,
-        AT_PLATFORM,
-    ]);
-    if p.auxv.rseq.is_some() {
-        want.extend([AT_RSEQ_FEATURE_SIZE, AT_RSEQ_ALIGN]);
-    }
-    want.push(AT_NULL);
+    // Every key of the kernel's order, less the optional ones this stack does not carry.
+    let want: Vec<u64> = KERNEL_AUXV_ORDER
+        .iter()
+        .copied()
+        .filter(|&k| match k {
+            AT_SYSINFO_EHDR => p.auxv.sysinfo_ehdr.is_some(),
+            AT_RSEQ_FEATURE_SIZE | AT_RSEQ_ALIGN => p.auxv.rseq.is_some(),
+            _ => true,
+        })
+        .collect();
     assert_eq!(keys, want);
     assert_eq!(parsed.auxv, st.auxv);
     let raw = &st.image[(st.auxv_addr - st.sp) as usize..];
@@ -356,33 +365,11 @@ int main(int argc, char **argv, char **envp) {
     let execfn = cstr(get(AT_EXECFN).unwrap());
     let r = (get(AT_RANDOM).unwrap() - sp) as usize;
     let platform = get(AT_PLATFORM).unwrap();
-    let known = [
-        AT_SYSINFO_EHDR,
-        AT_MINSIGSTKSZ,
-        AT_HWCAP,
-        AT_PAGESZ,
-        AT_CLKTCK,
-        AT_PHDR,
-        AT_PHENT,
-        AT_PHNUM,
-        AT_BASE,
-        AT_FLAGS,
-        AT_ENTRY,
-        AT_UID,
-        AT_EUID,
-        AT_GID,
-        AT_EGID,
-        AT_SECURE,
-        AT_RANDOM,
-        AT_HWCAP2,
-        AT_EXECFN,
-        AT_PLATFORM,
-        AT_RSEQ_FEATURE_SIZE,
-        AT_RSEQ_ALIGN,
-        AT_NULL,
-    ];
     for (k, _) in &parsed.auxv {
-        assert!(known.contains(k), "kernel emits auxv key {k} this crate does not know");
+        assert!(
+            KERNEL_AUXV_ORDER.contains(k),
+            "kernel emits auxv key {k} this crate does not know"
+        );
     }
     let v = |k| get(k).unwrap();
     let p = StackParams {

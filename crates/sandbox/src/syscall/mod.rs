@@ -10,9 +10,9 @@
 //! * a file-descriptor argument naming one of the runtime's own descriptors gets `EBADF`;
 //! * a call not in the table gets `ENOSYS`.
 
-pub mod clone;
-pub mod emul;
-pub mod exec;
+pub(crate) mod clone;
+pub(crate) mod emul;
+pub(crate) mod exec;
 pub mod table;
 
 use std::ffi::CString;
