@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::Once;
-use std::sync::atomic::{AtomicU8, AtomicU64};
+use std::sync::atomic::AtomicU64;
 
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
@@ -22,7 +22,11 @@ pub(crate) struct HostMapping {
 // with their own synchronisation (atomics for page-table entries), so moving or sharing the
 // handle between threads is sound.
 unsafe impl Send for HostMapping {}
-// SAFETY: see `Send`; `&HostMapping` gives no unsynchronised access to the bytes.
+// SAFETY: through `&HostMapping` the bytes are written non-atomically only by `write`,
+// `write_u64` and `zero`, and the runtime never lets two threads do that to the same bytes:
+// the system area is written while the `Vm` is built (before it is shared) and per vCPU in that
+// vCPU's own area (its GDT/TSS and IST stack, by the thread that owns the `Vcpu`); page-table
+// pages are zeroed under `&mut PageTables` and otherwise accessed only through `atomic_u64`.
 unsafe impl Sync for HostMapping {}
 
 impl HostMapping {
@@ -273,9 +277,9 @@ pub(crate) fn consume_kicks() -> Kicks {
     let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     let mut k = Kicks::default();
     loop {
-        // SAFETY: valid pointers; sigtimedwait with a zero timeout never blocks.
+        // SAFETY: siginfo_t is plain data for which all-zero bytes are a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
+        // SAFETY: valid pointers; sigtimedwait with a zero timeout never blocks.
         let r = unsafe { libc::sigtimedwait(&set, &mut info, &zero) };
         if r < 0 {
             return k;
@@ -298,29 +302,6 @@ pub(crate) fn send_kick(tid: i32) {
     unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, kick_signal()) };
 }
 
-/// The `immediate_exit` byte of a vCPU's `kvm_run` mapping.
-#[derive(Debug)]
-pub(crate) struct ImmediateExit(*const AtomicU8);
-
-// SAFETY: the pointer targets the kvm_run mapping owned by the same Vcpu value, which moves with
-// it; the byte is only accessed atomically.
-unsafe impl Send for ImmediateExit {}
-
-impl ImmediateExit {
-    /// # Safety
-    /// `run` must point at a live `kvm_run` mapping that outlives the returned value.
-    pub(crate) unsafe fn new(run: *mut kvm_bindings::kvm_run) -> Self {
-        // SAFETY: caller guarantees `run` is valid; `immediate_exit` is a u8 field, and AtomicU8
-        // has the same size and alignment as u8.
-        ImmediateExit(unsafe { (&raw mut (*run).immediate_exit).cast::<AtomicU8>() })
-    }
-
-    pub(crate) fn set(&self, on: bool) {
-        // SAFETY: valid for the life of `self` (constructor contract).
-        unsafe { &*self.0 }.store(u8::from(on), std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 /// `kvm_run.internal.suberror` of a `KVM_EXIT_INTERNAL_ERROR` exit.
 pub(crate) fn internal_suberror(run: &kvm_bindings::kvm_run) -> u32 {
     // SAFETY: only called when exit_reason is KVM_EXIT_INTERNAL_ERROR, for which the kernel
@@ -333,9 +314,10 @@ pub(crate) fn set_xsave(
     vcpu: &kvm_ioctls::VcpuFd,
     x: &kvm_bindings::kvm_xsave,
 ) -> Result<(), kvm_ioctls::Error> {
-    // SAFETY: `x` is a full kvm_xsave; KVM reads at most its size unless KVM_CAP_XSAVE2 reports a
-    // larger one, in which case the runtime masks those components out of XCR0 (AMX) so the
-    // 4 KiB area holds the whole state.
+    // SAFETY: `x` is a full 4 KiB kvm_xsave. KVM copies `guest_fpu.uabi_size` bytes from it
+    // (arch/x86/kvm/x86.c, kvm_vcpu_ioctl_x86_set_xsave), which exceeds 4 KiB only when this
+    // process was granted dynamic guest features (AMX, ARCH_REQ_XCOMP_GUEST_PERM); the runtime
+    // never requests them, so 4 KiB is the whole size KVM reads.
     unsafe { vcpu.set_xsave(x) }
 }
 

@@ -128,7 +128,6 @@ pub struct Vcpu {
     index: u32,
     area: u64,
     kick: Kicker,
-    immediate_exit: sys::ImmediateExit,
     regs: kvm_regs,
     regs_state: RegsState,
     sync_regs: bool,
@@ -137,6 +136,9 @@ pub struct Vcpu {
     last: Option<RawExit>,
     /// External kicks already reported as [`Trap::Interrupted`].
     seen_kicks: u64,
+    /// The host thread that last ran this vCPU and its kernel thread id, so that `run` asks
+    /// for the tid (a system call) only when the vCPU moved. `ThreadId`s are never reused.
+    thread: Option<(std::thread::ThreadId, i32)>,
 }
 
 fn ioctl(name: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> IoctlError {
@@ -193,17 +195,12 @@ impl Vcpu {
         if sync_regs {
             fd.set_sync_valid_reg(SyncReg::Register);
         }
-        let run = fd.get_kvm_run() as *mut kvm_bindings::kvm_run;
-        #[allow(unsafe_code)]
-        // SAFETY: `run` is the kvm_run mapping owned by `fd`, which lives as long as this Vcpu.
-        let immediate_exit = unsafe { sys::ImmediateExit::new(run) };
         let mut v = Vcpu {
             vm,
             fd,
             index,
             area,
             kick: Kicker(Arc::new(KickShared::default())),
-            immediate_exit,
             regs: kvm_regs::default(),
             regs_state: RegsState::Unknown,
             sync_regs,
@@ -211,6 +208,7 @@ impl Vcpu {
             watchdog: None,
             last: None,
             seen_kicks: 0,
+            thread: None,
         };
         v.init_system_state()?;
         if let Some(p) = v.vm.platform_opt() {
@@ -223,7 +221,7 @@ impl Vcpu {
     fn init_system_state(&mut self) -> Result<(), VcpuError> {
         let host = &self.vm.host;
         let l = self.vm.layout;
-        let mut s = self.fd.get_sregs().map_err(ioctl("KVM_GET_SREGS"))?;
+        let mut s = self.sregs()?;
         s.cs = segment(KERNEL_CS, true, 0);
         s.ss = segment(KERNEL_DS, false, 0);
         s.ds = segment(KERNEL_DS, false, 0);
@@ -278,7 +276,8 @@ impl Vcpu {
             // XCR0: every state component KVM supports (CPUID.(EAX=0DH,ECX=0)), minus the AMX tile
             // state, which needs a per-process permission and an 11 KiB XSAVE area.
             let d = leaf(0xd, 0).unwrap_or_default();
-            let xcr0 = (u64::from(d.edx) << 32 | u64::from(d.eax)) & !(3 << 17) | 1;
+            let supported = (u64::from(d.edx) << 32) | u64::from(d.eax);
+            let xcr0 = (supported & !(3 << 17)) | 1;
             let mut xcrs = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
             xcrs.xcrs[0].xcr = 0;
             xcrs.xcrs[0].value = xcr0;
@@ -357,14 +356,14 @@ impl Vcpu {
     /// exit left pending first, so nothing of it lands on the new context.
     pub fn enter_user(&mut self, rip: u64, rsp: u64) -> Result<(), VcpuError> {
         self.complete_pending_io()?;
-        let mut s = self.fd.get_sregs().map_err(ioctl("KVM_GET_SREGS"))?;
+        let mut s = self.sregs()?;
         s.cs = segment(USER_CS, true, 3);
         s.ss = segment(USER_DS, false, 3);
         s.ds = null_segment(0);
         s.es = null_segment(0);
         s.fs = null_segment(s.fs.base);
         s.gs = null_segment(s.gs.base);
-        self.fd.set_sregs(&s).map_err(ioctl("KVM_SET_SREGS"))?;
+        self.set_sregs(&s)?;
         let r = self.regs_mut()?;
         r.rip = rip;
         r.rsp = rsp;
@@ -380,11 +379,11 @@ impl Vcpu {
     /// vCPU was stopped in ring 0).
     pub fn set_user_context(&mut self, regs: &Regs) -> Result<(), VcpuError> {
         self.complete_pending_io()?;
-        let mut s = self.fd.get_sregs().map_err(ioctl("KVM_GET_SREGS"))?;
+        let mut s = self.sregs()?;
         if s.cs.dpl != 3 || s.cs.selector != USER_CS {
             s.cs = segment(USER_CS, true, 3);
             s.ss = segment(USER_DS, false, 3);
-            self.fd.set_sregs(&s).map_err(ioctl("KVM_SET_SREGS"))?;
+            self.set_sregs(&s)?;
         }
         *self.regs_mut()? = from_trap_regs(regs);
         Ok(())
@@ -401,9 +400,9 @@ impl Vcpu {
             return Ok(());
         }
         self.flush_regs()?;
-        self.immediate_exit.set(true);
+        self.fd.set_kvm_immediate_exit(1);
         let r = self.fd.run().map(|_| ()).map_err(|e| e.errno());
-        self.immediate_exit.set(false);
+        self.fd.set_kvm_immediate_exit(0);
         self.after_exit();
         match r {
             Ok(()) | Err(libc::EINTR) => Ok(()),
@@ -558,25 +557,31 @@ impl Vcpu {
     /// Runs the vCPU until the next exit and decodes it.
     ///
     /// Errors: [`VcpuError::Ioctl`] when `KVM_RUN` (or a register ioctl) fails with anything but
-    /// `EINTR`/`EFAULT` (those become [`Trap::Interrupted`]/[`Trap::HostFault`]);
+    /// `EINTR`/`EAGAIN`/`EFAULT` (those become [`Trap::Interrupted`]/[`Trap::HostFault`]);
     /// [`VcpuError::Watchdog`] when the watchdog fired.
     pub fn run(&mut self) -> Result<Trap, VcpuError> {
         let raw = self.run_raw()?;
-        Ok(self.decode(raw))
+        self.decode(raw)
     }
 
     /// Like [`Vcpu::run`] but returns the exit undecoded (for measurements of the raw exit cost
     /// and for callers with their own exit protocol). Registers are still synced.
     pub fn run_raw(&mut self) -> Result<RawExit, VcpuError> {
-        let tid = sys::gettid();
+        let me = std::thread::current().id();
+        let tid = match self.thread {
+            Some((id, tid)) if id == me => tid,
+            _ => {
+                let tid = sys::gettid();
+                self.thread = Some((me, tid));
+                tid
+            }
+        };
         if self.kick.0.tid.load(Ordering::Relaxed) != tid {
             // First run on this thread: block the kick signal here and let KVM unblock it only
             // inside KVM_RUN (see `sys`), then make kicks target this thread.
             let mask = sys::block_kick_in_this_thread();
-            sys::set_vcpu_signal_mask(&self.fd, &mask).map_err(|e| IoctlError {
-                ioctl: "KVM_SET_SIGNAL_MASK",
-                errno: e.raw_os_error().unwrap_or(libc::EINVAL),
-            })?;
+            sys::set_vcpu_signal_mask(&self.fd, &mask)
+                .map_err(|e| IoctlError::from_io("KVM_SET_SIGNAL_MASK", &e))?;
             self.kick.0.tid.store(tid, Ordering::SeqCst);
             self.vm.register_running(self.kick.clone());
         }
@@ -607,10 +612,10 @@ impl Vcpu {
         self.flush_regs()?;
         if let Some((d, timer)) = &mut self.watchdog {
             if timer.as_ref().is_none_or(|t| t.tid() != tid) {
-                *timer = Some(ThreadTimer::for_current_thread().map_err(|e| IoctlError {
-                    ioctl: "timer_create",
-                    errno: e.raw_os_error().unwrap_or(libc::EINVAL),
-                })?);
+                *timer = Some(
+                    ThreadTimer::for_current_thread()
+                        .map_err(|e| IoctlError::from_io("timer_create", &e))?,
+                );
             }
             timer.as_ref().expect("just created").arm(*d);
         }
@@ -624,32 +629,37 @@ impl Vcpu {
         self.after_exit();
         Ok((raw, kicks))
     }
-    fn decode(&mut self, raw: RawExit) -> Trap {
+    /// Decodes `raw` from the registers of this exit. Without sync regs the general registers
+    /// are fetched only for a system-call exit (the one trap that carries them), and CR2 only
+    /// for a page fault; a failing fetch is an error, never a trap built from stale values.
+    fn decode(&mut self, raw: RawExit) -> Result<Trap, VcpuError> {
+        let mut t = self.decode_with_cached_regs(raw)?;
+        if self.regs_state == RegsState::Unknown && matches!(t, Trap::Syscall(_)) {
+            self.load_regs()?;
+            t = self.decode_with_cached_regs(raw)?;
+        }
+        Ok(t)
+    }
+
+    fn decode_with_cached_regs(&self, raw: RawExit) -> Result<Trap, VcpuError> {
         let regs = to_trap_regs(&self.regs);
         let ist = match raw {
             RawExit::IoOut { .. } => self.ist_words(),
             _ => [0; 6],
         };
         let cx = ExitContext { regs: &regs, ist: &ist, doorbell_gpa: self.vm.layout.doorbell };
-        let fd = &self.fd;
-        let needs_regs = self.regs_state == RegsState::Unknown;
-        if needs_regs {
-            // No sync-regs: fetch registers only when the exit needs them (a system call).
-            let t = trap::decode(raw, &cx, || 0);
-            if matches!(t, Trap::Syscall(_))
-                && let Ok(r) = fd.get_regs()
-            {
-                self.regs = r;
-                self.regs_state = RegsState::Clean;
-                let regs = to_trap_regs(&self.regs);
-                let cx = ExitContext { regs: &regs, ..cx };
-                return trap::decode(raw, &cx, || 0);
+        let mut sregs_err = None;
+        let t = trap::decode(raw, &cx, || match self.fd.get_sregs() {
+            Ok(s) => s.cr2,
+            Err(e) => {
+                sregs_err = Some(e);
+                0
             }
-            if !matches!(t, Trap::PageFault(_)) {
-                return t;
-            }
+        });
+        match sregs_err {
+            Some(e) => Err(ioctl("KVM_GET_SREGS")(e).into()),
+            None => Ok(t),
         }
-        trap::decode(raw, &cx, || fd.get_sregs().map(|s| s.cr2).unwrap_or(0))
     }
 
     fn kvm_run(&mut self) -> Result<RawExit, VcpuError> {
