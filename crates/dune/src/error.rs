@@ -165,6 +165,19 @@ pub enum MapError {
         /// First GVA without backing.
         gva: u64,
     },
+    /// The range overlaps the runtime's system area (GDT/IDT/TSS, trampolines, exception
+    /// stacks) or its page-table arena, which guest mappings may never cover, remove or
+    /// re-protect.
+    #[error(
+        "range {gva:#x}+{len:#x} overlaps the runtime's system area or page-table arena; \
+         choose guest addresses outside them (see Vm::layout)"
+    )]
+    Reserved {
+        /// Start GVA.
+        gva: u64,
+        /// Length in bytes.
+        len: u64,
+    },
     /// The page-table arena is full.
     #[error("out of page-table memory ({pages} pages in use); raise VmConfig::page_table_bytes")]
     OutOfPageTables {

@@ -416,8 +416,8 @@ impl Vm {
     /// different or less permissive one.
     ///
     /// Errors: [`MapError::NotBacked`] naming the first page without guest memory (nothing is
-    /// mapped then), [`MapError::Unaligned`], [`MapError::NonCanonical`],
-    /// [`MapError::OutOfPageTables`].
+    /// mapped then), [`MapError::Reserved`] for a range touching the runtime's own memory,
+    /// [`MapError::Unaligned`], [`MapError::NonCanonical`], [`MapError::OutOfPageTables`].
     pub fn map(&self, gva: u64, len: u64, perms: Perms) -> Result<(), MapError> {
         self.map_inner(gva, len, perms, true)
     }
@@ -436,7 +436,7 @@ impl Vm {
             return Err(MapError::Unaligned { gva, len });
         }
         if self.layout.overlaps(gva, len) {
-            return Err(MapError::NotBacked { gva });
+            return Err(MapError::Reserved { gva, len });
         }
         // Split the range into runs of contiguous GPA (one run per slot piece).
         let mut runs = Vec::new();
@@ -466,6 +466,9 @@ impl Vm {
     }
 
     /// Unmaps guest-virtual `[gva, gva + len)` and flushes TLBs. Unmapped parts are skipped.
+    ///
+    /// Errors: [`MapError::Reserved`] for a range touching the runtime's own memory,
+    /// [`MapError::Unaligned`], [`MapError::NonCanonical`].
     pub fn unmap(&self, gva: u64, len: u64) -> Result<(), MapError> {
         let f = self.unmap_host_coherent(gva, len)?;
         self.flush_if(f);
@@ -477,13 +480,16 @@ impl Vm {
     /// Returns whether a flush would otherwise have been needed.
     pub fn unmap_host_coherent(&self, gva: u64, len: u64) -> Result<Flush, MapError> {
         if self.layout.overlaps(gva, len) {
-            return Err(MapError::NotBacked { gva });
+            return Err(MapError::Reserved { gva, len });
         }
         self.pt().unmap(gva, len)
     }
 
     /// Changes the permissions of the mapped pages in `[gva, gva + len)`, flushing TLBs when
     /// permissions shrink.
+    ///
+    /// Errors: [`MapError::Reserved`] for a range touching the runtime's own memory,
+    /// [`MapError::Unaligned`], [`MapError::NonCanonical`].
     pub fn protect(&self, gva: u64, len: u64, perms: Perms) -> Result<(), MapError> {
         let f = self.protect_host_coherent(gva, len, perms)?;
         self.flush_if(f);
@@ -499,7 +505,7 @@ impl Vm {
         perms: Perms,
     ) -> Result<Flush, MapError> {
         if self.layout.overlaps(gva, len) {
-            return Err(MapError::NotBacked { gva });
+            return Err(MapError::Reserved { gva, len });
         }
         self.pt().protect(gva, len, perms)
     }

@@ -39,12 +39,27 @@ fn bad_mappings_are_typed_errors() {
     ));
     // The runtime's own system area can be neither mapped over nor added as guest memory.
     let base = vm.layout().base;
-    assert!(vm.map(base, 4096, Perms::USER_RW).is_err());
+    for e in [
+        vm.map(base, 4096, Perms::USER_RW).unwrap_err(),
+        vm.unmap(base, 4096).unwrap_err(),
+        vm.protect(base, 4096, Perms::USER_R).unwrap_err(),
+    ] {
+        assert_eq!(e, MapError::Reserved { gva: base, len: 4096 });
+        assert!(e.to_string().contains("system area"), "{e}");
+    }
     // SAFETY: refused before KVM sees it.
-    assert!(unsafe { vm.add_memory(base, 4096, false) }.is_err());
-    // Above the guest-physical width and not page aligned.
+    let e = unsafe { vm.add_memory(base, 4096, false) }.unwrap_err();
+    assert!(
+        matches!(e, dune::VmError::Memory(ept::EptError::Overlap { addr, .. }) if addr == base),
+        "{e:?}"
+    );
+    // Not page aligned.
     // SAFETY: refused before KVM sees it.
-    assert!(unsafe { vm.add_memory(0x1234, 4096, false) }.is_err());
+    let e = unsafe { vm.add_memory(0x1234, 4096, false) }.unwrap_err();
+    assert!(
+        matches!(e, dune::VmError::Memory(ept::EptError::Unaligned { addr: 0x1234, len: 4096 })),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -202,6 +202,7 @@ proptest! {
         for (ptr, s) in parsed.argv.iter().zip(&argv) {
             prop_assert_eq!(read_cstr(&st.image, st.sp, *ptr).unwrap(), *s);
         }
+        prop_assert_eq!(parsed.envp.len(), envp.len());
         for (ptr, s) in parsed.envp.iter().zip(&envp) {
             prop_assert_eq!(read_cstr(&st.image, st.sp, *ptr).unwrap(), *s);
         }

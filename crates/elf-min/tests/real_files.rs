@@ -109,23 +109,12 @@ int main(void) {
 }
 "#;
 
-/// Compiles AUXV_C with `flags`; `None` (with a printed reason) when gcc or a static libc
-/// is missing.
+/// Compiles AUXV_C with `flags`; `None` when gcc is not installed (see [`common::gcc`]).
 fn build(dir: &Scratch, flags: &[&str]) -> Option<PathBuf> {
     let src = dir.0.join("auxv.c");
-    std::fs::write(&src, AUXV_C).ok()?;
+    std::fs::write(&src, AUXV_C).unwrap();
     let exe = dir.0.join("prog");
-    match Command::new("gcc").args(flags).arg("-o").arg(&exe).arg(&src).output() {
-        Ok(o) if o.status.success() => Some(exe),
-        Ok(o) => {
-            eprintln!("skipping: gcc {flags:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-            None
-        }
-        Err(e) => {
-            eprintln!("skipping: gcc not available: {e}");
-            None
-        }
-    }
+    common::gcc(flags, &exe, &src).then_some(exe)
 }
 
 #[test]
@@ -226,8 +215,8 @@ fn read_executable_verdicts() {
 
     // A FIFO is refused without blocking.
     let fifo = dir.join("fifo");
-    if Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
-        let e = read_executable(&fifo).unwrap_err();
-        assert_eq!(e, ElfError::NotRegularFile { is_dir: false });
-    }
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.as_ref().is_ok_and(|s| s.success()), "mkfifo (coreutils): {made:?}");
+    let e = read_executable(&fifo).unwrap_err();
+    assert_eq!(e, ElfError::NotRegularFile { is_dir: false });
 }

@@ -331,7 +331,7 @@ int main(int argc, char **argv, char **envp) {
     )
     .unwrap();
     let exe = dir.join("dump");
-    if !gcc(&["-static", "-O1", "-o"], &exe, &src) {
+    if !common::gcc(&["-static", "-O1"], &exe, &src) {
         return;
     }
     let out = std::process::Command::new(&exe)
@@ -408,19 +408,4 @@ int main(int argc, char **argv, char **envp) {
     assert_eq!(st.auxv, parsed.auxv);
     assert!(st.image == image, "stack image differs from the kernel's");
     check(&p, &st);
-}
-
-/// Compiles `src` to `out`; false (with a printed reason) when gcc or static libc is missing.
-fn gcc(flags: &[&str], out: &std::path::Path, src: &std::path::Path) -> bool {
-    match std::process::Command::new("gcc").args(flags).arg(out).arg(src).output() {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            eprintln!("skipping: gcc {flags:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-            false
-        }
-        Err(e) => {
-            eprintln!("skipping: gcc not available: {e}");
-            false
-        }
-    }
 }

@@ -621,9 +621,12 @@ fn gnu_stack_semantics() {
 }
 
 #[test]
-fn interp_type_is_recognised() {
+fn interp_path_is_read_from_pt_interp() {
     let img = Img::pie();
     assert_eq!(img.phdrs[idx::INTERP].p_type, PT_INTERP);
+    let bytes = img.build();
+    let elf = ElfFile::parse(&bytes).unwrap();
+    assert_eq!(elf.interp(), Some(&INTERP[..INTERP.len() - 1]));
 }
 
 /// Covers the variants that only the std edge and the stack builder produce.

@@ -232,3 +232,19 @@ impl Drop for Scratch {
         std::fs::remove_dir_all(&self.0).ok();
     }
 }
+
+/// Compiles `src` to `out` with `gcc FLAGS -o OUT SRC`. `false` (with a printed reason) only
+/// when gcc is not installed: these tests compare with the running kernel and need a C
+/// toolchain, which `cargo xtask test` provisions. A gcc that runs and fails is a broken test
+/// and panics.
+pub fn gcc(flags: &[&str], out: &std::path::Path, src: &std::path::Path) -> bool {
+    match std::process::Command::new("gcc").args(flags).arg("-o").arg(out).arg(src).output() {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => panic!("gcc {flags:?} failed:\n{}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("skipping: gcc is not installed (apt-get install gcc libc6-dev)");
+            false
+        }
+        Err(e) => panic!("cannot run gcc: {e}"),
+    }
+}
