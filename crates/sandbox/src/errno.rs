@@ -28,6 +28,12 @@ impl Errno {
     pub const EACCES: Errno = Errno(libc::EACCES);
     /// `ENOTTY`.
     pub const ENOTTY: Errno = Errno(libc::ENOTTY);
+    /// `ENOENT`.
+    pub const ENOENT: Errno = Errno(libc::ENOENT);
+    /// `EEXIST`.
+    pub const EEXIST: Errno = Errno(libc::EEXIST);
+    /// `EAGAIN`.
+    pub const EAGAIN: Errno = Errno(libc::EAGAIN);
 
     /// The symbolic name, e.g. `"ENOENT"` (asm-generic/errno-base.h, errno.h).
     pub fn name(self) -> &'static str {

@@ -465,3 +465,96 @@ fn proc_self_mem_own_control() {
     out.assert_success().assert_last_line("alive");
     assert!(out.stdout_str().contains("own bytes intact: 1"), "{}", out.report());
 }
+
+// ---------------------------------------------------------------------------------------------
+// h. Attacks through the kernel's view of arguments (tests/c/escape_kernel.c).
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `escape_kernel CASE` natively and sandboxed; both must end with "alive".
+fn kernel_case(case: &str) -> Option<(Output, Output)> {
+    let cmd = Cmd::new(prog("escape_kernel")).arg(case);
+    let (native, _nd) = run_native(&cmd);
+    native.assert_success().assert_last_line("alive");
+    let (out, _sd) = sandboxed(&cmd)?;
+    out.assert_success().assert_last_line("alive");
+    Some((native, out))
+}
+
+/// The result lines of `out` with those starting with any of `differ` replaced by `expect`.
+fn lines_except(out: &Output, differ: &[&str]) -> Vec<String> {
+    out.stdout_str()
+        .lines()
+        .filter(|l| !differ.iter().any(|d| l.starts_with(d)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Another thread keeps reading through the descriptor number the next open() will take while
+/// the main thread opens /proc/self/mem: no descriptor to it may exist even for a moment.
+#[test]
+fn proc_self_mem_open_has_no_window() {
+    gated!(proc_self_mem_open_has_no_window);
+    let cmd = Cmd::new(prog("escape_kernel")).arg("memrace");
+    let (native, _nd) = run_native(&cmd);
+    assert_native_finds_nothing(&native);
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    assert_found_runtime(&out);
+    out.assert_success().assert_last_line("alive");
+    let s = out.stdout_str();
+    assert!(s.contains("opens refused 2000 of 2000"), "{}", out.report());
+    assert!(s.contains("leaks 0\n"), "the runtime's memory was read:\n{}", out.report());
+}
+
+/// Socket options whose values are pointers or kernel objects (TCP_ZEROCOPY_RECEIVE maps
+/// pages, SO_ATTACH_FILTER loads a program) are refused; plain ones behave as natively.
+#[test]
+fn socket_options_with_pointers_refused() {
+    gated!(socket_options_with_pointers_refused);
+    let Some((native, out)) = kernel_case("sockopt") else { return };
+    let s = out.stdout_str();
+    for opt in ["getsockopt TCP_ZEROCOPY_RECEIVE", "setsockopt SO_ATTACH_FILTER"] {
+        assert!(s.contains(&format!("{opt}: ENOPROTOOPT\n")), "{opt}\n{}", out.report());
+    }
+    let differ = ["getsockopt TCP_ZEROCOPY_RECEIVE", "setsockopt SO_ATTACH_FILTER"];
+    assert_eq!(lines_except(&out, &differ), lines_except(&native, &differ), "{}", out.report());
+}
+
+/// SCM_RIGHTS cannot pass one of the runtime's descriptors; passing the program's own works.
+#[test]
+fn scm_rights_cannot_pass_runtime_descriptors() {
+    gated!(scm_rights_cannot_pass_runtime_descriptors);
+    let Some((native, out)) = kernel_case("scmrights") else { return };
+    let s = out.stdout_str();
+    assert!(s.contains("send foreign: EBADF\n"), "{}", out.report());
+    assert!(s.contains("through copy: 1\n"), "{}", out.report());
+    assert!(native.stdout_str().contains("through copy: 1\n"), "{}", native.report());
+}
+
+/// close_range may not unshare the descriptor table (the supervisor's threads share it);
+/// CLOEXEC marking and Linux's own errors are as natively.
+#[test]
+fn close_range_unshare_refused() {
+    gated!(close_range_unshare_refused);
+    let Some((native, out)) = kernel_case("closerange") else { return };
+    assert!(out.stdout_str().contains("close_range UNSHARE: EINVAL\n"), "{}", out.report());
+    let differ = ["close_range UNSHARE"];
+    assert_eq!(lines_except(&out, &differ), lines_except(&native, &differ), "{}", out.report());
+}
+
+/// setrlimit/getrlimit(RLIMIT_AS) act on the program's view, as natively, and do not strangle
+/// the supervisor: a big mapping and a thread still work afterwards.
+#[test]
+fn rlimit_as_through_setrlimit_is_the_programs_view() {
+    gated!(rlimit_as_through_setrlimit_is_the_programs_view);
+    let Some((native, out)) = kernel_case("rlimit") else { return };
+    assert_eq!(out.stdout_str(), native.stdout_str(), "{}", out.report());
+}
+
+/// Value-result address lengths (copied once by the supervisor) give the kernel's truncation
+/// and reported lengths, as natively.
+#[test]
+fn socket_address_lengths_as_linux() {
+    gated!(socket_address_lengths_as_linux);
+    let Some((native, out)) = kernel_case("addrlen") else { return };
+    assert_eq!(out.stdout_str(), native.stdout_str(), "{}", out.report());
+}

@@ -69,7 +69,7 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         check_fd(ctx.proc(), dirfd)?;
         let fd = dirfd as i32;
         (PathBuf::from(format!("/proc/self/fd/{fd}")), PathBuf::from(format!("/dev/fd/{fd}")), true)
-    } else if super::emul::is_own_exe(p) {
+    } else if super::open::is_own_exe(p) {
         // The program's own executable, not the supervisor's.
         let exe = ctx.proc().exe.lock().unwrap().clone();
         (exe.clone(), exe, false)

@@ -13,6 +13,7 @@
 pub(crate) mod clone;
 pub(crate) mod emul;
 pub(crate) mod exec;
+pub(crate) mod open;
 pub mod table;
 
 use std::ffi::CString;
@@ -91,19 +92,14 @@ pub fn check_fd(proc: &Process, fd: u64) -> Result<(), Errno> {
     if proc.is_runtime_fd(fd as i32) { Err(Errno::EBADF) } else { Ok(()) }
 }
 
-/// The byte length `len` designates for the call's arguments `a`.
-fn len_of(mm: &Process, len: Len, a: &[u64; 6]) -> Result<u64, Errno> {
+/// The byte length `len` designates for the call's arguments `a`; `deref` holds the supervisor
+/// copies of value-result lengths ([`Len::DerefU32`]) by argument index.
+fn len_of(len: Len, a: &[u64; 6], deref: &[(usize, u64, Box<u32>)]) -> Result<u64, Errno> {
     Ok(match len {
         Len::Fixed(n) => n,
         Len::Of(i) => a[i],
         Len::ArgTimes(i, size) => a[i].checked_mul(size).ok_or(Errno::EINVAL)?,
-        Len::DerefU32(i) => {
-            if a[i] == 0 {
-                0
-            } else {
-                u64::from(read_u32(mm, a[i])?)
-            }
-        }
+        Len::DerefU32(i) => deref.iter().find(|d| d.0 == i).map_or(0, |d| u64::from(*d.2)),
         Len::FdSet => (a[0] as i32).max(0) as u64 / 64 * 8 + 8,
     })
 }
@@ -165,7 +161,24 @@ pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResul
     // Copies the kernel gets instead of program memory; they must outlive the call.
     let mut strings: Vec<CString> = Vec::new();
     let mut blobs: Vec<Vec<u8>> = Vec::new();
+    // Value-result lengths (`socklen_t *`, [`Len::DerefU32`]): the kernel reads the length when
+    // it fills the buffer, possibly much later (a blocking `accept`), so it gets a supervisor
+    // copy and the buffer is checked against exactly the length it will use. Each entry:
+    // (argument index, program address, copy); copied back after a successful call.
+    let mut deref: Vec<(usize, u64, Box<u32>)> = Vec::new();
+    for kind in spec.args {
+        if let Arg::In(Len::DerefU32(li)) | Arg::Out(Len::DerefU32(li)) = *kind
+            && args[li] != 0
+        {
+            let copy = Box::new(read_u32(proc, args[li])?);
+            a[li] = &raw const *copy as u64;
+            deref.push((li, args[li], copy));
+        }
+    }
     for (i, kind) in spec.args.iter().enumerate() {
+        if deref.iter().any(|d| d.0 == i) {
+            continue; // a length word, replaced by its copy above
+        }
         match *kind {
             Arg::Int | Arg::Hex => {}
             Arg::Fd => check_fd(proc, a[i])?,
@@ -183,7 +196,7 @@ pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResul
             }
             Arg::In(len) | Arg::Out(len) | Arg::InOut(len) => {
                 if a[i] != 0 {
-                    let n = len_of(proc, len, &args)?;
+                    let n = len_of(len, &args, &deref)?;
                     proc.check(a[i], n)?;
                 }
             }
@@ -200,10 +213,17 @@ pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResul
     }
     #[allow(unsafe_code)]
     // SAFETY: every pointer argument was checked above to lie in the program range or was
-    // replaced by a copy in `strings`/`blobs`, alive until after the call; descriptor arguments
+    // replaced by a copy in `strings`/`blobs`/`deref`, alive until after the call; descriptor arguments
     // are not the runtime's; the table lists only calls that leave the supervisor's own state
     // alone (see table.rs).
     let r = unsafe { sys::syscall6(nr as i64, a) };
     drop((strings, blobs));
+    if r.is_ok() {
+        for (_, addr, copy) in &deref {
+            // The call happened; a length word the program unmapped meanwhile only loses it
+            // the updated length.
+            let _ = copy_out(proc, *addr, &copy.to_ne_bytes());
+        }
+    }
     r
 }

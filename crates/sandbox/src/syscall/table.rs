@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{clone, emul, exec};
+use super::{clone, emul, exec, open};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,8 +44,9 @@ pub enum Arg {
     Out(Len),
     /// A buffer the kernel reads and writes (or NULL).
     InOut(Len),
-    /// A socket address the kernel reads: copied in (a policy sees exactly what the kernel
-    /// gets); length in argument `i`.
+    /// A socket address the kernel reads, length in argument `i`: copied into supervisor
+    /// memory before the kernel sees it, so another thread cannot change it after the check.
+    /// (Policies are consulted on the raw arguments, before this copy.)
     SockAddr(usize),
 }
 
@@ -103,7 +104,7 @@ const fn e(h: Handler) -> Imp {
 table! {
     0 "read" [Fd, Out(Of(2)), Int] F;
     1 "write" [Fd, In(Of(2)), Int] F;
-    2 "open" [Path, Hex, Hex] e(emul::open);
+    2 "open" [Path, Hex, Hex] e(open::open);
     3 "close" [Fd] F;
     4 "stat" [Path, Out(Fixed(STAT))] F;
     5 "fstat" [Fd, Out(Fixed(STAT))] F;
@@ -152,8 +153,8 @@ table! {
     51 "getsockname" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
     52 "getpeername" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
     53 "socketpair" [Int, Hex, Int, Out(Fixed(8))] F;
-    54 "setsockopt" [Fd, Int, Int, In(Of(4)), Int] F;
-    55 "getsockopt" [Fd, Int, Int, Out(DerefU32(4)), InOut(Fixed(4))] F;
+    54 "setsockopt" [Fd, Int, Int, In(Of(4)), Int] e(emul::setsockopt);
+    55 "getsockopt" [Fd, Int, Int, Out(DerefU32(4)), InOut(Fixed(4))] e(emul::getsockopt);
     56 "clone" [Hex, Hex, Hex, Hex, Hex] e(clone::clone);
     57 "fork" [] e(clone::fork);
     58 "vfork" [] e(clone::vfork);
@@ -175,7 +176,7 @@ table! {
     82 "rename" [Path, Path] F;
     83 "mkdir" [Path, Hex] F;
     84 "rmdir" [Path] F;
-    85 "creat" [Path, Hex] e(emul::creat);
+    85 "creat" [Path, Hex] e(open::creat);
     86 "link" [Path, Path] F;
     87 "unlink" [Path] F;
     88 "symlink" [Path, Path] F;
@@ -187,7 +188,7 @@ table! {
     94 "lchown" [Path, Int, Int] F;
     95 "umask" [Hex] F;
     96 "gettimeofday" [Out(Fixed(TIMEVAL)), Out(Fixed(8))] F;
-    97 "getrlimit" [Int, Out(Fixed(RLIMIT))] F;
+    97 "getrlimit" [Int, Out(Fixed(RLIMIT))] e(emul::getrlimit);
     98 "getrusage" [Int, Out(Fixed(RUSAGE))] F;
     99 "sysinfo" [Out(Fixed(112))] F;
     100 "times" [Out(Fixed(32))] F;
@@ -238,7 +239,7 @@ table! {
     152 "munlockall" [] F;
     157 "prctl" [Int, Hex, Hex, Hex, Hex] e(emul::prctl);
     158 "arch_prctl" [Hex, Hex] e(emul::arch_prctl);
-    160 "setrlimit" [Int, In(Fixed(RLIMIT))] F;
+    160 "setrlimit" [Int, In(Fixed(RLIMIT))] e(emul::setrlimit);
     161 "chroot" [Path] e(emul::unsupported);
     162 "sync" [] F;
     186 "gettid" [] F;
@@ -275,7 +276,7 @@ table! {
     253 "inotify_init" [] F;
     254 "inotify_add_watch" [Fd, Path, Hex] F;
     255 "inotify_rm_watch" [Fd, Int] F;
-    257 "openat" [AtFd, Path, Hex, Hex] e(emul::openat);
+    257 "openat" [AtFd, Path, Hex, Hex] e(open::openat);
     258 "mkdirat" [AtFd, Path, Hex] F;
     259 "mknodat" [AtFd, Path, Hex, Hex] F;
     260 "fchownat" [AtFd, Path, Int, Int, Hex] F;
@@ -331,7 +332,7 @@ table! {
     434 "pidfd_open" [Int, Hex] F;
     435 "clone3" [Hex, Int] e(emul::unsupported);
     436 "close_range" [Int, Int, Hex] e(emul::close_range);
-    437 "openat2" [AtFd, Path, In(Of(3)), Int] e(emul::openat2);
+    437 "openat2" [AtFd, Path, In(Of(3)), Int] e(open::openat2);
     439 "faccessat2" [AtFd, Path, Hex, Hex] F;
 }
 

@@ -72,6 +72,7 @@ static inline const char *errname(int e) {
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case EISCONN: return "EISCONN";
     case ENOTCONN: return "ENOTCONN";
+    case ENOPROTOOPT: return "ENOPROTOOPT";
     default: return "E?";
     }
 }
