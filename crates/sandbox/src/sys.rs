@@ -530,8 +530,9 @@ pub fn discard_signal(sig: i32) {
     THREAD_PENDING.with(|p| p.set(p.get() & !bit));
 }
 
-/// Records `sig` for the calling thread as if the host had delivered it (`info` as given).
-pub fn post_thread_signal(sig: i32, info: &[u8; 128]) {
+/// Records `sig` as if the host had delivered it (`info` as given): for the calling thread
+/// when `thread`, else for the process (any thread not blocking it takes it).
+pub fn post_signal(sig: i32, info: &[u8; 128], thread: bool) {
     let words: Vec<u64> =
         info.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).collect();
     for (slot, w) in INFO[sig as usize].iter().zip(&words) {
@@ -541,7 +542,7 @@ pub fn post_thread_signal(sig: i32, info: &[u8; 128]) {
         if sig >= SIGRTMIN_KERNEL {
             RTQ[sig as usize].push(&words);
         }
-        record(sig, true);
+        record(sig, thread);
     });
 }
 

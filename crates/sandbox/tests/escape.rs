@@ -558,3 +558,23 @@ fn socket_address_lengths_as_linux() {
     let Some((native, out)) = kernel_case("addrlen") else { return };
     assert_eq!(out.stdout_str(), native.stdout_str(), "{}", out.report());
 }
+
+/// The runtime's own signal numbers cannot come back to this process by a side route (they
+/// would be taken for the runtime's kicks), and a forged kernel-style SIGSEGV reaches the
+/// program's handler like a real one, leaving the supervisor's own fault handling intact.
+#[test]
+fn runtime_signals_and_forged_faults() {
+    gated!(runtime_signals_and_forged_faults);
+    let Some((native, out)) = kernel_case("sigroutes") else { return };
+    let refused = [
+        "kill(0, SIGRTMAX-1)",
+        "timer_create SIGRTMAX-1",
+        "F_SETSIG SIGRTMAX-2",
+        "PR_SET_PDEATHSIG SIGRTMAX-1",
+    ];
+    let s = out.stdout_str();
+    for r in refused {
+        assert!(s.contains(&format!("{r}: EINVAL\n")), "{r}\n{}", out.report());
+    }
+    assert_eq!(lines_except(&out, &refused), lines_except(&native, &refused), "{}", out.report());
+}

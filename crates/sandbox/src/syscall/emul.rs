@@ -130,7 +130,10 @@ pub fn prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             ctx.proc().check(a[1], 4)?;
             host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0])
         }
-        libc::PR_SET_PDEATHSIG => host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0]),
+        libc::PR_SET_PDEATHSIG => {
+            refuse_runtime_signal(a[1])?;
+            host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0])
+        }
         // Everything else (PR_SET_MM, PR_SET_SECCOMP, PR_SET_PTRACER, ...) would change the
         // supervisor, not just the program.
         _ => Err(Errno::EINVAL),
@@ -443,63 +446,156 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
 }
 
-/// `kill`, `tkill`, `tgkill`: forwarded, except the two signal numbers the runtime uses itself,
-/// which, aimed at this process, are recorded for the program directly.
+/// Signals between processes are forwarded, with two exceptions that keep the host's signals
+/// meaning what the supervisor thinks they mean:
+///
+/// - The two signal numbers the runtime uses itself (`SIGRTMAX-1` kicks a vCPU, `SIGRTMAX-2`
+///   interrupts a blocking host call) are recorded for the program directly when aimed at the
+///   calling thread or this process; any other route that would bring them back to this process
+///   (a process group, another thread of ours, a timer, `F_SETSIG`, `PR_SET_PDEATHSIG`, a pidfd)
+///   is refused with `EINVAL`, because the host could not tell them from the runtime's own.
+/// - A `siginfo` with `si_code >= 0` claims to come from the kernel (a fault, a timer). Linux
+///   lets a process send such a one only to itself; the sandbox records it for the program
+///   directly, so a forged "fault" never reaches the supervisor's host handler.
 fn is_runtime_signal(sig: u64) -> bool {
     sig as i32 == sys::kick_signal() || sig as i32 == sys::interrupt_signal()
 }
 
-fn self_directed_runtime_signal(ctx: &Ctx<'_>, sig: u64) -> SysResult {
-    let mut info = [0u8; 128];
-    info[0..4].copy_from_slice(&(sig as i32).to_ne_bytes());
-    info[8..12].copy_from_slice(&libc::SI_TKILL.to_ne_bytes());
-    info[16..20].copy_from_slice(&(std::process::id() as i32).to_ne_bytes());
-    let _ = ctx;
-    sys::post_thread_signal(sig as i32, &info);
+/// `EINVAL` for the runtime's own signal numbers on routes that would reach this process.
+fn refuse_runtime_signal(sig: u64) -> Result<(), Errno> {
+    if is_runtime_signal(sig) { Err(Errno::EINVAL) } else { Ok(()) }
+}
+
+/// Whether `tid` is a thread of this process.
+fn is_own_thread(tid: i32) -> bool {
+    tid > 0 && std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+}
+
+/// Records `sig` with `info` (or a `kill`-style one) for the program.
+fn post_to_program(sig: u64, info: Option<&[u8]>, code: i32, thread: bool) -> SysResult {
+    if !(1..=64).contains(&(sig as i32)) {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = [0u8; 128];
+    match info {
+        Some(i) => buf.copy_from_slice(&i[..128]),
+        None => {
+            buf[8..12].copy_from_slice(&code.to_ne_bytes());
+            buf[16..20].copy_from_slice(&(std::process::id() as i32).to_ne_bytes());
+            buf[20..24].copy_from_slice(&own_uid().to_ne_bytes());
+        }
+    }
+    buf[0..4].copy_from_slice(&(sig as i32).to_ne_bytes());
+    sys::post_signal(sig as i32, &buf, thread);
     Ok(0)
 }
 
-pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    if is_runtime_signal(a[1]) && a[0] as i32 == std::process::id() as i32 {
-        return self_directed_runtime_signal(ctx, a[1]);
+fn own_uid() -> u32 {
+    // SAFETY: getuid cannot fail and touches no memory.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::getuid()
+    }
+}
+
+/// `si_code` of a copied 128-byte siginfo.
+fn si_code(info: &[u8]) -> i32 {
+    i32::from_ne_bytes(info[8..12].try_into().unwrap())
+}
+
+pub fn kill(_ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (pid, me) = (a[0] as i32, std::process::id() as i32);
+    if is_runtime_signal(a[1]) {
+        if pid == me {
+            return post_to_program(a[1], None, libc::SI_USER, false);
+        }
+        // 0: our process group; -1: every process we may signal; -pgrp: maybe ours.
+        // SAFETY: getpgrp cannot fail and touches no memory.
+        #[allow(unsafe_code)]
+        let pgrp = unsafe { libc::getpgrp() };
+        if pid == 0 || pid == -1 || pid == -pgrp {
+            return Err(Errno::EINVAL);
+        }
     }
     host(libc::SYS_kill, [a[0], a[1], 0, 0, 0, 0])
 }
 
 pub fn tkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    if is_runtime_signal(a[1]) && a[0] as i32 == ctx.thread.tid {
-        return self_directed_runtime_signal(ctx, a[1]);
+    if is_runtime_signal(a[1]) {
+        if a[0] as i32 == ctx.thread.tid {
+            return post_to_program(a[1], None, libc::SI_TKILL, true);
+        }
+        if is_own_thread(a[0] as i32) {
+            return Err(Errno::EINVAL);
+        }
     }
     host(libc::SYS_tkill, [a[0], a[1], 0, 0, 0, 0])
 }
 
+pub fn tgkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if is_runtime_signal(a[2]) && a[0] as i32 == std::process::id() as i32 {
+        if a[1] as i32 == ctx.thread.tid {
+            return post_to_program(a[2], None, libc::SI_TKILL, true);
+        }
+        return Err(Errno::EINVAL);
+    }
+    host(libc::SYS_tgkill, [a[0], a[1], a[2], 0, 0, 0])
+}
+
 pub fn rt_sigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let info = copy_in(ctx.proc(), a[2], 128)?;
-    if is_runtime_signal(a[1]) && a[0] as i32 == std::process::id() as i32 {
-        return self_directed_runtime_signal(ctx, a[1]);
+    if a[0] as i32 == std::process::id() as i32
+        && a[1] != 0
+        && (is_runtime_signal(a[1]) || si_code(&info) >= 0)
+    {
+        return post_to_program(a[1], Some(&info), 0, false);
     }
     host(libc::SYS_rt_sigqueueinfo, [a[0], a[1], info.as_ptr() as u64, 0, 0, 0])
 }
 
 pub fn rt_tgsigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let info = copy_in(ctx.proc(), a[3], 128)?;
-    if is_runtime_signal(a[2])
-        && a[0] as i32 == std::process::id() as i32
-        && a[1] as i32 == ctx.thread.tid
+    if a[0] as i32 == std::process::id() as i32
+        && a[2] != 0
+        && (is_runtime_signal(a[2]) || si_code(&info) >= 0)
     {
-        return self_directed_runtime_signal(ctx, a[2]);
+        if a[1] as i32 == ctx.thread.tid {
+            return post_to_program(a[2], Some(&info), 0, true);
+        }
+        // Another thread of ours: the host could not tell it from the runtime's own.
+        return Err(if is_runtime_signal(a[2]) { Errno::EINVAL } else { Errno::EPERM });
     }
     host(libc::SYS_rt_tgsigqueueinfo, [a[0], a[1], a[2], info.as_ptr() as u64, 0, 0])
 }
 
-pub fn tgkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    if is_runtime_signal(a[2])
-        && a[0] as i32 == std::process::id() as i32
-        && a[1] as i32 == ctx.thread.tid
-    {
-        return self_directed_runtime_signal(ctx, a[2]);
+/// `pidfd_send_signal(pidfd, sig, info, flags)`: the pidfd may name this process, so the
+/// runtime's signal numbers are refused and a kernel-style `siginfo` (`si_code >= 0`, which
+/// Linux accepts only for oneself) gets `EPERM`.
+pub fn pidfd_send_signal(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_fd(ctx.proc(), a[0])?;
+    refuse_runtime_signal(a[1])?;
+    let info = if a[2] != 0 { Some(copy_in(ctx.proc(), a[2], 128)?) } else { None };
+    if info.as_deref().is_some_and(|i| si_code(i) >= 0) {
+        return Err(Errno::EPERM);
     }
-    host(libc::SYS_tgkill, [a[0], a[1], a[2], 0, 0, 0])
+    let infop = info.as_ref().map_or(0, |i| i.as_ptr() as u64);
+    host(libc::SYS_pidfd_send_signal, [a[0], a[1], infop, a[3], 0, 0])
+}
+
+/// `timer_create(clock, sevp, timerid)`: `struct sigevent` (64 bytes) copied; a signal
+/// notification with one of the runtime's signal numbers is refused.
+pub fn timer_create(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let sev = if a[1] != 0 { Some(copy_in(ctx.proc(), a[1], 64)?) } else { None };
+    if let Some(s) = &sev {
+        let signo = i32::from_ne_bytes(s[8..12].try_into().unwrap());
+        let notify = i32::from_ne_bytes(s[12..16].try_into().unwrap());
+        if notify != libc::SIGEV_NONE {
+            refuse_runtime_signal(signo as u64)?;
+        }
+    }
+    ctx.proc().check(a[2], 4)?;
+    let sevp = sev.as_ref().map_or(0, |s| s.as_ptr() as u64);
+    host(libc::SYS_timer_create, [a[0], sevp, a[2], 0, 0, 0])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -563,8 +659,12 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc(), a[0])?;
     let cmd = a[1] as i32;
     match cmd {
+        11 /* F_SETSIG */ => {
+            refuse_runtime_signal(a[2])?;
+            host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
+        }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL
-        | libc::F_SETFL | libc::F_GETOWN | libc::F_SETOWN | 11 /* F_SETSIG */ | 12 /* F_GETSIG */
+        | libc::F_SETFL | libc::F_GETOWN | libc::F_SETOWN | 12 /* F_GETSIG */
         | libc::F_GETLEASE | libc::F_SETLEASE | libc::F_NOTIFY | libc::F_GETPIPE_SZ
         | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS => {
             host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])

@@ -259,7 +259,7 @@ table! {
     218 "set_tid_address" [Hex] e(emul::set_tid_address);
     213 "epoll_create" [Int] F;
     221 "fadvise64" [Fd, Int, Int, Int] F;
-    222 "timer_create" [Int, In(Fixed(64)), Out(Fixed(4))] F;
+    222 "timer_create" [Int, In(Fixed(64)), Out(Fixed(4))] e(emul::timer_create);
     223 "timer_settime" [Int, Hex, In(Fixed(ITIMER)), Out(Fixed(ITIMER))] F;
     224 "timer_gettime" [Int, Out(Fixed(ITIMER))] F;
     225 "timer_getoverrun" [Int] F;
@@ -328,7 +328,7 @@ table! {
     315 "sched_getattr" [Int, Out(Of(2)), Int, Hex] F;
     332 "statx" [AtFd, Path, Hex, Hex, Out(Fixed(STATX))] F;
     334 "rseq" [Hex, Int, Hex, Hex] e(emul::unsupported);
-    424 "pidfd_send_signal" [Fd, Int, In(Fixed(128)), Hex] F;
+    424 "pidfd_send_signal" [Fd, Int, In(Fixed(128)), Hex] e(emul::pidfd_send_signal);
     434 "pidfd_open" [Int, Hex] F;
     435 "clone3" [Hex, Int] e(emul::unsupported);
     436 "close_range" [Int, Int, Hex] e(emul::close_range);

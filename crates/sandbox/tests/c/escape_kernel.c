@@ -20,6 +20,10 @@
  *   rlimit      setrlimit(RLIMIT_AS, 256 MiB) through setrlimit(2), getrlimit(2) reads it back,
  *               then a 64 MiB mapping and a thread still work (the limit must not strangle the
  *               supervisor, whose reservation is far larger).
+ *   sigroutes   the runtime's signal numbers (SIGRTMAX-1, SIGRTMAX-2) through routes that come
+ *               back to this process (process group, timer, F_SETSIG, PR_SET_PDEATHSIG), and
+ *               a forged "fault" (rt_sigqueueinfo to oneself with si_code SEGV_MAPERR) followed
+ *               by a plain kill(SIGSEGV): the handler must see both, as natively.
  *   addrlen     accept/getsockname/getpeername with too-small, exact and too-large address
  *               lengths: the kernel's truncation and reported lengths. */
 #define _GNU_SOURCE
@@ -32,7 +36,10 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -248,6 +255,52 @@ static int rlimit(void) {
     return 0;
 }
 
+/* ---- sigroutes ---- */
+static volatile sig_atomic_t seen_code[4], seen_n;
+
+static void on_sig(int sig, siginfo_t *si, void *uc) {
+    (void)sig;
+    (void)uc;
+    if (seen_n < 4) seen_code[seen_n] = si->si_code;
+    seen_n++;
+}
+
+static int sigroutes(void) {
+    CHECK(setpgid(0, 0) == 0 || errno == EPERM);
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_sig;
+    sa.sa_flags = SA_SIGINFO;
+    for (int s = SIGRTMAX - 2; s <= SIGRTMAX - 1; s++) CHECK(sigaction(s, &sa, 0) == 0);
+    CHECK(sigaction(SIGSEGV, &sa, 0) == 0);
+    long r = kill(0, SIGRTMAX - 1);
+    printf("kill(0, SIGRTMAX-1): %s\n", res(r));
+    struct sigevent sev = {0};
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGRTMAX - 1;
+    timer_t tid;
+    r = syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, &tid);
+    printf("timer_create SIGRTMAX-1: %s\n", res(r));
+    int p[2];
+    CHECK(pipe(p) == 0);
+    r = fcntl(p[0], F_SETSIG, SIGRTMAX - 2);
+    printf("F_SETSIG SIGRTMAX-2: %s\n", res(r));
+    r = prctl(PR_SET_PDEATHSIG, SIGRTMAX - 1);
+    printf("PR_SET_PDEATHSIG SIGRTMAX-1: %s\n", res(r));
+    seen_n = 0;
+    r = kill(getpid(), SIGRTMAX - 1);
+    printf("kill(self, SIGRTMAX-1): %s seen %d\n", res(r), (int)seen_n);
+    seen_n = 0;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = SIGSEGV;
+    si.si_code = SEGV_MAPERR;
+    r = syscall(SYS_rt_sigqueueinfo, getpid(), SIGSEGV, &si);
+    printf("forged SIGSEGV: %s seen %d code %d\n", res(r), (int)seen_n, (int)seen_code[0]);
+    r = kill(getpid(), SIGSEGV);
+    printf("then kill SIGSEGV: %s seen %d code %d\n", res(r), (int)seen_n, (int)seen_code[1]);
+    return 0;
+}
+
 /* ---- addrlen ---- */
 static int addrlen(void) {
     int l = socket(AF_INET, SOCK_STREAM, 0);
@@ -300,6 +353,8 @@ int main(int argc, char **argv) {
         r = closerange();
     else if (!strcmp(k, "rlimit"))
         r = rlimit();
+    else if (!strcmp(k, "sigroutes"))
+        r = sigroutes();
     else if (!strcmp(k, "addrlen"))
         r = addrlen();
     else
