@@ -1,4 +1,5 @@
-//! `cargo xtask test`: provision, fmt, clippy, tests, then a summary with the skipped tests.
+//! `cargo xtask test`: provision, fmt, clippy, docs, tests, then a summary with the skipped
+//! tests.
 
 use crate::{provision, util};
 use std::path::Path;
@@ -54,6 +55,12 @@ pub fn main(args: &TestArgs) -> Result<ExitCode, String> {
     step(&mut steps, "clippy", skip_if(args.skip_clippy, "--skip-clippy"), || {
         let clippy = ["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"];
         util::run_ok(&mut util::cmd("cargo", clippy))
+    });
+    // Broken intra-doc links and malformed doc comments fail the run like clippy warnings.
+    step(&mut steps, "docs", None, || {
+        let mut doc = util::cmd("cargo", ["doc", "--workspace", "--no-deps"]);
+        doc.env("RUSTDOCFLAGS", "-D warnings");
+        util::run_ok(&mut doc)
     });
     step(&mut steps, "tests", None, || run_tests(&args.extra, &skip_log, &mut nextest));
     let mut failed = steps.iter().any(|s| matches!(s.outcome, Outcome::Fail(_)));

@@ -14,7 +14,8 @@ pub enum Verdict {
 
 /// A sandbox policy.
 pub trait Policy: Send + std::fmt::Debug {
-    /// The policy's name, as given to `--policy`.
+    /// The policy's name, for messages (and for choosing one on the command line once there
+    /// is more than one).
     fn name(&self) -> &'static str;
     /// Decides about call `nr` (`name`) with raw arguments `args`.
     fn check(&mut self, nr: u64, name: &'static str, args: &[u64; 6]) -> Verdict;

@@ -6,20 +6,13 @@
 //! bash and the sandbox agree except where noted: bash runs a file without `#!` whose execve
 //! fails with ENOEXEC as a shell script (a text file without `#!`, an empty file), which the
 //! sandbox must not do (it runs ELF programs only).
+#[macro_use]
 mod common;
 
 use common::{Cmd, Link, Mode, Output, WorkDir, build_c, run_in};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-
-macro_rules! gated {
-    ($name:ident) => {
-        if !dune::testing::kvm_or_skip(concat!("sandbox::bad_input::", stringify!($name))) {
-            return;
-        }
-    };
-}
 
 /// What bash does with `exec PATH` (its exit status), run in `dir`; None without bash.
 fn bash_status(dir: &Path, program: &OsStr) -> Option<i32> {

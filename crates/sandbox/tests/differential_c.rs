@@ -251,9 +251,7 @@ both_links!(found_through_path, |link| {
 // The demo `cargo xtask run` shows: builds, runs, prints the same labelled lines both ways.
 #[test]
 fn demo_runs() {
-    if !dune::testing::kvm_or_skip("sandbox::differential_c::demo_runs") {
-        return;
-    }
+    gated!(demo_runs);
     let bin = common::build_demo();
     let cmd = Cmd::new(&bin).arg("hello").arg("world").timeout(Duration::from_secs(30));
     let (native, _nd) = common::run_native(&cmd);

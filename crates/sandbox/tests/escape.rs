@@ -12,6 +12,7 @@
 //! process, so /proc/self/maps lists the runtime's mappings (its executable, [heap], [stack])
 //! next to the program's own (guest virtual addresses equal the process's). tests/c/escape.h
 //! classifies each named mapping as the program's own or foreign.
+#[macro_use]
 mod common;
 
 use common::{Cmd, Link, Mode, Output, build_c, run_native, run_sandboxed};
@@ -26,14 +27,6 @@ const SIGTRAP: i32 = libc::SIGTRAP;
 const MMAP_ERRORS: [&str; 2] = ["ENOMEM", "EINVAL"];
 /// Errors accepted for mprotect of memory the program does not own.
 const MPROTECT_ERRORS: [&str; 3] = ["ENOMEM", "EINVAL", "EACCES"];
-
-macro_rules! gated {
-    ($name:ident) => {
-        if !dune::testing::kvm_or_skip(concat!("sandbox::escape::", stringify!($name))) {
-            return;
-        }
-    };
-}
 
 fn prog(name: &str) -> std::path::PathBuf {
     build_c(name, Link::Static)

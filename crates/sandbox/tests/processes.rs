@@ -32,9 +32,6 @@ const LONG: Duration = Duration::from_secs(240);
 /// Limit for our C programs (each side); the slowest sleeps about 6 s on purpose.
 const C_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The fixture's mtime: 2020-09-13 12:26:40 UTC.
-const FIXED_TIME: i64 = 1_600_000_000;
-
 /// Defines the module `<name>` with tests `static_`, `static_pie`, `dynamic`, each running the
 /// body with `link` set after the KVM gate.
 macro_rules! all_links {
@@ -48,9 +45,7 @@ macro_rules! kvm_test {
     ($name:ident, $body:block) => {
         #[test]
         fn $name() {
-            if !dune::testing::kvm_or_skip(concat!("sandbox::processes::", stringify!($name))) {
-                return;
-            }
+            gated!($name);
             $body
         }
     };
@@ -131,7 +126,7 @@ fn tree_fixture(dir: &Path) {
         common::chmod(dir, d, 0o755);
     }
     common::chmod(dir, "tree/empty", 0o700);
-    common::set_mtimes_recursive(dir, FIXED_TIME);
+    common::set_mtimes_recursive(dir, common::FIXED_TIME);
 }
 
 const WORDS: [&str; 10] =

@@ -15,6 +15,26 @@
 
 #![allow(dead_code)]
 
+/// The fixtures' mtime: 2020-09-13 12:26:40 UTC (so `ls -l`, `stat`, `tar` and `find -newer`
+/// print the same natively and sandboxed).
+pub const FIXED_TIME: i64 = 1_600_000_000;
+
+/// Returns from the enclosing test unless /dev/kvm is usable: the skip is recorded as
+/// `sandbox::<test file>::<name>` (and is a failure under `DUNE_REQUIRE_KVM=1`).
+#[allow(unused_macros)]
+macro_rules! gated {
+    ($name:ident) => {
+        if !dune::testing::kvm_or_skip(concat!(
+            "sandbox::",
+            module_path!(),
+            "::",
+            stringify!($name)
+        )) {
+            return;
+        }
+    };
+}
+
 /// Defines the module `$name` with one KVM-gated test per `test_fn => Link::Variant`, each
 /// running the body with `$link` set; a skip is reported as `$prefix::$name::test_fn`.
 #[allow(unused_macros)]
