@@ -60,6 +60,11 @@ pub const ROWS: &[Row] = &[
         baseline: Some("exits/floor_doorbell"),
     },
     Row {
+        label: "syscall round trip (switchless, a polling host thread)",
+        id: "exits/syscall_round_trip_switchless",
+        baseline: Some("exits/floor_doorbell"),
+    },
+    Row {
         label: "page fault round trip",
         id: "exits/page_fault_round_trip",
         baseline: Some("exits/floor_doorbell"),

@@ -5,11 +5,16 @@
 //! * `exits/floor_doorbell`: the raw exit floor, a ring-3 store to a guest-physical page with no
 //!   memory slot, KVM_RUN returning MMIO and resuming, without decoding (`Vcpu::run_raw`);
 //! * `exits/syscall_round_trip`: guest `syscall` → trampoline → host decode → result → resume;
+//! * `exits/syscall_round_trip_switchless` (ring-3 `syscall` hosts only): guest `syscall` →
+//!   the vCPU's switchless stub → a host thread polling the mailbox answers → the stub returns,
+//!   with no exit (the host thread spins on another CPU while it polls);
 //! * `exits/page_fault_round_trip`: guest touches a not-present page → IDT trampoline → host
 //!   decode (with CR2) → resume (it faults again).
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Env, g};
@@ -57,6 +62,37 @@ fn bench(c: &mut Criterion) {
             t.elapsed()
         })
     });
+
+    if let Some(mb) = env.vcpu.mailbox() {
+        let stop = Arc::new(AtomicBool::new(false));
+        mb.set_hot(true);
+        let server = {
+            let (mb, stop) = (mb.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match mb.try_claim() {
+                        Some(sc) if sc.nr == 60 => mb.bounce(),
+                        Some(sc) => mb.complete(3 * (sc.nr - 0x100) + 7),
+                        None => std::hint::spin_loop(),
+                    }
+                }
+            })
+        };
+        group.bench_function("syscall_round_trip_switchless", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                // The guest checks every result; only its final exit call leaves the guest.
+                match env.call(g::g_syscall_loop(), &[iters]) {
+                    Trap::Syscall(sc) if sc.nr == 60 => {}
+                    other => panic!("{other:?}"),
+                }
+                t.elapsed()
+            })
+        });
+        mb.set_hot(false);
+        stop.store(true, Ordering::Relaxed);
+        server.join().unwrap();
+    }
 
     let absent = common::host_pages(4096);
     // SAFETY: bench-owned page, never mapped in the guest.

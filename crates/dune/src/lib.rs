@@ -42,6 +42,8 @@ mod kvm;
 pub mod paging;
 mod probe;
 #[allow(unsafe_code)]
+mod switchless;
+#[allow(unsafe_code)]
 mod sys;
 pub mod testing;
 mod vcpu;
@@ -52,6 +54,7 @@ pub use kvm::{KvmHost, check_kvm};
 /// The KVM structure definitions used in this crate's API (`kvm_sregs`, `kvm_fpu`, `kvm_xsave`).
 pub use kvm_bindings;
 pub use paging::{Perms, Translation, Walk};
+pub use switchless::Mailbox;
 pub use trap::{Exception, PageFault, PfError, RawExit, Regs, Syscall, Trap};
 pub use vcpu::{IretFrame, Kicker, USER_RFLAGS, Vcpu};
 pub use vm::{Platform, SyscallPath, SystemLayout, TlbFlush, Vm, VmConfig};

@@ -21,9 +21,11 @@ use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 use trap::layout::{
     self, FMASK_RING0, FMASK_RING3, KERNEL_CS, KERNEL_DS, STAR, TSS_SEL, USER_CS, USER_DS,
 };
+use trap::switchless::{self, Stopped};
 use trap::{ExitContext, RawExit, Regs, Trap};
 
 use crate::error::{IoctlError, VcpuError, VmError};
+use crate::switchless::{Mailbox, Settled};
 use crate::sys::{self, ThreadTimer};
 use crate::vm::{SyscallPath, TlbFlush, Vm};
 
@@ -319,6 +321,10 @@ impl Vcpu {
             SyscallPath::Ring0 => {
                 self.set_msrs(&[(MSR_LSTAR, l.lstar_ring0()), (MSR_FMASK, FMASK_RING0)])
             }
+            SyscallPath::Ring3Doorbell if self.vm.switchless() => {
+                let stub = self.area + layout::CPU_SL_STUB_OFFSET;
+                self.set_msrs(&[(MSR_LSTAR, stub), (MSR_FMASK, FMASK_RING3)])
+            }
             SyscallPath::Ring3Doorbell => {
                 self.set_msrs(&[(MSR_LSTAR, l.lstar_ring3()), (MSR_FMASK, FMASK_RING3)])
             }
@@ -328,6 +334,47 @@ impl Vcpu {
     /// Points LSTAR at an arbitrary GVA (probe use).
     pub(crate) fn set_lstar(&mut self, lstar: u64, fmask: u64) -> Result<(), VcpuError> {
         self.set_msrs(&[(MSR_LSTAR, lstar), (MSR_FMASK, fmask)])
+    }
+
+    /// This vCPU's switchless mailbox, for a thread that serves its system calls without
+    /// exits ([`trap::switchless`]); `None` unless [`Vm::switchless`].
+    pub fn mailbox(&self) -> Option<Mailbox> {
+        self.vm
+            .switchless()
+            .then(|| Mailbox::new(self.vm.clone(), self.area + layout::CPU_SL_MAILBOX_OFFSET))
+    }
+
+    /// Brings a vCPU stopped inside its switchless stub (by a host signal) to a state outside
+    /// it: the waiting call completed or rolled back to its `syscall` instruction (see
+    /// [`trap::switchless`]). Registers are loaded and marked dirty only when it was inside.
+    fn normalize_switchless(&mut self) -> Result<(), VcpuError> {
+        if !self.vm.switchless() {
+            return Ok(());
+        }
+        self.load_regs()?;
+        let stub = self.area + layout::CPU_SL_STUB_OFFSET;
+        let at = switchless::classify(self.regs.rip.wrapping_sub(stub));
+        let mb = Mailbox::new(self.vm.clone(), self.area + layout::CPU_SL_MAILBOX_OFFSET);
+        let (done, rsp_saved, rax) = match at {
+            Stopped::Outside => return Ok(()),
+            Stopped::BeforePost => (false, false, self.regs.rax),
+            Stopped::Waiting => match mb.settle() {
+                Settled::Done => (true, false, mb.result()),
+                Settled::NotDone => (false, false, mb.number()),
+            },
+            Stopped::Slow { rsp_saved } => (false, rsp_saved, mb.number()),
+            Stopped::Done { rsp_saved } => (true, rsp_saved, mb.result()),
+        };
+        mb.reset();
+        let r = self.regs_mut()?;
+        if rsp_saved {
+            r.rsp = mb.saved_rsp();
+        }
+        r.rax = rax;
+        r.rflags = (r.rflags & !switchless::USER_RFLAGS) | (r.r11 & switchless::USER_RFLAGS);
+        // Completed: continue after `syscall`; not carried out: execute it again.
+        r.rip = if done { r.rcx } else { r.rcx.wrapping_sub(2) };
+        Ok(())
     }
 
     /// This vCPU's index in its VM.
@@ -561,11 +608,15 @@ impl Vcpu {
     /// [`VcpuError::Watchdog`] when the watchdog fired.
     pub fn run(&mut self) -> Result<Trap, VcpuError> {
         let raw = self.run_raw()?;
+        if raw == RawExit::Interrupted {
+            self.normalize_switchless()?;
+        }
         self.decode(raw)
     }
 
     /// Like [`Vcpu::run`] but returns the exit undecoded (for measurements of the raw exit cost
-    /// and for callers with their own exit protocol). Registers are still synced.
+    /// and for callers with their own exit protocol). Registers are still synced, but a vCPU
+    /// interrupted inside its switchless stub is left there (see [`Vcpu::mailbox`]).
     pub fn run_raw(&mut self) -> Result<RawExit, VcpuError> {
         let me = std::thread::current().id();
         let tid = match self.thread {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use kvm_bindings::kvm_enable_cap;
 use kvm_ioctls::VmFd;
 use trap::layout::{self, PAGE_SIZE};
+use trap::switchless::mailbox;
 use trap::tramp;
 
 use crate::error::{IoctlError, MapError, VmError};
@@ -26,7 +27,7 @@ use crate::vcpu::{KickHandle, Vcpu};
 /// How a VM is created.
 #[derive(Clone, Debug)]
 pub struct VmConfig {
-    /// Most vCPUs the VM will ever have (each costs 12 KiB of the system area).
+    /// Most vCPUs the VM will ever have (each costs 20 KiB of the system area).
     pub max_vcpus: u32,
     /// Bytes of host memory reserved (not committed) for guest page tables; 1 GiB maps about
     /// 512 GiB with 4 KiB pages.
@@ -44,6 +45,12 @@ pub struct VmConfig {
     /// The probe's verdict from an earlier VM on this host (e.g. a forked parent's): skips the
     /// probe. `None`: probe.
     pub platform: Option<Platform>,
+    /// On hosts where `syscall` stays at CPL 3, point each vCPU's LSTAR at its own switchless
+    /// stub ([`trap::switchless`]), which hands system calls to a thread polling the vCPU's
+    /// [`Mailbox`](crate::Mailbox) while one does, and exits through the doorbell otherwise.
+    /// Without a polling thread it costs a few instructions per call. `false`: the shared
+    /// doorbell stub. No effect on VT-x/AMD-V hosts.
+    pub switchless: bool,
 }
 
 impl Default for VmConfig {
@@ -55,6 +62,7 @@ impl Default for VmConfig {
             fd_floor: None,
             coalesce_slots: true,
             platform: None,
+            switchless: true,
         }
     }
 }
@@ -341,6 +349,13 @@ impl Vm {
         *self.platform.get().expect("platform is probed in Vm::new")
     }
 
+    /// Whether vCPUs use their switchless stubs (ring-3 `syscall` hosts with
+    /// [`VmConfig::switchless`]).
+    pub fn switchless(&self) -> bool {
+        self.cfg.switchless
+            && self.platform_opt().is_some_and(|p| p.syscall_path == SyscallPath::Ring3Doorbell)
+    }
+
     pub(crate) fn platform_opt(&self) -> Option<Platform> {
         self.platform.get().copied()
     }
@@ -619,7 +634,17 @@ impl Vm {
             off + layout::CPU_TSS_OFFSET,
             &trap::desc::tss(area + layout::CPU_IST_TOP_OFFSET),
         );
-        let _ = self.pt().map(area, area, layout::CPU_AREA_SIZE, Perms::KERNEL_RW, false)?;
+        self.system.write(off + layout::CPU_SL_STUB_OFFSET, trap::switchless::stub_code());
+        // A fresh mailbox (before any vCPU can run): idle, not hot, the doorbell stub's GVA.
+        let mb = off + layout::CPU_SL_MAILBOX_OFFSET;
+        self.system.write(mb, &[0; PAGE_SIZE as usize]);
+        self.system.write_u64(mb + mailbox::DOORBELL_STUB, self.layout.lstar_ring3());
+        let mailbox = area + layout::CPU_SL_MAILBOX_OFFSET;
+        let mut pt = self.pt();
+        let _ = pt.map(area, area, layout::CPU_SL_STUB_OFFSET, Perms::KERNEL_RW, false)?;
+        let stub = area + layout::CPU_SL_STUB_OFFSET;
+        let _ = pt.map(stub, stub, PAGE_SIZE, Perms::USER_RX, false)?;
+        let _ = pt.map(mailbox, mailbox, PAGE_SIZE, Perms::USER_RW, false)?;
         Ok(())
     }
 

@@ -11,8 +11,17 @@
 //! +0x1000  ring-0 code page    (4 KiB, vector stubs + LSTAR ring-0 stub, U=0 RX)
 //! +0x2000  ring-3 code page    (4 KiB, LSTAR ring-3 stub + probe code, U=1 RX)
 //! +0x3000  doorbell page       (4 KiB, U=1 RW NX, GPA with no memory slot behind it)
-//! +0x4000  vCPU area 0         (CPU_AREA_SIZE: GDT + TSS page, then the IST stack)
+//! +0x4000  vCPU area 0         (CPU_AREA_SIZE, below)
 //! +0x4000 + i * CPU_AREA_SIZE  vCPU area i
+//! ```
+//!
+//! A vCPU area:
+//!
+//! ```text
+//! +0x0000  GDT + TSS           (4 KiB, U=0 RW NX)
+//! +0x1000  IST stack           (8 KiB, U=0 RW NX; top at +0x3000)
+//! +0x3000  switchless stub     (4 KiB, U=1 RX: this vCPU's ring-3 LSTAR stub, see `switchless`)
+//! +0x4000  switchless mailbox  (4 KiB, U=1 RW NX: the stub's requests to a host thread)
 //! ```
 
 /// Size of a guest page, in bytes.
@@ -68,15 +77,20 @@ pub const RING3_CODE_OFFSET: u64 = 0x2000;
 pub const DOORBELL_OFFSET: u64 = 0x3000;
 /// Offset of vCPU area 0.
 pub const CPU_AREAS_OFFSET: u64 = 0x4000;
-/// Bytes per vCPU area: one page holding the GDT and TSS, then the IST stack.
-pub const CPU_AREA_SIZE: u64 = 0x3000;
+/// Bytes per vCPU area: the GDT and TSS page, the IST stack, the switchless stub and mailbox.
+pub const CPU_AREA_SIZE: u64 = 0x5000;
 /// Offset of the GDT inside a vCPU area.
 pub const CPU_GDT_OFFSET: u64 = 0x000;
 /// Offset of the TSS inside a vCPU area.
 pub const CPU_TSS_OFFSET: u64 = 0x100;
 /// Offset of the top of the IST stack inside a vCPU area (16-byte aligned; the CPU pushes the
 /// exception frame just below it).
-pub const CPU_IST_TOP_OFFSET: u64 = CPU_AREA_SIZE;
+pub const CPU_IST_TOP_OFFSET: u64 = 0x3000;
+/// Offset of the vCPU's switchless ring-3 LSTAR stub page inside a vCPU area.
+pub const CPU_SL_STUB_OFFSET: u64 = 0x3000;
+/// Offset of the vCPU's switchless mailbox page; it must directly follow the stub page, which
+/// reaches it RIP-relatively.
+pub const CPU_SL_MAILBOX_OFFSET: u64 = 0x4000;
 /// Size in bytes of a 64-bit TSS (Intel SDM Vol. 3A, 8.7 "Task Management in 64-bit Mode").
 pub const TSS_SIZE: u64 = 104;
 
@@ -95,6 +109,9 @@ const _: () = {
     assert!(CPU_TSS_OFFSET + TSS_SIZE <= PAGE_SIZE);
     assert!(CPU_GDT_OFFSET + (GDT_ENTRIES as u64) * 8 <= CPU_TSS_OFFSET);
     assert!(CPU_IST_TOP_OFFSET.is_multiple_of(16));
+    assert!(CPU_IST_TOP_OFFSET <= CPU_SL_STUB_OFFSET);
+    assert!(CPU_SL_MAILBOX_OFFSET == CPU_SL_STUB_OFFSET + PAGE_SIZE);
+    assert!(CPU_SL_MAILBOX_OFFSET + PAGE_SIZE == CPU_AREA_SIZE);
     assert!(CPU_AREA_SIZE.is_multiple_of(PAGE_SIZE));
     assert!((EXC_PORT_BASE as u32) + 32 <= SYSCALL_PORT as u32);
     assert!((TSS_SEL as usize) / 8 + 2 <= GDT_ENTRIES);
