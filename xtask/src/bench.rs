@@ -42,7 +42,9 @@ pub struct Row {
     pub label: &'static str,
     /// The criterion benchmark id ("group/function", as criterion prints it).
     pub id: &'static str,
-    /// The criterion id this one is compared against (ratio = this / baseline).
+    /// The criterion id this one is compared against (ratio = this / baseline); with
+    /// alternatives separated by `|`, the first that has a result (e.g. the switchless round
+    /// trip where the host has one, else the exit round trip).
     pub baseline: Option<&'static str>,
 }
 
@@ -84,6 +86,11 @@ pub const ROWS: &[Row] = &[
     Row {
         label: "getppid, sandbox (forwarded)",
         id: "sandbox/getppid_sandboxed",
+        baseline: Some("exits/syscall_round_trip_switchless|exits/syscall_round_trip"),
+    },
+    Row {
+        label: "getppid, sandbox --no-switchless",
+        id: "sandbox/getppid_sandboxed_exits",
         baseline: Some("exits/syscall_round_trip"),
     },
     Row { label: "static hello, native", id: "sandbox/hello_native", baseline: None },
@@ -132,6 +139,11 @@ pub const ROWS: &[Row] = &[
     Row {
         label: "busybox sha256sum 256 MiB, sandbox",
         id: "sandbox/sha256_256m_sandboxed",
+        baseline: Some("sandbox/sha256_256m_native"),
+    },
+    Row {
+        label: "busybox sha256sum 256 MiB, --no-switchless",
+        id: "sandbox/sha256_256m_sandboxed_exits",
         baseline: Some("sandbox/sha256_256m_native"),
     },
     Row {
@@ -302,6 +314,7 @@ fn table(rows: &[Row], results: &Results, why_missing: impl Fn(&Row) -> String) 
     let base_w = rows
         .iter()
         .filter_map(|r| r.baseline)
+        .flat_map(|b| b.split('|'))
         .map(|b| baseline_label(b).chars().count())
         .max()
         .unwrap_or(0)
@@ -319,7 +332,11 @@ fn table(rows: &[Row], results: &Results, why_missing: impl Fn(&Row) -> String) 
             Some(&ns) => {
                 let (base, ratio) = match row.baseline {
                     None => ("-".to_string(), "-".to_string()),
-                    Some(b) => {
+                    Some(alts) => {
+                        let b = alts
+                            .split('|')
+                            .find(|b| results.contains_key(*b))
+                            .unwrap_or_else(|| alts.split('|').next().unwrap_or(alts));
                         let ratio = match results.get(b) {
                             Some(&base_ns) if base_ns > 0.0 => format!("{:.2}×", ns / base_ns),
                             _ => "n/a".to_string(),
@@ -380,7 +397,24 @@ mod tests {
                 && lines[3].contains("raw exit floor")
                 && lines[3].ends_with("2.50×")
         );
-        assert!(lines[4].ends_with("n/a (not run: why exits/page_fault_round_trip)"));
+        assert!(lines[4].ends_with("n/a (not run: why exits/syscall_round_trip_switchless)"));
+        assert!(lines[5].ends_with("n/a (not run: why exits/page_fault_round_trip)"));
+    }
+
+    #[test]
+    fn alternative_baselines_take_the_first_with_a_result() {
+        let rows = [
+            Row { label: "a", id: "x/a", baseline: None },
+            Row { label: "b", id: "x/b", baseline: None },
+            Row { label: "c", id: "x/c", baseline: Some("x/a|x/b") },
+        ];
+        let only_b: Results = [("x/b".to_string(), 2000.0), ("x/c".to_string(), 3000.0)].into();
+        let t = table(&rows, &only_b, |_| String::new());
+        assert!(t.lines().nth(3).unwrap().ends_with("b         1.50×"), "{t}");
+        let both: Results =
+            [("x/a".into(), 1000.0), ("x/b".into(), 2000.0), ("x/c".into(), 3000.0)].into();
+        let t = table(&rows, &both, |_| String::new());
+        assert!(t.lines().nth(3).unwrap().ends_with("3.00×"), "{t}");
     }
 
     #[test]

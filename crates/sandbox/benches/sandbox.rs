@@ -2,8 +2,8 @@
 //! (`cargo xtask bench` prints the ratios):
 //!
 //! * per forwarded system call (a `getppid` loop): native, seccomp `RET_TRAP`, a ptrace
-//!   `PTRACE_SYSEMU` interposer, and the sandbox — each `(T(N) - T(0)) / N`, so process start-up
-//!   cancels out;
+//!   `PTRACE_SYSEMU` interposer, and the sandbox with and without switchless calls — each
+//!   `(T(N) - T(0)) / N`, so process start-up cancels out;
 //! * CPU-bound work: busybox `gzip -9` of 64 MiB, busybox `sha256sum` and coreutils'
 //!   `sha256sum` of 256 MiB, native and sandboxed;
 //! * a static hello world end to end, native and sandboxed.
@@ -89,6 +89,13 @@ fn per_call(id: &str, n: u64, runs: usize, wrap: impl Fn(&[String]) -> Command) 
 fn sandboxed(args: &[&Path]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
     c.args(["run", "--"]).args(args);
+    c
+}
+
+/// `sandbox run --no-switchless`: every system call exits to the vCPU thread.
+fn sandboxed_exits(args: &[&Path]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    c.args(["run", "--no-switchless", "--"]).args(args);
     c
 }
 
@@ -194,6 +201,13 @@ fn main() {
     if wanted("sandbox/getppid_sandboxed") {
         per_call("sandbox/getppid_sandboxed", 40_000, runs, |a| {
             let mut c = sandboxed(&[&getppid]);
+            c.args(a);
+            c
+        });
+    }
+    if wanted("sandbox/getppid_sandboxed_exits") {
+        per_call("sandbox/getppid_sandboxed_exits", 40_000, runs, |a| {
+            let mut c = sandboxed_exits(&[&getppid]);
             c.args(a);
             c
         });
@@ -329,6 +343,16 @@ fn main() {
                 c
             });
             report(&sandboxed_id, d.as_nanos() as f64);
+        }
+        // The exit-heavy one also without switchless calls, for comparison.
+        let exits_id = format!("sandbox/{id}_sandboxed_exits");
+        if id == "sha256_256m" && wanted(&exits_id) {
+            let d = measure(cpu_runs, || {
+                let mut c = sandboxed_exits(&[prog]);
+                c.args(&args).arg(input);
+                c
+            });
+            report(&exits_id, d.as_nanos() as f64);
         }
     }
 }

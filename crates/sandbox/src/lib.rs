@@ -19,6 +19,7 @@ pub mod mm;
 pub mod policy;
 pub mod process;
 pub mod signals;
+pub mod switchless;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod syscall;
@@ -43,6 +44,8 @@ pub struct RunOptions {
     pub trace: Option<PathBuf>,
     /// Do not print the report line when the program dies of a fault.
     pub quiet: bool,
+    /// Serve simple system calls without exits where the host allows ([`switchless`]).
+    pub switchless: bool,
 }
 
 /// Why a run could not happen.
@@ -79,6 +82,9 @@ fn fd_floor() -> i32 {
 }
 
 /// The VM configuration every sandboxed process uses (a forked child builds the same).
+/// [`RunOptions::switchless`], for the VMs of this process and its forked children.
+static SWITCHLESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 pub fn vm_config() -> VmConfig {
     // 64 MiB of page tables map at least 32 GiB of program memory in 4 KiB pages; a smaller
     // arena and slot make start-up cheaper (KVM sizes its per-slot metadata by the slot).
@@ -90,6 +96,7 @@ pub fn vm_config() -> VmConfig {
         page_table_bytes: 64 << 20,
         coalesce_slots: false,
         max_vcpus: 256,
+        switchless: SWITCHLESS.load(std::sync::atomic::Ordering::Relaxed),
         ..VmConfig::default()
     }
 }
@@ -106,6 +113,7 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
         }
     }
     trace::set_root_pid();
+    SWITCHLESS.store(opts.switchless, std::sync::atomic::Ordering::Relaxed);
     let vm = Vm::new(vm_config())?;
     tracing::debug!(elapsed = ?t0.elapsed(), platform = ?vm.platform(), "VM created");
     let base = vm.layout().base;
@@ -151,6 +159,7 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     thread.register();
     tracing::debug!(elapsed = ?t0.elapsed(), "entering the program");
     thread.run();
+    thread.stop_server();
     // The main thread exited while others run: the last one to exit ends the process.
     loop {
         std::thread::park();

@@ -253,6 +253,8 @@ pub struct Thread {
     /// The mask to restore after a waiting call that installed a temporary one (sigsuspend,
     /// ppoll, ...): saved in the frame if a handler runs, else restored when the call is done.
     pub saved_mask: Option<u64>,
+    /// The thread serving this vCPU's system calls without exits, where the host allows.
+    pub server: Option<crate::switchless::Server>,
 }
 
 /// What the trap handling of one exit decided.
@@ -284,6 +286,7 @@ impl Thread {
             robust_list: (0, 0),
             stop: Stop::Interrupted,
             saved_mask: None,
+            server: None,
         }
     }
 
@@ -292,6 +295,17 @@ impl Thread {
         self.tid = sys::gettid();
         self.proc.threads.lock().unwrap().insert(self.tid, self.vcpu.kicker());
         self.proc.live.fetch_add(1, Ordering::SeqCst);
+        if let Some(mb) = self.vcpu.mailbox().filter(|_| crate::switchless::worthwhile()) {
+            self.server = crate::switchless::Server::start(self.proc.clone(), mb, self.tid);
+        }
+    }
+
+    /// Stops this thread's switchless server (the thread has exited; its vCPU may serve a new
+    /// thread, which starts its own).
+    pub fn stop_server(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
     }
 
     /// Runs the thread until it exits (`exit` of a thread that is not the last). Anything that
@@ -375,6 +389,9 @@ impl Thread {
     }
 
     fn on_syscall(&mut self, sc: &dune::Syscall) -> Next {
+        if let Some(s) = &self.server {
+            s.note_exit_call(sc.nr);
+        }
         let flags = self.vcpu.regs().map(|r| r.r11).unwrap_or(dune::USER_RFLAGS);
         self.stop = Stop::Syscall { return_rip: sc.return_rip, flags };
         let mut ctx = Ctx { thread: self, exit: None, replaced: false };

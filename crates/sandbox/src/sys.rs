@@ -581,6 +581,27 @@ pub fn with_signals_blocked<T>(f: impl FnOnce(&libc::sigset_t) -> T) -> T {
     }
 }
 
+/// Blocks every host signal in the calling thread, for good (helper threads that must never
+/// take a signal meant for the program's threads).
+pub fn block_all_signals() {
+    // SAFETY: sigfillset/pthread_sigmask on a local set; only this thread's mask changes.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+}
+
+/// Whether descriptor `fd` is open on a regular file (`fstat`; false on any error).
+pub fn is_regular_file(fd: u64) -> bool {
+    let Ok(fd) = i32::try_from(fd) else { return false };
+    // SAFETY: fstat writes only the local `struct stat`.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG
+    }
+}
+
 /// Sleeps until a host signal arrives or `timeout` (None: forever) passes, installing `mask`
 /// for the sleep (from [`with_signals_blocked`]). Returns false on timeout.
 pub fn sleep_with_mask(timeout: Option<libc::timespec>, mask: &libc::sigset_t) -> bool {

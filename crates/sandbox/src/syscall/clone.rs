@@ -135,6 +135,7 @@ fn new_thread(
             let _ = sys::write_program(ctid, &child.tid.to_ne_bytes());
         }
         child.run();
+        child.stop_server();
         // The thread exited: its vCPU serves the next new thread.
         let Thread { proc, vcpu, .. } = child;
         proc.idle_vcpus.lock().unwrap().push(vcpu);
@@ -260,6 +261,8 @@ fn child_setup(
     // (their descriptors are closed above; dropping them would act on the parent's VM).
     let old_vcpu = std::mem::replace(&mut ctx.thread.vcpu, vcpu);
     std::mem::forget(old_vcpu);
+    // The parent's switchless server thread does not exist here; register() starts ours.
+    std::mem::forget(ctx.thread.server.take());
     ctx.thread.proc = Arc::new(proc);
     std::mem::forget(old);
     ctx.thread.register();

@@ -87,6 +87,36 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
     }
 }
 
+/// Carries out `sc` for the switchless server (on its own host thread, for the program thread
+/// `tid`): the same policy check, validation, copies and trace as [`dispatch`], for
+/// [`crate::switchless::eligible`] calls the table forwards as they are. `None`: not here (the
+/// stub then makes the call through an exit): another call, or `read`/`pread64` of anything
+/// but a regular file (which could block, or raise SIGPIPE-like signals on this thread).
+pub fn serve(proc: &Process, tid: i32, sc: &Syscall) -> Option<u64> {
+    if !crate::switchless::eligible(sc.nr) {
+        return None;
+    }
+    let spec = spec(sc.nr)?;
+    if !matches!(spec.imp, Imp::Forward) {
+        return None;
+    }
+    if matches!(sc.nr, 0 | 17)
+        && (check_fd(proc, sc.args[0]).is_err() || !sys::is_regular_file(sc.args[0]))
+    {
+        return None;
+    }
+    let verdict = proc.policy.lock().unwrap().check(sc.nr, spec.name, &sc.args);
+    let res = match verdict {
+        Verdict::Deny(e) => Err(e),
+        Verdict::Allow => forward(proc, sc.nr, spec, sc.args),
+    };
+    crate::trace::syscall(proc, tid, sc, res);
+    Some(match res {
+        Ok(v) => v,
+        Err(e) => (-i64::from(e.0)) as u64,
+    })
+}
+
 /// Checks a descriptor argument against the runtime's own descriptors.
 pub fn check_fd(proc: &Process, fd: u64) -> Result<(), Errno> {
     if proc.is_runtime_fd(fd as i32) { Err(Errno::EBADF) } else { Ok(()) }

@@ -1,0 +1,149 @@
+//! The switchless server: one host thread per vCPU that, during bursts of system calls, polls
+//! the vCPU's mailbox ([`dune::Mailbox`], design in `trap::switchless`) and carries out calls
+//! that are safe to run on another host thread, so the vCPU does not exit for them.
+//!
+//! Used only where the host's `syscall` stays at CPL 3 (kvm_pvm), where an exit costs ~20–30 µs
+//! and a switchless call ~9 µs, and only with two CPUs or more ([`worthwhile`]);
+//! `sandbox run --no-switchless` turns it off.
+//!
+//! * **Which calls**: [`eligible`]: calls that never block, need no per-thread state, raise no
+//!   signal and are forwarded by the table as they are (`read`/`pread64` only on regular
+//!   files). Everything else is bounced to the vCPU thread's ordinary exit path, as are calls
+//!   the server finds ineligible at run time. Each call goes through the same policy check,
+//!   table validation, copies and trace as on the exit path ([`crate::syscall::serve`]).
+//! * **When it polls**: after serving a call it keeps polling for [`SPIN`]; then it marks the
+//!   mailbox cold (the stub exits instead) and parks. The vCPU thread wakes it when eligible
+//!   calls come through exits close together ([`Server::note_exit_call`]). So a program that
+//!   makes few calls costs no polling CPU, and one in a tight loop costs a second CPU while the
+//!   loop lasts.
+//! * **Signals**: the server blocks every host signal, so process-directed signals go to vCPU
+//!   threads, and the calls it makes are never interrupted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dune::Mailbox;
+
+use crate::process::Process;
+
+/// How long the server keeps polling after the last call it served.
+pub const SPIN: Duration = Duration::from_micros(200);
+
+/// Two eligible calls through exits at most this far apart wake a parked server.
+const BURST: Duration = Duration::from_micros(200);
+
+/// Whether serving calls from another thread can pay off here: only with at least two CPUs
+/// available to this process (affinity and cgroup quota included); on one, the vCPU's spin
+/// would wait for the server's time slice.
+pub fn worthwhile() -> bool {
+    static TWO_CPUS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TWO_CPUS.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2))
+}
+
+/// `read`, `fstat`, `lseek`, `pread64`, `getpid`, `gettimeofday`, `getuid`, `getgid`,
+/// `geteuid`, `getegid`, `getppid`, `time`, `clock_gettime`, `clock_getres`.
+pub fn eligible(nr: u64) -> bool {
+    matches!(nr, 0 | 5 | 8 | 17 | 39 | 96 | 102 | 104 | 107 | 108 | 110 | 201 | 228 | 229)
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    stop: AtomicBool,
+    parked: AtomicBool,
+    /// Nanoseconds since `epoch` of the last eligible call that came through an exit.
+    last_exit_call: AtomicU64,
+}
+
+/// A running server for one vCPU.
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    thread: std::thread::JoinHandle<()>,
+    mailbox: Mailbox,
+    epoch: Instant,
+}
+
+impl Server {
+    /// Starts serving `mailbox` for the program thread `tid` of `proc`. `None` if no host
+    /// thread could be created (the vCPU then simply exits for every call).
+    pub fn start(proc: Arc<Process>, mailbox: Mailbox, tid: i32) -> Option<Server> {
+        let shared = Arc::new(Shared::default());
+        let (s, mb) = (shared.clone(), mailbox.clone());
+        mailbox.set_hot(true);
+        let thread = std::thread::Builder::new()
+            .name("sandbox-switchless".into())
+            .spawn(move || serve_loop(&proc, &mb, tid, &s));
+        match thread {
+            Ok(thread) => Some(Server { shared, thread, mailbox, epoch: Instant::now() }),
+            Err(e) => {
+                mailbox.set_hot(false);
+                tracing::warn!(%e, "no switchless server thread; system calls will exit");
+                None
+            }
+        }
+    }
+
+    /// Called by the vCPU thread for each system call that came through an exit: wakes a
+    /// parked server when eligible calls come close together.
+    pub fn note_exit_call(&self, nr: u64) {
+        if !eligible(nr) {
+            return;
+        }
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let last = self.shared.last_exit_call.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(last) <= BURST.as_nanos() as u64
+            && self.shared.parked.load(Ordering::Acquire)
+        {
+            self.thread.thread().unpark();
+        }
+    }
+
+    /// Stops the server and waits for it (its vCPU no longer posts: the mailbox is cold).
+    pub fn stop(self) {
+        self.mailbox.set_hot(false);
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+fn serve_loop(proc: &Process, mb: &Mailbox, tid: i32, shared: &Shared) {
+    crate::sys::block_all_signals();
+    let mut last = Instant::now();
+    let mut polls = 0u32;
+    while !shared.stop.load(Ordering::Relaxed) {
+        if let Some(sc) = mb.try_claim() {
+            match crate::syscall::serve(proc, tid, &sc) {
+                Some(ret) => mb.complete(ret),
+                None => mb.bounce(),
+            }
+            last = Instant::now();
+            continue;
+        }
+        polls = polls.wrapping_add(1);
+        if !polls.is_multiple_of(64) || last.elapsed() < SPIN {
+            std::hint::spin_loop();
+            continue;
+        }
+        // Idle: go cold, take a request posted meanwhile, then park until woken.
+        mb.set_hot(false);
+        if let Some(sc) = mb.try_claim() {
+            mb.set_hot(true);
+            match crate::syscall::serve(proc, tid, &sc) {
+                Some(ret) => mb.complete(ret),
+                None => mb.bounce(),
+            }
+            last = Instant::now();
+            continue;
+        }
+        shared.parked.store(true, Ordering::Release);
+        if !shared.stop.load(Ordering::SeqCst) {
+            std::thread::park();
+        }
+        shared.parked.store(false, Ordering::Release);
+        mb.set_hot(true);
+        last = Instant::now();
+    }
+    mb.set_hot(false);
+}
