@@ -12,6 +12,9 @@
 //!    and [`Vm::map`] maps it in the guest page tables with [`Perms`].
 //! 3. [`Vm::create_vcpu`], [`Vcpu::enter_user`], then [`Vcpu::run`] in a loop: handle the
 //!    [`Trap`], write results with [`Vcpu::set_syscall_result`], run again.
+//! 4. Optionally, on hosts where a ring-3 `syscall` stays at CPL 3 (kvm_pvm), another thread
+//!    serves system calls without exits through the vCPU's [`Mailbox`] ([`Vcpu::mailbox`],
+//!    design in `trap::switchless`).
 //!
 //! ```no_run
 //! use dune::{Perms, Trap, Vm, VmConfig};

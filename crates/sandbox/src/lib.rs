@@ -9,6 +9,8 @@
 //!                     Syscall   → syscall::dispatch: policy → validate → emulate/forward → RAX
 //!                     PageFault → spurious? retry : the program dies of SIGSEGV
 //!                     Exception → the signal Linux would send (SIGILL, SIGFPE, ...) }
+//!   kvm_pvm, during bursts: switchless::Server thread ─ Mailbox::try_claim → syscall::serve
+//!                           (same policy, validation, trace) → Mailbox::complete, no exit
 //! ```
 #![deny(unsafe_code)]
 

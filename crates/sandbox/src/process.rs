@@ -295,8 +295,8 @@ impl Thread {
         self.tid = sys::gettid();
         self.proc.threads.lock().unwrap().insert(self.tid, self.vcpu.kicker());
         self.proc.live.fetch_add(1, Ordering::SeqCst);
-        if let Some(mb) = self.vcpu.mailbox().filter(|_| crate::switchless::worthwhile()) {
-            self.server = crate::switchless::Server::start(self.proc.clone(), mb, self.tid);
+        if let Some(mb) = self.vcpu.mailbox() {
+            self.server = Some(crate::switchless::Server::new(self.proc.clone(), mb, self.tid));
         }
     }
 
@@ -389,7 +389,7 @@ impl Thread {
     }
 
     fn on_syscall(&mut self, sc: &dune::Syscall) -> Next {
-        if let Some(s) = &self.server {
+        if let Some(s) = &mut self.server {
             s.note_exit_call(sc.nr);
         }
         let flags = self.vcpu.regs().map(|r| r.r11).unwrap_or(dune::USER_RFLAGS);

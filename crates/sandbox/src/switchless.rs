@@ -11,16 +11,17 @@
 //!   files). Everything else is bounced to the vCPU thread's ordinary exit path, as are calls
 //!   the server finds ineligible at run time. Each call goes through the same policy check,
 //!   table validation, copies and trace as on the exit path ([`crate::syscall::serve`]).
-//! * **When it polls**: after serving a call it keeps polling for [`SPIN`]; then it marks the
-//!   mailbox cold (the stub exits instead) and parks. The vCPU thread wakes it when eligible
-//!   calls come through exits close together ([`Server::note_exit_call`]). So a program that
-//!   makes few calls costs no polling CPU, and one in a tight loop costs a second CPU while the
-//!   loop lasts.
+//! * **When it polls**: the thread starts at the first two eligible calls that come through
+//!   exits close together ([`Server::note_exit_call`]). After serving a call it keeps polling
+//!   for [`SPIN`]; then it marks the mailbox cold (the stub exits instead) and parks until the
+//!   vCPU thread sees such a burst again. So a program that makes few calls costs no polling
+//!   CPU (and a short one no thread at all), and one in a tight loop costs a second CPU while
+//!   the loop lasts.
 //! * **Signals**: the server blocks every host signal, so process-directed signals go to vCPU
 //!   threads, and the calls it makes are never interrupted.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dune::Mailbox;
@@ -51,60 +52,82 @@ pub fn eligible(nr: u64) -> bool {
 struct Shared {
     stop: AtomicBool,
     parked: AtomicBool,
-    /// Nanoseconds since `epoch` of the last eligible call that came through an exit.
-    last_exit_call: AtomicU64,
 }
 
-/// A running server for one vCPU.
+/// The server of one vCPU: started at the first burst of eligible calls through exits (so a
+/// short-lived program pays nothing for it), parked between bursts.
 #[derive(Debug)]
 pub struct Server {
-    shared: Arc<Shared>,
-    thread: std::thread::JoinHandle<()>,
+    proc: Arc<Process>,
     mailbox: Mailbox,
-    epoch: Instant,
+    tid: i32,
+    /// When the last eligible call came through an exit.
+    last_exit_call: Option<Instant>,
+    running: Option<(Arc<Shared>, std::thread::JoinHandle<()>)>,
+    /// Starting the thread failed once: do not try again.
+    failed: bool,
 }
 
 impl Server {
-    /// Starts serving `mailbox` for the program thread `tid` of `proc`. `None` if no host
-    /// thread could be created (the vCPU then simply exits for every call).
-    pub fn start(proc: Arc<Process>, mailbox: Mailbox, tid: i32) -> Option<Server> {
+    /// A server for `mailbox`, serving the program thread `tid` of `proc`; no thread yet.
+    pub fn new(proc: Arc<Process>, mailbox: Mailbox, tid: i32) -> Server {
+        Server { proc, mailbox, tid, last_exit_call: None, running: None, failed: false }
+    }
+
+    /// Called by the vCPU thread for each system call that came through an exit: when eligible
+    /// calls come close together, starts the server thread or wakes it.
+    pub fn note_exit_call(&mut self, nr: u64) {
+        if !eligible(nr) || self.failed {
+            return;
+        }
+        let now = Instant::now();
+        let burst = self.last_exit_call.is_some_and(|t| now.duration_since(t) <= BURST);
+        self.last_exit_call = Some(now);
+        if !burst {
+            return;
+        }
+        match &self.running {
+            Some((shared, thread)) => {
+                if shared.parked.load(Ordering::Acquire) {
+                    thread.thread().unpark();
+                }
+            }
+            None => self.start(),
+        }
+    }
+
+    fn start(&mut self) {
+        if !worthwhile() {
+            self.failed = true;
+            return;
+        }
         let shared = Arc::new(Shared::default());
-        let (s, mb) = (shared.clone(), mailbox.clone());
-        mailbox.set_hot(true);
+        let (s, mb, proc, tid) =
+            (shared.clone(), self.mailbox.clone(), self.proc.clone(), self.tid);
+        self.mailbox.set_hot(true);
         let thread = std::thread::Builder::new()
             .name("sandbox-switchless".into())
+            .stack_size(64 << 10)
             .spawn(move || serve_loop(&proc, &mb, tid, &s));
         match thread {
-            Ok(thread) => Some(Server { shared, thread, mailbox, epoch: Instant::now() }),
+            Ok(thread) => self.running = Some((shared, thread)),
             Err(e) => {
-                mailbox.set_hot(false);
+                self.mailbox.set_hot(false);
+                self.failed = true;
                 tracing::warn!(%e, "no switchless server thread; system calls will exit");
-                None
             }
         }
     }
 
-    /// Called by the vCPU thread for each system call that came through an exit: wakes a
-    /// parked server when eligible calls come close together.
-    pub fn note_exit_call(&self, nr: u64) {
-        if !eligible(nr) {
-            return;
-        }
-        let now = self.epoch.elapsed().as_nanos() as u64;
-        let last = self.shared.last_exit_call.swap(now, Ordering::Relaxed);
-        if now.saturating_sub(last) <= BURST.as_nanos() as u64
-            && self.shared.parked.load(Ordering::Acquire)
-        {
-            self.thread.thread().unpark();
-        }
-    }
-
-    /// Stops the server and waits for it (its vCPU no longer posts: the mailbox is cold).
+    /// Stops the server thread, if any, and waits for it (its vCPU no longer posts: the
+    /// mailbox is cold).
     pub fn stop(self) {
         self.mailbox.set_hot(false);
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.thread.thread().unpark();
-        let _ = self.thread.join();
+        if let Some((shared, thread)) = self.running {
+            shared.stop.store(true, Ordering::SeqCst);
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 #[macro_use]
 mod common;
 
-use common::{Cmd, Link, assert_same_steps, build_c, run_sandboxed, write_file};
+use common::{Cmd, Link, assert_same_steps, build_c, write_file};
 
 /// An 8 MiB input file (pseudo-random bytes) in the working directory.
 fn input(dir: &std::path::Path) {
@@ -46,15 +46,20 @@ fn bursts_as_natively_without_switchless() {
     burst(&["--no-switchless"], "switchless-burst-off");
 }
 
-/// The names of the threads of a sandboxed process, as the program sees them.
+/// The names of the sandbox's threads after a burst of calls, as the program sees them.
 fn thread_names(opts: &[&str]) -> Vec<String> {
-    let mut cmd = Cmd::new("/bin/busybox").args(["sh", "-c", "cat /proc/self/task/*/comm"]);
+    let bin = build_c("switchless_burst", Link::Static);
+    let mut cmd = Cmd::new(&bin).args(["in.bin", "threads"]);
     for o in opts {
         cmd = cmd.sandbox_opt(o);
     }
-    let (out, _d) = run_sandboxed(&cmd);
+    let dir = common::WorkDir::new("switchless-threads");
+    input(dir.path());
+    let out = common::run_in(common::Mode::Sandboxed, &cmd, dir.path());
     out.assert_success();
-    out.stdout_str().lines().map(str::to_owned).collect()
+    let s = out.stdout_str();
+    let line = s.lines().find_map(|l| l.strip_prefix("threads:")).unwrap_or_default();
+    line.split_whitespace().map(str::to_owned).collect()
 }
 
 #[test]

@@ -1,4 +1,4 @@
-/* switchless_burst FILE
+/* switchless_burst FILE [threads]
  *
  * Bursts of the calls a switchless server may serve, interleaved with ones it must not, under
  * a 1 ms interval timer whose handler makes system calls of its own (so some arrive while the
@@ -6,10 +6,13 @@
  * FNV-1a hash of FILE read in 4 KiB blocks three ways (read, pread64, lseek+read), fstat
  * sizes, getppid/getpid consistency, a pipe round trip in every block (never served by the
  * server), monotonic time never going back, and whether the handler ran. Natively and in
- * the sandbox the output must be the same (except "handler ran" counts, printed as yes/no). */
+ * the sandbox the output must be the same (except "handler ran" counts, printed as yes/no).
+ * With "threads", it then prints the names of its process's threads (/proc/self/task/N/comm),
+ * comma-separated: in the sandbox those are the supervisor's. */
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -35,7 +38,7 @@ static unsigned long long fnv(unsigned long long h, const unsigned char *p, size
 }
 
 int main(int argc, char **argv) {
-    CHECK(argc == 2);
+    CHECK(argc == 2 || (argc == 3 && strcmp(argv[2], "threads") == 0));
     struct sigaction sa = {0};
     sa.sa_handler = on_alarm;
     sa.sa_flags = SA_RESTART;
@@ -101,5 +104,24 @@ int main(int argc, char **argv) {
     printf("all three equal %d\n", h1 == h2 && h2 == h3);
     printf("inconsistencies %ld handler errors %ld\n", bad, handler_bad);
     printf("handler ran %s\n", handled > 0 ? "yes" : "no");
+    if (argc == 3) {
+        DIR *d = opendir("/proc/self/task");
+        CHECK(d);
+        struct dirent *e;
+        printf("threads:");
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            char path[300], name[32] = {0};
+            snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+            int f = open(path, O_RDONLY);
+            if (f < 0) continue;
+            ssize_t n = read(f, name, sizeof name - 1);
+            close(f);
+            if (n > 0 && name[n - 1] == '\n') name[n - 1] = 0;
+            printf(" %s", name);
+        }
+        closedir(d);
+        printf("\n");
+    }
     return 0;
 }
