@@ -133,14 +133,21 @@ impl Server {
 
 fn serve_loop(proc: &Process, mb: &Mailbox, tid: i32, shared: &Shared) {
     crate::sys::block_all_signals();
-    let mut last = Instant::now();
-    let mut polls = 0u32;
-    while !shared.stop.load(Ordering::Relaxed) {
-        if let Some(sc) = mb.try_claim() {
+    // Takes and answers a waiting request; whether there was one.
+    let serve_one = || match mb.try_claim() {
+        Some(sc) => {
             match crate::syscall::serve(proc, tid, &sc) {
                 Some(ret) => mb.complete(ret),
                 None => mb.bounce(),
             }
+            true
+        }
+        None => false,
+    };
+    let mut last = Instant::now();
+    let mut polls = 0u32;
+    while !shared.stop.load(Ordering::Relaxed) {
+        if serve_one() {
             last = Instant::now();
             continue;
         }
@@ -151,12 +158,8 @@ fn serve_loop(proc: &Process, mb: &Mailbox, tid: i32, shared: &Shared) {
         }
         // Idle: go cold, take a request posted meanwhile, then park until woken.
         mb.set_hot(false);
-        if let Some(sc) = mb.try_claim() {
+        if serve_one() {
             mb.set_hot(true);
-            match crate::syscall::serve(proc, tid, &sc) {
-                Some(ret) => mb.complete(ret),
-                None => mb.bounce(),
-            }
             last = Instant::now();
             continue;
         }

@@ -175,11 +175,7 @@ unsafe extern "C" {
 /// The switchless stub page: exactly 4 KiB, padded with `hlt`; its mailbox must be the next
 /// page.
 pub fn stub_code() -> &'static [u8] {
-    let (start, end) = (&raw const dune_sl_start, &raw const dune_sl_end);
-    let len = end as usize - start as usize;
-    // SAFETY: `start..end` delimits bytes emitted by the `global_asm!` above into a read-only,
-    // allocated section of this binary; it is never written and lives for the whole program.
-    unsafe { core::slice::from_raw_parts(start, len) }
+    crate::tramp::section(&raw const dune_sl_start, &raw const dune_sl_end)
 }
 
 /// Where in the stub an interrupted vCPU stopped, and so what the runtime must do before it

@@ -140,10 +140,11 @@ unsafe extern "C" {
     static dune_tramp_r3_end: u8;
 }
 
-fn section(start: *const u8, end: *const u8) -> &'static [u8] {
+pub(crate) fn section(start: *const u8, end: *const u8) -> &'static [u8] {
     let len = end as usize - start as usize;
-    // SAFETY: `start..end` delimits bytes emitted by the `global_asm!` above into a read-only,
-    // allocated section of this binary; it is never written and lives for the whole program.
+    // SAFETY: every caller passes the start and end symbols of one `global_asm!` block (here
+    // or in `switchless`) that emits bytes into a read-only, allocated section of this binary;
+    // they are never written and live for the whole program.
     unsafe { core::slice::from_raw_parts(start, len) }
 }
 
