@@ -107,7 +107,7 @@ impl Server {
         self.mailbox.set_hot(true);
         let thread = std::thread::Builder::new()
             .name("sandbox-switchless".into())
-            .stack_size(64 << 10)
+            .stack_size(256 << 10)
             .spawn(move || serve_loop(&proc, &mb, tid, &s));
         match thread {
             Ok(thread) => self.running = Some((shared, thread)),
