@@ -7,26 +7,30 @@
 //! exists but no stub ever posts to it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use trap::Syscall;
 use trap::switchless::{BOUNCED, CLAIMED, DONE, IDLE, POSTED, mailbox};
 
 use crate::vm::Vm;
 
-/// A handle on one vCPU's mailbox page, for the thread that serves it. Cheap to clone; keeps
-/// the VM (and so the page) alive.
+/// A handle on one vCPU's mailbox page, for the one thread that serves it. Cheap to clone;
+/// keeps the VM (and so the page) alive.
 #[derive(Clone, Debug)]
 pub struct Mailbox {
     /// Keeps the system area (and so the page) mapped while the handle lives.
     _vm: Arc<Vm>,
     /// HVA (== GVA) of the mailbox page.
     page: u64,
+    /// Set by the server from just before it claims a request until just after it answered:
+    /// host memory the program cannot write, so a `CLAIMED` the program forged in the mailbox
+    /// is never waited for.
+    serving: Arc<AtomicBool>,
 }
 
 impl Mailbox {
-    pub(crate) fn new(vm: Arc<Vm>, page: u64) -> Mailbox {
-        Mailbox { _vm: vm, page }
+    pub(crate) fn new(vm: Arc<Vm>, page: u64, serving: Arc<AtomicBool>) -> Mailbox {
+        Mailbox { _vm: vm, page, serving }
     }
 
     fn word(&self, offset: u64) -> &AtomicU64 {
@@ -63,7 +67,14 @@ impl Mailbox {
     /// (the vCPU spins until then).
     pub fn try_claim(&self) -> Option<Syscall> {
         let state = self.word(mailbox::STATE);
-        state.compare_exchange(POSTED, CLAIMED, Ordering::AcqRel, Ordering::Relaxed).ok()?;
+        if state.load(Ordering::Relaxed) != POSTED {
+            return None;
+        }
+        self.serving.store(true, Ordering::SeqCst);
+        if state.compare_exchange(POSTED, CLAIMED, Ordering::SeqCst, Ordering::Relaxed).is_err() {
+            self.serving.store(false, Ordering::SeqCst);
+            return None;
+        }
         let nr = self.word(mailbox::NR).load(Ordering::Relaxed);
         let args = std::array::from_fn(|i| {
             self.word(mailbox::ARGS + 8 * i as u64).load(Ordering::Relaxed)
@@ -74,12 +85,21 @@ impl Mailbox {
     /// Answers the claimed request with `value` for RAX; the stub returns it to the program.
     pub fn complete(&self, value: u64) {
         self.word(mailbox::RET).store(value, Ordering::Relaxed);
-        self.word(mailbox::STATE).store(DONE, Ordering::Release);
+        self.word(mailbox::STATE).store(DONE, Ordering::SeqCst);
+        self.serving.store(false, Ordering::SeqCst);
     }
 
     /// Declines the claimed request: the stub makes it through the doorbell exit instead.
     pub fn bounce(&self) {
-        self.word(mailbox::STATE).store(BOUNCED, Ordering::Release);
+        self.word(mailbox::STATE).store(BOUNCED, Ordering::SeqCst);
+        self.serving.store(false, Ordering::SeqCst);
+    }
+
+    /// Returns the mailbox to its initial state (idle, not hot): for a vCPU that starts
+    /// serving a new program thread or image. Only while the vCPU is not running.
+    pub fn reset(&self) {
+        self.hot_word().store(0, Ordering::SeqCst);
+        self.word(mailbox::STATE).store(IDLE, Ordering::SeqCst);
     }
 
     /// The vCPU thread's side of normalizing a stub stopped while waiting: decides the outcome
@@ -96,7 +116,15 @@ impl Mailbox {
                         return Settled::NotDone;
                     }
                 }
-                CLAIMED => std::thread::yield_now(),
+                CLAIMED => {
+                    if self.serving.load(Ordering::SeqCst) {
+                        std::thread::yield_now();
+                    } else if state.load(Ordering::SeqCst) == CLAIMED {
+                        // Nobody is serving: the program wrote CLAIMED itself.
+                        state.store(IDLE, Ordering::Release);
+                        return Settled::NotDone;
+                    }
+                }
                 DONE => return Settled::Done,
                 // BOUNCED, withdrawn (the program's RCX) or IDLE again: not carried out.
                 _ => {
@@ -119,7 +147,7 @@ impl Mailbox {
         self.word(mailbox::SAVED_RSP).load(Ordering::Relaxed)
     }
 
-    pub(crate) fn reset(&self) {
+    pub(crate) fn idle(&self) {
         self.word(mailbox::STATE).store(IDLE, Ordering::Release);
     }
 }

@@ -22,7 +22,7 @@ use trap::layout::{
     self, FMASK_RING0, FMASK_RING3, KERNEL_CS, KERNEL_DS, STAR, TSS_SEL, USER_CS, USER_DS,
 };
 use trap::switchless::{self, Stopped};
-use trap::{ExitContext, RawExit, Regs, Trap};
+use trap::{ExitContext, RawExit, Regs, Trap, tramp};
 
 use crate::error::{IoctlError, VcpuError, VmError};
 use crate::switchless::{Mailbox, Settled};
@@ -141,6 +141,8 @@ pub struct Vcpu {
     /// The host thread that last ran this vCPU and its kernel thread id, so that `run` asks
     /// for the tid (a system call) only when the vCPU moved. `ThreadId`s are never reused.
     thread: Option<(std::thread::ThreadId, i32)>,
+    /// Shared with this vCPU's [`Mailbox`] handles: whether a server is carrying out a request.
+    sl_serving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn ioctl(name: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> IoctlError {
@@ -211,6 +213,7 @@ impl Vcpu {
             last: None,
             seen_kicks: 0,
             thread: None,
+            sl_serving: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         v.init_system_state()?;
         if let Some(p) = v.vm.platform_opt() {
@@ -339,9 +342,23 @@ impl Vcpu {
     /// This vCPU's switchless mailbox, for a thread that serves its system calls without
     /// exits ([`trap::switchless`]); `None` unless [`Vm::switchless`].
     pub fn mailbox(&self) -> Option<Mailbox> {
-        self.vm
-            .switchless()
-            .then(|| Mailbox::new(self.vm.clone(), self.area + layout::CPU_SL_MAILBOX_OFFSET))
+        self.vm.switchless().then(|| self.mailbox_handle())
+    }
+
+    fn mailbox_handle(&self) -> Mailbox {
+        let page = self.area + layout::CPU_SL_MAILBOX_OFFSET;
+        Mailbox::new(self.vm.clone(), page, self.sl_serving.clone())
+    }
+
+    /// Whether `rip` lies in a ring-3 system-call trampoline this vCPU may run (its
+    /// switchless stub, or the shared doorbell stub): where a program's single-step traps land
+    /// when it steps over `syscall` on hosts where `syscall` stays at CPL 3. Linux never shows
+    /// such traps inside its system-call path.
+    pub fn in_ring3_trampoline(&self, rip: u64) -> bool {
+        let stub = self.area + layout::CPU_SL_STUB_OFFSET;
+        let doorbell_stub = self.vm.layout.lstar_ring3();
+        switchless::classify(rip.wrapping_sub(stub)) != Stopped::Outside
+            || rip.wrapping_sub(doorbell_stub) < tramp::RING3_STORE_LEN + 2
     }
 
     /// Brings a vCPU stopped inside its switchless stub (by a host signal) to a state outside
@@ -354,7 +371,7 @@ impl Vcpu {
         self.load_regs()?;
         let stub = self.area + layout::CPU_SL_STUB_OFFSET;
         let at = switchless::classify(self.regs.rip.wrapping_sub(stub));
-        let mb = Mailbox::new(self.vm.clone(), self.area + layout::CPU_SL_MAILBOX_OFFSET);
+        let mb = self.mailbox_handle();
         let (done, rsp_saved, rax) = match at {
             Stopped::Outside => return Ok(()),
             Stopped::BeforePost => (false, false, self.regs.rax),
@@ -365,15 +382,20 @@ impl Vcpu {
             Stopped::Slow { rsp_saved } => (false, rsp_saved, mb.number()),
             Stopped::Done { rsp_saved } => (true, rsp_saved, mb.result()),
         };
-        mb.reset();
+        mb.idle();
+        let mailbox_page = self.area + layout::CPU_SL_MAILBOX_OFFSET;
         let r = self.regs_mut()?;
         if rsp_saved {
             r.rsp = mb.saved_rsp();
         }
         r.rax = rax;
         r.rflags = (r.rflags & !switchless::USER_RFLAGS) | (r.r11 & switchless::USER_RFLAGS);
-        // Completed: continue after `syscall`; not carried out: execute it again.
-        r.rip = if done { r.rcx } else { r.rcx.wrapping_sub(2) };
+        // Completed: continue after `syscall`; not carried out: execute it again. RCX is the
+        // program's (it may have jumped in with any value): a non-canonical target becomes an
+        // instruction fetch from the mailbox page (no-execute), a page fault the runtime
+        // reports like any other, instead of a register state KVM would refuse.
+        let target = if done { r.rcx } else { r.rcx.wrapping_sub(2) };
+        r.rip = if target < 1 << 47 { target } else { mailbox_page };
         Ok(())
     }
 

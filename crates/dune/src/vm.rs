@@ -14,7 +14,6 @@ use std::time::Duration;
 use kvm_bindings::kvm_enable_cap;
 use kvm_ioctls::VmFd;
 use trap::layout::{self, PAGE_SIZE};
-use trap::switchless::mailbox;
 use trap::tramp;
 
 use crate::error::{IoctlError, MapError, VmError};
@@ -635,10 +634,11 @@ impl Vm {
             &trap::desc::tss(area + layout::CPU_IST_TOP_OFFSET),
         );
         self.system.write(off + layout::CPU_SL_STUB_OFFSET, trap::switchless::stub_code());
-        // A fresh mailbox (before any vCPU can run): idle, not hot, the doorbell stub's GVA.
-        let mb = off + layout::CPU_SL_MAILBOX_OFFSET;
-        self.system.write(mb, &[0; PAGE_SIZE as usize]);
-        self.system.write_u64(mb + mailbox::DOORBELL_STUB, self.layout.lstar_ring3());
+        // The stub's jump slot (read-only to the guest): the shared doorbell stub. A fresh
+        // mailbox (before any vCPU can run): idle, not hot.
+        let slot = off + layout::CPU_SL_STUB_OFFSET + trap::switchless::DOORBELL_SLOT_OFFSET;
+        self.system.write_u64(slot, self.layout.lstar_ring3());
+        self.system.write(off + layout::CPU_SL_MAILBOX_OFFSET, &[0; PAGE_SIZE as usize]);
         let mailbox = area + layout::CPU_SL_MAILBOX_OFFSET;
         let mut pt = self.pt();
         let _ = pt.map(area, area, layout::CPU_SL_STUB_OFFSET, Perms::KERNEL_RW, false)?;

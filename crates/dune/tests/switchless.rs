@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use common::{Env, g};
 use dune::{Mailbox, SyscallPath, Trap};
+use trap::layout as trap_layout;
+use trap::switchless as trap_switchless;
 
 /// The Env's mailbox, or `None` on a host without the ring-3 path (checked to be consistent).
 fn mailbox(env: &Env) -> Option<Mailbox> {
@@ -141,4 +143,45 @@ fn interrupted_stub_is_normalized() {
     mb.set_hot(false);
     // The guest checked the result and went on to its exit call.
     assert!(matches!(env.resume(), Trap::Syscall(sc) if sc.nr == 60));
+}
+
+/// A program that writes CLAIMED into its own mailbox and waits in the stub is not waited for
+/// when a signal comes (no server holds that request): the vCPU is rolled back, never hung.
+#[test]
+fn forged_claim_is_not_waited_for() {
+    let Some(mut env) = Env::new("dune::switchless::forged_claim_is_not_waited_for") else {
+        return;
+    };
+    if mailbox(&env).is_none() {
+        return;
+    }
+    let area = env.vm.layout().cpu_area(env.vcpu.index());
+    let mb = area + trap_layout::CPU_SL_MAILBOX_OFFSET;
+    let waiting = area + trap_layout::CPU_SL_STUB_OFFSET + trap_switchless::POSTED_OFFSET;
+    let kicker = env.vcpu.kicker();
+    let k = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        kicker.kick();
+    });
+    let t = env.call(g::g_forged_claim(), &[mb, waiting]);
+    k.join().unwrap();
+    assert!(matches!(t, Trap::Interrupted), "{t:?}");
+    let r = env.vcpu.regs().unwrap();
+    assert_eq!((r.rip, r.rax), (r.rcx - 2, 1006), "rolled back to the syscall");
+    assert!(matches!(env.resume(), Trap::Syscall(sc) if sc.nr == 1006));
+
+    // With a non-canonical RCX the rollback target is not a register state at all: the vCPU
+    // is sent to fetch from the (no-execute) mailbox page instead, a plain page fault.
+    let kicker = env.vcpu.kicker();
+    let k = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        kicker.kick();
+    });
+    let t = env.call(g::g_forged_claim_bad_rcx(), &[mb, waiting]);
+    k.join().unwrap();
+    assert!(matches!(t, Trap::Interrupted), "{t:?}");
+    match env.resume() {
+        Trap::PageFault(pf) => assert_eq!((pf.addr, pf.rip), (mb, mb), "{pf:?}"),
+        other => panic!("expected a fetch fault at the mailbox page, got {other:?}"),
+    }
 }

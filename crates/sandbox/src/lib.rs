@@ -78,7 +78,7 @@ const GUARD: u64 = 1 << 30;
 
 /// Where runtime descriptors go: the top of the soft `RLIMIT_NOFILE`, so the program's own
 /// descriptors get the numbers they would get natively.
-fn fd_floor() -> i32 {
+pub(crate) fn fd_floor() -> i32 {
     let soft = sys::getrlimit(libc::RLIMIT_NOFILE).rlim_cur.min(1 << 20) as i32;
     (soft - 32).max(64)
 }

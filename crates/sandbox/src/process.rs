@@ -159,6 +159,11 @@ impl Process {
         v.sort_unstable();
     }
 
+    /// Undoes [`Process::protect_fd`] for `fd` (about to be closed by the runtime).
+    pub fn unprotect_fd(&self, fd: i32) {
+        self.runtime_fds.write().unwrap().retain(|&f| f != fd);
+    }
+
     /// Whether `fd` is one of the runtime's own descriptors (the VM's, or one added with
     /// [`Process::protect_fd`]).
     pub fn is_runtime_fd(&self, fd: i32) -> bool {
@@ -176,6 +181,11 @@ impl Process {
     /// The program's view of `RLIMIT_AS`/`RLIMIT_DATA` (`struct rlimit`, 16 bytes).
     pub fn rlimit_view(&self, resource: u32) -> [u8; 16] {
         *self.rlimits.lock().unwrap().get(&resource).unwrap_or(&[0xff; 16])
+    }
+
+    /// Holds the limits' lock (across `fork`, so the child never inherits it held).
+    pub fn rlimits_lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, [u8; 16]>> {
+        self.rlimits.lock().unwrap()
     }
 
     /// Sets the program's view of a limit the supervisor keeps apart.
@@ -295,7 +305,14 @@ impl Thread {
         self.tid = sys::gettid();
         self.proc.threads.lock().unwrap().insert(self.tid, self.vcpu.kicker());
         self.proc.live.fetch_add(1, Ordering::SeqCst);
+        self.start_server();
+    }
+
+    /// Gives this thread a (not yet running) switchless server, where the host has the path,
+    /// over a reset mailbox (the vCPU may have served another thread or image before).
+    pub fn start_server(&mut self) {
         if let Some(mb) = self.vcpu.mailbox() {
+            mb.reset();
             self.server = Some(crate::switchless::Server::new(self.proc.clone(), mb, self.tid));
         }
     }
@@ -340,6 +357,9 @@ impl Thread {
                     let what = if mapped { "access violation" } else { "no mapping" };
                     let info = signals::fault_info(libc::SIGSEGV, code, pf.addr);
                     self.force_signal(libc::SIGSEGV, &info, pf.addr, pf.error.0, 14, what, pf.rip)
+                }
+                Trap::Exception(e) if e.user && e.vector == 1 && self.hidden_step(e.rip) => {
+                    Next::Resume
                 }
                 Trap::Exception(e) if e.user => {
                     self.stop = Stop::Exception(self.vcpu.exception_frame());
@@ -386,6 +406,23 @@ impl Thread {
         self.stop = Stop::Interrupted;
         let info = signals::fault_info(libc::SIGBUS, 2, addr); // BUS_ADRERR
         self.force_signal(libc::SIGBUS, &info, addr, 0, 0, "the host could not back the page", rip)
+    }
+
+    /// Whether a single-step trap (#DB) at `rip` is one Linux would not report: on hosts where
+    /// `syscall` stays at CPL 3 (kvm_pvm), a program single-stepping over `syscall` steps
+    /// through the ring-3 trampolines, and their final `jmp *%rcx` traps on arrival after the
+    /// `syscall`, where Linux's `sysret` reports the trap one instruction later.
+    fn hidden_step(&mut self, rip: u64) -> bool {
+        if self.vcpu.in_ring3_trampoline(rip) {
+            return true;
+        }
+        if self.proc.vm.platform().syscall_path != dune::SyscallPath::Ring3Doorbell {
+            return false;
+        }
+        let mut insn = [0u8; 2];
+        sys::read_program(rip.wrapping_sub(2), &mut insn).is_ok()
+            && insn == [0x0f, 0x05]
+            && self.vcpu.regs().is_ok_and(|r| r.rcx == rip)
     }
 
     fn on_syscall(&mut self, sc: &dune::Syscall) -> Next {
@@ -650,6 +687,9 @@ impl Thread {
     /// Ends this thread: `CLONE_CHILD_CLEARTID` wake-up, unregistration; the last thread ends
     /// the process with `status`.
     pub fn exit_thread(&mut self, status: i32, killed: bool) {
+        // No call of this thread's may still be in progress once it counts as gone (exec waits
+        // for exactly that before it empties the program range).
+        self.stop_server();
         if self.clear_child_tid != 0 && self.proc.check(self.clear_child_tid, 4).is_ok() {
             let _ = sys::write_program(self.clear_child_tid, &0u32.to_ne_bytes());
             sys::futex_wake(self.clear_child_tid, 1);

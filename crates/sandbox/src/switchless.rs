@@ -42,6 +42,13 @@ pub fn worthwhile() -> bool {
     *TWO_CPUS.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2))
 }
 
+/// Clocks whose value does not depend on the calling thread: `CLOCK_REALTIME`, `MONOTONIC`,
+/// `MONOTONIC_RAW`, `REALTIME_COARSE`, `MONOTONIC_COARSE`, `BOOTTIME`, `TAI`. The CPU-time
+/// clocks (of the thread, or the process, which counts the server's own spinning) are not.
+pub fn thread_independent_clock(id: u64) -> bool {
+    matches!(id as i32, 0 | 1 | 4 | 5 | 6 | 7 | 11)
+}
+
 /// `read`, `fstat`, `lseek`, `pread64`, `getpid`, `gettimeofday`, `getuid`, `getgid`,
 /// `geteuid`, `getegid`, `getppid`, `time`, `clock_gettime`, `clock_getres`.
 pub fn eligible(nr: u64) -> bool {
@@ -105,10 +112,14 @@ impl Server {
         let (s, mb, proc, tid) =
             (shared.clone(), self.mailbox.clone(), self.proc.clone(), self.tid);
         self.mailbox.set_hot(true);
-        let thread = std::thread::Builder::new()
-            .name("sandbox-switchless".into())
-            .stack_size(256 << 10)
-            .spawn(move || serve_loop(&proc, &mb, tid, &s));
+        // Spawned with every host signal blocked (a new thread inherits the mask), so not even
+        // its first instructions can take a signal meant for the program's threads.
+        let thread = crate::sys::with_signals_blocked(|_| {
+            std::thread::Builder::new()
+                .name("sandbox-switchless".into())
+                .stack_size(256 << 10)
+                .spawn(move || serve_loop(&proc, &mb, tid, &s))
+        });
         match thread {
             Ok(thread) => self.running = Some((shared, thread)),
             Err(e) => {
@@ -132,7 +143,6 @@ impl Server {
 }
 
 fn serve_loop(proc: &Process, mb: &Mailbox, tid: i32, shared: &Shared) {
-    crate::sys::block_all_signals();
     // Takes and answers a waiting request; whether there was one.
     let serve_one = || match mb.try_claim() {
         Some(sc) => {

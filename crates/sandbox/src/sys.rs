@@ -581,15 +581,15 @@ pub fn with_signals_blocked<T>(f: impl FnOnce(&libc::sigset_t) -> T) -> T {
     }
 }
 
-/// Blocks every host signal in the calling thread, for good (helper threads that must never
-/// take a signal meant for the program's threads).
-pub fn block_all_signals() {
-    // SAFETY: sigfillset/pthread_sigmask on a local set; only this thread's mask changes.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-    }
+/// A close-on-exec duplicate of `fd` among the runtime's descriptor numbers (at or above the
+/// floor the runtime's own use), so the program's descriptor numbering is not disturbed;
+/// `None` if it cannot be made.
+pub fn dup_private(fd: u64) -> Option<u64> {
+    let fd = i32::try_from(fd).ok()?;
+    let floor = crate::fd_floor();
+    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor and touches no memory.
+    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
+    (r >= 0).then_some(r as u64)
 }
 
 /// Whether descriptor `fd` is open on a regular file (`fstat`; false on any error).

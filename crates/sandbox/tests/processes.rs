@@ -538,6 +538,13 @@ all_links!(segv_handler_recovers, |link| {
     );
 });
 
+// Single-stepping over `syscall`: the same traps as Linux, none inside the system-call path.
+all_links!(single_step_over_syscall, |link| {
+    let c = c_run("sig_singlestep", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(&native_out(&c), &["traps 300", "done"]);
+});
+
 // sigaltstack: SA_ONSTACK handlers run on it; stack overflow caught there (main and thread).
 all_links!(sigaltstack_and_overflow, |link| {
     let c = c_run("sig_altstack", link, &[]);

@@ -35,7 +35,14 @@
 //! into the stub, and a handler's own system calls find the mailbox idle.
 //!
 //! The stub restores the program's flags from R11 (where `syscall` saved them) with `popfq`
-//! on a 256-byte stack in the mailbox page, never touching the program's stack.
+//! on a 256-byte stack in the mailbox page, never touching the program's stack. A program
+//! single-stepping (TF) through `syscall` takes debug traps inside the stub; the runtime
+//! resumes those silently, as Linux never shows user single-steps inside the kernel.
+//!
+//! A program that writes the mailbox itself, or jumps into the stub with made-up registers,
+//! only confuses its own calls: the stub runs at the program's privilege, the server validates
+//! every request, and the runtime's normalization trusts nothing it reads there (a forged
+//! `CLAIMED` is not waited for; a non-canonical return address becomes a fault).
 
 use crate::layout::PAGE_SIZE;
 
@@ -54,8 +61,6 @@ pub mod mailbox {
     pub const RET: u64 = 0x48;
     /// `u64`: the program's RSP while the stub uses its own stack.
     pub const SAVED_RSP: u64 = 0x50;
-    /// `u64`: GVA of the shared doorbell stub (written by the runtime when it builds the area).
-    pub const DOORBELL_STUB: u64 = 0x58;
     /// Top of the stub's 256-byte stack (16-byte aligned).
     pub const STACK_TOP: u64 = 0x200;
 }
@@ -79,6 +84,9 @@ pub const SLOW_OFFSET: u64 = 0xa0;
 pub const DONE_OFFSET: u64 = 0xe0;
 /// End of the stub's code.
 pub const END_OFFSET: u64 = 0x120;
+/// Offset in the stub page of a `u64` holding the GVA of the shared doorbell stub, which the
+/// slow path jumps to; the runtime writes it when it copies the page (read-only to the guest).
+pub const DOORBELL_SLOT_OFFSET: u64 = 0x800;
 /// In the slow and done paths, RSP is the stub's own from this many bytes after the path's
 /// start (after `movq %rsp, SAVED_RSP(%rip)`) ...
 pub const RSP_SAVED_FROM: u64 = 7;
@@ -132,7 +140,7 @@ core::arch::global_asm!(
     ".org dune_sl_start + {slow} + {until}",
     "  movq dune_sl_start + {mb} + {saved}(%rip), %rsp",
     "  movq dune_sl_start + {mb} + {nr}(%rip), %rax",
-    "  jmpq *dune_sl_start + {mb} + {doorbell}(%rip)",
+    "  jmpq *dune_sl_start + {doorbell}(%rip)",
     ".org dune_sl_start + {done}, 0xf4",
     "4:",
     "  movq %rsp, dune_sl_start + {mb} + {saved}(%rip)",
@@ -157,7 +165,7 @@ core::arch::global_asm!(
     args = const mailbox::ARGS,
     ret = const mailbox::RET,
     saved = const mailbox::SAVED_RSP,
-    doorbell = const mailbox::DOORBELL_STUB,
+    doorbell = const DOORBELL_SLOT_OFFSET,
     stack = const mailbox::STACK_TOP,
     posted = const POSTED_OFFSET,
     slow = const SLOW_OFFSET,
@@ -262,7 +270,11 @@ mod tests {
             assert_eq!(&c[u..u + 3], &[0x48, 0x8b, 0x25]);
             assert_eq!(target(c, u + 3, u + 7), (MB + mailbox::SAVED_RSP) as i64);
         }
-        // The slow path ends in jmp *DOORBELL_STUB(%rip), the done path in jmp *%rcx.
+        // The slow path ends in jmp *DOORBELL_SLOT(%rip) (in this read-only page), the done
+        // path in jmp *%rcx.
+        let j = SLOW_OFFSET as usize + RSP_SAVED_UNTIL as usize + 14;
+        assert_eq!(&c[j..j + 2], &[0xff, 0x25], "jmpq *disp32(%rip)");
+        assert_eq!(target(c, j + 2, j + 6), DOORBELL_SLOT_OFFSET as i64);
         let d = DONE_OFFSET as usize + RSP_SAVED_UNTIL as usize + 7;
         assert_eq!(&c[d..d + 3], &[0x48, 0x8b, 0x05], "movq RET(%rip), %rax");
         assert_eq!(target(c, d + 3, d + 7), (MB + mailbox::RET) as i64);

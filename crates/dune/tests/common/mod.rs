@@ -119,6 +119,26 @@ core::arch::global_asm!(
     "    mov $1004, %eax",
     "    syscall",
     "    ud2",
+    // rdi = this vCPU's switchless mailbox, rsi = its stub's waiting loop: forge a claimed
+    // request for call 1006 and wait in the stub as if a server had it; when the runtime rolls
+    // it back, the `syscall` below makes call 1006 (through an exit, nobody serving).
+    ".globl g_forged_claim",
+    "g_forged_claim:",
+    "    movq $1006, 0x10(%rdi)",
+    "    movq $2, (%rdi)",
+    "    lea 2f(%rip), %rcx",
+    "    mov $1006, %eax",
+    "    jmp *%rsi",
+    "1:  syscall",
+    "2:  ud2",
+    // The same with a non-canonical return address in RCX.
+    ".globl g_forged_claim_bad_rcx",
+    "g_forged_claim_bad_rcx:",
+    "    movq $1006, 0x10(%rdi)",
+    "    movq $2, (%rdi)",
+    "    movabs $0x8000000000000002, %rcx",
+    "    mov $1006, %eax",
+    "    jmp *%rsi",
     // Report 1005 with the quadword at %fs:0.
     ".globl g_fs",
     "g_fs:",
@@ -175,6 +195,8 @@ pub mod g {
         g_div0_insn,
         g_vmcall,
         g_spin_flag,
+        g_forged_claim,
+        g_forged_claim_bad_rcx,
         g_fs,
         g_touch_forever,
         g_doorbell_forever,

@@ -170,6 +170,9 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
     // exist there; flush the trace so buffered lines are not written twice.
     // Host signals are blocked across fork, so none is recorded in the child before it forgets
     // the parent's recorded ones (they stay pending in its kernel state and arrive afterwards).
+    // Descriptor lists other threads (switchless servers in a tight loop) lock all the time:
+    // the child uses copies instead of locks a thread that does not exist there may hold.
+    let (all_fds, vm_fds) = (proc.runtime_fds(), proc.vm.runtime_fds());
     let pid = sys::with_signals_blocked(|_| {
         let mut trace = proc.trace.lock().unwrap();
         if let Some(t) = trace.as_mut() {
@@ -181,6 +184,7 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         let _policy = proc.policy.lock().unwrap();
         let _exe = proc.exe.lock().unwrap();
         let _vf = proc.vfork_pipe.lock().unwrap();
+        let _rl = proc.rlimits_lock();
         let pid = sys::fork()?;
         if pid == 0 {
             sys::clear_pending();
@@ -202,7 +206,8 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
     if let Some((r, _)) = pipe {
         sys::close(r);
     }
-    match child_setup(ctx, &regs, sregs, &xsave, flags, ctid, pipe.map(|p| p.1)) {
+    let fds = ParentFds { vfork_pipe: pipe.map(|p| p.1), all: all_fds, vm: vm_fds };
+    match child_setup(ctx, &regs, sregs, &xsave, flags, ctid, fds) {
         Ok(()) => {
             ctx.replaced = true;
             Ok(0)
@@ -214,6 +219,14 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
     }
 }
 
+/// Descriptors a forked child learns from its parent: the vfork pipe's write end, and copies of
+/// the runtime's descriptor lists (every one, and the VM's) taken before the fork.
+struct ParentFds {
+    vfork_pipe: Option<i32>,
+    all: Vec<i32>,
+    vm: Vec<i32>,
+}
+
 fn child_setup(
     ctx: &mut Ctx<'_>,
     regs: &Regs,
@@ -221,7 +234,7 @@ fn child_setup(
     xsave: &dune::kvm_bindings::kvm_xsave,
     flags: u64,
     ctid: u64,
-    vfork_pipe: Option<i32>,
+    ParentFds { vfork_pipe, all: all_fds, vm: vm_fds }: ParentFds,
 ) -> Result<(), String> {
     let old = ctx.thread.proc.clone();
     // Same host, same verdict: skip the platform probe.
@@ -238,9 +251,8 @@ fn child_setup(
         proc.set_rlimit_view(r, old.rlimit_view(r).to_vec());
     }
     // The parent VM's descriptors are the parent's business; keep the trace file's.
-    let keep: Vec<i32> =
-        old.runtime_fds().into_iter().filter(|fd| !old.vm.runtime_fds().contains(fd)).collect();
-    for fd in old.vm.runtime_fds() {
+    let keep: Vec<i32> = all_fds.into_iter().filter(|fd| !vm_fds.contains(fd)).collect();
+    for fd in vm_fds {
         sys::close(fd);
     }
     for fd in keep {

@@ -94,8 +94,10 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     let prepared =
         loader::prepare_named(&file, &name, inaccessible, &argv).map_err(|e| Errno(e.errno()))?;
 
-    // The point of no return. End the other threads first (de_thread in fs/exec.c).
+    // The point of no return. End the other threads first (de_thread in fs/exec.c), and this
+    // thread's switchless server (the new image starts with a fresh one).
     end_other_threads(ctx);
+    ctx.thread.stop_server();
     let proc = ctx.thread.proc.clone();
     let loaded = {
         let mut mm = proc.mm.lock().unwrap();
@@ -137,6 +139,7 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     ctx.thread.altstack[8..12].copy_from_slice(&libc::SS_DISABLE.to_ne_bytes());
     ctx.thread.clear_child_tid = 0;
     ctx.thread.robust_list = (0, 0);
+    ctx.thread.start_server();
     close_on_exec(&proc);
     *proc.exe.lock().unwrap() =
         std::fs::canonicalize(&prepared.path).unwrap_or(prepared.path.clone());

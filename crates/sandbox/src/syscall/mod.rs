@@ -90,8 +90,10 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
 /// Carries out `sc` for the switchless server (on its own host thread, for the program thread
 /// `tid`): the same policy check, validation, copies and trace as [`dispatch`], for
 /// [`crate::switchless::eligible`] calls the table forwards as they are. `None`: not here (the
-/// stub then makes the call through an exit): another call, or `read`/`pread64` of anything
-/// but a regular file (which could block, or raise SIGPIPE-like signals on this thread).
+/// stub then makes the call through an exit): another call, a CPU-time clock, or
+/// `read`/`pread64` of anything but a regular file (which could block). The descriptor of a
+/// read is duplicated first and the type checked on the duplicate, so another thread that
+/// `dup2`s a pipe over it meanwhile cannot make the server block.
 pub fn serve(proc: &Process, tid: i32, sc: &Syscall) -> Option<u64> {
     if !crate::switchless::eligible(sc.nr) {
         return None;
@@ -100,16 +102,32 @@ pub fn serve(proc: &Process, tid: i32, sc: &Syscall) -> Option<u64> {
     if !matches!(spec.imp, Imp::Forward) {
         return None;
     }
-    if matches!(sc.nr, 0 | 17)
-        && (check_fd(proc, sc.args[0]).is_err() || !sys::is_regular_file(sc.args[0]))
-    {
+    if matches!(sc.nr, 228 | 229) && !crate::switchless::thread_independent_clock(sc.args[0]) {
         return None;
+    }
+    let mut private = None;
+    if matches!(sc.nr, 0 | 17) {
+        check_fd(proc, sc.args[0]).ok()?;
+        // The duplicate is the runtime's while it lives: the program cannot dup2 over it.
+        let dup = sys::dup_private(sc.args[0])?;
+        proc.protect_fd(dup as i32);
+        private = Some(dup);
+        if !sys::is_regular_file(dup) {
+            proc.unprotect_fd(dup as i32);
+            sys::close(dup as i32);
+            return None;
+        }
     }
     let verdict = proc.policy.lock().unwrap().check(sc.nr, spec.name, &sc.args);
     let res = match verdict {
         Verdict::Deny(e) => Err(e),
-        Verdict::Allow => forward(proc, sc.nr, spec, sc.args),
+        // Validated as the program named it; carried out on the protected duplicate.
+        Verdict::Allow => forward_as(proc, sc.nr, spec, sc.args, private.map(|d| (0, d))),
     };
+    if let Some(fd) = private {
+        proc.unprotect_fd(fd as i32);
+        sys::close(fd as i32);
+    }
     crate::trace::syscall(proc, tid, sc, res);
     Some(match res {
         Ok(v) => v,
@@ -187,6 +205,18 @@ pub fn copy_cstr(mm: &Process, addr: u64, max: usize) -> Result<CString, Errno> 
 
 /// Validates the arguments of `spec` and performs the call on the host.
 pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResult {
+    forward_as(proc, nr, spec, args, None)
+}
+
+/// [`forward`], validating `args` as they are but making the call with argument `i` replaced
+/// by `value` when `replace` is `Some((i, value))` (a descriptor the runtime duplicated).
+fn forward_as(
+    proc: &Process,
+    nr: u64,
+    spec: &Spec,
+    args: [u64; 6],
+    replace: Option<(usize, u64)>,
+) -> SysResult {
     let mut a = args;
     // Copies the kernel gets instead of program memory; they must outlive the call.
     let mut strings: Vec<CString> = Vec::new();
@@ -241,11 +271,15 @@ pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResul
             }
         }
     }
+    if let Some((i, value)) = replace {
+        a[i] = value;
+    }
     #[allow(unsafe_code)]
     // SAFETY: every pointer argument was checked above to lie in the program range or was
-    // replaced by a copy in `strings`/`blobs`/`deref`, alive until after the call; descriptor arguments
-    // are not the runtime's; the table lists only calls that leave the supervisor's own state
-    // alone (see table.rs).
+    // replaced by a copy in `strings`/`blobs`/`deref`, alive until after the call; descriptor
+    // arguments are not the runtime's (or, with `replace`, the runtime's private duplicate of
+    // a program descriptor that was checked); the table lists only calls that leave the
+    // supervisor's own state alone (see table.rs).
     let r = unsafe { sys::syscall6(nr as i64, a) };
     drop((strings, blobs));
     if r.is_ok() {
