@@ -70,11 +70,12 @@ struct RunArgs {
     /// Make every system call exit to the supervisor's vCPU thread. By default, on hosts where
     /// a guest `syscall` stays in ring 3 (kvm_pvm), simple calls (read of a file, fstat, lseek,
     /// getpid, clock_gettime, ...) in a burst are handed to a polling helper thread without an
-    /// exit: about 3x faster each, at the cost of a second CPU while the burst lasts.
+    /// exit: about 3-4x faster each, at the cost of a second CPU while the burst lasts.
     #[arg(long)]
     no_switchless: bool,
-    /// The program, found through PATH like execvp (a name with a `/` is used as is), and its
-    /// arguments.
+    /// The program and its arguments. The program is found through the PATH of its
+    /// environment (after --env-clear/--env) as env(1) finds it; a name with a `/` is used as
+    /// it is.
     #[arg(value_name = "PROGRAM [ARGS]", required = true, trailing_var_arg = true)]
     argv: Vec<OsString>,
 }
@@ -102,19 +103,20 @@ struct NotFound {
     errno: i32,
 }
 
-/// Resolves `name` like execvp(3): names with a slash are used as they are; others are looked
-/// up in `$PATH` (default `/usr/local/bin:/usr/bin:/bin`). A candidate that exists but is not
-/// executable is remembered (EACCES) if nothing better is found.
-fn resolve(name: &OsStr) -> Result<PathBuf, NotFound> {
+/// Resolves `name` like execvp(3) in `env(1)`: names with a slash are used as they are; others
+/// are looked up in `path`, the `PATH` of the program's environment (default
+/// `/usr/local/bin:/usr/bin:/bin`). A candidate that exists but is not executable is
+/// remembered (EACCES) if nothing better is found.
+fn resolve(name: &OsStr, path: Option<&OsStr>) -> Result<PathBuf, NotFound> {
     if name.as_bytes().contains(&b'/') {
         return Ok(PathBuf::from(name));
     }
     if name.is_empty() {
         return Err(NotFound { errno: libc::ENOENT });
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let path = path.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
     let mut errno = libc::ENOENT;
-    for dir in std::env::split_paths(&path) {
+    for dir in std::env::split_paths(path) {
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         let cand = dir.join(name);
         let Ok(md) = std::fs::metadata(&cand) else {
@@ -165,7 +167,9 @@ pub fn main() -> i32 {
     }
     let Command::Run(args) = cli.command;
     let name = args.argv[0].clone();
-    let path = match resolve(&name) {
+    let envp = environment(&args);
+    let search = envp.iter().rev().find_map(|e| e.strip_prefix(b"PATH=")).map(OsStr::from_bytes);
+    let path = match resolve(&name, search) {
         Ok(p) => p,
         Err(e) => {
             let msg = std::io::Error::from_raw_os_error(e.errno);
@@ -176,7 +180,7 @@ pub fn main() -> i32 {
     let opts = RunOptions {
         path: path.clone(),
         argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        envp: environment(&args),
+        envp,
         trace: args.trace.clone().map(PathBuf::from),
         quiet: args.quiet,
         switchless: !args.no_switchless,

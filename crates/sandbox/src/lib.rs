@@ -68,6 +68,12 @@ pub enum SandboxError {
     /// The trace file could not be opened.
     #[error("cannot open the trace file {0}: {1}")]
     Trace(PathBuf, std::io::Error),
+    /// Too few file descriptors to start.
+    #[error(
+        "the open-file limit (ulimit -n) is {0}; the sandbox needs at least {MIN_NOFILE}, as its \
+         own descriptors sit above the program's: raise it, e.g. `ulimit -n 1024`"
+    )]
+    NoFile(u64),
     /// The runtime failed while the program ran.
     #[error(transparent)]
     Run(#[from] process::RunError),
@@ -76,11 +82,33 @@ pub enum SandboxError {
 /// A guard of this many bytes separates the program range from the runtime's system area.
 const GUARD: u64 = 1 << 30;
 
-/// Where runtime descriptors go: the top of the soft `RLIMIT_NOFILE`, so the program's own
-/// descriptors get the numbers they would get natively.
+/// Descriptor numbers below the soft `RLIMIT_NOFILE` the sandbox started with that the runtime
+/// takes for itself (`/dev/kvm`, the VM, the trace file, the first vCPUs).
+const RUNTIME_FDS: u64 = 32;
+/// How far the runtime raises the soft `RLIMIT_NOFILE` (as far as the hard limit allows) to
+/// make room for one vCPU descriptor per program thread (`vm_config`'s 256 vCPUs).
+const VCPU_FDS: u64 = 256;
+/// The fewest descriptors the sandbox starts with.
+const MIN_NOFILE: u64 = 96;
+
+static FD_FLOOR: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+/// Where runtime descriptors go: the top [`RUNTIME_FDS`] + [`VCPU_FDS`] numbers below the
+/// soft `RLIMIT_NOFILE`, so the program's own descriptors get the numbers they would get
+/// natively and a program can have a thread per vCPU. The soft limit is first raised by
+/// [`VCPU_FDS`] as far as the hard limit allows (once, here), so that where it can be, the
+/// program keeps all but [`RUNTIME_FDS`] of the limit it started with. Computed once per
+/// process tree.
 pub(crate) fn fd_floor() -> i32 {
-    let soft = sys::getrlimit(libc::RLIMIT_NOFILE).rlim_cur.min(1 << 20) as i32;
-    (soft - 32).max(64)
+    *FD_FLOOR.get_or_init(|| {
+        let r = sys::getrlimit(libc::RLIMIT_NOFILE);
+        let soft = r.rlim_cur.min(1 << 20);
+        let raised = (soft + VCPU_FDS).min(r.rlim_max).max(soft);
+        if raised > soft {
+            sys::setrlimit(libc::RLIMIT_NOFILE, raised, r.rlim_max);
+        }
+        (raised.saturating_sub(RUNTIME_FDS + VCPU_FDS) as i32).max(64)
+    })
 }
 
 /// The VM configuration every sandboxed process uses (a forked child builds the same).
@@ -116,6 +144,11 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     }
     trace::set_root_pid();
     SWITCHLESS.store(opts.switchless, std::sync::atomic::Ordering::Relaxed);
+    fd_floor();
+    let nofile = sys::getrlimit(libc::RLIMIT_NOFILE).rlim_cur;
+    if nofile < MIN_NOFILE {
+        return Err(SandboxError::NoFile(nofile));
+    }
     let vm = Vm::new(vm_config())?;
     tracing::debug!(elapsed = ?t0.elapsed(), platform = ?vm.platform(), "VM created");
     let base = vm.layout().base;
@@ -147,7 +180,8 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
             // SAFETY: `fd` was just created by moving the trace file's descriptor; nothing else
             // owns it.
             let file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-            Box::new(std::io::BufWriter::new(file))
+            // Line by line, so a trace can be watched live and survives `kill -9`.
+            Box::new(std::io::LineWriter::new(file))
         };
         *proc.trace.lock().unwrap() = Some(trace::Tracer::new(out));
     }

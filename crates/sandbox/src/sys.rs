@@ -212,6 +212,14 @@ pub fn getrlimit(resource: u32) -> libc::rlimit {
     r
 }
 
+/// Sets the calling process's limit `resource` (`setrlimit(2)`); errors are ignored (the
+/// callers only try to raise a soft limit within the hard one).
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) {
+    let r = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: `r` is a valid in-pointer.
+    unsafe { libc::setrlimit(resource, &r) };
+}
+
 /// `fcntl(fd, F_DUPFD_CLOEXEC, floor)` then close `fd`: moves a runtime descriptor up.
 pub fn move_fd_up(fd: i32, floor: i32) -> io::Result<i32> {
     // SAFETY: F_DUPFD_CLOEXEC on a descriptor the caller owns.

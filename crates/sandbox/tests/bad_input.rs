@@ -273,3 +273,43 @@ fn a_closed_pipe_kills_the_writer_with_sigpipe() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGPIPE), "status {status:?}");
 }
+
+/// PROGRAM is looked up in the PATH the program gets (`--env PATH=...`), as env(1) does.
+#[test]
+fn program_found_through_the_programs_path() {
+    gated!(program_found_through_the_programs_path);
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::sandbox_bin()).args(args).output().unwrap()
+    };
+    let out = run(&["run", "--env", "PATH=/nonexistent", "--", "true"]);
+    assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+    let native =
+        std::process::Command::new("env").args(["PATH=/nonexistent", "true"]).status().unwrap();
+    assert_eq!(native.code(), Some(127), "env(1) agrees");
+    let out = run(&["run", "--env-clear", "--env", "PATH=/bin", "--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Too few descriptors to start: exit 125 with a message naming the limit and the fix, not a
+/// failure deep inside KVM set-up.
+#[test]
+fn too_few_descriptors_named() {
+    gated!(too_few_descriptors_named);
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(common::sandbox_bin());
+    cmd.args(["run", "--", "/bin/true"]);
+    // SAFETY: setrlimit is async-signal-safe; the closure touches only a local.
+    unsafe {
+        cmd.pre_exec(|| {
+            let r = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("ulimit -n") && err.contains("64"), "{err}");
+}

@@ -538,6 +538,13 @@ all_links!(segv_handler_recovers, |link| {
     );
 });
 
+// 100 threads at once (each a vCPU with a descriptor of its own), and fork while they live.
+all_links!(a_hundred_threads_and_fork, |link| {
+    let c = c_run("thr_many", link, &["100"]);
+    c.last().native.assert_success();
+    assert_lines(&native_out(&c), &["threads 100 child exit 3", "done"]);
+});
+
 // Single-stepping over `syscall`: the same traps as Linux, none inside the system-call path.
 all_links!(single_step_over_syscall, |link| {
     let c = c_run("sig_singlestep", link, &[]);
