@@ -546,7 +546,7 @@ impl Thread {
                 signals::SIG_DFL => match signals::default_action(sig) {
                     Default::Ign | Default::Cont => continue,
                     Default::Stop => {
-                        sys::stop_self();
+                        sys::stop_self(sig);
                         continue;
                     }
                     Default::Term | Default::Core => self.proc.finish(Ok(Outcome::Killed(Fatal {

@@ -631,10 +631,33 @@ pub fn tgkill(tid: i32, sig: i32) {
     unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
 }
 
-/// `kill(getpid(), SIGSTOP)`: stops the whole sandbox (a program's default stop action).
-pub fn stop_self() {
-    // SAFETY: no memory is involved.
-    unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+/// Carries out a program's default stop action for `sig` on the whole sandbox by letting the
+/// host kernel take `sig` itself with its default action, so that its rules apply: SIGTSTP,
+/// SIGTTIN and SIGTTOU are discarded in an orphaned process group (kernel/signal.c,
+/// `get_signal`), and the parent sees the signal that stopped it (`WSTOPSIG`).
+pub fn stop_self(sig: i32) {
+    if sig == libc::SIGSTOP {
+        // SAFETY: no memory is involved.
+        unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+        return;
+    }
+    // SAFETY: sigaction/pthread_sigmask on local structures; the previous disposition and
+    // mask are restored before returning. A thread-directed signal to oneself is delivered
+    // before tgkill returns (on the way back from the system call).
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, &dfl, &mut old);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, &mut mask);
+        libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::syscall(libc::SYS_gettid), sig);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
+        libc::sigaction(sig, &old, std::ptr::null_mut());
+    }
 }
 
 /// Wakes `n` waiters of the futex word at program address `addr` (validated by the caller).

@@ -538,6 +538,40 @@ all_links!(segv_handler_recovers, |link| {
     );
 });
 
+// SIGTSTP to a program in an orphaned process group (its session leader's parent is in another
+// session) is discarded, as Linux does, instead of stopping the sandbox forever; elsewhere it
+// stops the sandbox with SIGTSTP itself (the parent's WSTOPSIG).
+kvm_test!(tstp_in_orphaned_process_group_is_discarded, {
+    let sandbox = common::sandbox_bin();
+    let script = "$0 \"$@\" & p=$!; sleep 0.3; kill -TSTP $p; wait $p; echo status $?";
+    for prefix in [vec![], vec![sandbox.clone(), "run".into(), "--".into()]] {
+        let mut cmd = std::process::Command::new("timeout");
+        cmd.args(["20", "setsid", "-w", "sh", "-c", script]).args(&prefix);
+        cmd.args(["/bin/sleep", "1"]);
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout, "status 0\n", "{prefix:?}: {out:?}");
+    }
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(&sandbox)
+        .args(["run", "--", "/bin/sleep", "2"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    std::thread::sleep(Duration::from_millis(400));
+    let mut st = 0;
+    // SAFETY: kill/waitpid on our own child, not yet reaped.
+    unsafe {
+        libc::kill(pid, libc::SIGTSTP);
+        assert_eq!(libc::waitpid(pid, &mut st, libc::WUNTRACED), pid);
+        libc::kill(pid, libc::SIGCONT);
+    }
+    let stopped = libc::WIFSTOPPED(st).then(|| libc::WSTOPSIG(st));
+    assert_eq!(stopped, Some(libc::SIGTSTP), "status {st:#x}");
+    assert!(child.wait().unwrap().success());
+});
+
 // 100 threads at once (each a vCPU with a descriptor of its own), and fork while they live.
 all_links!(a_hundred_threads_and_fork, |link| {
     let c = c_run("thr_many", link, &["100"]);
