@@ -20,6 +20,15 @@ fn mailbox(env: &Env) -> Option<Mailbox> {
     mb
 }
 
+/// Kicks the Env's vCPU from another thread 50 ms from now.
+fn kick_soon(env: &Env) -> std::thread::JoinHandle<()> {
+    let kicker = env.vcpu.kicker();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        kicker.kick();
+    })
+}
+
 /// Serves `g_syscall_loop`'s calls (number 0x100 + i → 3i + 7) until `stop`; bounces others.
 fn serve(
     mb: Mailbox,
@@ -100,11 +109,7 @@ fn interrupted_stub_is_normalized() {
     let Some(mb) = mailbox(&env) else { return };
     // Unclaimed: roll back.
     mb.set_hot(true);
-    let kicker = env.vcpu.kicker();
-    let k = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        kicker.kick();
-    });
+    let k = kick_soon(&env);
     let t = env.call(g::g_syscall_loop(), &[2]);
     k.join().unwrap();
     assert!(matches!(t, Trap::Interrupted), "{t:?}");
@@ -158,11 +163,7 @@ fn forged_claim_is_not_waited_for() {
     let area = env.vm.layout().cpu_area(env.vcpu.index());
     let mb = area + trap_layout::CPU_SL_MAILBOX_OFFSET;
     let waiting = area + trap_layout::CPU_SL_STUB_OFFSET + trap_switchless::POSTED_OFFSET;
-    let kicker = env.vcpu.kicker();
-    let k = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        kicker.kick();
-    });
+    let k = kick_soon(&env);
     let t = env.call(g::g_forged_claim(), &[mb, waiting]);
     k.join().unwrap();
     assert!(matches!(t, Trap::Interrupted), "{t:?}");
@@ -172,11 +173,7 @@ fn forged_claim_is_not_waited_for() {
 
     // With a non-canonical RCX the rollback target is not a register state at all: the vCPU
     // is sent to fetch from the (no-execute) mailbox page instead, a plain page fault.
-    let kicker = env.vcpu.kicker();
-    let k = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        kicker.kick();
-    });
+    let k = kick_soon(&env);
     let t = env.call(g::g_forged_claim_bad_rcx(), &[mb, waiting]);
     k.join().unwrap();
     assert!(matches!(t, Trap::Interrupted), "{t:?}");
