@@ -58,7 +58,107 @@ fn quote(bytes: &[u8], max: usize) -> String {
     s
 }
 
-fn arg(proc: &Process, kind: Arg, v: u64, all: &[u64; 6], nr: u64) -> String {
+/// `names` of the bits set in `v`, joined with `|` as strace does; leftover bits in hex.
+fn bits(v: u64, names: &[(u64, &str)]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut rest = v;
+    for &(bit, name) in names {
+        if bit != 0 && rest & bit == bit {
+            parts.push(name.into());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 || parts.is_empty() {
+        parts.push(format!("{rest:#x}"));
+    }
+    parts.join("|")
+}
+
+/// `open(2)` flags: the access mode, then the other flags (asm-generic/fcntl.h values).
+fn open_flags(v: u64) -> String {
+    let mode = match v & 3 {
+        0 => "O_RDONLY",
+        1 => "O_WRONLY",
+        2 => "O_RDWR",
+        _ => "O_ACCMODE",
+    };
+    let others = [
+        (libc::O_TMPFILE as u64, "O_TMPFILE"),
+        (libc::O_CREAT as u64, "O_CREAT"),
+        (libc::O_EXCL as u64, "O_EXCL"),
+        (libc::O_NOCTTY as u64, "O_NOCTTY"),
+        (libc::O_TRUNC as u64, "O_TRUNC"),
+        (libc::O_APPEND as u64, "O_APPEND"),
+        (libc::O_NONBLOCK as u64, "O_NONBLOCK"),
+        (libc::O_SYNC as u64, "O_SYNC"),
+        (libc::O_DSYNC as u64, "O_DSYNC"),
+        (libc::O_ASYNC as u64, "O_ASYNC"),
+        (libc::O_DIRECT as u64, "O_DIRECT"),
+        (libc::O_LARGEFILE as u64, "O_LARGEFILE"),
+        (libc::O_DIRECTORY as u64, "O_DIRECTORY"),
+        (libc::O_NOFOLLOW as u64, "O_NOFOLLOW"),
+        (libc::O_NOATIME as u64, "O_NOATIME"),
+        (libc::O_CLOEXEC as u64, "O_CLOEXEC"),
+        (libc::O_PATH as u64, "O_PATH"),
+    ];
+    let rest = v & !3;
+    if rest == 0 { mode.into() } else { format!("{mode}|{}", bits(rest, &others)) }
+}
+
+fn prot(v: u64) -> String {
+    if v == 0 {
+        return "PROT_NONE".into();
+    }
+    let names = [
+        (libc::PROT_READ as u64, "PROT_READ"),
+        (libc::PROT_WRITE as u64, "PROT_WRITE"),
+        (libc::PROT_EXEC as u64, "PROT_EXEC"),
+        (libc::PROT_GROWSDOWN as u64, "PROT_GROWSDOWN"),
+        (libc::PROT_GROWSUP as u64, "PROT_GROWSUP"),
+    ];
+    bits(v, &names)
+}
+
+fn map_flags(v: u64) -> String {
+    let names = [
+        (libc::MAP_SHARED_VALIDATE as u64, "MAP_SHARED_VALIDATE"),
+        (libc::MAP_SHARED as u64, "MAP_SHARED"),
+        (libc::MAP_PRIVATE as u64, "MAP_PRIVATE"),
+        (libc::MAP_FIXED_NOREPLACE as u64, "MAP_FIXED_NOREPLACE"),
+        (libc::MAP_FIXED as u64, "MAP_FIXED"),
+        (libc::MAP_ANONYMOUS as u64, "MAP_ANONYMOUS"),
+        (libc::MAP_NORESERVE as u64, "MAP_NORESERVE"),
+        (libc::MAP_STACK as u64, "MAP_STACK"),
+        (libc::MAP_GROWSDOWN as u64, "MAP_GROWSDOWN"),
+        (libc::MAP_DENYWRITE as u64, "MAP_DENYWRITE"),
+        (libc::MAP_POPULATE as u64, "MAP_POPULATE"),
+        (libc::MAP_HUGETLB as u64, "MAP_HUGETLB"),
+    ];
+    bits(v, &names)
+}
+
+/// Arguments strace shows symbolically: open flags and modes, memory protections and mapping
+/// flags. `i` is the argument's index in call `nr`.
+fn symbolic(nr: u64, i: usize, v: u64) -> Option<String> {
+    Some(match (nr, i) {
+        (2, 1) | (257, 2) => open_flags(v),
+        (2, 2) | (257, 3) | (85, 1) | (83, 1) | (258, 2) | (90, 1) | (268, 2) => {
+            if v == 0 {
+                "0".into()
+            } else {
+                format!("0{:o}", v & 0o7777)
+            }
+        }
+        (9, 2) | (10, 2) => prot(v),
+        (9, 3) => map_flags(v),
+        _ => return None,
+    })
+}
+
+fn arg(proc: &Process, kind: Arg, v: u64, all: &[u64; 6], nr: u64, i: usize) -> String {
+    if let Some(s) = symbolic(nr, i, v) {
+        return s;
+    }
     match kind {
         Arg::Int => (v as i64).to_string(),
         Arg::Fd => (v as i32).to_string(),
@@ -107,7 +207,7 @@ pub fn syscall(proc: &Process, tid: i32, sc: &Syscall, res: Result<u64, Errno>) 
                 .args
                 .iter()
                 .enumerate()
-                .map(|(i, &k)| arg(proc, k, sc.args[i], &sc.args, sc.nr))
+                .map(|(i, &k)| arg(proc, k, sc.args[i], &sc.args, sc.nr, i))
                 .collect();
             format!("{}({})", spec.name, args.join(", "))
         }
@@ -128,4 +228,26 @@ pub fn syscall(proc: &Process, tid: i32, sc: &Syscall, res: Result<u64, Errno>) 
         String::new()
     };
     let _ = writeln!(t.out, "{prefix}{line} = {result}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbolic_arguments_as_strace_prints_them() {
+        let o = |v: i32| v as u64;
+        assert_eq!(open_flags(o(libc::O_RDONLY)), "O_RDONLY");
+        assert_eq!(
+            open_flags(o(libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC)),
+            "O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC"
+        );
+        assert_eq!(open_flags(o(libc::O_RDWR) | 1 << 30), "O_RDWR|0x40000000");
+        assert_eq!(symbolic(257, 3, 0o644).as_deref(), Some("0644"));
+        assert_eq!(prot(0), "PROT_NONE");
+        assert_eq!(prot(3), "PROT_READ|PROT_WRITE");
+        assert_eq!(map_flags(0x22), "MAP_PRIVATE|MAP_ANONYMOUS");
+        assert_eq!(map_flags(0x3), "MAP_SHARED_VALIDATE");
+        assert_eq!(symbolic(0, 0, 5), None);
+    }
 }

@@ -572,6 +572,28 @@ kvm_test!(tstp_in_orphaned_process_group_is_discarded, {
     assert!(child.wait().unwrap().success());
 });
 
+// --trace=FILE: one strace-style line per call, arguments decoded (paths, the start of written
+// data, open flags), errors by name, the exit; written as they happen.
+kvm_test!(trace_is_strace_style, {
+    require("/bin/busybox", "busybox-static");
+    let dir = common::WorkDir::new("trace-lines");
+    let out = std::process::Command::new(common::sandbox_bin())
+        .current_dir(dir.path())
+        .args(["run", "--trace=t.txt", "--", "/bin/busybox", "cat", "missing-file"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let trace = std::fs::read_to_string(dir.join("t.txt")).unwrap();
+    for line in [
+        "openat(AT_FDCWD, \"missing-file\", O_RDONLY, 0) = -1 ENOENT (No such file or directory)",
+        "write(2, \"cat: can't open 'missing-file': \"..., 58) = 58",
+        "exit_group(1) = ?",
+        "+++ exited with 1 +++",
+    ] {
+        assert!(trace.lines().any(|l| l == line), "no line {line:?} in the trace:\n{trace}");
+    }
+});
+
 // 100 threads at once (each a vCPU with a descriptor of its own), and fork while they live.
 all_links!(a_hundred_threads_and_fork, |link| {
     let c = c_run("thr_many", link, &["100"]);
