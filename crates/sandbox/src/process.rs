@@ -200,10 +200,11 @@ impl Process {
         self.actions.lock().unwrap()[sig as usize]
     }
 
-    /// Writes a line to the trace, if tracing.
+    /// Writes a line to the trace, if tracing, prefixed with `[pid N]` for a thread or process
+    /// other than the first (as `strace -f` does).
     pub fn trace_line(&self, s: &str) {
         if let Some(t) = self.trace.lock().unwrap().as_mut() {
-            t.line(s);
+            t.line(&format!("{}{s}", crate::trace::prefix(sys::gettid())));
         }
     }
 
@@ -501,6 +502,7 @@ impl Thread {
         what: &str,
         rip: u64,
     ) -> Next {
+        self.proc.trace_line(&crate::trace::signal_line(sig, info));
         let action = self.proc.action(sig);
         let blocked = self.sigmask & signals::bit(sig) != 0;
         if action.handler > signals::SIG_IGN && !blocked {
@@ -541,6 +543,12 @@ impl Thread {
             let sig = deliverable.trailing_zeros() as i32 + 1;
             let Some(info) = sys::take_signal(sig) else { continue };
             let action = self.proc.action(sig);
+            if action.handler != signals::SIG_IGN
+                && !(action.handler == signals::SIG_DFL
+                    && matches!(signals::default_action(sig), Default::Ign))
+            {
+                self.proc.trace_line(&crate::trace::signal_line(sig, &info));
+            }
             match action.handler {
                 signals::SIG_IGN => continue,
                 signals::SIG_DFL => match signals::default_action(sig) {

@@ -197,6 +197,29 @@ pub fn set_root_pid() {
     let _ = ROOT_PID.set(std::process::id() as i32);
 }
 
+/// The line strace prints when a signal is delivered: `--- SIGSEGV {si_signo=SIGSEGV,
+/// si_code=1, si_addr=0x10} ---` for faults, with `si_pid`/`si_uid` for the others.
+/// `info` is the 128-byte `siginfo_t` (include/uapi/asm-generic/siginfo.h).
+pub fn signal_line(sig: i32, info: &[u8; 128]) -> String {
+    let name = crate::cli::signal_name(sig);
+    let code = i32::from_ne_bytes(info[8..12].try_into().unwrap());
+    let fault =
+        matches!(sig, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP);
+    let detail = if fault && code > 0 {
+        format!("si_addr={:#x}", u64::from_ne_bytes(info[16..24].try_into().unwrap()))
+    } else {
+        let pid = i32::from_ne_bytes(info[16..20].try_into().unwrap());
+        let uid = u32::from_ne_bytes(info[20..24].try_into().unwrap());
+        format!("si_pid={pid}, si_uid={uid}")
+    };
+    format!("--- {name} {{si_signo={name}, si_code={code}, {detail}}} ---")
+}
+
+/// `"[pid N] "` for thread or process `tid` unless it is the first sandboxed one, else `""`.
+pub fn prefix(tid: i32) -> String {
+    if ROOT_PID.get().is_some_and(|&p| p != tid) { format!("[pid {tid}] ") } else { String::new() }
+}
+
 /// Traces one call after it completed.
 pub fn syscall(proc: &Process, tid: i32, sc: &Syscall, res: Result<u64, Errno>) {
     let mut guard = proc.trace.lock().unwrap();
@@ -222,12 +245,7 @@ pub fn syscall(proc: &Process, tid: i32, sc: &Syscall, res: Result<u64, Errno>) 
         Ok(v) => (v as i64).to_string(),
         Err(e) => format!("-1 {e}"),
     };
-    let prefix = if ROOT_PID.get().is_some_and(|&p| p != tid) {
-        format!("[pid {tid}] ")
-    } else {
-        String::new()
-    };
-    let _ = writeln!(t.out, "{prefix}{line} = {result}");
+    let _ = writeln!(t.out, "{}{line} = {result}", prefix(tid));
 }
 
 #[cfg(test)]

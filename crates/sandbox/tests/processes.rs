@@ -592,6 +592,22 @@ kvm_test!(trace_is_strace_style, {
     ] {
         assert!(trace.lines().any(|l| l == line), "no line {line:?} in the trace:\n{trace}");
     }
+    // A delivered signal, a forked child's exit, and death by a signal, named.
+    let out = std::process::Command::new(common::sandbox_bin())
+        .current_dir(dir.path())
+        .args(["run", "--trace=s.txt", "--", "/bin/busybox", "sh", "-c"])
+        .arg("/bin/busybox true; kill -USR1 $$")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGUSR1), "{out:?}");
+    let trace = std::fs::read_to_string(dir.join("s.txt")).unwrap();
+    let has = |p: &dyn Fn(&str) -> bool| trace.lines().any(p);
+    assert!(has(&|l| l.starts_with("[pid ") && l.ends_with("] +++ exited with 0 +++")), "{trace}");
+    assert!(
+        has(&|l| l.starts_with("--- SIGUSR1 {si_signo=SIGUSR1, si_code=0, si_pid=")),
+        "{trace}"
+    );
+    assert!(has(&|l| l == "+++ killed by SIGUSR1 +++"), "{trace}");
 });
 
 // 100 threads at once (each a vCPU with a descriptor of its own), and fork while they live.
