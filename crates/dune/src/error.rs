@@ -53,6 +53,15 @@ pub enum KvmError {
     /// Opening `/dev/kvm` failed for another reason.
     #[error("cannot open /dev/kvm: {0}")]
     Open(std::io::Error),
+    /// The file opened as `/dev/kvm` is not a KVM device (`KVM_GET_API_VERSION` fails).
+    #[error(
+        "{path} is not a KVM device (it answers no KVM ioctl): check that the kvm module is \
+         loaded (`lsmod | grep kvm`) and that {path} is the character device 10:232 it creates"
+    )]
+    NotKvm {
+        /// The path opened.
+        path: String,
+    },
     /// The KVM API version is not 12 (the only stable version, Documentation/virt/kvm/api.rst).
     #[error("/dev/kvm reports API version {0}, expected 12: this kernel's KVM is not supported")]
     ApiVersion(i32),

@@ -49,6 +49,11 @@ impl KvmHost {
             _ => KvmError::Open(e),
         })?;
         let version = kvm.get_api_version();
+        if version < 0 {
+            // KVM_GET_API_VERSION failed: the file answers no KVM ioctl (a bind-mounted
+            // /dev/null, a device node of another driver, a sandbox without KVM).
+            return Err(KvmError::NotKvm { path: path.to_owned() });
+        }
         if version != 12 {
             return Err(KvmError::ApiVersion(version));
         }

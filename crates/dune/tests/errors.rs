@@ -21,8 +21,11 @@ fn kvm_errors_name_the_cause_and_the_fix() {
 fn opening_a_path_that_is_not_kvm_fails_cleanly() {
     assert!(matches!(dune::KvmHost::open_path("/nonexistent/kvm"), Err(KvmError::Missing)));
     match dune::KvmHost::open_path("/dev/null") {
-        Err(KvmError::ApiVersion(_)) => {}
-        other => panic!("expected an API-version error, got {other:?}"),
+        Err(e @ KvmError::NotKvm { .. }) => {
+            let s = e.to_string();
+            assert!(s.contains("/dev/null is not a KVM device") && s.contains("lsmod"), "{s}");
+        }
+        other => panic!("expected 'not a KVM device', got {other:?}"),
     }
 }
 

@@ -173,7 +173,12 @@ pub fn main() -> i32 {
         Ok(p) => p,
         Err(e) => {
             let msg = std::io::Error::from_raw_os_error(e.errno);
-            eprintln!("sandbox: {}: {}", name.to_string_lossy(), strip_os_error(&msg.to_string()));
+            let name = name.to_string_lossy();
+            eprintln!("sandbox: {name}: {}", strip_os_error(&msg.to_string()));
+            if args.trace.as_deref() == Some(OsStr::new("-")) && args.argv.len() > 1 {
+                // `--trace FILE PROGRAM`: the file was taken for the program.
+                eprintln!("sandbox: (for a trace file, write --trace={name})");
+            }
             return if e.errno == libc::ENOENT { 127 } else { 126 };
         }
     };

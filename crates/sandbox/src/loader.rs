@@ -10,14 +10,36 @@ use crate::mm::{Kind, Mm, PAGE, page_up};
 use crate::sys;
 
 /// Why a program could not be loaded: the path, and Linux's verdict.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}", path = .path.display())]
+#[derive(Debug)]
 pub struct ExecError {
     /// The file that failed (the program or its interpreter).
     pub path: PathBuf,
     /// What was wrong with it.
-    #[source]
     pub source: ElfError,
+    /// The script whose `#!` line named `path`, when `path` is a script's interpreter.
+    pub script: Option<PathBuf>,
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.script {
+            // Quoted with escapes: a stray `\r` from a CRLF script is the usual culprit.
+            Some(script) => write!(
+                f,
+                "{}: bad interpreter {:?} (its #! line): {}",
+                script.display(),
+                self.path.as_os_str(),
+                self.source
+            ),
+            None => write!(f, "{}: {}", self.path.display(), self.source),
+        }
+    }
+}
+
+impl std::error::Error for ExecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 impl ExecError {
@@ -66,7 +88,7 @@ fn random_pages(bits: u32) -> u64 {
 }
 
 fn err(path: &Path, source: ElfError) -> ExecError {
-    ExecError { path: path.to_path_buf(), source }
+    ExecError { path: path.to_path_buf(), source, script: None }
 }
 
 fn nomem(path: &Path) -> ExecError {
@@ -174,8 +196,10 @@ pub fn prepare_named(
     let mut argv = argv.to_vec();
     let mut path = path.to_path_buf();
     let mut name = name.to_path_buf();
+    let mut script: Option<PathBuf> = None;
     for depth in 0..=MAX_SCRIPT_DEPTH {
-        let bytes = elf_min::read_executable(&path).map_err(|e| err(&name, e))?;
+        let bytes = elf_min::read_executable(&path)
+            .map_err(|e| ExecError { script: script.clone(), ..err(&name, e) })?;
         if bytes.starts_with(b"#!") {
             if depth == MAX_SCRIPT_DEPTH {
                 return Err(err(
@@ -198,6 +222,7 @@ pub fn prepare_named(
             new.push(name.as_os_str().as_bytes().to_vec());
             new.extend(argv.iter().skip(1).cloned());
             argv = new;
+            script = Some(name.clone());
             path = PathBuf::from(std::ffi::OsStr::from_bytes(&interp));
             name = path.clone();
             continue;

@@ -313,3 +313,34 @@ fn too_few_descriptors_named() {
     assert_eq!(out.status.code(), Some(125), "{err}");
     assert!(err.contains("ulimit -n") && err.contains("64"), "{err}");
 }
+
+/// `--trace FILE PROGRAM` (a space instead of `=`) takes FILE for the program: the error says
+/// how to name a trace file.
+#[test]
+fn trace_file_without_equals_gets_a_hint() {
+    let out = std::process::Command::new(common::sandbox_bin())
+        .args(["run", "--trace", "no-such-trace-file.txt", "--", "/bin/true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert!(err.contains("write --trace=no-such-trace-file.txt"), "{err}");
+}
+
+/// A script whose `#!` interpreter does not exist (here: a CRLF line, `/bin/sh\r`): 127 as a
+/// shell gives, and the message names the script and shows the interpreter with its `\r`.
+#[test]
+fn bad_interpreter_names_the_script() {
+    gated!(bad_interpreter_names_the_script);
+    let dir = WorkDir::new("bad-interpreter");
+    let script = executable(&dir, "crlf.sh", b"#!/bin/sh\r\necho hi\n");
+    let out = std::process::Command::new(common::sandbox_bin())
+        .args(["run", "--"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    let expected = format!("{}: bad interpreter \"/bin/sh\\r\" (its #! line)", script.display());
+    assert!(err.contains(&expected), "{err}");
+}
