@@ -69,18 +69,26 @@ pub fn spec(nr: u64) -> Option<&'static Spec> {
 pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
     let res = match spec(sc.nr) {
         None => Err(Errno::ENOSYS),
-        Some(spec) => {
-            let verdict = ctx.proc().policy.lock().unwrap().check(sc.nr, spec.name, &sc.args);
-            match verdict {
-                Verdict::Deny(e) => Err(e),
-                Verdict::Allow => match spec.imp {
-                    Imp::Forward => forward(ctx.proc(), sc.nr, spec, sc.args),
-                    Imp::Emulate(h) => h(ctx, &sc.args),
-                },
-            }
-        }
+        Some(spec) => allowed(ctx.proc(), spec, sc).and_then(|()| match spec.imp {
+            Imp::Forward => forward(ctx.proc(), sc.nr, spec, sc.args),
+            Imp::Emulate(h) => h(ctx, &sc.args),
+        }),
     };
-    crate::trace::syscall(ctx.proc(), ctx.thread.tid, sc, res);
+    finish(ctx.proc(), ctx.thread.tid, sc, res)
+}
+
+/// The policy's verdict on `sc` (raw arguments): `Err` with the errno it denies it with.
+fn allowed(proc: &Process, spec: &Spec, sc: &Syscall) -> Result<(), Errno> {
+    match proc.policy.lock().unwrap().check(sc.nr, spec.name, &sc.args) {
+        Verdict::Allow => Ok(()),
+        Verdict::Deny(e) => Err(e),
+    }
+}
+
+/// Traces `sc` with its outcome (for the program thread `tid`) and returns the value for RAX:
+/// the result, or `-errno`.
+fn finish(proc: &Process, tid: i32, sc: &Syscall, res: SysResult) -> u64 {
+    crate::trace::syscall(proc, tid, sc, res);
     match res {
         Ok(v) => v,
         Err(e) => (-i64::from(e.0)) as u64,
@@ -118,21 +126,14 @@ pub fn serve(proc: &Process, tid: i32, sc: &Syscall) -> Option<u64> {
             return None;
         }
     }
-    let verdict = proc.policy.lock().unwrap().check(sc.nr, spec.name, &sc.args);
-    let res = match verdict {
-        Verdict::Deny(e) => Err(e),
-        // Validated as the program named it; carried out on the protected duplicate.
-        Verdict::Allow => forward_as(proc, sc.nr, spec, sc.args, private.map(|d| (0, d))),
-    };
+    // Validated as the program named it; carried out on the protected duplicate.
+    let res = allowed(proc, spec, sc)
+        .and_then(|()| forward_as(proc, sc.nr, spec, sc.args, private.map(|d| (0, d))));
     if let Some(fd) = private {
         proc.unprotect_fd(fd as i32);
         sys::close(fd as i32);
     }
-    crate::trace::syscall(proc, tid, sc, res);
-    Some(match res {
-        Ok(v) => v,
-        Err(e) => (-i64::from(e.0)) as u64,
-    })
+    Some(finish(proc, tid, sc, res))
 }
 
 /// Checks a descriptor argument against the runtime's own descriptors.
