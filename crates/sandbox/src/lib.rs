@@ -20,6 +20,7 @@ pub mod loader;
 pub mod mm;
 pub mod policy;
 pub mod process;
+pub mod robust;
 pub mod signals;
 pub mod switchless;
 #[allow(unsafe_code)]

@@ -15,6 +15,7 @@ use dune::{IretFrame, Kicker, Regs, Trap, Vcpu, Vm};
 use crate::errno::Errno;
 use crate::mm::Mm;
 use crate::policy::Policy;
+use crate::robust;
 use crate::signals::{self, Action, Default};
 use crate::sys;
 use crate::syscall::{self, Ctx, Exit};
@@ -98,6 +99,9 @@ pub struct Process {
     pub threads: Mutex<BTreeMap<i32, Kicker>>,
     /// Program threads still running.
     pub live: AtomicUsize,
+    /// Registered robust futex lists: tid → head (`set_robust_list`), walked when the thread
+    /// or the process ends (see [`crate::robust`]).
+    robust_lists: Mutex<BTreeMap<i32, u64>>,
     /// Set while `execve` ends the other threads.
     pub dying: AtomicBool,
     /// Write end of a `vfork` parent's wait pipe, closed at `execve` or exit.
@@ -135,6 +139,7 @@ impl Process {
             personality: AtomicU64::new(0),
             threads: Mutex::new(BTreeMap::new()),
             live: AtomicUsize::new(0),
+            robust_lists: Mutex::new(BTreeMap::new()),
             dying: AtomicBool::new(false),
             vfork_pipe: Mutex::new(None),
             quiet,
@@ -208,9 +213,33 @@ impl Process {
         }
     }
 
+    /// Records `tid`'s robust list head (0: none).
+    pub fn set_robust_list(&self, tid: i32, head: u64) {
+        let mut lists = self.robust_lists.lock().unwrap();
+        if head == 0 {
+            lists.remove(&tid);
+        } else {
+            lists.insert(tid, head);
+        }
+    }
+
+    /// `tid` ends (exit, or `execve`): its robust futexes are released and its list forgotten.
+    pub fn release_robust_list(&self, tid: i32) {
+        let head = self.robust_lists.lock().unwrap().remove(&tid);
+        if let Some(head) = head {
+            robust::release(&ProgramMem(self), tid, head);
+        }
+    }
+
     /// Ends the whole process with `outcome`: flushes the trace, prints the report line for a
     /// fault (unless quiet), and exits with the status, or dies of the signal.
     pub fn finish(&self, outcome: Result<Outcome, RunError>) -> ! {
+        // Every thread dies here: robust futexes they hold (in memory shared with other
+        // processes, where it matters) are released as Linux's exit would.
+        let lists = std::mem::take(&mut *self.robust_lists.lock().unwrap());
+        for (tid, head) in lists {
+            robust::release(&ProgramMem(self), tid, head);
+        }
         match &outcome {
             Ok(Outcome::Exited(s)) => self.trace_line(&format!("+++ exited with {s} +++")),
             Ok(Outcome::Killed(f)) => {
@@ -239,6 +268,31 @@ impl Process {
                 std::process::exit(crate::cli::EXIT_RUNTIME)
             }
         }
+    }
+}
+
+/// Program memory for the robust-list walk: the program range only, through the kernel's
+/// checked copies.
+struct ProgramMem<'a>(&'a Process);
+
+impl robust::RobustMem for ProgramMem<'_> {
+    fn read_u64(&self, addr: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        self.0.check(addr, 8).ok()?;
+        sys::read_program(addr, &mut b).ok()?;
+        Some(u64::from_ne_bytes(b))
+    }
+    fn read_u32(&self, addr: u64) -> Option<u32> {
+        let mut b = [0u8; 4];
+        self.0.check(addr, 4).ok()?;
+        sys::read_program(addr, &mut b).ok()?;
+        Some(u32::from_ne_bytes(b))
+    }
+    fn write_u32(&self, addr: u64, value: u32) -> bool {
+        self.0.check(addr, 4).is_ok() && sys::write_program(addr, &value.to_ne_bytes()).is_ok()
+    }
+    fn wake_one(&self, addr: u64) {
+        sys::futex_wake(addr, 1);
     }
 }
 
@@ -698,6 +752,9 @@ impl Thread {
         // No call of this thread's may still be in progress once it counts as gone (exec waits
         // for exactly that before it empties the program range).
         self.stop_server();
+        // Linux's order (exit_mm_release): robust list first, then the clear-tid word.
+        self.proc.release_robust_list(self.tid);
+        self.robust_list = (0, 0);
         if self.clear_child_tid != 0 && self.proc.check(self.clear_child_tid, 4).is_ok() {
             let _ = sys::write_program(self.clear_child_tid, &0u32.to_ne_bytes());
             sys::futex_wake(self.clear_child_tid, 1);

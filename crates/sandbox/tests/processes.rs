@@ -474,6 +474,25 @@ kvm_test!(busybox_sh_pipes_and_jobs, {
 // c. Our own C programs
 // =============================================================================================
 
+// Robust mutexes: an owner thread or process that ends holding one (exit, abort, execve, with
+// and without a waiter) hands it to the next locker with EOWNERDEAD.
+all_links!(robust_mutex_owner_death, |link| {
+    let c = c_run("thr_robust", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "thread exited holding it: EOWNERDEAD",
+            "waiting while the owner thread exits: EOWNERDEAD",
+            "process exited holding it: EOWNERDEAD",
+            "waiting while the owner process exits: EOWNERDEAD",
+            "owner process aborted: EOWNERDEAD",
+            "owner process called execve: EOWNERDEAD",
+            "done",
+        ],
+    );
+});
+
 // 16 threads, mutex and condition variables, 1,000,000 increments.
 all_links!(threads_mutex_condvar, |link| {
     let c = c_run("thr_counter", link, &[]);

@@ -279,6 +279,8 @@ fn child_setup(
     std::mem::forget(old);
     ctx.thread.register();
     ctx.thread.clear_child_tid = if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 };
+    // A new process starts without a robust list (copy_process); glibc registers its own.
+    ctx.thread.robust_list = (0, 0);
     if flags & CLONE_CHILD_SETTID != 0 {
         let _ = sys::write_program(ctid, &ctx.thread.tid.to_ne_bytes());
     }

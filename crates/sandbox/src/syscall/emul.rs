@@ -45,6 +45,7 @@ pub fn set_robust_list(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     ctx.thread.robust_list = (a[0], a[1]);
+    ctx.proc().set_robust_list(ctx.thread.tid, a[0]);
     Ok(0)
 }
 

@@ -98,6 +98,8 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     // thread's switchless server (the new image starts with a fresh one).
     end_other_threads(ctx);
     ctx.thread.stop_server();
+    // Linux releases the exec'ing thread's robust futexes too (exec_mm_release).
+    ctx.thread.proc.release_robust_list(ctx.thread.tid);
     let proc = ctx.thread.proc.clone();
     let loaded = {
         let mut mm = proc.mm.lock().unwrap();

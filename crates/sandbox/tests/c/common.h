@@ -73,6 +73,8 @@ static inline const char *errname(int e) {
     case EISCONN: return "EISCONN";
     case ENOTCONN: return "ENOTCONN";
     case ENOPROTOOPT: return "ENOPROTOOPT";
+    case EOWNERDEAD: return "EOWNERDEAD";
+    case ETIMEDOUT: return "ETIMEDOUT";
     default: return "E?";
     }
 }
