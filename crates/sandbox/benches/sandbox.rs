@@ -59,6 +59,24 @@ fn measure(runs: usize, make: impl Fn() -> Command) -> Duration {
     median((0..runs).map(|_| time(&mut make())).collect())
 }
 
+/// A named way to start a process: (result id, command maker).
+type Variant<'a> = (String, Box<dyn Fn() -> Command + 'a>);
+
+/// Median timings of several variants measured in turns (native, sandboxed, native, ...), so
+/// that the host's speed drifting during the run (it does, by tens of percent, on shared cloud
+/// hosts) moves every variant alike and their ratios stay fair. Reports each under its id.
+fn measure_interleaved(runs: usize, variants: &[Variant<'_>]) {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); variants.len()];
+    for _ in 0..runs {
+        for (i, (_, make)) in variants.iter().enumerate() {
+            times[i].push(time(&mut make()));
+        }
+    }
+    for ((id, _), t) in variants.iter().zip(times) {
+        report(id, median(t).as_nanos() as f64);
+    }
+}
+
 /// Writes a result where `cargo xtask bench` finds it.
 fn report(id: &str, ns: f64) {
     let dir = target_dir().join("criterion").join(id.replace('/', "_")).join("new");
@@ -214,14 +232,14 @@ fn main() {
     }
 
     let hello = build("hello");
+    let mut variants: Vec<Variant> = Vec::new();
     if wanted("sandbox/hello_native") {
-        let d = measure(if quick { 11 } else { 51 }, || Command::new(&hello));
-        report("sandbox/hello_native", d.as_nanos() as f64);
+        variants.push(("sandbox/hello_native".into(), Box::new(|| Command::new(&hello))));
     }
     if wanted("sandbox/hello_sandboxed") {
-        let d = measure(if quick { 11 } else { 51 }, || sandboxed(&[&hello]));
-        report("sandbox/hello_sandboxed", d.as_nanos() as f64);
+        variants.push(("sandbox/hello_sandboxed".into(), Box::new(|| sandboxed(&[&hello]))));
     }
+    measure_interleaved(if quick { 11 } else { 51 }, &variants);
 
     // Processes and threads.
     let forkexec = build("forkexec");
@@ -312,7 +330,7 @@ fn main() {
             std::io::Write::write_all(&mut f, &chunk).unwrap();
         }
     }
-    let cpu_runs = if quick { 1 } else { 3 };
+    let cpu_runs = if quick { 1 } else { 5 };
     // Busybox reads in 4 KiB blocks (65,537 reads of 256 MiB), coreutils' dynamically linked
     // `sha256sum` in 32 KiB blocks (8,196): the same work at two system-call rates.
     let coreutils = Path::new("/usr/bin/sha256sum");
@@ -325,34 +343,43 @@ fn main() {
             eprintln!("note: {} missing; {id} skipped", prog.display());
             continue;
         }
-        let input = if id.contains("sha") { &big } else { &data };
+        let input: &Path = if id.contains("sha") { &big } else { &data };
+        let args = &args;
+        let mut variants: Vec<Variant> = Vec::new();
         let native_id = format!("sandbox/{id}_native");
-        let sandboxed_id = format!("sandbox/{id}_sandboxed");
         if wanted(&native_id) {
-            let d = measure(cpu_runs, || {
-                let mut c = Command::new(prog);
-                c.args(&args).arg(input);
-                c
-            });
-            report(&native_id, d.as_nanos() as f64);
+            variants.push((
+                native_id,
+                Box::new(move || {
+                    let mut c = Command::new(prog);
+                    c.args(args).arg(input);
+                    c
+                }),
+            ));
         }
+        let sandboxed_id = format!("sandbox/{id}_sandboxed");
         if wanted(&sandboxed_id) {
-            let d = measure(cpu_runs, || {
-                let mut c = sandboxed(&[prog]);
-                c.args(&args).arg(input);
-                c
-            });
-            report(&sandboxed_id, d.as_nanos() as f64);
+            variants.push((
+                sandboxed_id,
+                Box::new(move || {
+                    let mut c = sandboxed(&[prog]);
+                    c.args(args).arg(input);
+                    c
+                }),
+            ));
         }
         // The exit-heavy one also without switchless calls, for comparison.
         let exits_id = format!("sandbox/{id}_sandboxed_exits");
         if id == "sha256_256m" && wanted(&exits_id) {
-            let d = measure(cpu_runs, || {
-                let mut c = sandboxed_exits(&[prog]);
-                c.args(&args).arg(input);
-                c
-            });
-            report(&exits_id, d.as_nanos() as f64);
+            variants.push((
+                exits_id,
+                Box::new(move || {
+                    let mut c = sandboxed_exits(&[prog]);
+                    c.args(args).arg(input);
+                    c
+                }),
+            ));
         }
+        measure_interleaved(cpu_runs, &variants);
     }
 }
