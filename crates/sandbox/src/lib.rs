@@ -184,7 +184,16 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
             // Line by line, so a trace can be watched live and survives `kill -9`.
             Box::new(std::io::LineWriter::new(file))
         };
-        *proc.trace.lock().unwrap() = Some(trace::Tracer::new(out));
+        let mut tracer = trace::Tracer::new(out);
+        // argc, argv[argc + 1], then envp on the initial stack (System V ABI, 3.4.1).
+        let envp = loaded.sp + 8 * (opts.argv.len() as u64 + 2);
+        tracer.line(&trace::first_execve(
+            opts.path.as_os_str().as_encoded_bytes(),
+            &opts.argv,
+            envp,
+            opts.envp.len(),
+        ));
+        *proc.trace.lock().unwrap() = Some(tracer);
     }
     for sig in 1..=64 {
         if ignored & signals::bit(sig) != 0 {

@@ -220,17 +220,19 @@ pub fn prefix(tid: i32) -> String {
     if ROOT_PID.get().is_some_and(|&p| p != tid) { format!("[pid {tid}] ") } else { String::new() }
 }
 
-/// Traces one call after it completed.
-pub fn syscall(proc: &Process, tid: i32, sc: &Syscall, res: Result<u64, Errno>) {
-    let mut guard = proc.trace.lock().unwrap();
-    let Some(t) = guard.as_mut() else { return };
-    let line = match syscall::spec(sc.nr) {
+/// `name(arguments)` of `sc` as strace shows it.
+fn call_text(proc: &Process, sc: &Syscall) -> String {
+    match syscall::spec(sc.nr) {
         Some(spec) => {
             let args: Vec<String> = spec
                 .args
                 .iter()
                 .enumerate()
-                .map(|(i, &k)| arg(proc, k, sc.args[i], &sc.args, sc.nr, i))
+                .map(|(i, &k)| match (sc.nr, i) {
+                    (59, 1) | (322, 2) => argv_text(proc, sc.args[i]),
+                    (59, 2) | (322, 3) => envp_text(proc, sc.args[i]),
+                    _ => arg(proc, k, sc.args[i], &sc.args, sc.nr, i),
+                })
                 .collect();
             format!("{}({})", spec.name, args.join(", "))
         }
@@ -238,13 +240,108 @@ pub fn syscall(proc: &Process, tid: i32, sc: &Syscall, res: Result<u64, Errno>) 
             "syscall_{:#x}({:#x}, {:#x}, {:#x}, ...)",
             sc.nr, sc.args[0], sc.args[1], sc.args[2]
         ),
-    };
+    }
+}
+
+/// `name(arguments)` of `sc` if the process is traced: for a call that replaces the memory its
+/// arguments point into (`execve`), rendered before the call.
+pub fn call_text_if_traced(proc: &Process, sc: &Syscall) -> Option<String> {
+    if proc.trace.lock().unwrap().is_none() {
+        return None;
+    }
+    Some(call_text(proc, sc))
+}
+
+/// The strings of a NULL-terminated pointer array (`argv`, `envp`), at most `max`; `None` if
+/// the array cannot be read. The last element is `None` when there were more.
+fn string_array(proc: &Process, v: u64, max: usize) -> Option<Vec<Option<Vec<u8>>>> {
+    let mut out = Vec::new();
+    for i in 0..=max as u64 {
+        let p = syscall::copy_in(proc, v.checked_add(i * 8)?, 8).ok()?;
+        let p = u64::from_ne_bytes(p.try_into().ok()?);
+        if p == 0 {
+            return Some(out);
+        }
+        if i as usize == max {
+            out.push(None);
+            return Some(out);
+        }
+        out.push(Some(syscall::copy_cstr(proc, p, PATH_MAX).ok()?.into_bytes()));
+    }
+    Some(out)
+}
+
+/// `["prog", "arg"]` as strace prints an `argv` (32 elements at most, then `...`).
+fn argv_text(proc: &Process, v: u64) -> String {
+    if v == 0 {
+        return "NULL".into();
+    }
+    match string_array(proc, v, 32) {
+        Some(items) => {
+            let parts: Vec<String> =
+                items.iter().map(|s| s.as_ref().map_or("...".into(), |b| quote(b, 32))).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        None => format!("{v:#x}"),
+    }
+}
+
+/// `0x7ffd... /* 20 vars */` as strace prints an `envp`.
+fn envp_text(proc: &Process, v: u64) -> String {
+    if v == 0 {
+        return "NULL".into();
+    }
+    match string_array(proc, v, 4096) {
+        Some(items) if items.last().is_some_and(|l| l.is_none()) => {
+            format!("{v:#x} /* 4096+ vars */")
+        }
+        Some(items) => format!("{v:#x} /* {} vars */", items.len()),
+        None => format!("{v:#x}"),
+    }
+}
+
+/// The first line of a trace, as `strace -f` shows the `execve` that started the program:
+/// `execve("/usr/bin/true", ["true"], 0x7ffc... /* 20 vars */) = 0`. `envp` is the address of
+/// the environment array on the program's initial stack.
+pub fn first_execve(path: &[u8], argv: &[Vec<u8>], envp: u64, envc: usize) -> String {
+    let mut args: Vec<String> = argv.iter().take(32).map(|a| quote(a, 32)).collect();
+    if argv.len() > 32 {
+        args.push("...".into());
+    }
+    format!(
+        "execve({}, [{}], {envp:#x} /* {envc} vars */) = 0",
+        quote(path, PATH_MAX),
+        args.join(", ")
+    )
+}
+
+/// Traces one call after it completed; `text` is its rendering taken before the call, if any
+/// (else it is rendered now).
+pub fn syscall(
+    proc: &Process,
+    tid: i32,
+    sc: &Syscall,
+    res: Result<u64, Errno>,
+    text: Option<String>,
+) {
+    if proc.trace.lock().unwrap().is_none() {
+        return;
+    }
+    let line = text.unwrap_or_else(|| call_text(proc, sc));
     let result = match res {
-        Ok(_) if matches!(sc.nr, 15 | 59 | 60 | 231) => "?".to_string(),
+        Ok(_) if matches!(sc.nr, 15 | 59 | 60 | 231 | 322) => {
+            if matches!(sc.nr, 59 | 322) {
+                "0".to_string()
+            } else {
+                "?".to_string()
+            }
+        }
         Ok(v) if matches!(sc.nr, 9 | 12 | 25) => format!("{v:#x}"),
         Ok(v) => (v as i64).to_string(),
         Err(e) => format!("-1 {e}"),
     };
+    let mut guard = proc.trace.lock().unwrap();
+    let Some(t) = guard.as_mut() else { return };
     let _ = writeln!(t.out, "{}{line} = {result}", prefix(tid));
 }
 

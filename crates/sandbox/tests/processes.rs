@@ -592,7 +592,7 @@ kvm_test!(tstp_in_orphaned_process_group_is_discarded, {
 });
 
 // --trace=FILE: one strace-style line per call, arguments decoded (paths, the start of written
-// data, open flags), errors by name, the exit; written as they happen.
+// data, open flags, execve's argv), errors by name, the exit; written as they happen.
 kvm_test!(trace_is_strace_style, {
     require("/bin/busybox", "busybox-static");
     let dir = common::WorkDir::new("trace-lines");
@@ -603,6 +603,12 @@ kvm_test!(trace_is_strace_style, {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let trace = std::fs::read_to_string(dir.join("t.txt")).unwrap();
+    let first = trace.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(r#"execve("/bin/busybox", ["/bin/busybox", "cat", "missing-file"], 0x"#)
+            && first.ends_with(" vars */) = 0"),
+        "the trace starts with the execve that started the program:\n{trace}"
+    );
     for line in [
         "openat(AT_FDCWD, \"missing-file\", O_RDONLY, 0) = -1 ENOENT (No such file or directory)",
         "write(2, \"cat: can't open 'missing-file': \"..., 58) = 58",
@@ -621,6 +627,14 @@ kvm_test!(trace_is_strace_style, {
     assert_eq!(out.status.signal(), Some(libc::SIGUSR1), "{out:?}");
     let trace = std::fs::read_to_string(dir.join("s.txt")).unwrap();
     let has = |p: &dyn Fn(&str) -> bool| trace.lines().any(p);
+    // The shell's own execve of a program: its path and argv, read before the call replaced
+    // the memory they were in.
+    assert!(
+        has(&|l| l.starts_with(r#"[pid "#)
+            && l.contains(r#"] execve("/bin/busybox", ["/bin/busybox", "true"], 0x"#)
+            && l.ends_with(" vars */) = 0")),
+        "{trace}"
+    );
     assert!(has(&|l| l.starts_with("[pid ") && l.ends_with("] +++ exited with 0 +++")), "{trace}");
     assert!(
         has(&|l| l.starts_with("--- SIGUSR1 {si_signo=SIGUSR1, si_code=0, si_pid=")),

@@ -67,6 +67,12 @@ pub fn spec(nr: u64) -> Option<&'static Spec> {
 
 /// Handles one system call; returns the value for RAX (a result or `-errno`).
 pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
+    // A successful execve replaces the memory its arguments point into: render them first.
+    let text = if matches!(sc.nr, 59 | 322) {
+        crate::trace::call_text_if_traced(ctx.proc(), sc)
+    } else {
+        None
+    };
     let res = match spec(sc.nr) {
         None => Err(Errno::ENOSYS),
         Some(spec) => allowed(ctx.proc(), spec, sc).and_then(|()| match spec.imp {
@@ -74,7 +80,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
             Imp::Emulate(h) => h(ctx, &sc.args),
         }),
     };
-    finish(ctx.proc(), ctx.thread.tid, sc, res)
+    finish(ctx.proc(), ctx.thread.tid, sc, res, text)
 }
 
 /// The policy's verdict on `sc` (raw arguments): `Err` with the errno it denies it with.
@@ -86,9 +92,9 @@ fn allowed(proc: &Process, spec: &Spec, sc: &Syscall) -> Result<(), Errno> {
 }
 
 /// Traces `sc` with its outcome (for the program thread `tid`) and returns the value for RAX:
-/// the result, or `-errno`.
-fn finish(proc: &Process, tid: i32, sc: &Syscall, res: SysResult) -> u64 {
-    crate::trace::syscall(proc, tid, sc, res);
+/// the result, or `-errno`. `text`: the call as the trace shows it, if rendered before.
+fn finish(proc: &Process, tid: i32, sc: &Syscall, res: SysResult, text: Option<String>) -> u64 {
+    crate::trace::syscall(proc, tid, sc, res, text);
     match res {
         Ok(v) => v,
         Err(e) => (-i64::from(e.0)) as u64,
@@ -133,7 +139,7 @@ pub fn serve(proc: &Process, tid: i32, sc: &Syscall) -> Option<u64> {
         proc.unprotect_fd(fd as i32);
         sys::close(fd as i32);
     }
-    Some(finish(proc, tid, sc, res))
+    Some(finish(proc, tid, sc, res, None))
 }
 
 /// Checks a descriptor argument against the runtime's own descriptors.
