@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod errno;
+pub mod fault_addr;
 pub mod loader;
 pub mod mm;
 pub mod policy;

@@ -435,7 +435,11 @@ impl Thread {
                     let err = e.error_code.unwrap_or(0);
                     self.force_signal(sig, &info, 0, err, u64::from(e.vector), what, e.rip)
                 }
-                Trap::HostFault { gpa } => self.bus_fault(gpa.unwrap_or(0)),
+                Trap::HostFault { gpa: Some(gpa) } => self.bus_fault(gpa),
+                Trap::HostFault { gpa: None } => {
+                    let addr = self.unbacked_access().unwrap_or(0);
+                    self.bus_fault(addr)
+                }
                 Trap::PhysFault { gpa, .. } => self.bus_fault(gpa),
                 Trap::Interrupted | Trap::SpuriousInterrupt => {
                     self.stop = Stop::Interrupted;
@@ -450,6 +454,26 @@ impl Thread {
                 return;
             }
         }
+    }
+
+    /// The address the instruction at RIP could not access, for a host fault that came without
+    /// one (see [`crate::fault_addr`]).
+    fn unbacked_access(&mut self) -> Option<u64> {
+        let regs = self.vcpu.regs().ok()?;
+        let sregs = self.vcpu.sregs().ok()?;
+        // Up to 15 bytes, without reading past the end of the code's mapping.
+        let mut code = [0u8; 15];
+        let in_page = (4096 - (regs.rip & 4095)).min(15) as usize;
+        self.proc.check(regs.rip, 15).ok()?;
+        sys::read_program(regs.rip, &mut code[..in_page]).ok()?;
+        let len = if sys::read_program(regs.rip + in_page as u64, &mut code[in_page..]).is_ok() {
+            15
+        } else {
+            in_page
+        };
+        crate::fault_addr::unbacked_access(&code[..len], &regs, sregs.fs.base, sregs.gs.base, |a| {
+            self.proc.check(a, 1).is_err() || sys::read_program(a, &mut [0u8; 1]).is_ok()
+        })
     }
 
     /// An access KVM could not back (a file page beyond EOF, a vanished mapping): SIGBUS.

@@ -474,6 +474,25 @@ kvm_test!(busybox_sh_pipes_and_jobs, {
 // c. Our own C programs
 // =============================================================================================
 
+// SIGBUS beyond the end of a mapped file: si_code and si_addr as Linux reports them (loads,
+// stores, an access crossing into the page, rep movsb), and death by SIGBUS without a handler.
+all_links!(sigbus_beyond_end_of_file, |link| {
+    let c = c_run("sig_bus", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "shared: byte past EOF in the last page: no fault",
+            "shared: 1-byte load: SIGBUS si_code 2 at mapping offset 8269",
+            "private: 8-byte load across: SIGBUS si_code 2 at mapping offset 8192",
+            "private: rep movsb into it: SIGBUS si_code 2 at mapping offset 8192",
+            "done",
+        ],
+    );
+    let c = c_run("sig_bus", link, &["die"]);
+    assert_eq!(c.last().native.status.signal(), Some(libc::SIGBUS));
+});
+
 // Robust mutexes: an owner thread or process that ends holding one (exit, abort, execve, with
 // and without a waiter) hands it to the next locker with EOWNERDEAD.
 all_links!(robust_mutex_owner_death, |link| {
