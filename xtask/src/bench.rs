@@ -109,6 +109,18 @@ pub const ROWS: &[Row] = &[
         id: "sandbox/forkexec_sandboxed",
         baseline: Some("sandbox/forkexec_native"),
     },
+    Row { label: "first touch of 256 MiB, native", id: "sandbox/touch256m_native", baseline: None },
+    Row {
+        label: "first touch of 256 MiB, sandbox",
+        id: "sandbox/touch256m_sandboxed",
+        baseline: Some("sandbox/touch256m_native"),
+    },
+    Row { label: "node -e 0, native", id: "sandbox/node_start_native", baseline: None },
+    Row {
+        label: "node -e 0, sandbox",
+        id: "sandbox/node_start_sandboxed",
+        baseline: Some("sandbox/node_start_native"),
+    },
     Row { label: "python3 -c pass, native", id: "sandbox/python_pass_native", baseline: None },
     Row {
         label: "python3 -c pass, sandbox",

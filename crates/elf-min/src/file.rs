@@ -24,9 +24,89 @@ use crate::error::{ElfError, IoOp};
 /// 5. read to the end. A truncated or non-ELF file is not detected here: it fails
 ///    [`ElfFile::parse`](crate::ElfFile::parse).
 pub fn read_executable(path: &Path) -> Result<Vec<u8>, ElfError> {
+    let (mut file, len) = open_checked(path)?;
+    read_all(&mut file, len)
+}
+
+/// Like [`read_executable`], for a loader that maps the segments of the very file it checked
+/// (as Linux's `elf_map` does) instead of copying them: returns the open file (`O_RDONLY |
+/// O_CLOEXEC`) and a buffer of the file's length holding what `execve` reads of it — the first
+/// page (ELF header, a `#!` line), the program-header table and the `PT_INTERP` path, at their
+/// offsets — and zeros elsewhere. [`ElfFile::parse`](crate::ElfFile::parse) reads nothing else,
+/// so it gives the same verdict and plan as on the whole file; the untouched rest of the buffer
+/// costs no memory (a zeroed allocation). Files of up to 1 MiB are read whole.
+pub fn open_executable(path: &Path) -> Result<(File, Vec<u8>), ElfError> {
+    let (mut file, len) = open_checked(path)?;
+    if len <= SPARSE_ABOVE {
+        let bytes = read_all(&mut file, len)?;
+        return Ok((file, bytes));
+    }
+    let bytes = read_sparse(&file, len)?;
+    Ok((file, bytes))
+}
+
+/// Files larger than this are read sparsely by [`open_executable`].
+const SPARSE_ABOVE: u64 = 1 << 20;
+
+/// The regions of the file [`ElfFile::parse`](crate::ElfFile::parse) reads, in a zeroed buffer
+/// of `len` bytes: the same offsets and bounds it uses (out-of-file or oversized ranges are not
+/// read; parse rejects those from the length alone).
+fn read_sparse(file: &File, len: u64) -> Result<Vec<u8>, ElfError> {
+    use std::os::unix::fs::FileExt;
+    let nomem = ElfError::Io { op: IoOp::Read, errno: crate::errno::ENOMEM };
+    let mut buf = sys::zeroed(usize::try_from(len).map_err(|_| nomem.clone())?).ok_or(nomem)?;
+    let read_at = |off: u64, n: u64, buf: &mut [u8]| -> Result<(), ElfError> {
+        let end = off.saturating_add(n).min(len);
+        if off >= end {
+            return Ok(());
+        }
+        // A file that shrank meanwhile reads short: the rest stays zero, as if never there.
+        let (off, end) = (off as usize, end as usize);
+        let mut done = off;
+        while done < end {
+            match file.read_at(&mut buf[done..end], done as u64) {
+                Ok(0) => break,
+                Ok(k) => done += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(IoOp::Read, &e)),
+            }
+        }
+        Ok(())
+    };
+    read_at(0, crate::PAGE_SIZE, &mut buf)?;
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    // Elf64_Ehdr: e_phoff at 0x20, e_phnum at 0x38 (parse rejects any e_phentsize but 56).
+    let phoff = u64_at(&buf, 0x20);
+    let table = u64::from(u16_at(&buf, 0x38)) * u64::from(crate::PHENTSIZE);
+    if table == 0 || table > crate::MAX_PHDR_TABLE_BYTES {
+        return Ok(buf);
+    }
+    read_at(phoff, table, &mut buf)?;
+    let Some(table_end) = phoff.checked_add(table).filter(|&e| e <= len) else {
+        return Ok(buf);
+    };
+    // Elf64_Phdr (56 bytes): p_type at 0, p_offset at 8, p_filesz at 32.
+    let mut ph = phoff as usize;
+    while ph + 56 <= table_end as usize {
+        if u32_at(&buf, ph) == 3 {
+            // PT_INTERP
+            let (off, size) = (u64_at(&buf, ph + 8), u64_at(&buf, ph + 32));
+            if size <= crate::PATH_MAX {
+                read_at(off, size, &mut buf)?;
+            }
+        }
+        ph += 56;
+    }
+    Ok(buf)
+}
+
+/// The checks of [`read_executable`] up to the read: the open file and its length.
+fn open_checked(path: &Path) -> Result<(File, u64), ElfError> {
     let md = std::fs::metadata(path).map_err(|e| io_error(IoOp::Stat, &e))?;
     check_regular(&md)?;
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
@@ -42,7 +122,7 @@ pub fn read_executable(path: &Path) -> Result<Vec<u8>, ElfError> {
             return Err(ElfError::Io { op: IoOp::Access, errno });
         }
     }
-    read_all(&mut file, md.len())
+    Ok((file, md.len()))
 }
 
 fn read_all(file: &mut File, len_hint: u64) -> Result<Vec<u8>, ElfError> {
@@ -70,9 +150,28 @@ fn io_error(op: IoOp, e: &io::Error) -> ElfError {
     ElfError::Io { op, errno }
 }
 
-/// The one libc call `std` does not offer: an effective-id execute-permission check.
+/// What `std` does not offer: an effective-id execute-permission check, and a fallible zeroed
+/// allocation.
 #[allow(unsafe_code)]
 mod sys {
+    /// `n` zero bytes, or `None` if they cannot be allocated. Large zeroed allocations come
+    /// from fresh anonymous memory, which costs nothing until touched.
+    pub(super) fn zeroed(n: usize) -> Option<std::vec::Vec<u8>> {
+        if n == 0 {
+            return Some(std::vec::Vec::new());
+        }
+        let layout = std::alloc::Layout::array::<u8>(n).ok()?;
+        // SAFETY: `layout` has a non-zero size (checked above).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: `ptr` was allocated by the global allocator with the layout of `[u8; n]`
+        // (alignment 1, size n), all `n` bytes are initialised (zeroed), and ownership moves
+        // to the Vec, which frees it with the same layout.
+        Some(unsafe { std::vec::Vec::from_raw_parts(ptr, n, n) })
+    }
+
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;

@@ -23,8 +23,8 @@
 //!   [`ElfError::as_interpreter_error`] (Linux answers `ELIBBAD` there).
 //!
 //! The planner is pure and `no_std` (it needs `alloc`). The default-on `std`
-//! feature adds only `read_executable`, the file-reading edge (existence,
-//! regular file, execute permission, whole-file read).
+//! feature adds only `read_executable` / `open_executable`, the file-reading edge
+//! (existence, regular file, execute permission, whole-file read).
 //!
 //! ```
 //! # fn main() -> Result<(), elf_min::ElfError> {
@@ -64,7 +64,7 @@ pub use elf::{
 };
 pub use error::{ElfError, IoOp, StringKind};
 #[cfg(feature = "std")]
-pub use file::read_executable;
+pub use file::{open_executable, read_executable};
 pub use stack::{
     ARG_MAX, AuxvParams, DEFAULT_ARG_LIMIT, InitialStack, MAX_ARG_STRLEN, PLATFORM, ParsedStack,
     StackParams, arg_limit_for_stack_rlimit, build_initial_stack, parse_auxv, parse_initial_stack,

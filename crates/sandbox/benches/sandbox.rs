@@ -6,7 +6,8 @@
 //!   `(T(N) - T(0)) / N`, so process start-up cancels out;
 //! * CPU-bound work: busybox `gzip -9` of 64 MiB, busybox `sha256sum` and coreutils'
 //!   `sha256sum` of 256 MiB, native and sandboxed;
-//! * a static hello world end to end, native and sandboxed.
+//! * a static hello world end to end, native and sandboxed;
+//! * the first touch of 256 MiB of fresh memory, and node's start-up, native and sandboxed.
 //!
 //! A custom harness (process-level timings do not fit criterion's iteration model), writing
 //! criterion's result layout (`target/criterion/<id>/new/{benchmark,estimates}.json`) so the
@@ -277,6 +278,40 @@ fn main() {
             report("sandbox/python_pass_sandboxed", d.as_nanos() as f64);
         }
     }
+    // First touch of 256 MiB, and a large dynamic program's start-up (node maps ~90 MiB of
+    // its own executable: loaded as touched, not copied).
+    let touch = build("touch");
+    let mut variants: Vec<Variant> = Vec::new();
+    if wanted("sandbox/touch256m_native") {
+        variants.push(("sandbox/touch256m_native".into(), Box::new(|| Command::new(&touch))));
+    }
+    if wanted("sandbox/touch256m_sandboxed") {
+        variants.push(("sandbox/touch256m_sandboxed".into(), Box::new(|| sandboxed(&[&touch]))));
+    }
+    let node = Path::new("/usr/bin/node");
+    if node.exists() {
+        if wanted("sandbox/node_start_native") {
+            variants.push((
+                "sandbox/node_start_native".into(),
+                Box::new(move || {
+                    let mut c = Command::new(node);
+                    c.args(["-e", "0"]);
+                    c
+                }),
+            ));
+        }
+        if wanted("sandbox/node_start_sandboxed") {
+            variants.push((
+                "sandbox/node_start_sandboxed".into(),
+                Box::new(move || {
+                    let mut c = sandboxed(&[node]);
+                    c.args(["-e", "0"]);
+                    c
+                }),
+            ));
+        }
+    }
+    measure_interleaved(if quick { 3 } else { 9 }, &variants);
     let pingpong = build_with("mutex_pingpong", &["-pthread"]);
     let total = 200_000u64;
     if wanted("sandbox/mutex16_native") {

@@ -95,19 +95,47 @@ fn nomem(path: &Path) -> ExecError {
     err(path, ElfError::Io { op: elf_min::IoOp::Read, errno: libc::ENOMEM })
 }
 
-/// Maps every segment of `plan` (made from `file`).
-fn map_segments(mm: &mut Mm, plan: &LoadPlan, file: &[u8], path: &Path) -> Result<(), ExecError> {
+/// Maps every segment of `plan` (made from the bytes of `file`) as Linux's `elf_map` does: the
+/// file part as a private file mapping (shared with the page cache until written, loaded as
+/// touched), the rest of a segment with zero fill (`p_memsz > p_filesz`) as anonymous memory,
+/// and the file page where the zero fill starts zeroed from there on (`padzero`).
+fn map_segments(
+    mm: &mut Mm,
+    plan: &LoadPlan,
+    file: &std::fs::File,
+    path: &Path,
+) -> Result<(), ExecError> {
+    use std::os::fd::AsRawFd;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
     for seg in &plan.segments {
         let len = seg.end - seg.start;
         if !mm.is_free(seg.start, len) {
             return Err(nomem(path));
         }
-        let mut image = vec![0u8; len as usize];
-        seg.write_image(file, &mut image);
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
-        let rw = libc::PROT_READ | libc::PROT_WRITE;
-        mm.map_fixed(seg.start, len, rw, flags, -1, Kind::Anon).map_err(|_| nomem(path))?;
-        sys::write_program(seg.start, &image).map_err(|_| nomem(path))?;
+        // The file part: page_up(file_len) bytes (the planner keeps them within the file).
+        let file_part = if seg.file_len > 0 {
+            page_up(seg.file_len).ok_or_else(|| nomem(path))?.min(len)
+        } else {
+            0
+        };
+        if file_part > 0 {
+            let kind = Kind::File { offset: seg.file_offset };
+            mm.map_fixed(seg.start, file_part, rw, libc::MAP_PRIVATE, file.as_raw_fd(), kind)
+                .map_err(|_| nomem(path))?;
+        }
+        if file_part < len {
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+            mm.map_fixed(seg.start + file_part, len - file_part, rw, flags, -1, Kind::Anon)
+                .map_err(|_| nomem(path))?;
+        }
+        if seg.has_zero_fill {
+            // The rest of the page where the file data ends (padzero in fs/binfmt_elf.c).
+            let to = page_up(seg.zero_from).ok_or_else(|| nomem(path))?.min(seg.start + file_part);
+            if seg.zero_from < to {
+                let zeros = vec![0u8; (to - seg.zero_from) as usize];
+                sys::write_program(seg.zero_from, &zeros).map_err(|_| nomem(path))?;
+            }
+        }
         let p = seg.prot;
         let prot = (if p.read { libc::PROT_READ } else { 0 })
             | (if p.write { libc::PROT_WRITE } else { 0 })
@@ -143,7 +171,12 @@ pub struct Prepared {
     /// The ELF executable (after following `#!` lines).
     pub path: PathBuf,
     bytes: Vec<u8>,
+    /// The file `bytes` were read from: its segments are mapped from it (taken, and closed,
+    /// by [`load_prepared`]).
+    file: Option<std::fs::File>,
     interp: Option<(PathBuf, Vec<u8>)>,
+    /// The interpreter's file, likewise.
+    interp_file: Option<std::fs::File>,
     /// The final argv (with interpreters prepended for scripts).
     pub argv: Vec<Vec<u8>>,
     /// `AT_EXECFN`: the path the caller gave.
@@ -198,7 +231,7 @@ pub fn prepare_named(
     let mut name = name.to_path_buf();
     let mut script: Option<PathBuf> = None;
     for depth in 0..=MAX_SCRIPT_DEPTH {
-        let bytes = elf_min::read_executable(&path)
+        let (file, bytes) = elf_min::open_executable(&path)
             .map_err(|e| ExecError { script: script.clone(), ..err(&name, e) })?;
         if bytes.starts_with(b"#!") {
             if depth == MAX_SCRIPT_DEPTH {
@@ -228,29 +261,50 @@ pub fn prepare_named(
             continue;
         }
         let elf = ElfFile::parse(&bytes).map_err(|e| err(&path, e))?;
-        let interp = match elf.interp() {
+        let interp: Option<(PathBuf, Vec<u8>, Option<std::fs::File>)> = match elf.interp() {
             Some(i) => {
                 let ipath = PathBuf::from(std::ffi::OsStr::from_bytes(i));
-                let ib = elf_min::read_executable(&ipath)
+                let (ifile, ib) = elf_min::open_executable(&ipath)
                     .map_err(|e| err(&ipath, e.as_interpreter_error()))?;
                 ElfFile::parse(&ib).map_err(|e| err(&ipath, e.as_interpreter_error()))?;
-                Some((ipath, ib))
+                Some((ipath, ib, Some(ifile)))
             }
             None => None,
         };
-        return Ok(Prepared { path, bytes, interp, argv, execfn });
+        let (interp, interp_file) = match interp {
+            Some((p, b, f)) => (Some((p, b)), f),
+            None => (None, None),
+        };
+        return Ok(Prepared { path, bytes, file: Some(file), interp, interp_file, argv, execfn });
     }
     unreachable!("the loop returns at depth MAX_SCRIPT_DEPTH")
 }
 
-/// Loads the program at `path` into `mm` (which must be empty) and builds its initial stack.
-pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecError> {
-    let p = prepare(path, args.argv)?;
-    load_prepared(mm, &p, args.envp)
+impl Prepared {
+    /// The descriptors of the files it holds open (a supervisor protects them from the
+    /// program's other threads until [`load_prepared`] has mapped and closed them).
+    pub fn fds(&self) -> Vec<i32> {
+        use std::os::fd::AsRawFd;
+        self.file.iter().chain(self.interp_file.iter()).map(|f| f.as_raw_fd()).collect()
+    }
 }
 
-/// Maps a prepared program into `mm` (which must be empty) and builds its initial stack.
-pub fn load_prepared(mm: &mut Mm, prep: &Prepared, envp: &[Vec<u8>]) -> Result<Loaded, ExecError> {
+/// Loads the program at `path` into `mm` (which must be empty) and builds its initial stack.
+pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecError> {
+    let mut p = prepare(path, args.argv)?;
+    load_prepared(mm, &mut p, args.envp)
+}
+
+/// Maps a prepared program into `mm` (which must be empty) and builds its initial stack. The
+/// prepared files are closed when it returns; a second call fails with `EBADF`.
+pub fn load_prepared(
+    mm: &mut Mm,
+    prep: &mut Prepared,
+    envp: &[Vec<u8>],
+) -> Result<Loaded, ExecError> {
+    let ebadf = |p: &Path| err(p, ElfError::Io { op: elf_min::IoOp::Read, errno: libc::EBADF });
+    let file = prep.file.take().ok_or_else(|| ebadf(&prep.path))?;
+    let interp_file = prep.interp_file.take();
     let path = prep.path.as_path();
     let bytes = &prep.bytes;
     let elf = ElfFile::parse(bytes).map_err(|e| err(path, e))?;
@@ -268,7 +322,8 @@ pub fn load_prepared(mm: &mut Mm, prep: &Prepared, envp: &[Vec<u8>]) -> Result<L
     if !mm.contains(lo, hi - lo) {
         return Err(nomem(path));
     }
-    map_segments(mm, &program, bytes, path)?;
+    map_segments(mm, &program, &file, path)?;
+    drop(file);
 
     // Stack at the top of the range, below a random gap; mmap area below the stack.
     let stack_size =
@@ -291,10 +346,11 @@ pub fn load_prepared(mm: &mut Mm, prep: &Prepared, envp: &[Vec<u8>]) -> Result<L
     // The interpreter, in the mmap area like Linux places it.
     let mut interp_plan = None;
     if let Some((ipath, ibytes)) = &prep.interp {
+        let ifile = interp_file.as_ref().ok_or_else(|| ebadf(ipath))?;
         let ielf = ElfFile::parse(ibytes).map_err(|e| err(ipath, e.as_interpreter_error()))?;
         let top = mm.mmap_top;
         let p = plan(&ielf, ipath, |len, align| mm.find_free(len, align, top))?;
-        map_segments(mm, &p, ibytes, ipath)?;
+        map_segments(mm, &p, ifile, ipath)?;
         interp_plan = Some(p);
     }
 

@@ -86,6 +86,16 @@ pub unsafe fn mmap_fixed(
     if p == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(p as u64) }
 }
 
+/// `madvise(MADV_HUGEPAGE)`: transparent huge pages for this range where the host's policy is
+/// `madvise` (mm/khugepaged.c, `hugepage_madvise`). Advice only: failure is ignored.
+///
+/// # Safety
+/// `[addr, addr + len)` must lie inside the program's reserved range.
+pub unsafe fn advise_huge_pages(addr: u64, len: u64) {
+    // SAFETY: caller's contract; the advice changes no contents.
+    unsafe { libc::madvise(addr as *mut _, len as usize, libc::MADV_HUGEPAGE) };
+}
+
 /// `mprotect` inside the program range.
 ///
 /// # Safety

@@ -91,8 +91,14 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     let mut total = 0;
     let argv = read_strings(ctx, argv, &mut total)?;
     let envp = read_strings(ctx, envp, &mut total)?;
-    let prepared =
+    let mut prepared =
         loader::prepare_named(&file, &name, inaccessible, &argv).map_err(|e| Errno(e.errno()))?;
+    // The files are mapped after the other threads are gone; until then they must not be able
+    // to close or replace the descriptors.
+    let held = prepared.fds();
+    for &fd in &held {
+        ctx.proc().protect_fd(fd);
+    }
 
     // The point of no return. End the other threads first (de_thread in fs/exec.c), and this
     // thread's switchless server (the new image starts with a fresh one).
@@ -104,8 +110,11 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     let loaded = {
         let mut mm = proc.mm.lock().unwrap();
         mm.clear();
-        loader::load_prepared(&mut mm, &prepared, &envp)
+        loader::load_prepared(&mut mm, &mut prepared, &envp)
     };
+    for &fd in &held {
+        proc.unprotect_fd(fd);
+    }
     let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
