@@ -17,14 +17,15 @@ use crate::error::{ElfError, IoOp};
 /// 2. it must be a regular file: a directory, FIFO, socket or device →
 ///    [`ElfError::NotRegularFile`] (`EACCES`, as execve answers even for directories);
 /// 3. `open(O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)` and `fstat` again (the path may
-///    have changed in between);
-/// 4. `faccessat(path, X_OK, AT_EACCESS)`: the *effective* ids must be allowed to execute it
-///    (mode bits, ACLs, `noexec` mounts; root needs at least one execute bit) →
+///    have changed in between): from here on only the open file is examined;
+/// 4. `faccessat2(fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH)` on the open file (the path where
+///    the kernel lacks `faccessat2`, before Linux 5.8): the *effective* ids must be allowed to
+///    execute it (mode bits, ACLs, `noexec` mounts; root needs at least one execute bit) →
 ///    [`ElfError::NotExecutable`] (`EACCES`);
 /// 5. read to the end. A truncated or non-ELF file is not detected here: it fails
 ///    [`ElfFile::parse`](crate::ElfFile::parse).
 pub fn read_executable(path: &Path) -> Result<Vec<u8>, ElfError> {
-    let (mut file, len) = open_checked(path)?;
+    let (mut file, len) = open_checked(path, Ok)?;
     read_all(&mut file, len)
 }
 
@@ -36,7 +37,19 @@ pub fn read_executable(path: &Path) -> Result<Vec<u8>, ElfError> {
 /// so it gives the same verdict and plan as on the whole file; the untouched rest of the buffer
 /// costs no memory (a zeroed allocation). Files of up to 1 MiB are read whole.
 pub fn open_executable(path: &Path) -> Result<(File, Vec<u8>), ElfError> {
-    let (mut file, len) = open_checked(path)?;
+    open_executable_placed(path, Ok)
+}
+
+/// Like [`open_executable`]; `place` gets the file right after `open(2)`, before anything is
+/// checked or read, and returns the file to use from then on. A supervisor whose untrusted
+/// program shares the descriptor table moves the descriptor out of the program's reach there,
+/// so that the file checked, read and mapped is the file opened. An error from `place` is an
+/// [`IoOp::Open`] error.
+pub fn open_executable_placed(
+    path: &Path,
+    place: impl FnOnce(File) -> io::Result<File>,
+) -> Result<(File, Vec<u8>), ElfError> {
+    let (mut file, len) = open_checked(path, place)?;
     if len <= SPARSE_ABOVE {
         let bytes = read_all(&mut file, len)?;
         return Ok((file, bytes));
@@ -103,7 +116,10 @@ fn read_sparse(file: &File, len: u64) -> Result<Vec<u8>, ElfError> {
 }
 
 /// The checks of [`read_executable`] up to the read: the open file and its length.
-fn open_checked(path: &Path) -> Result<(File, u64), ElfError> {
+fn open_checked(
+    path: &Path,
+    place: impl FnOnce(File) -> io::Result<File>,
+) -> Result<(File, u64), ElfError> {
     let md = std::fs::metadata(path).map_err(|e| io_error(IoOp::Stat, &e))?;
     check_regular(&md)?;
     let file = OpenOptions::new()
@@ -111,9 +127,10 @@ fn open_checked(path: &Path) -> Result<(File, u64), ElfError> {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| io_error(IoOp::Open, &e))?;
+    let file = place(file).map_err(|e| io_error(IoOp::Open, &e))?;
     let md = file.metadata().map_err(|e| io_error(IoOp::Stat, &e))?;
     check_regular(&md)?;
-    match sys::exec_access(path) {
+    match sys::exec_access(&file, path) {
         Ok(()) => {}
         Err(EACCES) => {
             return Err(ElfError::NotExecutable { mode: md.permissions().mode() & 0o7777 });
@@ -176,8 +193,24 @@ mod sys {
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
 
-    /// `faccessat(AT_FDCWD, path, X_OK, AT_EACCESS)`: `Err(errno)` on failure.
-    pub(super) fn exec_access(path: &Path) -> Result<(), i32> {
+    /// `faccessat2(fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH)` on the open `file`; on kernels
+    /// without `faccessat2` (`ENOSYS`), `faccessat(AT_FDCWD, path, X_OK, AT_EACCESS)`.
+    /// `Err(errno)` on failure.
+    pub(super) fn exec_access(file: &std::fs::File, path: &Path) -> Result<(), i32> {
+        use std::os::fd::AsRawFd;
+        let flags = libc::AT_EACCESS | libc::AT_EMPTY_PATH;
+        // SAFETY: the empty C string literal lives across the call; faccessat2 only reads it
+        // and the descriptor, which `file` keeps open.
+        let rc = unsafe {
+            libc::syscall(libc::SYS_faccessat2, file.as_raw_fd(), c"".as_ptr(), libc::X_OK, flags)
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EACCES);
+        if errno != libc::ENOSYS {
+            return Err(errno);
+        }
         let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
         // SAFETY: `c` is a valid NUL-terminated string that lives across the call;
         // faccessat only reads it and takes no other pointers.

@@ -64,7 +64,7 @@ pub use elf::{
 };
 pub use error::{ElfError, IoOp, StringKind};
 #[cfg(feature = "std")]
-pub use file::{open_executable, read_executable};
+pub use file::{open_executable, open_executable_placed, read_executable};
 pub use stack::{
     ARG_MAX, AuxvParams, DEFAULT_ARG_LIMIT, InitialStack, MAX_ARG_STRLEN, PLATFORM, ParsedStack,
     StackParams, arg_limit_for_stack_rlimit, build_initial_stack, parse_auxv, parse_initial_stack,

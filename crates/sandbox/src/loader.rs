@@ -211,8 +211,12 @@ fn parse_shebang(bytes: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
 /// Reads and checks `path` (following `#!` scripts like the kernel) without touching the
 /// current image.
 pub fn prepare(path: &Path, argv: &[Vec<u8>]) -> Result<Prepared, ExecError> {
-    prepare_named(path, path, false, argv)
+    prepare_named(path, path, false, argv, &Ok)
 }
+
+/// What a caller does with each file [`prepare_named`] opens, right after `open(2)` and before
+/// it is checked or read (see [`elf_min::open_executable_placed`]): return the file to use.
+pub type Place<'a> = dyn Fn(std::fs::File) -> std::io::Result<std::fs::File> + 'a;
 
 /// Like [`prepare`] for a file opened through a descriptor (`execveat`): `name` is what the
 /// kernel calls it (`/dev/fd/N[/path]`: `AT_EXECFN`, and the script argument of an interpreter),
@@ -223,6 +227,7 @@ pub fn prepare_named(
     name: &Path,
     inaccessible: bool,
     argv: &[Vec<u8>],
+    place: &Place<'_>,
 ) -> Result<Prepared, ExecError> {
     use std::os::unix::ffi::OsStrExt;
     let execfn = name.as_os_str().as_bytes().to_vec();
@@ -231,7 +236,7 @@ pub fn prepare_named(
     let mut name = name.to_path_buf();
     let mut script: Option<PathBuf> = None;
     for depth in 0..=MAX_SCRIPT_DEPTH {
-        let (file, bytes) = elf_min::open_executable(&path)
+        let (file, bytes) = elf_min::open_executable_placed(&path, place)
             .map_err(|e| ExecError { script: script.clone(), ..err(&name, e) })?;
         if bytes.starts_with(b"#!") {
             if depth == MAX_SCRIPT_DEPTH {
@@ -264,7 +269,7 @@ pub fn prepare_named(
         let interp: Option<(PathBuf, Vec<u8>, Option<std::fs::File>)> = match elf.interp() {
             Some(i) => {
                 let ipath = PathBuf::from(std::ffi::OsStr::from_bytes(i));
-                let (ifile, ib) = elf_min::open_executable(&ipath)
+                let (ifile, ib) = elf_min::open_executable_placed(&ipath, place)
                     .map_err(|e| err(&ipath, e.as_interpreter_error()))?;
                 ElfFile::parse(&ib).map_err(|e| err(&ipath, e.as_interpreter_error()))?;
                 Some((ipath, ib, Some(ifile)))

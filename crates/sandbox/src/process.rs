@@ -225,21 +225,54 @@ impl Process {
 
     /// `tid` ends (exit, or `execve`): its robust futexes are released and its list forgotten.
     pub fn release_robust_list(&self, tid: i32) {
-        let head = self.robust_lists.lock().unwrap().remove(&tid);
+        // Forgotten only after the walk: an exit_group meanwhile waits for it (see
+        // release_all_robust_lists) instead of ending the process in the middle of it.
+        let head = self.robust_lists.lock().unwrap().get(&tid).copied();
         if let Some(head) = head {
             robust::release(&ProgramMem(self), tid, head);
+        }
+        self.robust_lists.lock().unwrap().remove(&tid);
+    }
+
+    /// Every thread dies with the process: the robust futexes they hold (in memory shared with
+    /// other processes, where it matters) are released as Linux's exit would. Linux walks a
+    /// thread's list once it has stopped (do_exit), so a thread still running cannot take a
+    /// lock again after the walk: other threads with a non-empty list are first ended (each
+    /// walks its own list on the way out), for at most 100 ms; what is left is walked here.
+    fn release_all_robust_lists(&self) {
+        let me = sys::gettid();
+        let lists: Vec<(i32, u64)> =
+            self.robust_lists.lock().unwrap().iter().map(|(t, h)| (*t, *h)).collect();
+        let mem = ProgramMem(self);
+        let busy = lists.iter().any(|&(tid, head)| tid != me && !robust::is_empty(&mem, head));
+        if busy {
+            self.dying.store(true, Ordering::SeqCst);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+            while self.live.load(Ordering::SeqCst) > 1 && std::time::Instant::now() < deadline {
+                // try_lock: the caller may hold the lock (then the deadline ends the wait).
+                let others: Vec<(i32, Kicker)> = match self.threads.try_lock() {
+                    Ok(t) => {
+                        t.iter().filter(|(t, _)| **t != me).map(|(t, k)| (*t, k.clone())).collect()
+                    }
+                    Err(_) => Vec::new(),
+                };
+                for (tid, k) in others {
+                    k.kick();
+                    sys::tgkill(tid, sys::interrupt_signal());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        let lists = std::mem::take(&mut *self.robust_lists.lock().unwrap());
+        for (tid, head) in lists {
+            robust::release(&mem, tid, head);
         }
     }
 
     /// Ends the whole process with `outcome`: flushes the trace, prints the report line for a
     /// fault (unless quiet), and exits with the status, or dies of the signal.
     pub fn finish(&self, outcome: Result<Outcome, RunError>) -> ! {
-        // Every thread dies here: robust futexes they hold (in memory shared with other
-        // processes, where it matters) are released as Linux's exit would.
-        let lists = std::mem::take(&mut *self.robust_lists.lock().unwrap());
-        for (tid, head) in lists {
-            robust::release(&ProgramMem(self), tid, head);
-        }
+        self.release_all_robust_lists();
         match &outcome {
             Ok(Outcome::Exited(s)) => self.trace_line(&format!("+++ exited with {s} +++")),
             Ok(Outcome::Killed(f)) => {

@@ -48,9 +48,8 @@ pub fn release(mem: &impl RobustMem, tid: i32, head: u64) {
     if head == 0 {
         return;
     }
-    let (Some(first), Some(offset), Some(pending)) =
-        (mem.read_u64(head), mem.read_u64(head + 8), mem.read_u64(head + 16))
-    else {
+    let at = |off: u64| head.checked_add(off).and_then(|a| mem.read_u64(a));
+    let (Some(first), Some(offset), Some(pending)) = (at(0), at(8), at(16)) else {
         return;
     };
     let offset = offset as i64;
@@ -58,12 +57,14 @@ pub fn release(mem: &impl RobustMem, tid: i32, head: u64) {
     let (mut entry, mut pi) = (first & !1, first & 1 != 0);
     let mut limit = ROBUST_LIST_LIMIT;
     while entry != head {
-        // The next entry is read before this one is released (the owner may free it then).
-        let Some(next) = mem.read_u64(entry) else { return };
+        // The next entry is read before this one is released (the owner may free it then);
+        // an unreadable one ends the walk after this entry, as in Linux.
+        let next = mem.read_u64(entry);
         if entry != pending && !futex_death(mem, entry.wrapping_add_signed(offset), tid, pi, false)
         {
             return;
         }
+        let Some(next) = next else { return };
         (entry, pi) = (next & !1, next & 1 != 0);
         limit -= 1;
         if limit == 0 {
@@ -73,6 +74,20 @@ pub fn release(mem: &impl RobustMem, tid: i32, head: u64) {
     if pending != 0 {
         futex_death(mem, pending.wrapping_add_signed(offset), tid, pending_pi, true);
     }
+}
+
+/// Whether the list at `head` has nothing to release: no entries and no pending operation (or
+/// it cannot be read, which ends a walk at once anyway).
+pub fn is_empty(mem: &impl RobustMem, head: u64) -> bool {
+    if head == 0 {
+        return true;
+    }
+    let (Some(first), Some(pending)) =
+        (mem.read_u64(head), head.checked_add(16).and_then(|a| mem.read_u64(a)))
+    else {
+        return true;
+    };
+    first & !1 == head && pending & !1 == 0
 }
 
 /// Linux's `handle_futex_death` for the word at `uaddr`: false if the walk must stop there.
@@ -210,5 +225,30 @@ mod tests {
         release(&m, TID, HEAD);
         assert!(m.wakes.borrow().is_empty());
         release(&m, TID, 0);
+
+        // An entry whose own next pointer cannot be read is still released (then the walk
+        // ends), as Linux does.
+        let m = list(&[(0x2008, false)], 0, &[TID as u32]);
+        m.put64(0x2008, 0x4008);
+        m.put32(0x4000, TID as u32);
+        release(&m, TID, HEAD);
+        assert_eq!(m.get32(0x4000), FUTEX_WAITERS | FUTEX_OWNER_DIED);
+    }
+
+    #[test]
+    fn heads_at_the_top_of_the_address_space_do_not_overflow() {
+        let m = Fake::default();
+        release(&m, TID, u64::MAX - 7);
+        assert!(is_empty(&m, u64::MAX - 7));
+    }
+
+    #[test]
+    fn empty_lists_are_recognised() {
+        let m = list(&[], 0, &[]);
+        assert!(is_empty(&m, HEAD));
+        let m = list(&[(0x2008, false)], 0, &[TID as u32]);
+        assert!(!is_empty(&m, HEAD));
+        let m = list(&[], 0x5008, &[]);
+        assert!(!is_empty(&m, HEAD), "a pending operation counts");
     }
 }

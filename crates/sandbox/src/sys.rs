@@ -242,6 +242,14 @@ pub fn move_fd_up(fd: i32, floor: i32) -> io::Result<i32> {
     Ok(new)
 }
 
+/// [`move_fd_up`] for a `File`: the same file, at a descriptor `>= floor`.
+pub fn move_file_up(file: std::fs::File, floor: i32) -> io::Result<std::fs::File> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let fd = move_fd_up(file.into_raw_fd(), floor)?;
+    // SAFETY: `fd` was just created by `move_fd_up` and is owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Host signals.
 //

@@ -91,14 +91,29 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     let mut total = 0;
     let argv = read_strings(ctx, argv, &mut total)?;
     let envp = read_strings(ctx, envp, &mut total)?;
-    let mut prepared =
-        loader::prepare_named(&file, &name, inaccessible, &argv).map_err(|e| Errno(e.errno()))?;
-    // The files are mapped after the other threads are gone; until then they must not be able
-    // to close or replace the descriptors.
-    let held = prepared.fds();
-    for &fd in &held {
+    // The program's other threads share the descriptor table and run until the point of no
+    // return: each file is moved to a protected runtime descriptor the moment it is opened, so
+    // the file checked, read and mapped is the one opened (not one a thread dup2'd over it).
+    let held = std::cell::RefCell::new(Vec::new());
+    let place = |f: std::fs::File| -> std::io::Result<std::fs::File> {
+        let f = sys::move_file_up(f, crate::fd_floor())?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
         ctx.proc().protect_fd(fd);
-    }
+        held.borrow_mut().push(fd);
+        Ok(f)
+    };
+    let prepared = loader::prepare_named(&file, &name, inaccessible, &argv, &place);
+    let held = held.into_inner();
+    let mut prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            // The files are closed already.
+            for &fd in &held {
+                ctx.proc().unprotect_fd(fd);
+            }
+            return Err(Errno(e.errno()));
+        }
+    };
 
     // The point of no return. End the other threads first (de_thread in fs/exec.c), and this
     // thread's switchless server (the new image starts with a fresh one).

@@ -2,7 +2,7 @@
  * to the next locker with EOWNERDEAD, as Linux's robust futex lists make it (kernel/futex/
  * core.c). Covers an owner thread that exits, one that exits while another thread waits, a
  * process-shared mutex whose owning process exits, waits while its owner exits, dies of a
- * signal, or calls execve. Every lock has a 3 s timeout, so a lost release prints ETIMEDOUT
+ * signal, or calls execve, or ends while another of its threads keeps retaking it. Every lock has a 3 s timeout, so a lost release prints ETIMEDOUT
  * instead of hanging. */
 #define _GNU_SOURCE
 #include "common.h"
@@ -85,6 +85,53 @@ static void child_case(const char *what, pthread_mutex_t *m, const char *how, ch
            WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
 }
 
+static pthread_mutex_t *retaken;
+
+static void *retake_forever(void *arg) {
+    (void)arg;
+    for (;;) {
+        int r = pthread_mutex_lock(retaken);
+        if (r == EOWNERDEAD) pthread_mutex_consistent(retaken);
+        for (volatile int i = 0; i < 20000; i++) {
+        }
+        pthread_mutex_unlock(retaken);
+    }
+    return NULL;
+}
+
+/* A process ends (exit_group) while another of its threads keeps taking and releasing a shared
+ * robust mutex: whoever holds it then, the next locker must get it (EOWNERDEAD or free), never
+ * wait forever. Prints how many of `rounds` left it orphaned. */
+static void exit_group_while_retaking(pthread_mutex_t *m, int rounds) {
+    int orphaned = 0;
+    retaken = m;
+    for (int k = 0; k < rounds; k++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            pthread_t t;
+            CHECK(pthread_create(&t, NULL, retake_forever, NULL) == 0);
+            usleep(20000);
+            _exit(0);
+        }
+        CHECK(waitpid(pid, NULL, 0) == pid);
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_sec += 3;
+        int r = pthread_mutex_timedlock(m, &t);
+        if (r == ETIMEDOUT) {
+            orphaned++;
+            robust_init(m, 1);
+            continue;
+        }
+        CHECK(r == 0 || r == EOWNERDEAD);
+        if (r == EOWNERDEAD) CHECK(pthread_mutex_consistent(m) == 0);
+        CHECK(pthread_mutex_unlock(m) == 0);
+    }
+    printf("exit_group while a thread retakes it: %d of %d rounds orphaned\n", orphaned, rounds);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "sleep")) {
         /* The exec'd image: outlive the parent's lock attempt, which must not wait for us. */
@@ -113,6 +160,7 @@ int main(int argc, char **argv) {
     child_case("waiting while the owner process exits", shared, "wait", argv);
     child_case("owner process aborted", shared, "abort", argv);
     child_case("owner process called execve", shared, "exec", argv);
+    exit_group_while_retaking(shared, 8);
     take("shared mutex at the end", shared);
     puts("done");
     return 0;
