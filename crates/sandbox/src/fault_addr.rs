@@ -34,13 +34,20 @@ pub fn unbacked_access(
     if instr.is_invalid() {
         return None;
     }
-    let rep = instr.has_rep_prefix() || instr.has_repne_prefix();
+    let rep = (instr.has_rep_prefix() || instr.has_repne_prefix()) && instr.is_string_instruction();
     let mut factory = InstructionInfoFactory::new();
     let info = factory.info(&instr);
-    for mem in info.used_memory() {
-        let value = |reg: Register, _: usize, _: usize| register(regs, fs_base, gs_base, reg);
-        let Some(addr) = mem.virtual_address(0, value) else { continue };
-        let size = (mem.memory_size().size() as u64).max(1);
+    let value = |reg: Register, _: usize, _: usize| register(regs, fs_base, gs_base, reg);
+    let operands: Vec<(u64, u64)> = info
+        .used_memory()
+        .iter()
+        .filter_map(|mem| {
+            let addr = mem.virtual_address(0, value)?;
+            Some((addr, (mem.memory_size().size() as u64).max(1)))
+        })
+        .collect();
+    // The access the instruction is making now: each operand's first and last byte.
+    for &(addr, size) in &operands {
         if !backed(addr) {
             return Some(addr);
         }
@@ -48,33 +55,36 @@ pub fn unbacked_access(
         if !backed(last) {
             return Some(last & !(PAGE - 1));
         }
-        // A string instruction faults where its count has taken it: scan the pages of the rest
-        // of its range (downwards with DF set).
-        if rep && instr.is_string_instruction() {
-            let down = regs.rflags & (1 << 10) != 0;
-            let len = regs.rcx.saturating_mul(size);
-            let page = addr & !(PAGE - 1);
-            for i in 1..=REP_SCAN_PAGES {
-                let found = if down {
-                    let p = page.wrapping_sub(i * PAGE);
-                    if p + PAGE - 1 < addr.saturating_add(size).saturating_sub(len) {
-                        break;
-                    }
-                    (!backed(p)).then_some(p + PAGE - 1)
-                } else {
-                    let p = page.wrapping_add(i * PAGE);
-                    if p >= addr.saturating_add(len) {
-                        break;
-                    }
-                    (!backed(p)).then_some(p)
-                };
-                if found.is_some() {
-                    return found;
-                }
+    }
+    if !rep {
+        return None;
+    }
+    // A string instruction faults where its count has taken it: the unbacked page that the
+    // fewest further bytes reach, over all its operands (downwards with DF set).
+    let down = regs.rflags & (1 << 10) != 0;
+    let mut best: Option<(u64, u64)> = None; // (bytes ahead, address)
+    for &(addr, size) in &operands {
+        let len = regs.rcx.saturating_mul(size);
+        let page = addr & !(PAGE - 1);
+        for i in 1..=REP_SCAN_PAGES {
+            let (ahead, fault) = if down {
+                let Some(p) = page.checked_sub(i * PAGE) else { break };
+                let top = p + (PAGE - 1);
+                (addr - top, top)
+            } else {
+                let Some(p) = page.checked_add(i * PAGE) else { break };
+                (p - addr, p)
+            };
+            if ahead >= len || best.is_some_and(|(b, _)| b <= ahead) {
+                break;
+            }
+            if !backed(fault) {
+                best = Some((ahead, fault));
+                break;
             }
         }
     }
-    None
+    best.map(|(_, fault)| fault)
 }
 
 /// The value of a general-purpose register (any width: the full register, truncated), or a
@@ -106,10 +116,14 @@ fn register(regs: &Regs, fs_base: u64, gs_base: u64, reg: Register) -> Option<u6
         Register::RIP => regs.rip,
         _ => return None,
     };
-    Some(match reg.size() {
-        4 => full & 0xffff_ffff,
-        2 => full & 0xffff,
-        _ => full,
+    Some(match reg {
+        Register::AH | Register::BH | Register::CH | Register::DH => (full >> 8) & 0xff,
+        _ => match reg.size() {
+            4 => full & 0xffff_ffff,
+            2 => full & 0xffff,
+            1 => full & 0xff,
+            _ => full,
+        },
     })
 }
 
@@ -176,6 +190,34 @@ mod tests {
             ..Regs::default()
         };
         assert_eq!(at(&[0xf3, 0xa4], r), Some(HOLE + PAGE - 1));
+    }
+
+    #[test]
+    fn two_operand_string_instructions_fault_on_the_nearer_page() {
+        // rep movsb: the source is unbacked right now, the destination only further on
+        let r = Regs { rsi: HOLE + 16, rdi: HOLE - 2 * PAGE, rcx: 4 * PAGE, ..Regs::default() };
+        assert_eq!(at(&[0xf3, 0xa4], r), Some(HOLE + 16));
+        // the destination reaches the hole after 8 bytes, the source never does
+        let r = Regs { rsi: 0x20_0000, rdi: HOLE - 8, rcx: 64, ..Regs::default() };
+        assert_eq!(at(&[0xf3, 0xa4], r), Some(HOLE));
+    }
+
+    #[test]
+    fn byte_registers_and_xlat() {
+        // xlatb: [rbx + al]; AL is the low byte of a RAX with garbage above it
+        let r = Regs { rbx: HOLE, rax: 0xdead_beef_0000_0010, ..Regs::default() };
+        assert_eq!(at(&[0xd7], r), Some(HOLE + 0x10));
+    }
+
+    #[test]
+    fn huge_counts_near_the_ends_of_the_address_space() {
+        // std; rep movsb from low memory with a huge count: no overflow, nothing found
+        let r =
+            Regs { rsi: 0x3000, rdi: 0x5000, rcx: u64::MAX, rflags: 1 << 10, ..Regs::default() };
+        assert_eq!(at(&[0xf3, 0xa4], r), None);
+        let top = u64::MAX - 0x3000;
+        let r = Regs { rsi: top, rdi: top - 0x10000, rcx: u64::MAX, ..Regs::default() };
+        assert_eq!(at(&[0xf3, 0xa4], r), None);
     }
 
     #[test]

@@ -186,8 +186,11 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
             Box::new(std::io::LineWriter::new(file))
         };
         let mut tracer = trace::Tracer::new(out);
-        // argc, argv[argc + 1], then envp on the initial stack (System V ABI, 3.4.1).
-        let envp = loaded.sp + 8 * (opts.argv.len() as u64 + 2);
+        // argc, argv[argc + 1], then envp on the initial stack (System V ABI, 3.4.1); argc
+        // counts a `#!` interpreter's arguments too.
+        let mut argc = [0u8; 8];
+        let _ = sys::read_program(loaded.sp, &mut argc);
+        let envp = loaded.sp + 8 * (u64::from_ne_bytes(argc) + 2);
         tracer.line(&trace::first_execve(
             opts.path.as_os_str().as_encoded_bytes(),
             &opts.argv,

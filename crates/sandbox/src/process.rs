@@ -494,16 +494,23 @@ impl Thread {
     fn unbacked_access(&mut self) -> Option<u64> {
         let regs = self.vcpu.regs().ok()?;
         let sregs = self.vcpu.sregs().ok()?;
-        // Up to 15 bytes, without reading past the end of the code's mapping.
+        // Up to 15 bytes, without reading past the end of the code's mapping. Code the host
+        // cannot back faults on the fetch: Linux reports the instruction's address then, or
+        // the start of the next page for an instruction that continues there.
         let mut code = [0u8; 15];
         let in_page = (4096 - (regs.rip & 4095)).min(15) as usize;
         self.proc.check(regs.rip, 15).ok()?;
-        sys::read_program(regs.rip, &mut code[..in_page]).ok()?;
-        let len = if sys::read_program(regs.rip + in_page as u64, &mut code[in_page..]).is_ok() {
-            15
-        } else {
-            in_page
-        };
+        if sys::read_program(regs.rip, &mut code[..in_page]).is_err() {
+            return Some(regs.rip);
+        }
+        let next_page = regs.rip + in_page as u64;
+        let len =
+            if sys::read_program(next_page, &mut code[in_page..]).is_ok() { 15 } else { in_page };
+        let mut decoder =
+            iced_x86::Decoder::with_ip(64, &code[..len], regs.rip, iced_x86::DecoderOptions::NONE);
+        if len < 15 && decoder.decode().is_invalid() {
+            return Some(next_page);
+        }
         crate::fault_addr::unbacked_access(&code[..len], &regs, sregs.fs.base, sregs.gs.base, |a| {
             self.proc.check(a, 1).is_err() || sys::read_program(a, &mut [0u8; 1]).is_ok()
         })

@@ -286,18 +286,21 @@ fn argv_text(proc: &Process, v: u64) -> String {
     }
 }
 
-/// `0x7ffd... /* 20 vars */` as strace prints an `envp`.
+/// `0x7ffd... /* 20 vars */` as strace prints an `envp` (only the pointers are read).
 fn envp_text(proc: &Process, v: u64) -> String {
     if v == 0 {
         return "NULL".into();
     }
-    match string_array(proc, v, 4096) {
-        Some(items) if items.last().is_some_and(|l| l.is_none()) => {
-            format!("{v:#x} /* 4096+ vars */")
+    const MAX: u64 = 1 << 16;
+    for i in 0..MAX {
+        let Some(p) = v.checked_add(i * 8).and_then(|a| syscall::copy_in(proc, a, 8).ok()) else {
+            return format!("{v:#x}");
+        };
+        if p.iter().all(|&b| b == 0) {
+            return format!("{v:#x} /* {i} vars */");
         }
-        Some(items) => format!("{v:#x} /* {} vars */", items.len()),
-        None => format!("{v:#x}"),
     }
+    format!("{v:#x} /* {MAX}+ vars */")
 }
 
 /// The first line of a trace, as `strace -f` shows the `execve` that started the program:

@@ -571,3 +571,19 @@ fn runtime_signals_and_forged_faults() {
     }
     assert_eq!(lines_except(&out, &refused), lines_except(&native, &refused), "{}", out.report());
 }
+
+// ---------------------------------------------------------------------------------------------
+// i. execve's own descriptor (tests/c/escape_execfd.c).
+// ---------------------------------------------------------------------------------------------
+
+/// A thread replaces execve's file descriptor with a non-executable file while the call is in
+/// progress: the new image is never that file (the old supervisor ran it in most rounds).
+#[test]
+fn execve_descriptor_swapped_by_another_thread() {
+    gated!(execve_descriptor_swapped_by_another_thread);
+    let cmd = Cmd::new(prog("escape_execfd"));
+    let (native, _nd) = run_native(&cmd);
+    native.assert_success().assert_last_line("rounds 20, the non-executable file ran 0 times");
+    let Some((out, _sd)) = sandboxed(&cmd) else { return };
+    out.assert_success().assert_last_line("rounds 20, the non-executable file ran 0 times");
+}

@@ -475,7 +475,8 @@ kvm_test!(busybox_sh_pipes_and_jobs, {
 // =============================================================================================
 
 // SIGBUS beyond the end of a mapped file: si_code and si_addr as Linux reports them (loads,
-// stores, an access crossing into the page, rep movsb), and death by SIGBUS without a handler.
+// stores, an access crossing into the page, rep movsb either way, xlatb, a code fetch), and
+// death by SIGBUS without a handler.
 all_links!(sigbus_beyond_end_of_file, |link| {
     let c = c_run("sig_bus", link, &[]);
     c.last().native.assert_success();
@@ -486,6 +487,9 @@ all_links!(sigbus_beyond_end_of_file, |link| {
             "shared: 1-byte load: SIGBUS si_code 2 at mapping offset 8269",
             "private: 8-byte load across: SIGBUS si_code 2 at mapping offset 8192",
             "private: rep movsb into it: SIGBUS si_code 2 at mapping offset 8192",
+            "shared: xlatb: SIGBUS si_code 2 at mapping offset 8240",
+            "shared: rep movsb writing there: SIGBUS si_code 2 at mapping offset 8704",
+            "private: code fetch: SIGBUS si_code 2 at mapping offset 8256",
             "done",
         ],
     );

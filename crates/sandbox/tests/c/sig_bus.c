@@ -2,7 +2,8 @@
  * region can result in ... SIGBUS: attempted access to a page of the buffer that lies beyond
  * the end of the mapped file"). A handler with SA_SIGINFO reports si_code and si_addr as an
  * offset into the mapping: a 1-byte load, a 4-byte store, an 8-byte load that crosses from the
- * file's last page into the next, and a `rep movsb` that runs into it; shared and private
+ * file's last page into the next, a `rep movsb` that runs into it or writes there, `xlatb`
+ * (a byte register in the address) and a code fetch; shared and private
  * mappings. Then the same access without a handler kills the process with SIGBUS. */
 #define _GNU_SOURCE
 #include "common.h"
@@ -36,6 +37,10 @@ static void rep_movsb(void *dst, const void *src, size_t n) {
 
 static char sink[3 * 4096];
 
+static void xlat(const void *table, unsigned char index) {
+    __asm__ volatile("xlatb" : "+a"(index) : "b"(table) : "memory");
+}
+
 static void try(const char *what, char *base, int how, size_t off) {
     fault_addr = 0;
     fault_code = 0;
@@ -45,6 +50,9 @@ static void try(const char *what, char *base, int how, size_t off) {
         case 1: *(volatile uint32_t *)(base + off) = 7; break;
         case 2: load8(base + off); break;
         case 3: rep_movsb(sink, base + off, sizeof sink); break;
+        case 4: xlat(base + off, 0x10); break;
+        case 5: rep_movsb(base + off, sink, 4096); break; /* destination beyond EOF */
+        case 6: ((void (*)(void))(base + off))(); break;  /* code fetch */
         }
         printf("%s: no fault\n", what);
         return;
@@ -87,6 +95,15 @@ int main(int argc, char **argv) {
         try(what, p, 2, 2 * 4096 - 4);
         snprintf(what, sizeof what, "%s: rep movsb into it", names[i]);
         try(what, p, 3, 100);
+        snprintf(what, sizeof what, "%s: xlatb", names[i]);
+        try(what, p, 4, 2 * 4096 + 32);
+        snprintf(what, sizeof what, "%s: rep movsb writing there", names[i]);
+        try(what, p, 5, 2 * 4096 + 512);
+        CHECK(munmap(p, 4 * 4096) == 0);
+        p = mmap(NULL, 4 * 4096, PROT_READ | PROT_EXEC, flags[i], fd, 0);
+        CHECK(p != MAP_FAILED);
+        snprintf(what, sizeof what, "%s: code fetch", names[i]);
+        try(what, p, 6, 2 * 4096 + 64);
         CHECK(munmap(p, 4 * 4096) == 0);
     }
     puts("done");
