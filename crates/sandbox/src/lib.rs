@@ -170,6 +170,7 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     vcpu.set_user_context(&regs).map_err(process::RunError::from)?;
     let proc =
         Process::new(vm.clone(), mm, Box::new(policy::NullPolicy), opts.path.clone(), opts.quiet);
+    *proc.exe_id.lock().unwrap() = Some(loaded.exe_id);
     if let Some(t) = &opts.trace {
         let out: Box<dyn std::io::Write + Send> = if t.as_os_str() == "-" {
             Box::new(std::io::stderr())

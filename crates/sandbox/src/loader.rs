@@ -65,6 +65,9 @@ pub struct Loaded {
     pub program_entry: u64,
     /// ld.so's load bias (AT_BASE), or 0.
     pub interp_base: u64,
+    /// `(st_dev, st_ino)` of the executable: Linux refuses to open it for writing while it
+    /// runs (`ETXTBSY`).
+    pub exe_id: (u64, u64),
 }
 
 /// The argument vectors of the new image.
@@ -328,6 +331,10 @@ pub fn load_prepared(
         return Err(nomem(path));
     }
     map_segments(mm, &program, &file, path)?;
+    let exe_id = {
+        use std::os::unix::fs::MetadataExt;
+        file.metadata().map(|m| (m.dev(), m.ino())).unwrap_or((0, 0))
+    };
     drop(file);
 
     // Stack at the top of the range, below a random gap; mmap area below the stack.
@@ -398,6 +405,7 @@ pub fn load_prepared(
         sp: stack.sp,
         program_entry: program.entry,
         interp_base: interp_plan.as_ref().map_or(0, |i| i.load_bias),
+        exe_id,
     })
 }
 

@@ -92,6 +92,9 @@ pub struct Process {
     pub actions: Mutex<[Action; 65]>,
     /// The program's executable (what `/proc/self/exe` shows).
     pub exe: Mutex<PathBuf>,
+    /// `(st_dev, st_ino)` of the running executable: opening it for writing or truncating it
+    /// gives `ETXTBSY`, as in Linux (its pages are mapped from the file).
+    pub exe_id: Mutex<Option<(u64, u64)>>,
     rlimits: Mutex<HashMap<u32, [u8; 16]>>,
     /// `personality`.
     pub personality: AtomicU64,
@@ -135,6 +138,7 @@ impl Process {
             trace: Mutex::new(None),
             actions: Mutex::new([Action::default(); 65]),
             exe: Mutex::new(std::fs::canonicalize(&exe).unwrap_or(exe)),
+            exe_id: Mutex::new(None),
             rlimits: Mutex::new(HashMap::new()),
             personality: AtomicU64::new(0),
             threads: Mutex::new(BTreeMap::new()),

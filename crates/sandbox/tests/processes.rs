@@ -497,6 +497,24 @@ all_links!(sigbus_beyond_end_of_file, |link| {
     assert_eq!(c.last().native.status.signal(), Some(libc::SIGBUS));
 });
 
+// The running executable cannot be written or truncated (ETXTBSY), in a forked child either;
+// a copy of it can.
+all_links!(running_executable_is_text_busy, |link| {
+    let c = c_run("proc_txtbsy", link, &[]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "parent: open O_WRONLY: ETXTBSY",
+            "parent: open O_RDONLY|O_TRUNC: ETXTBSY",
+            "parent: truncate: ETXTBSY",
+            "child: open O_RDWR: ETXTBSY",
+            "copy: open O_WRONLY: ok",
+            "done",
+        ],
+    );
+});
+
 // Robust mutexes: an owner thread or process that ends holding one (exit, abort, execve, with
 // and without a waiter) hands it to the next locker with EOWNERDEAD.
 all_links!(robust_mutex_owner_death, |link| {

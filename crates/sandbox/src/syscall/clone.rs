@@ -245,6 +245,7 @@ fn child_setup(
     let exe = old.exe.lock().unwrap().clone();
     let proc = Process::new(vm.clone(), mm, policy, exe, old.quiet);
     *proc.actions.lock().unwrap() = *old.actions.lock().unwrap();
+    *proc.exe_id.lock().unwrap() = *old.exe_id.lock().unwrap();
     *proc.trace.lock().unwrap() = old.trace.lock().unwrap().take();
     proc.personality.store(old.personality.load(Ordering::Relaxed), Ordering::Relaxed);
     for r in [libc::RLIMIT_AS, libc::RLIMIT_DATA] {

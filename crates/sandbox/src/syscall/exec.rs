@@ -139,6 +139,7 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
             std::process::exit(128 + libc::SIGSEGV);
         }
     };
+    *proc.exe_id.lock().unwrap() = Some(loaded.exe_id);
     let regs =
         Regs { rip: loaded.entry, rsp: loaded.sp, rflags: dune::USER_RFLAGS, ..Regs::default() };
     let vcpu = &mut ctx.thread.vcpu;

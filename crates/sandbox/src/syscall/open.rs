@@ -118,7 +118,14 @@ impl How<'_> {
 }
 
 /// Opens `path` as the program asked, screening the file before any usable descriptor exists.
-fn open_screened(dirfd: u64, path: &CStr, flags: u64, mode: u64, how: &How<'_>) -> SysResult {
+fn open_screened(
+    dirfd: u64,
+    path: &CStr,
+    flags: u64,
+    mode: u64,
+    how: &How<'_>,
+    exe: Option<(u64, u64)>,
+) -> SysResult {
     if flags & O_TMPFILE == O_TMPFILE || flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL {
         return how.open(dirfd, path, flags, mode);
     }
@@ -149,7 +156,7 @@ fn open_screened(dirfd: u64, path: &CStr, flags: u64, mode: u64, how: &How<'_>) 
             }
             r => r?,
         };
-        match screen(fd).and_then(|()| reopen(fd, flags)) {
+        match screen(fd).and_then(|()| text_busy(fd, flags, exe)).and_then(|()| reopen(fd, flags)) {
             Ok(()) => return Ok(fd),
             Err(e) => {
                 close(fd);
@@ -191,6 +198,41 @@ fn dangling_target(dirfd: u64, path: &CStr, how: &How<'_>) -> Result<Option<CStr
         _ => buf,
     };
     Ok(Some(CString::new(joined).map_err(|_| Errno::EINVAL)?))
+}
+
+/// Whether `flags` would write to the file: write access, or truncation (which Linux applies
+/// even with `O_RDONLY`).
+fn writes(flags: u64) -> bool {
+    flags & libc::O_ACCMODE as u64 != libc::O_RDONLY as u64 || flags & libc::O_TRUNC as u64 != 0
+}
+
+/// `Err(ETXTBSY)` when the open would write to the running executable `exe` (`(st_dev,
+/// st_ino)`): Linux denies write access to a file being executed (fs/exec.c,
+/// `deny_write_access`), and here its pages are mapped from that file.
+fn text_busy(fd: u64, flags: u64, exe: Option<(u64, u64)>) -> Result<(), Errno> {
+    let Some((dev, ino)) = exe else { return Ok(()) };
+    if flags & O_PATH != 0 || !writes(flags) {
+        return Ok(());
+    }
+    let st = fstat(fd)?;
+    if st.st_dev == dev && st.st_ino == ino { Err(Errno(libc::ETXTBSY)) } else { Ok(()) }
+}
+
+/// `truncate(path, length)`: `ETXTBSY` for the running executable (see [`text_busy`]), else
+/// the host's call on the copied path.
+pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let p = copy_cstr(ctx.proc(), a[0], PATH_MAX)?;
+    let exe = *ctx.proc().exe_id.lock().unwrap();
+    if exe.is_some() {
+        let at = libc::AT_FDCWD as u64;
+        if let Ok(fd) = host(libc::SYS_openat, [at, p.as_ptr() as u64, O_PATH | O_CLOEXEC, 0, 0, 0])
+        {
+            let busy = text_busy(fd, libc::O_WRONLY as u64, exe);
+            close(fd);
+            busy?;
+        }
+    }
+    host(libc::SYS_truncate, [p.as_ptr() as u64, a[1], 0, 0, 0, 0])
 }
 
 /// Turns the screened `O_PATH` descriptor `fd` into what the program asked for with `flags`,
@@ -237,7 +279,8 @@ fn open_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) 
     } else {
         flags
     };
-    open_screened(dirfd, &p, flags, mode, &How::At)
+    let exe = *ctx.proc().exe_id.lock().unwrap();
+    open_screened(dirfd, &p, flags, mode, &How::At, exe)
 }
 
 pub fn open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -297,7 +340,8 @@ pub fn openat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     {
         return Err(Errno::EINVAL);
     }
-    open_screened(a[0], &p, flags, mode, &How::At2(&how))
+    let exe = *ctx.proc().exe_id.lock().unwrap();
+    open_screened(a[0], &p, flags, mode, &How::At2(&how), exe)
 }
 
 #[cfg(test)]

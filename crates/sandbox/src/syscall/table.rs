@@ -167,7 +167,7 @@ table! {
     73 "flock" [Fd, Int] F;
     74 "fsync" [Fd] F;
     75 "fdatasync" [Fd] F;
-    76 "truncate" [Path, Int] F;
+    76 "truncate" [Path, Int] e(open::truncate);
     77 "ftruncate" [Fd, Int] F;
     78 "getdents" [Fd, Out(Of(2)), Int] F;
     79 "getcwd" [Out(Of(1)), Int] F;

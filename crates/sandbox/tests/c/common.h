@@ -75,6 +75,7 @@ static inline const char *errname(int e) {
     case ENOPROTOOPT: return "ENOPROTOOPT";
     case EOWNERDEAD: return "EOWNERDEAD";
     case ETIMEDOUT: return "ETIMEDOUT";
+    case ETXTBSY: return "ETXTBSY";
     default: return "E?";
     }
 }
