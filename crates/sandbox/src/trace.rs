@@ -266,7 +266,12 @@ fn string_array(proc: &Process, v: u64, max: usize) -> Option<Vec<Option<Vec<u8>
             out.push(None);
             return Some(out);
         }
-        out.push(Some(syscall::copy_cstr(proc, p, PATH_MAX).ok()?.into_bytes()));
+        // A string longer than PATH_MAX is shown by its start (quote() marks the cut).
+        let s = match syscall::copy_cstr(proc, p, PATH_MAX) {
+            Ok(s) => s.into_bytes(),
+            Err(_) => syscall::copy_in(proc, p, 64).ok()?,
+        };
+        out.push(Some(s));
     }
     Some(out)
 }

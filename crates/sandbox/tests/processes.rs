@@ -683,6 +683,19 @@ kvm_test!(trace_is_strace_style, {
         "{trace}"
     );
     assert!(has(&|l| l == "+++ killed by SIGUSR1 +++"), "{trace}");
+    // An argument longer than PATH_MAX is shown by its start, not the array as an address.
+    let long = "a".repeat(5000);
+    let out = std::process::Command::new(common::sandbox_bin())
+        .current_dir(dir.path())
+        .args(["run", "--trace=l.txt", "--", "/bin/busybox", "sh", "-c"])
+        .arg(format!("exec /bin/busybox true {long}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let trace = std::fs::read_to_string(dir.join("l.txt")).unwrap();
+    let shown =
+        format!(r#"execve("/bin/busybox", ["/bin/busybox", "true", "{}"...], 0x"#, &long[..32]);
+    assert!(trace.lines().any(|l| l.contains(&shown)), "{trace}");
 });
 
 // 100 threads at once (each a vCPU with a descriptor of its own), and fork while they live.
