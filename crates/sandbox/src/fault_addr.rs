@@ -18,10 +18,13 @@ const PAGE: u64 = 4096;
 /// Pages of a `rep` string operand scanned for the unbacked one.
 const REP_SCAN_PAGES: u64 = 1024;
 
-/// The first byte, among the memory operands of the instruction encoded in `code` (at `regs.rip`),
-/// for which `backed` is false; `fs_base`/`gs_base` are the segment bases. An access that
-/// crosses into an unbacked page faults at that page's first byte, as the CPU reports it.
-/// `None` if the instruction does not decode or every byte it touches is backed.
+/// The first byte the instruction at `regs.rip` could not reach: `code` holds its bytes as far
+/// as they could be read (up to 15; fewer where the code's page ends and the next is not
+/// backed). A fetch that failed is the fault (RIP itself, or the first byte after `code` for
+/// an instruction that continues there); else the first byte, among its memory operands, for
+/// which `backed` is false. `fs_base`/`gs_base` are the segment bases. An access that crosses
+/// into an unbacked page faults at that page's first byte, as the CPU reports it. `None` if
+/// the instruction is invalid or every byte it touches is backed.
 pub fn unbacked_access(
     code: &[u8],
     regs: &Regs,
@@ -29,10 +32,15 @@ pub fn unbacked_access(
     gs_base: u64,
     backed: impl Fn(u64) -> bool,
 ) -> Option<u64> {
+    if code.is_empty() {
+        return Some(regs.rip);
+    }
     let mut decoder = Decoder::with_ip(64, code, regs.rip, DecoderOptions::NONE);
     let instr = decoder.decode();
     if instr.is_invalid() {
-        return None;
+        // Cut short by the end of what could be read: the fetch of the rest is what faulted
+        // (an invalid instruction raises #UD, never a host fault, so it is not one here).
+        return (code.len() < 15).then(|| regs.rip + code.len() as u64);
     }
     let rep = (instr.has_rep_prefix() || instr.has_repne_prefix()) && instr.is_string_instruction();
     let mut factory = InstructionInfoFactory::new();
@@ -221,8 +229,17 @@ mod tests {
     }
 
     #[test]
-    fn undecodable_code_gives_none() {
-        assert_eq!(at(&[0x0f, 0xff], Regs::default()), None);
-        assert_eq!(at(&[], Regs::default()), None);
+    fn invalid_code_gives_none() {
+        let mut code = [0x90u8; 15];
+        code[0] = 0x06; // push es: invalid in 64-bit mode
+        assert_eq!(at(&code, Regs::default()), None);
+    }
+
+    #[test]
+    fn failed_fetches_are_the_fault() {
+        // nothing readable at RIP: the fetch of RIP itself
+        assert_eq!(at(&[], Regs::default()), Some(0x40_0000));
+        // mov rax, [rdi] cut after 2 of its 3 bytes: the fetch of the next page
+        assert_eq!(at(&[0x48, 0x8b], Regs::default()), Some(0x40_0002));
     }
 }

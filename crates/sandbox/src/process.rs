@@ -238,6 +238,43 @@ impl Process {
         self.robust_lists.lock().unwrap().remove(&tid);
     }
 
+    /// Ends the current `KVM_RUN` (a kick) and any blocking host call or wait (the runtime's
+    /// interrupt signal) of every program thread but `me`. With `may_hold_lock` the caller may
+    /// hold the thread list's lock: then nobody is kicked this time.
+    pub fn kick_other_threads(&self, me: i32, may_hold_lock: bool) {
+        let others: Vec<(i32, Kicker)> = {
+            let threads = if may_hold_lock {
+                match self.threads.try_lock() {
+                    Ok(t) => t,
+                    Err(_) => return,
+                }
+            } else {
+                self.threads.lock().unwrap()
+            };
+            threads.iter().filter(|(t, _)| **t != me).map(|(t, k)| (*t, k.clone())).collect()
+        };
+        for (tid, k) in others {
+            k.kick();
+            sys::tgkill(tid, sys::interrupt_signal());
+        }
+    }
+
+    /// Makes every program thread but `me` exit (each at the top of its run loop, releasing its
+    /// robust futexes on the way; `de_thread` in fs/exec.c) and waits for that, at most
+    /// `within`. Leaves [`Process::dying`] set. `may_hold_lock` as for
+    /// [`Process::kick_other_threads`].
+    pub fn end_other_threads(&self, me: i32, within: std::time::Duration, may_hold_lock: bool) {
+        if self.live.load(Ordering::SeqCst) <= 1 {
+            return;
+        }
+        self.dying.store(true, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + within;
+        while self.live.load(Ordering::SeqCst) > 1 && std::time::Instant::now() < deadline {
+            self.kick_other_threads(me, may_hold_lock);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Every thread dies with the process: the robust futexes they hold (in memory shared with
     /// other processes, where it matters) are released as Linux's exit would. Linux walks a
     /// thread's list once it has stopped (do_exit), so a thread still running cannot take a
@@ -250,22 +287,8 @@ impl Process {
         let mem = ProgramMem(self);
         let busy = lists.iter().any(|&(tid, head)| tid != me && !robust::is_empty(&mem, head));
         if busy {
-            self.dying.store(true, Ordering::SeqCst);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
-            while self.live.load(Ordering::SeqCst) > 1 && std::time::Instant::now() < deadline {
-                // try_lock: the caller may hold the lock (then the deadline ends the wait).
-                let others: Vec<(i32, Kicker)> = match self.threads.try_lock() {
-                    Ok(t) => {
-                        t.iter().filter(|(t, _)| **t != me).map(|(t, k)| (*t, k.clone())).collect()
-                    }
-                    Err(_) => Vec::new(),
-                };
-                for (tid, k) in others {
-                    k.kick();
-                    sys::tgkill(tid, sys::interrupt_signal());
-                }
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
+            // The caller may hold the thread list's lock: then the deadline ends the wait.
+            self.end_other_threads(me, std::time::Duration::from_millis(100), true);
         }
         let lists = std::mem::take(&mut *self.robust_lists.lock().unwrap());
         for (tid, head) in lists {
@@ -498,26 +521,26 @@ impl Thread {
     fn unbacked_access(&mut self) -> Option<u64> {
         let regs = self.vcpu.regs().ok()?;
         let sregs = self.vcpu.sregs().ok()?;
-        // Up to 15 bytes, without reading past the end of the code's mapping. Code the host
-        // cannot back faults on the fetch: Linux reports the instruction's address then, or
-        // the start of the next page for an instruction that continues there.
+        // Up to 15 bytes, without reading past the end of the code's mapping.
         let mut code = [0u8; 15];
         let in_page = (4096 - (regs.rip & 4095)).min(15) as usize;
         self.proc.check(regs.rip, 15).ok()?;
-        if sys::read_program(regs.rip, &mut code[..in_page]).is_err() {
-            return Some(regs.rip);
-        }
-        let next_page = regs.rip + in_page as u64;
-        let len =
-            if sys::read_program(next_page, &mut code[in_page..]).is_ok() { 15 } else { in_page };
-        let mut decoder =
-            iced_x86::Decoder::with_ip(64, &code[..len], regs.rip, iced_x86::DecoderOptions::NONE);
-        if len < 15 && decoder.decode().is_invalid() {
-            return Some(next_page);
-        }
-        crate::fault_addr::unbacked_access(&code[..len], &regs, sregs.fs.base, sregs.gs.base, |a| {
-            self.proc.check(a, 1).is_err() || sys::read_program(a, &mut [0u8; 1]).is_ok()
-        })
+        let len = if sys::read_program(regs.rip, &mut code[..in_page]).is_err() {
+            0
+        } else if sys::read_program(regs.rip + in_page as u64, &mut code[in_page..]).is_ok() {
+            15
+        } else {
+            in_page
+        };
+        let backed =
+            |a| self.proc.check(a, 1).is_err() || sys::read_program(a, &mut [0u8; 1]).is_ok();
+        crate::fault_addr::unbacked_access(
+            &code[..len],
+            &regs,
+            sregs.fs.base,
+            sregs.gs.base,
+            backed,
+        )
     }
 
     /// An access KVM could not back (a file page beyond EOF, a vanished mapping): SIGBUS.
@@ -744,20 +767,7 @@ impl Thread {
         if new == 0 {
             return;
         }
-        let others: Vec<(i32, Kicker)> = self
-            .proc
-            .threads
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(t, _)| **t != self.tid)
-            .map(|(t, k)| (*t, k.clone()))
-            .collect();
-        // The kick ends a KVM_RUN; the interrupt signal ends a blocking host call or a wait.
-        for (tid, k) in others {
-            k.kick();
-            sys::tgkill(tid, sys::interrupt_signal());
-        }
+        self.proc.kick_other_threads(self.tid, false);
     }
 
     /// Builds the frame for `sig` on the program's stack and points the vCPU at the handler.

@@ -6,7 +6,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dune::Regs;
 
@@ -195,25 +195,6 @@ fn close_on_exec(proc: &crate::process::Process) {
 /// Makes every other thread of the process exit and waits for them.
 fn end_other_threads(ctx: &Ctx<'_>) {
     let proc = &ctx.thread.proc;
-    if proc.live.load(Ordering::SeqCst) <= 1 {
-        return;
-    }
-    proc.dying.store(true, Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while proc.live.load(Ordering::SeqCst) > 1 && Instant::now() < deadline {
-        let others: Vec<(i32, dune::Kicker)> = proc
-            .threads
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(t, _)| **t != ctx.thread.tid)
-            .map(|(t, k)| (*t, k.clone()))
-            .collect();
-        for (tid, k) in others {
-            k.kick();
-            sys::tgkill(tid, sys::interrupt_signal());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    proc.end_other_threads(ctx.thread.tid, Duration::from_secs(10), false);
     proc.dying.store(false, Ordering::SeqCst);
 }
