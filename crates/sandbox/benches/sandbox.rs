@@ -13,6 +13,7 @@
 //! criterion's result layout (`target/criterion/<id>/new/{benchmark,estimates}.json`) so the
 //! results land in the same table. `--quick` takes fewer samples.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,12 +62,12 @@ fn measure(runs: usize, make: impl Fn() -> Command) -> Duration {
 }
 
 /// A named way to start a process: (result id, command maker).
-type Variant<'a> = (String, Box<dyn Fn() -> Command + 'a>);
+type Variant = (String, Box<dyn Fn() -> Command>);
 
 /// Median timings of several variants measured in turns (native, sandboxed, native, ...), so
 /// that the host's speed drifting during the run (it does, by tens of percent, on shared cloud
 /// hosts) moves every variant alike and their ratios stay fair. Reports each under its id.
-fn measure_interleaved(runs: usize, variants: &[Variant<'_>]) {
+fn measure_interleaved(runs: usize, variants: &[Variant]) {
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); variants.len()];
     for _ in 0..runs {
         for (i, (_, make)) in variants.iter().enumerate() {
@@ -75,6 +76,42 @@ fn measure_interleaved(runs: usize, variants: &[Variant<'_>]) {
     }
     for ((id, _), t) in variants.iter().zip(times) {
         report(id, median(t).as_nanos() as f64);
+    }
+}
+
+/// Starts a program given as `[program]` one way or another (natively, sandboxed).
+type Start = fn(&[&Path]) -> Command;
+
+/// Which runs of `prog args` to compare (`<id>_native`, `<id>_sandboxed`, and with `exits`
+/// `<id>_sandboxed_exits` under `--no-switchless`), those `wanted`, appended to `variants`.
+fn variants_of(
+    variants: &mut Vec<Variant>,
+    wanted: &dyn Fn(&str) -> bool,
+    id: &str,
+    prog: &Path,
+    args: &[&OsStr],
+    exits: bool,
+) {
+    let ways: [(&str, Start); 3] = [
+        ("native", |p| Command::new(p[0])),
+        ("sandboxed", sandboxed),
+        ("sandboxed_exits", sandboxed_exits),
+    ];
+    for (suffix, start) in ways.into_iter().take(if exits { 3 } else { 2 }) {
+        let full = format!("sandbox/{id}_{suffix}");
+        if !wanted(&full) {
+            continue;
+        }
+        let prog = prog.to_path_buf();
+        let args: Vec<std::ffi::OsString> = args.iter().map(|a| a.to_os_string()).collect();
+        variants.push((
+            full,
+            Box::new(move || {
+                let mut c = start(&[&prog]);
+                c.args(&args);
+                c
+            }),
+        ));
     }
 }
 
@@ -233,13 +270,8 @@ fn main() {
     }
 
     let hello = build("hello");
-    let mut variants: Vec<Variant> = Vec::new();
-    if wanted("sandbox/hello_native") {
-        variants.push(("sandbox/hello_native".into(), Box::new(|| Command::new(&hello))));
-    }
-    if wanted("sandbox/hello_sandboxed") {
-        variants.push(("sandbox/hello_sandboxed".into(), Box::new(|| sandboxed(&[&hello]))));
-    }
+    let mut variants = Vec::new();
+    variants_of(&mut variants, &wanted, "hello", &hello, &[], false);
     measure_interleaved(if quick { 11 } else { 51 }, &variants);
 
     // Processes and threads.
@@ -281,35 +313,18 @@ fn main() {
     // First touch of 256 MiB, and a large dynamic program's start-up (node maps ~90 MiB of
     // its own executable: loaded as touched, not copied).
     let touch = build("touch");
-    let mut variants: Vec<Variant> = Vec::new();
-    if wanted("sandbox/touch256m_native") {
-        variants.push(("sandbox/touch256m_native".into(), Box::new(|| Command::new(&touch))));
-    }
-    if wanted("sandbox/touch256m_sandboxed") {
-        variants.push(("sandbox/touch256m_sandboxed".into(), Box::new(|| sandboxed(&[&touch]))));
-    }
+    let mut variants = Vec::new();
+    variants_of(&mut variants, &wanted, "touch256m", &touch, &[], false);
     let node = Path::new("/usr/bin/node");
     if node.exists() {
-        if wanted("sandbox/node_start_native") {
-            variants.push((
-                "sandbox/node_start_native".into(),
-                Box::new(move || {
-                    let mut c = Command::new(node);
-                    c.args(["-e", "0"]);
-                    c
-                }),
-            ));
-        }
-        if wanted("sandbox/node_start_sandboxed") {
-            variants.push((
-                "sandbox/node_start_sandboxed".into(),
-                Box::new(move || {
-                    let mut c = sandboxed(&[node]);
-                    c.args(["-e", "0"]);
-                    c
-                }),
-            ));
-        }
+        variants_of(
+            &mut variants,
+            &wanted,
+            "node_start",
+            node,
+            &["-e".as_ref(), "0".as_ref()],
+            false,
+        );
     }
     measure_interleaved(if quick { 3 } else { 9 }, &variants);
     let pingpong = build_with("mutex_pingpong", &["-pthread"]);
@@ -379,42 +394,11 @@ fn main() {
             continue;
         }
         let input: &Path = if id.contains("sha") { &big } else { &data };
-        let args = &args;
-        let mut variants: Vec<Variant> = Vec::new();
-        let native_id = format!("sandbox/{id}_native");
-        if wanted(&native_id) {
-            variants.push((
-                native_id,
-                Box::new(move || {
-                    let mut c = Command::new(prog);
-                    c.args(args).arg(input);
-                    c
-                }),
-            ));
-        }
-        let sandboxed_id = format!("sandbox/{id}_sandboxed");
-        if wanted(&sandboxed_id) {
-            variants.push((
-                sandboxed_id,
-                Box::new(move || {
-                    let mut c = sandboxed(&[prog]);
-                    c.args(args).arg(input);
-                    c
-                }),
-            ));
-        }
+        let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        all.push(input.as_os_str());
         // The exit-heavy one also without switchless calls, for comparison.
-        let exits_id = format!("sandbox/{id}_sandboxed_exits");
-        if id == "sha256_256m" && wanted(&exits_id) {
-            variants.push((
-                exits_id,
-                Box::new(move || {
-                    let mut c = sandboxed_exits(&[prog]);
-                    c.args(args).arg(input);
-                    c
-                }),
-            ));
-        }
+        let mut variants = Vec::new();
+        variants_of(&mut variants, &wanted, id, prog, &all, id == "sha256_256m");
         measure_interleaved(cpu_runs, &variants);
     }
 }

@@ -288,15 +288,6 @@ pub fn prepare_named(
     unreachable!("the loop returns at depth MAX_SCRIPT_DEPTH")
 }
 
-impl Prepared {
-    /// The descriptors of the files it holds open (a supervisor protects them from the
-    /// program's other threads until [`load_prepared`] has mapped and closed them).
-    pub fn fds(&self) -> Vec<i32> {
-        use std::os::fd::AsRawFd;
-        self.file.iter().chain(self.interp_file.iter()).map(|f| f.as_raw_fd()).collect()
-    }
-}
-
 /// Loads the program at `path` into `mm` (which must be empty) and builds its initial stack.
 pub fn load(mm: &mut Mm, path: &Path, args: &Args<'_>) -> Result<Loaded, ExecError> {
     let mut p = prepare(path, args.argv)?;
