@@ -32,7 +32,7 @@ pub struct VmConfig {
     /// 512 GiB with 4 KiB pages.
     pub page_table_bytes: u64,
     /// Guest-physical (and host-virtual) address of the system area, or `None` for the first free
-    /// spot from half the guest-physical width upwards.
+    /// spot from half the guest-physical width (at most `2^46`) upwards.
     pub system_base: Option<u64>,
     /// Put every KVM descriptor (`/dev/kvm`, the VM, each vCPU) at the lowest free number at or
     /// above this floor, so that a program in the guest that opens files gets the numbers it
@@ -50,6 +50,19 @@ pub struct VmConfig {
     /// Without a polling thread it costs a few instructions per call. `false`: the shared
     /// doorbell stub. No effect on VT-x/AMD-V hosts.
     pub switchless: bool,
+}
+
+/// Where the system area goes unless [`VmConfig::system_base`] says: half the guest-physical
+/// width, `2^(w-1)`, so that everything below it (the program's range) is identity mapped and
+/// the window above `2^w - 2^(w-2)` stays clear; but never above `2^46`. A host user address
+/// space is 47 bits with 4-level paging (`TASK_SIZE_MAX`, arch/x86/include/asm/page_64_types.h;
+/// with LA57 the kernel hands out higher addresses only when asked), and the guest's own
+/// 4-level page tables reach only the canonical lower half `[0, 2^47)`: on a host reporting 48
+/// bits or more (AMD EPYC hosts of kvm_pvm report 48), `2^(w-1)` would lie at or above the top
+/// of user space and no mapping could be placed there. `2^46` keeps the program range 64 TiB
+/// and stays below where Linux puts PIE executables (`0x55...`) and mmaps (`0x7f...`).
+pub(crate) fn default_system_base(width: u8) -> u64 {
+    1u64 << (width.min(47) - 1)
 }
 
 impl Default for VmConfig {
@@ -276,7 +289,7 @@ impl Vm {
         pt_len: u64,
     ) -> Result<(HostMapping, HostMapping), VmError> {
         let stride = (sys_len + pt_len + PAGE_1G).next_multiple_of(PAGE_1G) + PAGE_1G;
-        let first = cfg.system_base.unwrap_or(1u64 << (width - 1));
+        let first = cfg.system_base.unwrap_or_else(|| default_system_base(width));
         let mut last_err = None;
         for k in 0..256u64 {
             let base = first + k * stride;
@@ -673,5 +686,22 @@ impl Vm {
 
     pub(crate) fn unregister_running(&self, k: &KickHandle) {
         self.running.lock().unwrap().retain(|x| !x.same(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_system_base;
+
+    #[test]
+    fn system_base_stays_in_the_user_half() {
+        // kvm_pvm on Intel (46 bits), VT-x hosts (39..=46), AMD EPYC hosts (48), LA57-class (52).
+        assert_eq!(default_system_base(39), 1 << 38);
+        assert_eq!(default_system_base(46), 1 << 45);
+        assert_eq!(default_system_base(48), 1 << 46);
+        assert_eq!(default_system_base(52), 1 << 46);
+        for w in 32..=52 {
+            assert!(default_system_base(w) < 1 << 47);
+        }
     }
 }
