@@ -9,6 +9,20 @@
 //! at the leaf. 1 GiB pages are never used for mappings (they fail on kvm_pvm, and the start-up
 //! probe only tests them).
 //!
+//! ## Page-table pages are never reused
+//! A page-table page, once linked into the tree, stays where it is and covers the same range of
+//! guest-virtual addresses for the life of the tables: a 2 MiB slot that has a page table keeps
+//! it when the whole slot is mapped again (its 512 entries are rewritten), and unmapping clears
+//! entries without detaching tables. A shadow-paging host (kvm_pvm) keeps a shadow page per
+//! guest page-table page, keyed by its guest-physical address, and does not see the runtime's
+//! writes to the tables (they are host writes, not guest writes): had a freed table been reused
+//! for another range, the host's shadow of it, still holding translations of the old range,
+//! would have been linked in for the new one, so that guest stores to the new range went to the
+//! old range's pages (the `mremap` corruption CPython's test suite found: a restored 2 MiB
+//! mapping freed a table, the next mapping got it). Hardware page walkers (EPT/NPT) can cache
+//! the same stale paging-structure entries until a flush. The cost: tables are only given back
+//! when the whole tree goes (`execve` keeps them; the arena bounds them).
+//!
 //! ## TLB consistency
 //! Adding permissions never needs a flush: a stale, less permissive translation only causes a
 //! spurious fault that KVM or the runtime resolves by re-walking. Removing or changing a
@@ -151,7 +165,6 @@ impl Walk {
 pub struct PageTables {
     arena: HostMapping,
     next: u64,
-    free: Vec<u64>,
     root: u64,
     in_use: u64,
 }
@@ -178,7 +191,7 @@ fn check_range(gva: u64, len: u64) -> Result<(), MapError> {
 impl PageTables {
     /// Creates empty page tables (one zeroed PML4) in `arena`, whose HVA must equal its GPA.
     pub(crate) fn new(arena: HostMapping) -> Result<Self, MapError> {
-        let mut pt = PageTables { arena, next: 0, free: Vec::new(), root: 0, in_use: 0 };
+        let mut pt = PageTables { arena, next: 0, root: 0, in_use: 0 };
         pt.root = pt.alloc()?;
         Ok(pt)
     }
@@ -199,14 +212,11 @@ impl PageTables {
     }
 
     fn alloc(&mut self) -> Result<u64, MapError> {
-        let off = match self.free.pop() {
-            Some(off) => off,
-            None if self.next + PAGE_4K <= self.arena.len() => {
-                self.next += PAGE_4K;
-                self.next - PAGE_4K
-            }
-            None => return Err(MapError::OutOfPageTables { pages: self.in_use }),
-        };
+        if self.next + PAGE_4K > self.arena.len() {
+            return Err(MapError::OutOfPageTables { pages: self.in_use });
+        }
+        let off = self.next;
+        self.next += PAGE_4K;
         self.arena.zero(off, PAGE_4K);
         self.in_use += 1;
         Ok(self.arena.addr() + off)
@@ -268,15 +278,15 @@ impl PageTables {
         let mut off = 0;
         while off < len {
             let (va, pa) = (gva + off, gpa + off);
-            let big = huge && va % PAGE_2M == 0 && pa % PAGE_2M == 0 && len - off >= PAGE_2M;
             let pdpt = self.descend(self.root, index(va, 4), 4)?;
             let pd = self.descend(pdpt, index(va, 3), 3)?;
+            let fits = huge && va % PAGE_2M == 0 && pa % PAGE_2M == 0 && len - off >= PAGE_2M;
+            // A 2 MiB slot that already has a page table keeps it (see the module docs,
+            // "Page-table pages are never reused"): its 512 entries are rewritten instead.
+            let old = self.load(pd, index(va, 2));
+            let big = fits && (old & PTE_P == 0 || old & PTE_PS != 0);
             if big {
-                let old = self.load(pd, index(va, 2));
                 flush = flush.or(Self::replaced(old, pa | perms.bits() | PTE_PS));
-                if old & PTE_P != 0 && old & PTE_PS == 0 {
-                    self.release(old & PTE_ADDR, 1);
-                }
                 self.store(pd, index(va, 2), pa | perms.bits() | PTE_PS);
                 off += PAGE_2M;
             } else {
@@ -302,20 +312,6 @@ impl PageTables {
         } else {
             Flush::Needed
         }
-    }
-
-    /// Frees a table at `level` and everything below it.
-    fn release(&mut self, table: u64, level: u8) {
-        if level > 1 {
-            for i in 0..512 {
-                let e = self.load(table, i);
-                if e & PTE_P != 0 && e & PTE_PS == 0 {
-                    self.release(e & PTE_ADDR, level - 1);
-                }
-            }
-        }
-        self.free.push(table - self.arena.addr());
-        self.in_use -= 1;
     }
 
     /// Applies `f` to every present leaf in `[gva, gva + len)`, splitting 2 MiB pages that the
@@ -423,7 +419,8 @@ impl PageTables {
         let pdpt = self.descend(self.root, index(gva, 4), 4)?;
         let old = self.load(pdpt, index(gva, 3));
         if old & PTE_P != 0 && old & PTE_PS == 0 {
-            self.release(old & PTE_ADDR, 2);
+            // A page directory is in the way; it is never detached (no table is ever freed).
+            return Err(MapError::Reserved { gva, len: PAGE_1G });
         }
         self.store(pdpt, index(gva, 3), gpa | perms.bits() | PTE_PS);
         Ok(())
@@ -521,13 +518,28 @@ mod tests {
     }
 
     #[test]
-    fn remap_over_huge_frees_tables() {
+    fn a_slot_with_a_table_keeps_it() {
         let mut pt = tables();
         let _ = pt.map(0x20_0000, 0x20_0000, 0x1000, Perms::USER_R, false).unwrap();
-        let before = pt.pages_in_use();
-        assert_eq!(before, 4);
-        let f = pt.map(0x20_0000, 0x20_0000, PAGE_2M, Perms::USER_R, true).unwrap();
+        assert_eq!(pt.pages_in_use(), 4);
+        let table = pt.walk(0x20_0000).entries[2].1 & PTE_ADDR;
+        // Mapping the whole 2 MiB slot again (huge allowed) rewrites the table's entries.
+        let f = pt.map(0x20_0000, 0x40_0000, PAGE_2M, Perms::USER_RW, true).unwrap();
         assert_eq!(f, Flush::Needed);
-        assert_eq!(pt.pages_in_use(), 3);
+        assert_eq!(pt.pages_in_use(), 4);
+        assert_eq!(pt.walk(0x20_0000).entries[2].1 & PTE_ADDR, table);
+        for off in [0, 0x1000, PAGE_2M - 0x1000] {
+            let t = pt.translate(0x20_0000 + off).unwrap();
+            assert_eq!((t.gpa, t.perms, t.page_size), (0x40_0000 + off, Perms::USER_RW, PAGE_4K));
+        }
+        // Unmapping and mapping elsewhere never hands the table to another range: a new range
+        // gets a new table.
+        let _ = pt.unmap(0x20_0000, PAGE_2M).unwrap();
+        let _ = pt.map(0x60_0000, 0x60_0000, 0x1000, Perms::USER_R, false).unwrap();
+        assert_eq!(pt.pages_in_use(), 5);
+        assert_ne!(pt.walk(0x60_0000).entries[2].1 & PTE_ADDR, table);
+        // A slot that never had a table still gets a 2 MiB page.
+        let _ = pt.map(0x80_0000, 0x80_0000, PAGE_2M, Perms::USER_R, true).unwrap();
+        assert_eq!(pt.translate(0x80_0000).unwrap().page_size, PAGE_2M);
     }
 }

@@ -82,3 +82,44 @@ fn walk_reports_accessed_and_dirty_bits() {
     assert!(t.accessed && t.dirty);
     assert!(!env.vm.translate(p + 4096).unwrap().dirty);
 }
+
+/// Page-table pages are never reused for another range (paging.rs, "Page-table pages are never
+/// reused"). The sequence below is the one that corrupted CPython's buffers on a shadow-paging
+/// host: a 2 MiB slot whose 4 KiB pages the guest has used is mapped again as a whole without a
+/// host change (the old code replaced its page table by a 2 MiB page and freed the table), then
+/// another slot gets a table (the old code handed it the freed one, whose shadow still held the
+/// first slot's translations), and the guest's stores to the second slot landed in the first.
+#[test]
+fn remapping_a_slot_never_moves_its_page_table_to_another_range() {
+    let Some(mut env) =
+        Env::new("dune::memory::remapping_a_slot_never_moves_its_page_table_to_another_range")
+    else {
+        return;
+    };
+    const M2: u64 = 2 << 20;
+    let raw = common::host_pages(4 * M2);
+    let base = raw.next_multiple_of(M2);
+    let (r1, r2) = (base, base + M2);
+    // SAFETY: memory this test owns and only touches through raw pointers.
+    unsafe { env.vm.add_memory(raw, 4 * M2, false).unwrap() };
+    // r1 in 4 KiB pages (the first page alone, so the slot gets a page table); the guest
+    // touches 16 of them.
+    env.vm.map(r1, 4096, Perms::USER_RW).unwrap();
+    env.vm.map(r1 + 4096, M2 - 4096, Perms::USER_RW).unwrap();
+    for i in 0..16 {
+        let _ = report(env.call(g::g_store(), &[r1 + i * 4096 + 8, 0x1000 + i]), 1);
+    }
+    // The whole slot again, same rights, nothing changed on the host.
+    env.vm.map_host_coherent(r1, M2, Perms::USER_RW).unwrap();
+    // r2 gets a page table; the guest stores into its first 16 pages.
+    env.vm.map(r2, 4096, Perms::USER_RW).unwrap();
+    env.vm.map(r2 + 4096, M2 - 4096, Perms::USER_RW).unwrap();
+    for i in 0..16 {
+        let _ = report(env.call(g::g_store(), &[r2 + i * 4096 + 8, 0x2000 + i]), 1);
+    }
+    for i in 0..16 {
+        assert_eq!(read(r2 + i * 4096 + 8), 0x2000 + i, "r2 page {i}: the guest store is lost");
+        assert_eq!(read(r1 + i * 4096 + 8), 0x1000 + i, "r1 page {i} was overwritten");
+        assert_eq!(report(env.call(g::g_load(), &[r2 + i * 4096 + 8]), 0), 0x2000 + i);
+    }
+}
