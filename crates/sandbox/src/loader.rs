@@ -109,7 +109,10 @@ fn map_segments(
     path: &Path,
 ) -> Result<(), ExecError> {
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
     let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let meta = file.metadata().map_err(|_| nomem(path))?;
+    let file_id = crate::mm::FileId { dev: meta.dev(), ino: meta.ino() };
     for seg in &plan.segments {
         let len = seg.end - seg.start;
         if !mm.is_free(seg.start, len) {
@@ -122,7 +125,7 @@ fn map_segments(
             0
         };
         if file_part > 0 {
-            let kind = Kind::File { offset: seg.file_offset };
+            let kind = Kind::File { offset: seg.file_offset, file: file_id };
             mm.map_fixed(seg.start, file_part, rw, libc::MAP_PRIVATE, file.as_raw_fd(), kind)
                 .map_err(|_| nomem(path))?;
         }

@@ -51,11 +51,33 @@ pub enum Kind {
     File {
         /// Offset in the file of the mapping's first byte.
         offset: u64,
+        /// Which file (device and inode).
+        file: FileId,
     },
     /// The main stack.
     Stack,
     /// The brk heap.
     Heap,
+}
+
+/// A file's identity: device and inode numbers (`st_dev`, `st_ino`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
+
+impl Kind {
+    /// The same kind for the part of a mapping `delta` bytes further on (a file mapping's
+    /// offset moves with it).
+    pub fn advanced(self, delta: u64) -> Kind {
+        match self {
+            Kind::File { offset, file } => Kind::File { offset: offset + delta, file },
+            k => k,
+        }
+    }
 }
 
 /// One mapping of the program.
@@ -71,6 +93,73 @@ pub struct Vma {
     pub shared: bool,
     /// What it is.
     pub kind: Kind,
+    /// The `madvise` flags the program set on it ([`Advice`] bits): like Linux's VMA flags,
+    /// mappings differing in them are not merged, and a mapping grown in place keeps them.
+    pub advice: u16,
+}
+
+/// `madvise` advice that sets a flag on the mapping rather than acting on its pages
+/// (mm/madvise.c, `madvise_update_vma`), as bits of [`Vma::advice`]. Each pair clears the
+/// other's bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Advice;
+
+impl Advice {
+    /// `MADV_RANDOM` (`VM_RAND_READ`).
+    pub const RANDOM: u16 = 1 << 0;
+    /// `MADV_SEQUENTIAL` (`VM_SEQ_READ`).
+    pub const SEQUENTIAL: u16 = 1 << 1;
+    /// `MADV_DONTFORK` (`VM_DONTCOPY`): emulated, never given to the host, whose child would
+    /// get a hole in the program range; the child's copy reserves the range instead.
+    pub const DONTFORK: u16 = 1 << 2;
+    /// `MADV_WIPEONFORK` (`VM_WIPEONFORK`).
+    pub const WIPEONFORK: u16 = 1 << 3;
+    /// `MADV_DONTDUMP` (`VM_DONTDUMP`).
+    pub const DONTDUMP: u16 = 1 << 4;
+    /// `MADV_HUGEPAGE` (`VM_HUGEPAGE`).
+    pub const HUGEPAGE: u16 = 1 << 5;
+    /// `MADV_NOHUGEPAGE` (`VM_NOHUGEPAGE`).
+    pub const NOHUGEPAGE: u16 = 1 << 6;
+    /// `MADV_MERGEABLE` (`VM_MERGEABLE`).
+    pub const MERGEABLE: u16 = 1 << 7;
+
+    /// For a flag-setting `advice`: (bits it sets, bits it clears, whether the host gets the
+    /// advice). `None` for advice that acts on pages (`MADV_DONTNEED`, ...).
+    pub fn of(advice: i32) -> Option<(u16, u16, bool)> {
+        let a = |set: u16, clear: u16| Some((set, clear, true));
+        match advice {
+            libc::MADV_NORMAL => a(0, Self::RANDOM | Self::SEQUENTIAL),
+            libc::MADV_RANDOM => a(Self::RANDOM, Self::SEQUENTIAL),
+            libc::MADV_SEQUENTIAL => a(Self::SEQUENTIAL, Self::RANDOM),
+            libc::MADV_DONTFORK => Some((Self::DONTFORK, 0, false)),
+            libc::MADV_DOFORK => Some((0, Self::DONTFORK, false)),
+            libc::MADV_WIPEONFORK => a(Self::WIPEONFORK, 0),
+            libc::MADV_KEEPONFORK => a(0, Self::WIPEONFORK),
+            libc::MADV_DONTDUMP => a(Self::DONTDUMP, 0),
+            libc::MADV_DODUMP => a(0, Self::DONTDUMP),
+            libc::MADV_HUGEPAGE => a(Self::HUGEPAGE, Self::NOHUGEPAGE),
+            libc::MADV_NOHUGEPAGE => a(Self::NOHUGEPAGE, Self::HUGEPAGE),
+            libc::MADV_MERGEABLE => a(Self::MERGEABLE, 0),
+            libc::MADV_UNMERGEABLE => a(0, Self::MERGEABLE),
+            _ => None,
+        }
+    }
+
+    /// The host advice that re-creates `bits` on a new host mapping (a part grown in place).
+    fn host_advice(bits: u16) -> impl Iterator<Item = i32> {
+        [
+            (Self::RANDOM, libc::MADV_RANDOM),
+            (Self::SEQUENTIAL, libc::MADV_SEQUENTIAL),
+            (Self::WIPEONFORK, libc::MADV_WIPEONFORK),
+            (Self::DONTDUMP, libc::MADV_DONTDUMP),
+            (Self::HUGEPAGE, libc::MADV_HUGEPAGE),
+            (Self::NOHUGEPAGE, libc::MADV_NOHUGEPAGE),
+            (Self::MERGEABLE, libc::MADV_MERGEABLE),
+        ]
+        .into_iter()
+        .filter(move |(b, _)| bits & b != 0)
+        .map(|(_, a)| a)
+    }
 }
 
 /// The program's brk heap.
@@ -110,12 +199,15 @@ pub const HUGE: u64 = 2 << 20;
 /// Whether `b` continues `a` (touching, same rights and sharing, same kind of memory: both
 /// anonymous, or the same file at contiguous offsets); returns the merged kind.
 fn mergeable(a: &Vma, b: &Vma) -> Option<Kind> {
-    if a.end != b.start || a.prot != b.prot || a.shared != b.shared {
+    if a.end != b.start || a.prot != b.prot || a.shared != b.shared || a.advice != b.advice {
         return None;
     }
     match (a.kind, b.kind) {
-        (Kind::File { offset: x }, Kind::File { offset: y })
-            if !a.shared && y == x + (a.end - a.start) =>
+        // The same file at contiguous offsets. (Linux also wants the same open file
+        // description; merging a little more than Linux only ever lets an mremap through
+        // that Linux would refuse with EFAULT.)
+        (Kind::File { offset: x, file: f }, Kind::File { offset: y, file: g })
+            if f == g && y == x + (a.end - a.start) =>
         {
             Some(a.kind)
         }
@@ -124,6 +216,63 @@ fn mergeable(a: &Vma, b: &Vma) -> Option<Kind> {
         (k, _) if !a.shared => Some(k),
         _ => None,
     }
+}
+
+/// Gives the host the advice that re-creates the [`Advice`] bits `bits` on `[addr, addr + len)`
+/// (program memory just mapped). Advice only: failures change nothing the program relies on.
+fn host_advise(addr: u64, len: u64, bits: u16) {
+    for a in Advice::host_advice(bits) {
+        #[allow(unsafe_code)]
+        // SAFETY: the caller's range is program memory inside the program range; this advice
+        // only sets flags on it.
+        let _ = unsafe { sys::madvise(addr, len, a) };
+    }
+}
+
+/// Whether `v` maps a file.
+fn is_file(v: &Vma) -> bool {
+    matches!(v.kind, Kind::File { .. })
+}
+
+/// Moves one host VMA `[s, s + len)` to `t`, growing it by `grow` bytes (the host continues
+/// its file or shared object). Returns whether the source stayed mapped (emptied, with
+/// `MREMAP_DONTUNMAP`) rather than being reserved again. `dontunmap` is the program's
+/// `MREMAP_DONTUNMAP`, which must then hold for every piece.
+fn move_piece(s: u64, len: u64, grow: u64, t: u64, dontunmap: bool) -> Result<bool, Errno> {
+    if grow == 0 {
+        #[allow(unsafe_code)]
+        // SAFETY: both ranges are inside the program range (checked by the callers).
+        match unsafe { sys::mremap_fixed(s, len, len, t, true) } {
+            Ok(_) => return Ok(true),
+            // Mappings the host cannot keep (VM_DONTEXPAND, VM_PFNMAP) move the plain way,
+            // unless the program asked for MREMAP_DONTUNMAP itself.
+            Err(e) if e == Errno::EINVAL && !dontunmap => {}
+            Err(e) => return Err(e),
+        }
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: both ranges are inside the program range (checked by the callers).
+    unsafe { sys::mremap_fixed(s, len, len + grow, t, false) }?;
+    reserve_hole(s, len);
+    Ok(false)
+}
+
+/// Reserves `[addr, addr + len)` again right after the host's `mremap` left it a hole. Another
+/// supervisor thread's mapping could only land there by asking for exactly that address: the
+/// host's allocator places mappings top-down and always finds room above the system area
+/// first. Should it happen anyway, foreign memory would sit in the program range, which the
+/// runtime cannot allow: the sandbox ends.
+fn reserve_hole(addr: u64, len: u64) {
+    if sys::reserve(addr, len, true).is_err() {
+        fatal_address_space("the hole mremap left was taken", addr, len);
+    }
+}
+
+/// Ends the sandbox because the program range can no longer be trusted to hold only program
+/// memory (a broken invariant of the runtime, never a decision the program can provoke).
+fn fatal_address_space(what: &str, addr: u64, len: u64) -> ! {
+    eprintln!("sandbox: internal error: {what} ({addr:#x}+{len:#x}); ending the sandbox");
+    sys::exit_now(crate::cli::EXIT_RUNTIME)
 }
 
 /// Guest rights for `prot`, or `None` for `PROT_NONE` (unmapped in the guest).
@@ -291,10 +440,7 @@ impl Mm {
                 self.vmas.insert(v.start, Vma { end: start, ..v });
             }
             if v.end > end {
-                let kind = match v.kind {
-                    Kind::File { offset } => Kind::File { offset: offset + (end - v.start) },
-                    k => k,
-                };
+                let kind = v.kind.advanced(end - v.start);
                 self.vmas.insert(end, Vma { start: end, kind, ..v });
             }
         }
@@ -323,12 +469,28 @@ impl Mm {
         fd: i32,
         kind: Kind,
     ) -> Result<u64, Errno> {
+        self.map_fixed_advised(addr, len, prot, flags, fd, kind, 0)
+    }
+
+    /// [`Mm::map_fixed`] with the [`Advice`] bits `advice` already set (on the host too), for
+    /// the part of a mapping grown in place, which keeps its mapping's flags as in Linux.
+    #[allow(clippy::too_many_arguments)]
+    fn map_fixed_advised(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        flags: i32,
+        fd: i32,
+        kind: Kind,
+        advice: u16,
+    ) -> Result<u64, Errno> {
         debug_assert!(
             self.contains(addr, len) && addr.is_multiple_of(PAGE) && len.is_multiple_of(PAGE)
         );
         self.cover(addr, addr + len)?;
         let off = match kind {
-            Kind::File { offset } => offset,
+            Kind::File { offset, .. } => offset,
             _ => 0,
         };
         #[allow(unsafe_code)]
@@ -337,14 +499,10 @@ impl Mm {
         unsafe {
             sys::mmap_fixed(addr, len, prot, flags, fd, off)?
         };
-        let private_anon = flags & (libc::MAP_ANONYMOUS | libc::MAP_SHARED) == libc::MAP_ANONYMOUS;
-        if self.huge_pages && private_anon && (len >= HUGE || kind == Kind::Heap) {
-            #[allow(unsafe_code)]
-            // SAFETY: the range is inside the program range (see above).
-            unsafe {
-                sys::advise_huge_pages(addr, len)
-            };
+        if flags & (libc::MAP_ANONYMOUS | libc::MAP_SHARED) == libc::MAP_ANONYMOUS {
+            self.advise_huge(addr, len, kind, advice);
         }
+        host_advise(addr, len, advice);
         if let Err(e) = self.guest_map(addr, len, prot) {
             let _ = sys::reserve(addr, len, false);
             let _ = self.vm.unmap(addr, len);
@@ -352,8 +510,24 @@ impl Mm {
             return Err(e);
         }
         let shared = flags & libc::MAP_SHARED != 0;
-        self.insert(Vma { start: addr, end: addr + len, prot, shared, kind });
+        self.insert(Vma { start: addr, end: addr + len, prot, shared, kind, advice });
         Ok(addr)
+    }
+
+    /// Asks for transparent huge pages on new private anonymous memory `[addr, addr + len)`
+    /// where [`Mm`]'s `huge_pages` says so: mappings of [`HUGE`] bytes or more, and the heap.
+    fn advise_huge(&self, addr: u64, len: u64, kind: Kind, advice: u16) {
+        if self.huge_pages
+            && advice & Advice::NOHUGEPAGE == 0
+            && (len >= HUGE || kind == Kind::Heap)
+        {
+            #[allow(unsafe_code)]
+            // SAFETY: the range is program memory inside the program range (every caller has
+            // just mapped it there); the advice changes no contents.
+            unsafe {
+                sys::advise_huge_pages(addr, len)
+            };
+        }
     }
 
     /// Unmaps `[addr, addr + len)`: the guest mapping first, then the host range is reserved
@@ -398,16 +572,21 @@ impl Mm {
         for v in pieces {
             let s = v.start.max(addr);
             let e = v.end.min(addr + len);
-            let kind = match v.kind {
-                Kind::File { offset } => Kind::File { offset: offset + (s - v.start) },
-                k => k,
-            };
+            let kind = v.kind.advanced(s - v.start);
             self.insert(Vma { start: s, end: e, prot, kind, ..v });
         }
         Ok(())
     }
 
-    /// `mremap`. `new_addr` is used with `MREMAP_FIXED`. Returns the new address.
+    /// `mremap` (mm/mremap.c): `new_addr` is used with `MREMAP_FIXED`. Returns the new address.
+    ///
+    /// Growing in place, shrinking, moving (`MREMAP_MAYMOVE`, `MREMAP_FIXED`),
+    /// `MREMAP_DONTUNMAP`, and a second mapping of a shared mapping's pages (`old_len` 0) work
+    /// as in Linux. A move is carried out by the host's own `mremap`, one host mapping (VMA) at a
+    /// time (a program mapping grown in place is several host VMAs, which one host `mremap`
+    /// refuses with `EFAULT`), so pages move and are never copied. Errors as Linux gives them;
+    /// on any error the program's memory is as it was, except that a `MREMAP_FIXED` target is
+    /// unmapped (as in Linux, which unmaps it first).
     pub fn remap(
         &mut self,
         old: u64,
@@ -418,57 +597,198 @@ impl Mm {
     ) -> Result<u64, Errno> {
         let maymove = flags & libc::MREMAP_MAYMOVE != 0;
         let fixed = flags & libc::MREMAP_FIXED != 0;
-        if flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) != 0 || (fixed && !maymove) {
+        let dontunmap = flags & sys::MREMAP_DONTUNMAP != 0;
+        let known = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | sys::MREMAP_DONTUNMAP;
+        if flags & !known != 0 || ((fixed || dontunmap) && !maymove) {
+            return Err(Errno::EINVAL);
+        }
+        if !old.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
         let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
         let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
-        if !old.is_multiple_of(PAGE) || new_len == 0 || old_len == 0 {
+        if new_len == 0 || (dontunmap && old_len != new_len) {
             return Err(Errno::EINVAL);
         }
+        if fixed
+            && (!new_addr.is_multiple_of(PAGE)
+                || !self.contains(new_addr, new_len)
+                || (new_addr < old + old_len && old < new_addr + new_len))
+        {
+            return Err(Errno::EINVAL);
+        }
+        // Linux looks up the mapping at `old` first (mm/mremap.c, `vma_lookup`).
         let vma = *self.vma_at(old).ok_or(Errno::EFAULT)?;
-        if old + old_len > vma.end {
+        if old_len == 0 {
+            // A second mapping of the same pages: shared mappings only (Linux refuses private
+            // ones with EINVAL).
+            if !vma.shared {
+                return Err(Errno::EINVAL);
+            }
+            let target = if fixed { new_addr } else { self.free_for(new_len)? };
+            return self.duplicate_shared(vma, old, new_len, target);
+        }
+        if fixed && old + old_len > vma.end && old_len == new_len && sys::host_moves_many_vmas() {
+            // Linux 6.17 and later move a range of several mappings (and the gaps between
+            // them) to a fixed address when its size stays; the host kernel says whether
+            // this one does, so that the program sees its semantics.
+            return self.move_many(old, old_len, new_addr, dontunmap);
+        }
+        if fixed && new_len < old_len {
+            // The end is unmapped and what is left moves (mm/mremap.c, `mremap_to`); what is
+            // left must be one mapping, which Linux 6.17 and later check before unmapping
+            // anything (6.1 unmapped the end first).
+            if old + new_len > vma.end {
+                return Err(Errno::EFAULT);
+            }
+            self.unmap(old + new_len, old_len - new_len)?;
+            let vma = *self.vma_at(old).ok_or(Errno::EFAULT)?;
+            return self.move_pages(vma, old, new_len, new_len, new_addr, false);
+        }
+        if (fixed || dontunmap || new_len > old_len) && old + old_len > vma.end {
             return Err(Errno::EFAULT);
         }
         if fixed {
-            if !new_addr.is_multiple_of(PAGE) || !self.contains(new_addr, new_len) {
-                return Err(Errno::EINVAL);
-            }
-            if new_addr < old + old_len && old < new_addr + new_len {
-                return Err(Errno::EINVAL);
-            }
-            return self.move_pages(vma, old, old_len, new_len, new_addr);
+            return self.move_pages(vma, old, old_len, new_len, new_addr, dontunmap);
+        }
+        if dontunmap {
+            let target = self.free_for(new_len)?;
+            return self.move_pages(vma, old, old_len, new_len, target, true);
         }
         if new_len <= old_len {
+            // Shrinking only unmaps the end, whatever mappings it spans.
             if new_len < old_len {
                 self.unmap(old + new_len, old_len - new_len)?;
             }
             return Ok(old);
         }
         // Grow in place when the pages after it are free and the mapping can simply be
-        // extended with the same kind of memory.
+        // extended with the same kind of memory (private anonymous: zero pages).
         let tail = old + old_len;
         let extra = new_len - old_len;
         if tail == vma.end && self.is_free(tail, extra) {
-            let ext = match vma.kind {
-                Kind::Anon | Kind::Heap | Kind::Stack if !vma.shared => Some((Kind::Anon, -1)),
-                _ => None,
-            };
-            if let Some((kind, fd)) = ext {
+            if !vma.shared && !is_file(&vma) {
                 let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
-                self.map_fixed(tail, extra, vma.prot, flags, fd, kind)?;
-                return Ok(old);
+                self.map_fixed_advised(tail, extra, vma.prot, flags, -1, Kind::Anon, vma.advice)?;
+            } else {
+                self.grow_in_place(vma, tail, extra)?;
             }
+            return Ok(old);
         }
         if !maymove {
             return Err(Errno::ENOMEM);
         }
-        let target = self.find_free(new_len, PAGE, self.mmap_top).ok_or(Errno::ENOMEM)?;
-        self.move_pages(vma, old, old_len, new_len, target)
+        let target = self.free_for(new_len)?;
+        self.move_pages(vma, old, old_len, new_len, target, false)
     }
 
-    /// Moves `[old, old + old_len)` of `vma` to `target` with size `new_len` (host `mremap`),
-    /// re-reserving the source.
+    /// Grows a file or shared mapping `vma` in place by `[tail, tail + extra)` (free in the
+    /// records): the host's own `mremap` grows its last host VMA, which continues the file or
+    /// shared object. That needs the pages after it to be a hole for the length of one call;
+    /// see [`reserve_hole`] for why nothing else can land there.
+    fn grow_in_place(&mut self, vma: Vma, tail: u64, extra: u64) -> Result<(), Errno> {
+        let pieces = sys::host_vmas(vma.start, tail)?;
+        let &(s, e) = pieces.last().ok_or(Errno::EFAULT)?;
+        if e != tail {
+            return Err(Errno::EFAULT);
+        }
+        self.cover(tail, tail + extra)?;
+        self.guest_map(tail, extra, vma.prot)?;
+        #[allow(unsafe_code)]
+        // SAFETY: `[tail, tail + extra)` is reservation inside the program range (free in the
+        // records); `[s, tail)` is program memory. Both calls only change those ranges.
+        let grown = unsafe {
+            sys::unmap(tail, extra).and_then(|_| sys::mremap_in_place(s, e - s, e - s + extra))
+        };
+        if let Err(err) = grown {
+            reserve_hole(tail, extra);
+            let _ = self.vm.unmap_host_coherent(tail, extra);
+            return Err(err);
+        }
+        let kind = vma.kind.advanced(tail - vma.start);
+        self.insert(Vma { start: tail, end: tail + extra, kind, ..vma });
+        Ok(())
+    }
+
+    /// `madvise(addr, len, advice)` on the program's mappings (mm/madvise.c): the advice goes to
+    /// each mapped part, never to the reservation between them, and flag-setting advice is
+    /// recorded ([`Advice`]; `MADV_DONTFORK` only recorded, see there). `len` is page aligned,
+    /// the range inside the program range. Errors: the host's for the advice, then `ENOMEM` if
+    /// part of the range is not mapped (after the mapped parts got the advice, as in Linux).
+    pub fn advise(&mut self, addr: u64, len: u64, advice: i32) -> Result<(), Errno> {
+        let end = addr + len;
+        let parts: Vec<Vma> = self
+            .vmas
+            .range(..end)
+            .rev()
+            .take_while(|(_, v)| v.end > addr)
+            .map(|(_, v)| {
+                let start = v.start.max(addr);
+                let kind = v.kind.advanced(start - v.start);
+                Vma { start, end: v.end.min(end), kind, ..*v }
+            })
+            .collect();
+        let mapped: u64 = parts.iter().map(|v| v.end - v.start).sum();
+        let flags = Advice::of(advice);
+        for v in parts.iter().rev() {
+            let n = v.end - v.start;
+            if flags.is_none_or(|(_, _, host)| host) {
+                #[allow(unsafe_code)]
+                // SAFETY: `v` is a program mapping (clipped to the range), inside the program
+                // range.
+                unsafe { sys::madvise(v.start, n, advice) }?;
+            }
+            if let Some((set, clear, _)) = flags {
+                self.cut(v.start, v.end);
+                self.insert(Vma { advice: (v.advice & !clear) | set, ..*v });
+            }
+        }
+        if mapped < len { Err(Errno::ENOMEM) } else { Ok(()) }
+    }
+
+    /// Whether every page of `[addr, addr + len)` is mapped (`len` page aligned), as calls that
+    /// act on mappings (`msync`, `mincore`) require (`ENOMEM` otherwise).
+    pub fn is_mapped(&self, addr: u64, len: u64) -> bool {
+        self.contains(addr, len) && self.fully_mapped(addr, addr + len)
+    }
+
+    /// `mremap(old, len, len, MREMAP_MAYMOVE | MREMAP_FIXED [| MREMAP_DONTUNMAP], target)`
+    /// of a range that spans several mappings: the target is unmapped, then every mapping in
+    /// the range moves to the same offset from `target` (gaps stay gaps). A failure leaves the
+    /// mappings moved so far where they went, as in Linux (mm/mremap.c, `remap_move`).
+    fn move_many(
+        &mut self,
+        old: u64,
+        len: u64,
+        target: u64,
+        dontunmap: bool,
+    ) -> Result<u64, Errno> {
+        self.unmap(target, len)?;
+        let parts: Vec<Vma> = self
+            .vmas
+            .range(..old + len)
+            .rev()
+            .take_while(|(_, v)| v.end > old)
+            .map(|(_, v)| *v)
+            .collect();
+        for v in parts.into_iter().rev() {
+            let (s, e) = (v.start.max(old), v.end.min(old + len));
+            self.move_pages(v, s, e - s, e - s, target + (s - old), dontunmap)?;
+        }
+        Ok(target)
+    }
+
+    /// A free range of `len` bytes for a moved mapping, top-down as Linux places mappings.
+    fn free_for(&self, len: u64) -> Result<u64, Errno> {
+        self.find_free(len, PAGE, self.mmap_top).ok_or(Errno::ENOMEM)
+    }
+
+    /// Moves `[old, old + old_len)` of `vma` to `[target, target + new_len)`, growing (with
+    /// zero pages, or the continuation of the file or shared object) or shrinking it. Each host
+    /// VMA of the source moves with its own host `mremap` (`MREMAP_DONTUNMAP` where the host
+    /// allows, so the source is never a hole: it stays mapped, emptied, until it is reserved
+    /// again in one `mmap(MAP_FIXED)`); `dontunmap` keeps the emptied source for the program,
+    /// as `MREMAP_DONTUNMAP` does. On failure every piece moved so far goes back.
     fn move_pages(
         &mut self,
         vma: Vma,
@@ -476,36 +796,105 @@ impl Mm {
         old_len: u64,
         new_len: u64,
         target: u64,
+        dontunmap: bool,
     ) -> Result<u64, Errno> {
         self.cover(target, target + new_len)?;
+        let keep = old_len.min(new_len);
+        let pieces = sys::host_vmas(old, old + keep)?;
+        let contiguous = pieces.first().map(|p| p.0) == Some(old)
+            && pieces.last().map(|p| p.1) == Some(old + keep)
+            && pieces.windows(2).all(|w| w[0].1 == w[1].0);
+        if !contiguous {
+            // The records hold memory the host does not have: never expected.
+            tracing::warn!(old, keep, ?pieces, "mremap: host mappings do not match the records");
+            return Err(Errno::EFAULT);
+        }
+        let extra = new_len.saturating_sub(old_len);
+        let anon_growth = extra > 0 && !vma.shared && !is_file(&vma);
+        // Guest page tables first; every page of both ranges then changes on the host.
+        self.guest_map(target, new_len, vma.prot)?;
         let _ = self.vm.unmap_host_coherent(old, old_len);
-        #[allow(unsafe_code)]
-        // SAFETY: both ranges are inside the program range (checked by the callers).
-        let moved = unsafe { sys::mremap_fixed(old, old_len, new_len, target) };
-        if let Err(e) = moved {
+        let restore = |mm: &mut Mm| {
+            let _ = mm.guest_map(old, old_len, vma.prot);
+            // Linux unmaps a MREMAP_FIXED target before it fails; a chosen target was free.
+            let _ = mm.vm.unmap_host_coherent(target, new_len);
+            let _ = sys::reserve(target, new_len, false);
+            mm.cut(target, target + new_len);
+        };
+        if anon_growth {
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+            #[allow(unsafe_code)]
+            // SAFETY: the target range is inside the program range (checked by the callers).
+            let grown = unsafe { sys::mmap_fixed(target + old_len, extra, vma.prot, flags, -1, 0) };
+            if let Err(e) = grown {
+                restore(self);
+                return Err(e);
+            }
+            self.advise_huge(target + old_len, extra, Kind::Anon, vma.advice);
+            host_advise(target + old_len, extra, vma.advice);
+        }
+        // (source, destination, length, whether the source stayed mapped) of each moved piece.
+        let mut moved: Vec<(u64, u64, u64, bool)> = Vec::with_capacity(pieces.len());
+        for (i, &(s, e)) in pieces.iter().enumerate() {
+            let t = target + (s - old);
+            let grow = if i + 1 == pieces.len() && !anon_growth { extra } else { 0 };
+            match move_piece(s, e - s, grow, t, dontunmap) {
+                Ok(kept) => moved.push((s, t, e - s, kept)),
+                Err(err) => {
+                    for &(s, t, len, _) in moved.iter().rev() {
+                        #[allow(unsafe_code)]
+                        // SAFETY: both ranges are inside the program range; the pages go back
+                        // over their emptied (or reserved) source.
+                        if unsafe { sys::mremap_fixed(t, len, len, s, false) }.is_err() {
+                            fatal_address_space(
+                                "could not move pages back after a failed mremap",
+                                s,
+                                len,
+                            );
+                        }
+                    }
+                    restore(self);
+                    return Err(err);
+                }
+            }
+        }
+        if !dontunmap {
+            // The emptied source (and a shrunk mapping's tail) becomes reservation again.
+            let _ = sys::reserve(old, old_len, false);
+            self.cut(old, old + old_len);
+        } else {
             let _ = self.guest_map(old, old_len, vma.prot);
+        }
+        let kind = match vma.kind {
+            Kind::Heap | Kind::Stack => Kind::Anon,
+            k => k.advanced(old - vma.start),
+        };
+        self.insert(Vma { start: target, end: target + new_len, kind, ..vma });
+        Ok(target)
+    }
+
+    /// `mremap(old, 0, new_len)` of a shared mapping: `[target, target + new_len)` maps the same
+    /// pages (the same file or shared object from the same offset).
+    fn duplicate_shared(
+        &mut self,
+        vma: Vma,
+        old: u64,
+        new_len: u64,
+        target: u64,
+    ) -> Result<u64, Errno> {
+        self.cover(target, target + new_len)?;
+        self.guest_map(target, new_len, vma.prot)?;
+        #[allow(unsafe_code)]
+        // SAFETY: the target is inside the program range (checked by the caller); the source
+        // is a program mapping.
+        if let Err(e) = unsafe { sys::mremap_fixed(old, 0, new_len, target, false) } {
+            let _ = self.vm.unmap_host_coherent(target, new_len);
+            let _ = sys::reserve(target, new_len, false);
+            self.cut(target, target + new_len);
             return Err(e);
         }
-        // mremap left a hole at the source: reserve it again at once. Failing means something
-        // else took the hole, which would put foreign memory in the program range: fail closed.
-        if sys::reserve(old, old_len, true).is_err() {
-            eprintln!("sandbox: fatal: could not re-reserve {old:#x}+{old_len:#x} after mremap");
-            std::process::abort();
-        }
-        self.cut(old, old + old_len);
-        self.guest_map(target, new_len, vma.prot)?;
-        let kind = match vma.kind {
-            Kind::File { offset } => Kind::File { offset: offset + (old - vma.start) },
-            Kind::Heap | Kind::Stack => Kind::Anon,
-            k => k,
-        };
-        self.insert(Vma {
-            start: target,
-            end: target + new_len,
-            prot: vma.prot,
-            shared: vma.shared,
-            kind,
-        });
+        let kind = vma.kind.advanced(old - vma.start);
+        self.insert(Vma { start: target, end: target + new_len, kind, ..vma });
         Ok(target)
     }
 
@@ -520,7 +909,8 @@ impl Mm {
     }
 
     /// The same address space in a forked child's new VM: the host memory is the child's copy
-    /// already; slots and guest mappings are rebuilt from the records.
+    /// already; slots and guest mappings are rebuilt from the records. Mappings the program
+    /// marked `MADV_DONTFORK` become reservation.
     pub fn clone_for(&self, vm: Arc<Vm>) -> Result<Mm, Errno> {
         let mut m = Mm {
             vm,
@@ -538,6 +928,12 @@ impl Mm {
         }
         let vmas: Vec<Vma> = m.vmas.values().copied().collect();
         for v in vmas {
+            if v.advice & Advice::DONTFORK != 0 {
+                // Not the child's (MADV_DONTFORK): reservation again, as if never mapped.
+                sys::reserve(v.start, v.end - v.start, false)?;
+                m.vmas.remove(&v.start);
+                continue;
+            }
             m.guest_map(v.start, v.end - v.start, v.prot)?;
         }
         Ok(m)

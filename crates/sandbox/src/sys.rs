@@ -106,22 +106,146 @@ pub unsafe fn mprotect(addr: u64, len: u64, prot: i32) -> SysResult {
     if r < 0 { Err(Errno::last()) } else { Ok(0) }
 }
 
-/// `mremap(old, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, new)`: moves program pages.
+/// `mremap(old, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED [| MREMAP_DONTUNMAP], new)`:
+/// moves program pages. `[old, old + old_len)` must lie in one host mapping (VMA) or the host
+/// refuses with `EFAULT`, after it has already unmapped `[new, new + new_len)`
+/// (mm/mremap.c, `mremap_to`): callers re-reserve the target on any failure. With
+/// `dontunmap` (`old_len == new_len`) the source mapping stays, emptied; without, it is a
+/// hole afterwards that the caller must reserve again at once.
 ///
 /// # Safety
 /// Both ranges must lie inside the program's reserved range.
-pub unsafe fn mremap_fixed(old: u64, old_len: u64, new_len: u64, new: u64) -> SysResult {
+pub unsafe fn mremap_fixed(
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    new: u64,
+    dontunmap: bool,
+) -> SysResult {
+    let mut flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED;
+    if dontunmap {
+        flags |= MREMAP_DONTUNMAP;
+    }
     // SAFETY: caller's contract.
     let p = unsafe {
         libc::mremap(
             old as *mut _,
             old_len as usize,
             new_len as usize,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            flags,
             new as *mut libc::c_void,
         )
     };
     if p == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(p as u64) }
+}
+
+/// `mremap(addr, old_len, new_len, 0)`: grows a host mapping in place (the pages after it must
+/// be a hole) or shrinks it.
+///
+/// # Safety
+/// `[addr, addr + new_len)` must lie inside the program's reserved range.
+pub unsafe fn mremap_in_place(addr: u64, old_len: u64, new_len: u64) -> SysResult {
+    // SAFETY: caller's contract; without MREMAP_MAYMOVE nothing moves.
+    let p = unsafe { libc::mremap(addr as *mut _, old_len as usize, new_len as usize, 0) };
+    if p == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(p as u64) }
+}
+
+/// `munmap` inside the program range, leaving a hole (see `mm::reserve_hole`).
+///
+/// # Safety
+/// `[addr, addr + len)` must lie inside the program's reserved range.
+pub unsafe fn unmap(addr: u64, len: u64) -> SysResult {
+    // SAFETY: caller's contract.
+    let r = unsafe { libc::munmap(addr as *mut _, len as usize) };
+    if r < 0 { Err(Errno::last()) } else { Ok(0) }
+}
+
+/// `madvise` inside the program range.
+///
+/// # Safety
+/// `[addr, addr + len)` must be program memory inside the program's reserved range (advice
+/// such as `MADV_DONTNEED` drops its contents).
+pub unsafe fn madvise(addr: u64, len: u64, advice: i32) -> SysResult {
+    // SAFETY: caller's contract.
+    let r = unsafe { libc::madvise(addr as *mut _, len as usize, advice) };
+    if r < 0 { Err(Errno::last()) } else { Ok(0) }
+}
+
+/// Whether the host kernel's `mremap` moves a range spanning several mappings to a fixed
+/// address (Linux 6.17, "mm/mremap: permit mremap() move of multiple VMAs"; before, `EFAULT`).
+/// Found out once by trying it on two scratch pages of different protections.
+pub fn host_moves_many_vmas() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        // SAFETY: fresh anonymous mappings the kernel places; only they are changed and
+        // unmapped below.
+        unsafe {
+            let p = libc::mmap(std::ptr::null_mut(), 4 * 4096, libc::PROT_READ, flags, -1, 0);
+            if p == libc::MAP_FAILED {
+                return false;
+            }
+            let q = p.cast::<u8>().add(2 * 4096).cast::<libc::c_void>();
+            libc::munmap(q, 2 * 4096);
+            libc::mprotect(p.cast::<u8>().add(4096).cast(), 4096, libc::PROT_NONE);
+            let r =
+                libc::mremap(p, 2 * 4096, 2 * 4096, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, q);
+            libc::munmap(p, 4 * 4096);
+            r != libc::MAP_FAILED
+        }
+    })
+}
+
+/// `MREMAP_DONTUNMAP` (include/uapi/linux/mman.h; Linux 5.7, any mapping since 5.13).
+pub const MREMAP_DONTUNMAP: i32 = 4;
+
+/// The host's own mappings (VMAs) covering `[start, end)`, clipped to it, in address order,
+/// from `/proc/self/maps` of this process (the supervisor's own view, never shown to the
+/// program). Gaps are left out. Errors: what opening or reading the file gives.
+pub fn host_vmas(start: u64, end: u64) -> Result<Vec<(u64, u64)>, Errno> {
+    let maps = std::fs::read("/proc/self/maps")
+        .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    Ok(parse_vmas(&maps, start, end))
+}
+
+/// The `lo-hi` ranges of a `/proc/PID/maps` text that meet `[start, end)`, clipped to it.
+/// Lines that do not parse are skipped (the kernel's format: fs/proc/task_mmu.c, `show_map_vma`).
+pub fn parse_vmas(maps: &[u8], start: u64, end: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for line in maps.split(|&b| b == b'\n') {
+        let Some(range) = line.split(|&b| b == b' ').next() else { continue };
+        let mut it = range.split(|&b| b == b'-');
+        let (Some(lo), Some(hi)) = (it.next(), it.next()) else { continue };
+        let hex =
+            |b: &[u8]| std::str::from_utf8(b).ok().and_then(|s| u64::from_str_radix(s, 16).ok());
+        let (Some(lo), Some(hi)) = (hex(lo), hex(hi)) else { continue };
+        if hi <= start {
+            continue;
+        }
+        if lo >= end {
+            break;
+        }
+        out.push((lo.max(start), hi.min(end)));
+    }
+    out
+}
+
+/// Ends this process at once with `status` (`_exit(2)`: no destructors, no buffered output of
+/// other threads), for internal errors after which nothing the runtime holds can be trusted.
+pub fn exit_now(status: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions and does not return.
+    unsafe { libc::_exit(status) }
+}
+
+/// The device and inode of the file open on `fd` (`fstat`). Errors: `EBADF`.
+pub fn file_id(fd: i32) -> Result<crate::mm::FileId, Errno> {
+    // SAFETY: `st` is a plain C struct the kernel fills; zeroed is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable and sized for `struct stat`.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(crate::mm::FileId { dev: st.st_dev, ino: st.st_ino })
 }
 
 /// This process's pid, cached (process_vm_readv/writev need it on every copy); refreshed in a

@@ -1177,7 +1177,7 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     };
     let host_flags = (flags & !(libc::MAP_FIXED_NOREPLACE | libc::MAP_32BIT | libc::MAP_GROWSDOWN))
         | libc::MAP_FIXED;
-    let kind = if anon { Kind::Anon } else { Kind::File { offset: off } };
+    let kind = if anon { Kind::Anon } else { Kind::File { offset: off, file: sys::file_id(fd)? } };
     mm.map_fixed(at, len, prot, host_flags, if anon { -1 } else { fd }, kind)
 }
 
@@ -1218,6 +1218,11 @@ fn range_or(ctx: &Ctx<'_>, addr: u64, len: u64, e: Errno) -> Result<u64, Errno> 
 
 pub fn msync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = range_or(ctx, a[0], a[1], Errno::ENOMEM)?;
+    // The reservation between mappings is a host mapping too: Linux's ENOMEM for unmapped
+    // pages comes from the records.
+    if len != 0 && !ctx.proc().mm.lock().unwrap().is_mapped(a[0], len) {
+        return Err(Errno::ENOMEM);
+    }
     host(libc::SYS_msync, [a[0], len, a[2], 0, 0, 0])
 }
 
@@ -1261,5 +1266,6 @@ pub fn madvise(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if len == 0 {
         return Ok(0);
     }
-    host(libc::SYS_madvise, [a[0], len, a[2], 0, 0, 0])
+    // Applied to the mapped parts only (never to the reservation), flags recorded.
+    ctx.proc().mm.lock().unwrap().advise(a[0], len, advice).map(|()| 0)
 }
