@@ -14,6 +14,7 @@ pub(crate) mod clone;
 pub(crate) mod emul;
 pub(crate) mod exec;
 pub(crate) mod open;
+pub(crate) mod sockopt;
 pub mod table;
 
 use std::ffi::CString;

@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{clone, emul, exec, open};
+use super::{clone, emul, exec, open, sockopt};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,8 +153,8 @@ table! {
     51 "getsockname" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
     52 "getpeername" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
     53 "socketpair" [Int, Hex, Int, Out(Fixed(8))] F;
-    54 "setsockopt" [Fd, Int, Int, In(Of(4)), Int] e(emul::setsockopt);
-    55 "getsockopt" [Fd, Int, Int, Out(DerefU32(4)), InOut(Fixed(4))] e(emul::getsockopt);
+    54 "setsockopt" [Fd, Int, Int, In(Of(4)), Int] e(sockopt::setsockopt);
+    55 "getsockopt" [Fd, Int, Int, Out(DerefU32(4)), InOut(Fixed(4))] e(sockopt::getsockopt);
     56 "clone" [Hex, Hex, Hex, Hex, Hex] e(clone::clone);
     57 "fork" [] e(clone::fork);
     58 "vfork" [] e(clone::vfork);
