@@ -70,3 +70,25 @@ both_links!(socket_options, |link| {
         ],
     );
 });
+
+// Extended-attribute writes and their errors (tests/c/xattr.c).
+both_links!(xattr_writes, |link| {
+    let out = c_run("xattr", link, &[]);
+    assert_lines(
+        &out,
+        &[
+            "setxattr user.a: 0",
+            "getxattr user.a: 8 \"replaced\"",
+            "setxattr XATTR_REPLACE missing: ENODATA",
+            "setxattr long name: ERANGE",
+            "setxattr 65537 bytes: E2BIG",
+            "lsetxattr symlink: EPERM",
+            "fgetxattr: 5 \"by fd\"",
+            "listxattr: 39 user.a user.empty user.fd user.through",
+            "removexattr user.a again: ENODATA",
+            "getxattrat: 8 \"at value\"",
+            "setxattrat non-zero tail: E2BIG",
+            "listxattr: 50 user.empty user.empty_path user.tail user.through",
+        ],
+    );
+});

@@ -16,6 +16,7 @@ pub(crate) mod exec;
 pub(crate) mod open;
 pub(crate) mod sockopt;
 pub mod table;
+pub(crate) mod xattr;
 
 use std::ffi::CString;
 

@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{clone, emul, exec, open, sockopt};
+use super::{clone, emul, exec, open, sockopt, xattr};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,12 +244,18 @@ table! {
     162 "sync" [] F;
     186 "gettid" [] F;
     187 "readahead" [Fd, Int, Int] F;
+    188 "setxattr" [Path, Str, In(Of(3)), Int, Hex] e(xattr::setxattr);
+    189 "lsetxattr" [Path, Str, In(Of(3)), Int, Hex] e(xattr::lsetxattr);
+    190 "fsetxattr" [Fd, Str, In(Of(3)), Int, Hex] e(xattr::fsetxattr);
     191 "getxattr" [Path, Str, Out(Of(3)), Int] F;
     192 "lgetxattr" [Path, Str, Out(Of(3)), Int] F;
     193 "fgetxattr" [Fd, Str, Out(Of(3)), Int] F;
     194 "listxattr" [Path, Out(Of(2)), Int] F;
     195 "llistxattr" [Path, Out(Of(2)), Int] F;
     196 "flistxattr" [Fd, Out(Of(2)), Int] F;
+    197 "removexattr" [Path, Str] e(xattr::removexattr);
+    198 "lremovexattr" [Path, Str] e(xattr::lremovexattr);
+    199 "fremovexattr" [Fd, Str] e(xattr::fremovexattr);
     200 "tkill" [Int, Int] e(emul::tkill);
     201 "time" [Out(Fixed(8))] F;
     202 "futex" [InOut(Fixed(4)), Int, Int, In(Fixed(TIMESPEC)), InOut(Fixed(4)), Int] e(emul::futex);
@@ -334,6 +340,10 @@ table! {
     436 "close_range" [Int, Int, Hex] e(emul::close_range);
     437 "openat2" [AtFd, Path, In(Of(3)), Int] e(open::openat2);
     439 "faccessat2" [AtFd, Path, Hex, Hex] F;
+    463 "setxattrat" [AtFd, Path, Hex, Str, Hex, Int] e(xattr::setxattrat);
+    464 "getxattrat" [AtFd, Path, Hex, Str, Hex, Int] e(xattr::getxattrat);
+    465 "listxattrat" [AtFd, Path, Hex, Out(Of(4)), Int] F;
+    466 "removexattrat" [AtFd, Path, Hex, Str] e(xattr::removexattrat);
 }
 
 /// `F_GETLK`-style `struct flock` size, for `fcntl`.
