@@ -628,6 +628,16 @@ pub fn is_regular_file(fd: u64) -> bool {
     }
 }
 
+/// The file type (`st_mode & S_IFMT`) of descriptor `fd` (`fstat`; `None` on any error).
+pub fn file_type(fd: u64) -> Option<u32> {
+    let fd = i32::try_from(fd).ok()?;
+    // SAFETY: fstat writes only the local `struct stat`.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some(st.st_mode & libc::S_IFMT)
+    }
+}
+
 /// Sleeps until a host signal arrives or `timeout` (None: forever) passes, installing `mask`
 /// for the sleep (from [`with_signals_blocked`]). Returns false on timeout.
 pub fn sleep_with_mask(timeout: Option<libc::timespec>, mask: &libc::sigset_t) -> bool {

@@ -92,3 +92,53 @@ both_links!(xattr_writes, |link| {
         ],
     );
 });
+
+// Network-interface ioctls: SIOCGIFCONF with its nested buffer, SIOCGIFINDEX/NAME/FLAGS/...,
+// if_nametoindex and if_nameindex (tests/c/net_ifconf.c).
+all_links!(network_interface_ioctls, |link| {
+    let out = c_run("net_ifconf", link, &[]);
+    assert_lines(
+        &out,
+        &[
+            "SIOCGIFCONF NULL buffer: 0 length multiple of ifreq 1, some 1",
+            "SIOCGIFCONF: 0 length as queried 1",
+            "SIOCGIFCONF lo: 127.0.0.1",
+            "SIOCGIFCONF one entry: 0 length 40",
+            "if_nametoindex(lo) > 0: 1",
+            "if_indextoname: lo",
+            "if_nametoindex(nosuch0): 0 ENODEV",
+            "SIOCGIFINDEX: 0 same as if_nametoindex 1",
+            "SIOCGIFNAME: 0 lo",
+            "SIOCGIFFLAGS: 0 up 1 loopback 1",
+            "SIOCGIFADDR: 0 127.0.0.1",
+            "SIOCGIFINDEX nosuch0: ENODEV",
+            "SIOCGIFFLAGS on a file: ENOTTY",
+            "SIOCGIFCONF on a file: ENOTTY",
+        ],
+    );
+});
+
+// The termios and pty ioctls, and forkpty (tests/c/tty_pty.c).
+all_links!(terminal_ioctls_and_forkpty, |link| {
+    let out = c_run("tty_pty", link, &[]);
+    assert_lines(
+        &out,
+        &[
+            "locked: 0",
+            "ptsname matches TIOCGPTN: 1",
+            "TIOCGPTPEER: ok isatty 1",
+            "after raw: echo 0 icanon 0",
+            "after TCSETA: echo 1 icanon 1",
+            "TCGETS2: 0",
+            "window 24x80",
+            "queued some 1",
+            "exclusive 1",
+            "TIOCSCTTY not session leader: EPERM",
+            "from pty: child isatty 111",
+            "from pty: child session leader 1, TIOCGSID 1, foreground TIOCGPGRP 1",
+            "from pty: child window 1 30x100, /dev/tty opens 1",
+            "child exit 3",
+            "TCGETS on a file: ENOTTY",
+        ],
+    );
+});

@@ -683,34 +683,6 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
 }
 
-/// ioctl requests the sandbox knows, with the size of the structure the argument points to
-/// (0: the argument is an integer or unused). Anything else is refused with `ENOTTY`.
-fn ioctl_size(req: u32) -> Option<u64> {
-    const TERMIOS: u64 = 60;
-    Some(match req {
-        0x5401..=0x5404 /* TCSETSF */ => TERMIOS,
-        0x540b /* TCFLSH */ | 0x540a /* TCXONC */ | 0x5409 /* TCSBRK */ | 0x5425 /* TCSBRKP */ => 0,
-        0x5413 /* TIOCGWINSZ */ | 0x5414 /* TIOCSWINSZ */ => 8,
-        0x540f /* TIOCGPGRP */ | 0x5410 /* TIOCSPGRP */ | 0x5429 /* TIOCGSID */ => 4,
-        0x541b /* FIONREAD */ | 0x5421 /* FIONBIO */ | 0x5452 /* FIOASYNC */ => 4,
-        0x5450 /* FIONCLEX */ | 0x5451 /* FIOCLEX */ => 0,
-        0x5411 /* TIOCOUTQ */ => 4,
-        0x80045430 /* TIOCGPTN */ => 4,
-        0x40045431 /* TIOCSPTLCK */ => 4,
-        0x5424 /* TIOCGETD */ => 4,
-        _ => return None,
-    })
-}
-
-pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc(), a[0])?;
-    let size = ioctl_size(a[1] as u32).ok_or(Errno::ENOTTY)?;
-    if size > 0 {
-        ctx.proc().check(a[2], size)?;
-    }
-    host(libc::SYS_ioctl, [a[0], a[1], a[2], 0, 0, 0])
-}
-
 // ---------------------------------------------------------------------------------------------
 // Scatter-gather I/O: the iovec array is copied in, every element checked, and the kernel
 // gets the copy.

@@ -13,9 +13,11 @@
 pub(crate) mod clone;
 pub(crate) mod emul;
 pub(crate) mod exec;
+pub(crate) mod ioctl;
 pub(crate) mod open;
 pub(crate) mod sockopt;
 pub mod table;
+pub(crate) mod tty;
 pub(crate) mod xattr;
 
 use std::ffi::CString;

@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{clone, emul, exec, open, sockopt, xattr};
+use super::{clone, emul, exec, ioctl, open, sockopt, xattr};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +118,7 @@ table! {
     13 "rt_sigaction" [Int, Hex, Hex, Int] e(emul::rt_sigaction);
     14 "rt_sigprocmask" [Int, Hex, Hex, Int] e(emul::rt_sigprocmask);
     15 "rt_sigreturn" [] e(emul::rt_sigreturn);
-    16 "ioctl" [Fd, Hex, Hex] e(emul::ioctl);
+    16 "ioctl" [Fd, Hex, Hex] e(ioctl::ioctl);
     17 "pread64" [Fd, Out(Of(2)), Int, Int] F;
     18 "pwrite64" [Fd, In(Of(2)), Int, Int] F;
     19 "readv" [Fd, Hex, Int] e(emul::readv);
