@@ -142,3 +142,37 @@ all_links!(terminal_ioctls_and_forkpty, |link| {
         ],
     );
 });
+
+/// The answer the kernel gives to an invalid setting: `EINVAL` for a privileged caller, `EPERM`
+/// otherwise (it checks the privilege first).
+fn invalid_setting() -> &'static str {
+    // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    let root = unsafe { libc::geteuid() } == 0;
+    if root { "EINVAL" } else { "EPERM" }
+}
+
+// adjtimex (with its read-only query), clock_adjtime, clock_settime, settimeofday,
+// sethostname and setdomainname: forwarded, the kernel checks (tests/c/time_settings.c).
+both_links!(clock_and_host_name_settings, |link| {
+    let out = c_run("time_settings", link, &[]);
+    let e = invalid_setting();
+    let lines = [
+        "adjtimex read: a clock state 1".to_owned(),
+        "adjtimex tick plausible 1".to_owned(),
+        "adjtimex ADJ_OFFSET_SS_READ: a clock state 1".to_owned(),
+        "adjtimex ADJ_ADJTIME without SINGLESHOT: EINVAL".to_owned(),
+        format!("adjtimex ADJ_TICK out of range: {e}"),
+        "adjtimex NULL: EFAULT".to_owned(),
+        "clock_adjtime REALTIME read: a clock state 1".to_owned(),
+        "clock_adjtime MONOTONIC: EOPNOTSUPP".to_owned(),
+        "clock_settime negative nanoseconds: EINVAL".to_owned(),
+        "settimeofday negative microseconds: EINVAL".to_owned(),
+        format!("settimeofday time zone beyond 15 hours: {e}"),
+        format!("sethostname 100 bytes: {e}"),
+        format!("sethostname negative length: {e}"),
+        format!("setdomainname 100 bytes: {e}"),
+        "host name unchanged 1, domain name unchanged 1".to_owned(),
+    ];
+    assert_lines(&out, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+});

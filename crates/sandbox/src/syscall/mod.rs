@@ -16,6 +16,7 @@ pub(crate) mod exec;
 pub(crate) mod ioctl;
 pub(crate) mod open;
 pub(crate) mod sockopt;
+pub(crate) mod system;
 pub mod table;
 pub(crate) mod tty;
 pub(crate) mod xattr;

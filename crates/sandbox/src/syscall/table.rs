@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{clone, emul, exec, ioctl, open, sockopt, xattr};
+use super::{clone, emul, exec, ioctl, open, sockopt, system, xattr};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +84,8 @@ const RUSAGE: u64 = 144;
 const EPOLL_EVENT: u64 = 12;
 const POLLFD: u64 = 8;
 const FLOCK: u64 = 32;
+const TIMEX: u64 = 208;
+const TIMEZONE: u64 = 8;
 
 macro_rules! table {
     ($($nr:literal $name:literal [$($arg:expr),*] $imp:expr;)*) => {
@@ -239,9 +241,13 @@ table! {
     152 "munlockall" [] F;
     157 "prctl" [Int, Hex, Hex, Hex, Hex] e(emul::prctl);
     158 "arch_prctl" [Hex, Hex] e(emul::arch_prctl);
+    159 "adjtimex" [InOut(Fixed(TIMEX))] F;
     160 "setrlimit" [Int, In(Fixed(RLIMIT))] e(emul::setrlimit);
     161 "chroot" [Path] e(emul::unsupported);
     162 "sync" [] F;
+    164 "settimeofday" [In(Fixed(TIMEVAL)), In(Fixed(TIMEZONE))] F;
+    170 "sethostname" [In(Of(1)), Int] e(system::sethostname);
+    171 "setdomainname" [In(Of(1)), Int] e(system::setdomainname);
     186 "gettid" [] F;
     187 "readahead" [Fd, Int, Int] F;
     188 "setxattr" [Path, Str, In(Of(3)), Int, Hex] e(xattr::setxattr);
@@ -270,6 +276,7 @@ table! {
     224 "timer_gettime" [Int, Out(Fixed(ITIMER))] F;
     225 "timer_getoverrun" [Int] F;
     226 "timer_delete" [Int] F;
+    227 "clock_settime" [Int, In(Fixed(TIMESPEC))] F;
     228 "clock_gettime" [Int, Out(Fixed(TIMESPEC))] F;
     229 "clock_getres" [Int, Out(Fixed(TIMESPEC))] F;
     230 "clock_nanosleep" [Int, Hex, In(Fixed(TIMESPEC)), Out(Fixed(TIMESPEC))] F;
@@ -320,6 +327,7 @@ table! {
     297 "rt_tgsigqueueinfo" [Int, Int, Int, Hex] e(emul::rt_tgsigqueueinfo);
     299 "recvmmsg" [Fd, Hex, Int, Hex, Hex] e(emul::recvmmsg);
     302 "prlimit64" [Int, Int, In(Fixed(RLIMIT)), Out(Fixed(RLIMIT))] e(emul::prlimit64);
+    305 "clock_adjtime" [Int, InOut(Fixed(TIMEX))] F;
     306 "syncfs" [Fd] F;
     307 "sendmmsg" [Fd, Hex, Int, Hex] e(emul::sendmmsg);
     309 "getcpu" [Out(Fixed(4)), Out(Fixed(4)), Hex] e(emul::getcpu);
