@@ -155,12 +155,13 @@ pub fn setrlimit(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     rlimit(ctx, 0, a[0] as u32, a[1], 0)
 }
 
-/// The one implementation of get/set resource limits for the calling process (`pid` 0 or our
-/// own; others EPERM). `new` and `old` are program pointers to 16-byte `struct rlimit64`s.
+/// The one implementation of get/set resource limits for the calling process (`pid` 0, our
+/// own or one of our threads; other processes: `prlimit::other`). `new` and `old` are program
+/// pointers to 16-byte `struct rlimit64`s.
 fn rlimit(ctx: &mut Ctx<'_>, pid: u64, resource: u32, new: u64, old: u64) -> SysResult {
     let pid = pid as i32;
-    if pid != 0 && pid != std::process::id() as i32 {
-        return Err(Errno::EPERM);
+    if !super::prlimit::is_self(pid) {
+        return super::prlimit::other(ctx, pid, resource, new, old);
     }
     let new = if new != 0 { Some(copy_in(ctx.proc(), new, 16)?) } else { None };
     // Limits on the address space or data size would count the supervisor's reservation and

@@ -15,6 +15,7 @@ pub(crate) mod emul;
 pub(crate) mod exec;
 pub(crate) mod ioctl;
 pub(crate) mod open;
+pub(crate) mod prlimit;
 pub(crate) mod sockopt;
 pub(crate) mod system;
 pub mod table;
