@@ -176,3 +176,39 @@ both_links!(clock_and_host_name_settings, |link| {
     ];
     assert_lines(&out, &lines.iter().map(String::as_str).collect::<Vec<_>>());
 });
+
+// prlimit64 on a forked child and on one's own thread ids (tests/c/proc_prlimit.c).
+all_links!(prlimit_children_and_threads, |link| {
+    let out = c_run("proc_prlimit", link, &[]);
+    assert_lines(
+        &out,
+        &[
+            "child sees RLIMIT_CORE soft 0",
+            "prlimit child NOFILE read: 0",
+            "child NOFILE equals ours 1",
+            "prlimit child CORE set: 0",
+            "child CORE soft 0",
+            "prlimit child soft above hard: EINVAL",
+            "prlimit no such process: ESRCH",
+            "prlimit reaped child: ESRCH",
+            "thread sees AS soft 2^40 1",
+        ],
+    );
+});
+
+// mincore of unmapped memory: ENOMEM (tests/c/mem_mincore.c).
+both_links!(mincore_of_unmapped_memory, |link| {
+    let out = c_run("mem_mincore", link, &[]);
+    assert_lines(
+        &out,
+        &[
+            "mincore all mapped: 0",
+            "mincore with a hole: ENOMEM",
+            "mincore the hole: ENOMEM",
+            "mincore after the hole: 0",
+            "mincore PROT_NONE page: 0",
+            "mincore read-only vector: EFAULT",
+            "mincore after munmap: ENOMEM",
+        ],
+    );
+});

@@ -1119,7 +1119,23 @@ pub fn msync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn mincore(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = range_or(ctx, a[0], a[1], Errno::ENOMEM)?;
     ctx.proc().check(a[2], len / PAGE)?;
+    // Linux: ENOMEM unless every page is mapped (the host would answer for the reservation).
+    if !mapped(&ctx.proc().mm.lock().unwrap(), a[0], a[0] + len) {
+        return Err(Errno::ENOMEM);
+    }
     host(libc::SYS_mincore, [a[0], len, a[2], 0, 0, 0])
+}
+
+/// Whether every page of `[addr, end)` is a program mapping.
+fn mapped(mm: &crate::mm::Mm, addr: u64, end: u64) -> bool {
+    let mut at = addr;
+    while at < end {
+        match mm.vma_at(at) {
+            Some(v) => at = v.end,
+            None => return false,
+        }
+    }
+    true
 }
 
 pub fn madvise(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
