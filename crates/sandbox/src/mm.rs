@@ -509,6 +509,51 @@ impl Mm {
         Ok(target)
     }
 
+    /// Moves host memory the kernel mapped outside the range, `[from, from + len)` (page
+    /// aligned; a SysV shared memory segment attached where the kernel chose), to `addr`
+    /// inside it (`[addr, addr + len)` page aligned and inside the range): `mremap` onto the
+    /// reservation or the program mappings there, which it replaces, then the guest mapping
+    /// with `prot` and the record, a shared mapping of `kind`. The memory is taken over: on
+    /// error it has been unmapped, wherever it was. Returns `addr`.
+    pub fn adopt(
+        &mut self,
+        from: u64,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        kind: Kind,
+    ) -> Result<u64, Errno> {
+        debug_assert!(
+            self.contains(addr, len) && addr.is_multiple_of(PAGE) && len.is_multiple_of(PAGE)
+        );
+        let release = |e| {
+            #[allow(unsafe_code)]
+            // SAFETY: `[from, from + len)` is the caller's mapping outside the range, handed
+            // over to us.
+            unsafe {
+                sys::unmap_own(from, len)
+            };
+            Err(e)
+        };
+        if let Err(e) = self.cover(addr, addr + len) {
+            return release(e);
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: the source is the caller's own mapping outside the range, the target inside
+        // the range (debug-asserted above, guaranteed by the caller).
+        if let Err(e) = unsafe { sys::mremap_into(from, len, addr) } {
+            return release(e);
+        }
+        if let Err(e) = self.guest_map(addr, len, prot) {
+            let _ = sys::reserve(addr, len, false);
+            let _ = self.vm.unmap(addr, len);
+            self.cut(addr, addr + len);
+            return Err(e);
+        }
+        self.insert(Vma { start: addr, end: addr + len, prot, shared: true, kind });
+        Ok(addr)
+    }
+
     /// Unmaps everything (for `execve`). Memory slots stay.
     pub fn clear(&mut self) {
         let all: Vec<(u64, u64)> = self.vmas.values().map(|v| (v.start, v.end)).collect();

@@ -212,3 +212,39 @@ both_links!(mincore_of_unmapped_memory, |link| {
         ],
     );
 });
+
+// SysV semaphores, message queues and shared memory (tests/c/sysv_ipc.c).
+all_links!(sysv_ipc, |link| {
+    let out = c_run("sysv_ipc", link, &[]);
+    assert_lines(
+        &out,
+        &[
+            "values 1 2 3",
+            "GETVAL: 7",
+            "mode 640",
+            "SETALL above SEMVMX: ERANGE",
+            "semtimedop timeout: EAGAIN",
+            "semop too many operations: E2BIG",
+            "semop waits for the child: 0",
+            "msgrcv type 1: 11 type 1 \"first type\"",
+            "msgrcv MSG_NOERROR: 3 \"sec\"",
+            "msgrcv empty: ENOMSG",
+            "msgsnd negative size: EINVAL",
+            "msgrcv waits for the child: 15 type 5 \"from the child\"",
+            "attached, nattch 1, zero-filled 1",
+            "child: second attachment sees \"written by the parent\", nattch 3",
+            "parent sees \"written by the child\", nattch 1",
+            "shmat over a mapping: EINVAL",
+            "shmat SHM_REMAP at the address 1, sees \"written by the parent\"",
+            "mincore after shmdt: ENOMEM",
+            "shmat SHM_RND rounds down 1, sees \"written by the parent\"",
+            "after shmdt nattch 1",
+            "mincore of the last piece: ENOMEM",
+            "shmdt not an attachment: EINVAL",
+            "mremap moved 1, sees \"written by the parent\"",
+            "nattch 0",
+            "still readable after IPC_RMID \"last page\"",
+            "shmat removed: EINVAL",
+        ],
+    );
+});

@@ -18,6 +18,7 @@ pub(crate) mod open;
 pub(crate) mod prlimit;
 pub(crate) mod sockopt;
 pub(crate) mod system;
+pub(crate) mod sysv;
 pub mod table;
 pub(crate) mod tty;
 pub(crate) mod xattr;

@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{clone, emul, exec, ioctl, open, sockopt, system, xattr};
+use super::{clone, emul, exec, ioctl, open, sockopt, system, sysv, xattr};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +133,9 @@ table! {
     26 "msync" [Hex, Int, Hex] e(emul::msync);
     27 "mincore" [Hex, Int, Hex] e(emul::mincore);
     28 "madvise" [Hex, Int, Int] e(emul::madvise);
+    29 "shmget" [Int, Int, Hex] F;
+    30 "shmat" [Int, Hex, Hex] e(sysv::shmat);
+    31 "shmctl" [Int, Int, Hex] e(sysv::shmctl);
     32 "dup" [Fd] F;
     33 "dup2" [Fd, Fd] F;
     34 "pause" [] e(emul::pause);
@@ -165,6 +168,14 @@ table! {
     61 "wait4" [Int, Out(Fixed(4)), Hex, Out(Fixed(RUSAGE))] F;
     62 "kill" [Int, Int] e(emul::kill);
     63 "uname" [Out(Fixed(390))] F;
+    64 "semget" [Int, Int, Hex] F;
+    65 "semop" [Int, Hex, Int] e(sysv::semop);
+    66 "semctl" [Int, Int, Int, Hex] e(sysv::semctl);
+    67 "shmdt" [Hex] e(sysv::shmdt);
+    68 "msgget" [Int, Hex] F;
+    69 "msgsnd" [Int, Hex, Int, Hex] e(sysv::msgsnd);
+    70 "msgrcv" [Int, Hex, Int, Int, Hex] e(sysv::msgrcv);
+    71 "msgctl" [Int, Int, Hex] e(sysv::msgctl);
     72 "fcntl" [Fd, Int, Hex] e(emul::fcntl);
     73 "flock" [Fd, Int] F;
     74 "fsync" [Fd] F;
@@ -270,6 +281,7 @@ table! {
     217 "getdents64" [Fd, Out(Of(2)), Int] F;
     218 "set_tid_address" [Hex] e(emul::set_tid_address);
     213 "epoll_create" [Int] F;
+    220 "semtimedop" [Int, Hex, Int, Hex] e(sysv::semtimedop);
     221 "fadvise64" [Fd, Int, Int, Int] F;
     222 "timer_create" [Int, In(Fixed(64)), Out(Fixed(4))] e(emul::timer_create);
     223 "timer_settime" [Int, Hex, In(Fixed(ITIMER)), Out(Fixed(ITIMER))] F;
