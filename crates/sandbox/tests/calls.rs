@@ -248,3 +248,29 @@ all_links!(sysv_ipc, |link| {
         ],
     );
 });
+
+// Linux AIO: io_setup/io_submit/io_getevents/io_cancel/io_destroy (tests/c/aio.c).
+both_links!(linux_aio, |link| {
+    let out = c_run("aio", link, &[]);
+    assert_lines(
+        &out,
+        &[
+            "io_setup: 0",
+            "context id nonzero 1, ring header readable 1",
+            "pwrite: events 1, obj is the iocb 1, data 0x11, res 9",
+            "aio_key after submit 0",
+            "read back \"hello aio\"",
+            "pieces \"hell\" \"o aio\"",
+            "written by pwritev \"ABCDE\"",
+            "io_getevents three: 3, matching their iocbs 3",
+            "eventfd count 1",
+            "io_submit good then bad opcode: 1",
+            "io_submit bad descriptor: EBADF",
+            "io_cancel pending poll: EINPROGRESS",
+            "cancelled poll event: 1 obj is the iocb 1",
+            "poll event: 1 data 0x301 POLLIN 1",
+            "child io_submit on the parent's context: EINVAL",
+            "io_destroy again: EINVAL",
+        ],
+    );
+});

@@ -10,6 +10,7 @@
 //! * a file-descriptor argument naming one of the runtime's own descriptors gets `EBADF`;
 //! * a call not in the table gets `ENOSYS`.
 
+pub(crate) mod aio;
 pub(crate) mod clone;
 pub(crate) mod emul;
 pub(crate) mod exec;

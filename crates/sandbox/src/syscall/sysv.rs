@@ -182,17 +182,21 @@ const SHM_EXEC: u64 = 0o100000;
 
 /// One line of `/proc/self/maps`.
 #[derive(Clone, Copy, Debug)]
-struct MapLine {
-    start: u64,
-    end: u64,
-    offset: u64,
-    inode: u64,
+pub(super) struct MapLine {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// File offset of `start`.
+    pub offset: u64,
+    /// Inode of the file mapped (for a SysV segment: its id).
+    pub inode: u64,
     /// A SysV shared memory segment (`/SYSV<key> (deleted)`).
-    sysv: bool,
+    pub sysv: bool,
 }
 
 /// The supervisor's mappings (`/proc/self/maps`), in address order.
-fn maps() -> Result<Vec<MapLine>, Errno> {
+pub(super) fn maps() -> Result<Vec<MapLine>, Errno> {
     let text = std::fs::read_to_string("/proc/self/maps").map_err(|_| Errno(libc::ENOMEM))?;
     let hex = |s: &str| u64::from_str_radix(s, 16).ok();
     let mut out = Vec::new();

@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{clone, emul, exec, ioctl, open, sockopt, system, sysv, xattr};
+use super::{aio, clone, emul, exec, ioctl, open, sockopt, system, sysv, xattr};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,6 +280,11 @@ table! {
     204 "sched_getaffinity" [Int, Int, Out(Of(1))] F;
     217 "getdents64" [Fd, Out(Of(2)), Int] F;
     218 "set_tid_address" [Hex] e(emul::set_tid_address);
+    206 "io_setup" [Int, Hex] e(aio::io_setup);
+    207 "io_destroy" [Hex] e(aio::io_destroy);
+    208 "io_getevents" [Hex, Int, Int, Hex, Hex] e(aio::io_getevents);
+    209 "io_submit" [Hex, Int, Hex] e(aio::io_submit);
+    210 "io_cancel" [Hex, Hex, Hex] e(aio::io_cancel);
     213 "epoll_create" [Int] F;
     220 "semtimedop" [Int, Hex, Int, Hex] e(sysv::semtimedop);
     221 "fadvise64" [Fd, Int, Int, Int] F;
