@@ -75,15 +75,21 @@ struct AioCtx {
     /// Events the ring holds (the kernel's `nr_events`).
     capacity: u64,
     /// Requests the kernel knows by our copy's address.
-    inflight: Arc<Mutex<HashMap<u64, Inflight>>>,
+    inflight: Table,
 }
+
+/// Requests in flight on one context, by the address of the kernel's copy of their iocb.
+type Table = Arc<Mutex<HashMap<u64, Inflight>>>;
+
+/// A validated copy of an iocb for the kernel, and the iovec array it points to, if any.
+type IocbCopy = (Box<[u8; IOCB as usize]>, Option<Vec<libc::iovec>>);
 
 /// The process's contexts. A forked child inherits the table, but not the host's contexts
 /// (Linux's children do not inherit them either): there the host answers `EINVAL`.
 static CONTEXTS: Mutex<BTreeMap<u64, AioCtx>> = Mutex::new(BTreeMap::new());
 
 /// The host context and its in-flight table for program id `id`, or `EINVAL`.
-fn lookup(id: u64) -> Result<(u64, u64, Arc<Mutex<HashMap<u64, Inflight>>>), Errno> {
+fn lookup(id: u64) -> Result<(u64, u64, Table), Errno> {
     let t = CONTEXTS.lock().unwrap();
     let c = t.get(&id).ok_or(Errno::EINVAL)?;
     Ok((c.real, c.capacity, c.inflight.clone()))
@@ -138,10 +144,7 @@ pub fn io_destroy(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 /// A validated copy of the program's iocb at `at`, and the iovec copy it points to, if any.
-fn copy_iocb(
-    ctx: &Ctx<'_>,
-    at: u64,
-) -> Result<(Box<[u8; IOCB as usize]>, Option<Vec<libc::iovec>>), Errno> {
+fn copy_iocb(ctx: &Ctx<'_>, at: u64) -> Result<IocbCopy, Errno> {
     let proc = ctx.proc();
     let mut b: Box<[u8; IOCB as usize]> = copy_in(proc, at, IOCB)?.try_into().unwrap();
     let u16_at = |o: usize| u16::from_ne_bytes(b[o..o + 2].try_into().unwrap());

@@ -32,10 +32,12 @@ fn set_name(ctx: &Ctx<'_>, nr: i64, a: &[u64; 6]) -> SysResult {
     host(nr, [if readable { a[0] } else { 0 }, a[1], 0, 0, 0, 0])
 }
 
+/// `sethostname(name, len)`.
 pub fn sethostname(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     set_name(ctx, libc::SYS_sethostname, a)
 }
 
+/// `setdomainname(name, len)`.
 pub fn setdomainname(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     set_name(ctx, libc::SYS_setdomainname, a)
 }

@@ -227,7 +227,7 @@ pub fn shmat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
     // SHMLBA is the page size on x86-64.
     if addr != 0 {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             if flags & SHM_RND == 0 {
                 return Err(Errno::EINVAL);
             }
@@ -265,11 +265,8 @@ pub fn shmat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         }
     } else {
         // Huge-page segments can only move to huge-page-aligned addresses.
-        let align = if from % crate::mm::HUGE == 0 && len % crate::mm::HUGE == 0 {
-            crate::mm::HUGE
-        } else {
-            PAGE
-        };
+        let huge = crate::mm::HUGE;
+        let align = if from.is_multiple_of(huge) && len.is_multiple_of(huge) { huge } else { PAGE };
         let top = mm.mmap_top;
         mm.find_free(len, align, top).ok_or(Errno(libc::ENOMEM))
     };
@@ -288,7 +285,7 @@ pub fn shmat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// segment with that property that ends within the segment's size of the address.
 pub fn shmdt(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let addr = a[0];
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     let mut mm = ctx.proc().mm.lock().unwrap();

@@ -91,10 +91,12 @@ fn set_path(ctx: &Ctx<'_>, nr: i64, a: &[u64; 6]) -> SysResult {
     host(nr, [ptr(&p), n.as_ptr() as u64, v.as_ptr() as u64, a[3], a[4], 0])
 }
 
+/// `setxattr(path, name, value, size, flags)`, following symlinks.
 pub fn setxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     set_path(ctx, libc::SYS_setxattr, a)
 }
 
+/// `lsetxattr(path, name, value, size, flags)`: of a symlink itself.
 pub fn lsetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     set_path(ctx, libc::SYS_lsetxattr, a)
 }
@@ -117,10 +119,12 @@ fn remove_path(ctx: &Ctx<'_>, nr: i64, a: &[u64; 6]) -> SysResult {
     host(nr, [ptr(&p), n.as_ptr() as u64, 0, 0, 0, 0])
 }
 
+/// `removexattr(path, name)`, following symlinks.
 pub fn removexattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     remove_path(ctx, libc::SYS_removexattr, a)
 }
 
+/// `lremovexattr(path, name)`: of a symlink itself.
 pub fn lremovexattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     remove_path(ctx, libc::SYS_lremovexattr, a)
 }
