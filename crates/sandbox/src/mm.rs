@@ -544,7 +544,8 @@ impl Mm {
     }
 
     /// `mprotect`: every page of `[addr, addr + len)` must be mapped (`ENOMEM` otherwise,
-    /// including any page outside the range, as for addresses the program cannot name).
+    /// including any page outside the range, as for addresses the program cannot name). A
+    /// mapping the host refuses ends the call, the ones before it changed (as in Linux).
     pub fn protect(&mut self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
         let len = page_up(len).ok_or(Errno::ENOMEM)?;
         if !addr.is_multiple_of(PAGE) {
@@ -556,12 +557,6 @@ impl Mm {
         if !self.contains(addr, len) || !self.fully_mapped(addr, addr + len) {
             return Err(Errno::ENOMEM);
         }
-        self.guest_map(addr, len, prot)?;
-        #[allow(unsafe_code)]
-        // SAFETY: the range is inside the program range (checked above).
-        unsafe {
-            sys::mprotect(addr, len, prot)?
-        };
         let pieces: Vec<Vma> = self
             .vmas
             .range(..addr + len)
@@ -569,9 +564,19 @@ impl Mm {
             .take_while(|(_, v)| v.end > addr)
             .map(|(_, v)| *v)
             .collect();
-        for v in pieces {
+        // Mapping by mapping, in address order, as Linux does (mm/mprotect.c): a mapping the
+        // host refuses (`PROT_WRITE` on a read-only file or a SHM_RDONLY attachment) ends the
+        // call with the mappings before it changed and it and the rest as they were.
+        for v in pieces.into_iter().rev() {
             let s = v.start.max(addr);
             let e = v.end.min(addr + len);
+            self.guest_map(s, e - s, prot)?;
+            #[allow(unsafe_code)]
+            // SAFETY: the range is a program mapping inside the program range (checked above).
+            if let Err(err) = unsafe { sys::mprotect(s, e - s, prot) } {
+                let _ = self.guest_map(s, e - s, v.prot);
+                return Err(err);
+            }
             let kind = v.kind.advanced(s - v.start);
             self.insert(Vma { start: s, end: e, prot, kind, ..v });
         }
@@ -896,6 +901,54 @@ impl Mm {
         let kind = vma.kind.advanced(old - vma.start);
         self.insert(Vma { start: target, end: target + new_len, kind, ..vma });
         Ok(target)
+    }
+
+    /// Moves host memory the kernel mapped outside the range, `[from, from + len)` (page
+    /// aligned; a SysV shared memory segment attached where the kernel chose), to `addr`
+    /// inside it (`[addr, addr + len)` page aligned and inside the range): `mremap` onto the
+    /// reservation or the program mappings there, which it replaces, then the guest mapping
+    /// with `prot` and the record, a shared mapping of `kind`. The memory is taken over: on
+    /// error it has been unmapped, wherever it was. Returns `addr`.
+    pub fn adopt(
+        &mut self,
+        from: u64,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        kind: Kind,
+    ) -> Result<u64, Errno> {
+        debug_assert!(
+            self.contains(addr, len) && addr.is_multiple_of(PAGE) && len.is_multiple_of(PAGE)
+        );
+        let release = |e| {
+            #[allow(unsafe_code)]
+            // SAFETY: `[from, from + len)` is the caller's mapping outside the range, handed
+            // over to us.
+            unsafe {
+                sys::unmap_own(from, len)
+            };
+            Err(e)
+        };
+        if let Err(e) = self.cover(addr, addr + len) {
+            return release(e);
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: the source is the caller's own mapping outside the range, the target inside
+        // the range (debug-asserted above, guaranteed by the caller).
+        if let Err(e) = unsafe { sys::mremap_into(from, len, addr) } {
+            // The host may have unmapped the target before it failed (mm/mremap.c,
+            // `mremap_to`): reservation again either way.
+            let _ = sys::reserve(addr, len, false);
+            return release(e);
+        }
+        if let Err(e) = self.guest_map(addr, len, prot) {
+            let _ = sys::reserve(addr, len, false);
+            let _ = self.vm.unmap(addr, len);
+            self.cut(addr, addr + len);
+            return Err(e);
+        }
+        self.insert(Vma { start: addr, end: addr + len, prot, shared: true, kind, advice: 0 });
+        Ok(addr)
     }
 
     /// Unmaps everything (for `execve`). Memory slots stay.

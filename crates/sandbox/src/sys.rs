@@ -248,6 +248,38 @@ pub fn file_id(fd: i32) -> Result<crate::mm::FileId, Errno> {
     Ok(crate::mm::FileId { dev: st.st_dev, ino: st.st_ino })
 }
 
+/// `mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to)`: moves a mapping the kernel
+/// placed outside the program range (a SysV shared memory attachment) into it, replacing what
+/// was at `to`.
+///
+/// # Safety
+/// `[from, from + len)` must be one mapping the caller created for this purpose (no runtime
+/// memory), and `[to, to + len)` must lie inside the program's reserved range.
+pub unsafe fn mremap_into(from: u64, len: u64, to: u64) -> SysResult {
+    // SAFETY: caller's contract: the source is the caller's own mapping, the target program
+    // memory.
+    let p = unsafe {
+        libc::mremap(
+            from as *mut _,
+            len as usize,
+            len as usize,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to as *mut libc::c_void,
+        )
+    };
+    if p == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(p as u64) }
+}
+
+/// `munmap` of a mapping outside the program range that the caller created (and no longer
+/// wants, e.g. a SysV shared memory attachment that could not be moved into the range).
+///
+/// # Safety
+/// `[addr, addr + len)` must be a mapping the caller created, holding no runtime memory.
+pub unsafe fn unmap_own(addr: u64, len: u64) {
+    // SAFETY: caller's contract.
+    unsafe { libc::munmap(addr as *mut _, len as usize) };
+}
+
 /// This process's pid, cached (process_vm_readv/writev need it on every copy); refreshed in a
 /// forked child by [`fork`].
 static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
@@ -749,6 +781,16 @@ pub fn is_regular_file(fd: u64) -> bool {
     unsafe {
         let mut st: libc::stat = std::mem::zeroed();
         libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG
+    }
+}
+
+/// The file type (`st_mode & S_IFMT`) of descriptor `fd` (`fstat`; `None` on any error).
+pub fn file_type(fd: u64) -> Option<u32> {
+    let fd = i32::try_from(fd).ok()?;
+    // SAFETY: fstat writes only the local `struct stat`.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some(st.st_mode & libc::S_IFMT)
     }
 }
 

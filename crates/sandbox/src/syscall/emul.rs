@@ -1,7 +1,7 @@
 //! System calls the supervisor implements itself, or forwards only after custom validation
 //! (nested pointers, memory management, process state).
 
-use super::{Ctx, Exit, PATH_MAX, check_fd, copy_cstr, copy_in, copy_out, read_u32, read_u64};
+use super::{Ctx, Exit, PATH_MAX, check_fd, copy_cstr, copy_in, copy_out, read_u64};
 use crate::errno::Errno;
 use crate::mm::{Kind, PAGE, page_up};
 use crate::signals::{self, Action};
@@ -155,12 +155,13 @@ pub fn setrlimit(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     rlimit(ctx, 0, a[0] as u32, a[1], 0)
 }
 
-/// The one implementation of get/set resource limits for the calling process (`pid` 0 or our
-/// own; others EPERM). `new` and `old` are program pointers to 16-byte `struct rlimit64`s.
+/// The one implementation of get/set resource limits for the calling process (`pid` 0, our
+/// own or one of our threads; other processes: `prlimit::other`). `new` and `old` are program
+/// pointers to 16-byte `struct rlimit64`s.
 fn rlimit(ctx: &mut Ctx<'_>, pid: u64, resource: u32, new: u64, old: u64) -> SysResult {
     let pid = pid as i32;
-    if pid != 0 && pid != std::process::id() as i32 {
-        return Err(Errno::EPERM);
+    if !super::prlimit::is_self(pid) {
+        return super::prlimit::other(ctx, pid, resource, new, old);
     }
     let new = if new != 0 { Some(copy_in(ctx.proc(), new, 16)?) } else { None };
     // Limits on the address space or data size would count the supervisor's reservation and
@@ -683,34 +684,6 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
 }
 
-/// ioctl requests the sandbox knows, with the size of the structure the argument points to
-/// (0: the argument is an integer or unused). Anything else is refused with `ENOTTY`.
-fn ioctl_size(req: u32) -> Option<u64> {
-    const TERMIOS: u64 = 60;
-    Some(match req {
-        0x5401..=0x5404 /* TCSETSF */ => TERMIOS,
-        0x540b /* TCFLSH */ | 0x540a /* TCXONC */ | 0x5409 /* TCSBRK */ | 0x5425 /* TCSBRKP */ => 0,
-        0x5413 /* TIOCGWINSZ */ | 0x5414 /* TIOCSWINSZ */ => 8,
-        0x540f /* TIOCGPGRP */ | 0x5410 /* TIOCSPGRP */ | 0x5429 /* TIOCGSID */ => 4,
-        0x541b /* FIONREAD */ | 0x5421 /* FIONBIO */ | 0x5452 /* FIOASYNC */ => 4,
-        0x5450 /* FIONCLEX */ | 0x5451 /* FIOCLEX */ => 0,
-        0x5411 /* TIOCOUTQ */ => 4,
-        0x80045430 /* TIOCGPTN */ => 4,
-        0x40045431 /* TIOCSPTLCK */ => 4,
-        0x5424 /* TIOCGETD */ => 4,
-        _ => return None,
-    })
-}
-
-pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc(), a[0])?;
-    let size = ioctl_size(a[1] as u32).ok_or(Errno::ENOTTY)?;
-    if size > 0 {
-        ctx.proc().check(a[2], size)?;
-    }
-    host(libc::SYS_ioctl, [a[0], a[1], a[2], 0, 0, 0])
-}
-
 // ---------------------------------------------------------------------------------------------
 // Scatter-gather I/O: the iovec array is copied in, every element checked, and the kernel
 // gets the copy.
@@ -873,84 +846,6 @@ pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     copy_out(ctx.proc(), a[1] + 40, &(m.hdr.msg_controllen as u64).to_ne_bytes())?;
     copy_out(ctx.proc(), a[1] + 48, &m.hdr.msg_flags.to_ne_bytes())?;
     Ok(n)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Socket options: only those whose value is plain data. Some options hold pointers the kernel
-// follows (`TCP_ZEROCOPY_RECEIVE`'s copy buffer, `SO_ATTACH_FILTER`'s filter program, the
-// netfilter tables' counters) or descriptors (`SO_ATTACH_BPF`), which a range check of the
-// option buffer cannot cover; anything not listed gets `ENOPROTOOPT`, as for an option the
-// kernel does not know.
-
-/// The longest option value accepted (the largest plain option, `TCP_INFO`, is 248 bytes).
-const SOCKOPT_MAX: u64 = 4096;
-
-/// Whether option `name` at `level` has a plain-data value (include/uapi/asm-generic/socket.h,
-/// linux/tcp.h, linux/in.h, linux/in6.h, linux/udp.h).
-fn plain_sockopt(level: i32, name: i32) -> bool {
-    match level {
-        libc::SOL_SOCKET => matches!(
-            name,
-            2..=10 // REUSEADDR TYPE ERROR DONTROUTE BROADCAST SNDBUF RCVBUF KEEPALIVE OOBINLINE
-            | 12 | 13 | 15..=21 // PRIORITY LINGER REUSEPORT PASSCRED PEERCRED RCVLOWAT SNDLOWAT RCVTIMEO SNDTIMEO
-            | 25 | 29..=36 // BINDTODEVICE TIMESTAMP ACCEPTCONN PEERSEC SNDBUFFORCE RCVBUFFORCE PASSSEC TIMESTAMPNS MARK
-            | 38 | 39 | 40 | 46 | 49 // PROTOCOL DOMAIN RXQ_OVFL BUSY_POLL INCOMING_CPU
-            | 59 | 62 | 66 | 67 // PEERGROUPS BINDTOIFINDEX RCVTIMEO_NEW SNDTIMEO_NEW
-        ),
-        libc::IPPROTO_TCP => matches!(
-            name,
-            1
-                ..=13 // NODELAY MAXSEG CORK KEEPIDLE KEEPINTVL KEEPCNT SYNCNT LINGER2 DEFER_ACCEPT WINDOW_CLAMP INFO QUICKACK CONGESTION
-            | 18 | 23 | 25 // USER_TIMEOUT FASTOPEN NOTSENT_LOWAT
-        ),
-        libc::IPPROTO_IP => matches!(
-            name,
-            1..=4 | 8 | 10..=15 // TOS TTL HDRINCL OPTIONS PKTINFO MTU_DISCOVER RECVERR RECVTTL RECVTOS MTU FREEBIND
-            | 24 | 32..=36 // BIND_ADDRESS_NO_PORT MULTICAST_IF/TTL/LOOP ADD/DROP_MEMBERSHIP
-        ),
-        libc::IPPROTO_IPV6 => matches!(
-            name,
-            16..=21 | 23..=26 // UNICAST_HOPS MULTICAST_IF/HOPS/LOOP JOIN/LEAVE_GROUP MTU_DISCOVER MTU RECVERR V6ONLY
-            | 49 | 67 // RECVPKTINFO TCLASS
-        ),
-        libc::IPPROTO_UDP => matches!(name, 1 | 103 | 104), // CORK SEGMENT GRO
-        _ => false,
-    }
-}
-
-pub fn setsockopt(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc(), a[0])?;
-    if !plain_sockopt(a[1] as i32, a[2] as i32) {
-        return Err(Errno(libc::ENOPROTOOPT));
-    }
-    let len = u64::from(a[4] as u32);
-    if len > SOCKOPT_MAX {
-        return Err(Errno::EINVAL);
-    }
-    // The kernel reads the value after this check: it gets a copy.
-    let value = if a[3] == 0 { None } else { Some(copy_in(ctx.proc(), a[3], len)?) };
-    let ptr = value.as_ref().map_or(0, |v| v.as_ptr() as u64);
-    host(libc::SYS_setsockopt, [a[0], a[1], a[2], ptr, len, 0])
-}
-
-pub fn getsockopt(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc(), a[0])?;
-    if !plain_sockopt(a[1] as i32, a[2] as i32) {
-        return Err(Errno(libc::ENOPROTOOPT));
-    }
-    if a[4] == 0 {
-        return Err(Errno::EFAULT);
-    }
-    // `*optlen` is value-result: the kernel gets a copy, and the buffer is checked against it.
-    let mut len = read_u32(ctx.proc(), a[4])?;
-    if (len as i32) < 0 {
-        return Err(Errno::EINVAL);
-    }
-    len = len.min(SOCKOPT_MAX as u32);
-    ctx.proc().check(a[3], u64::from(len))?;
-    host(libc::SYS_getsockopt, [a[0], a[1], a[2], a[3], &raw mut len as u64, 0])?;
-    copy_out(ctx.proc(), a[4], &len.to_ne_bytes())?;
-    Ok(0)
 }
 
 /// `UIO_MAXIOV`: the most messages one sendmmsg/recvmmsg handles.
@@ -1226,9 +1121,35 @@ pub fn msync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     host(libc::SYS_msync, [a[0], len, a[2], 0, 0, 0])
 }
 
+/// `mlock`, `munlock` and `mlock2`: on program mappings only (Linux: `ENOMEM` for unmapped
+/// pages, which the reservation behind them would hide).
+fn lock_range(ctx: &mut Ctx<'_>, nr: i64, a: &[u64; 6]) -> SysResult {
+    let start = a[0] & !(PAGE - 1);
+    let len = a[1].checked_add(a[0] - start).ok_or(Errno::ENOMEM)?;
+    let len = range_or(ctx, start, len, Errno::ENOMEM)?;
+    if len != 0 && !ctx.proc().mm.lock().unwrap().is_mapped(start, len) {
+        return Err(Errno::ENOMEM);
+    }
+    host(nr, [start, len, a[2], 0, 0, 0])
+}
+
+pub fn mlock(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    lock_range(ctx, libc::SYS_mlock, &[a[0], a[1], 0, 0, 0, 0])
+}
+pub fn munlock(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    lock_range(ctx, libc::SYS_munlock, &[a[0], a[1], 0, 0, 0, 0])
+}
+pub fn mlock2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    lock_range(ctx, libc::SYS_mlock2, a)
+}
+
 pub fn mincore(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = range_or(ctx, a[0], a[1], Errno::ENOMEM)?;
     ctx.proc().check(a[2], len / PAGE)?;
+    // Linux: ENOMEM unless every page is mapped (the host would answer for the reservation).
+    if !ctx.proc().mm.lock().unwrap().is_mapped(a[0], len) {
+        return Err(Errno::ENOMEM);
+    }
     host(libc::SYS_mincore, [a[0], len, a[2], 0, 0, 0])
 }
 

@@ -5,16 +5,26 @@
 //! * a buffer the kernel reads or writes must lie wholly inside the program range (or be NULL,
 //!   which the kernel rejects itself);
 //! * anything the kernel would read *after* the supervisor looked at it — paths, names, socket
-//!   addresses, iovec arrays, msghdrs — is first copied into supervisor memory, and the kernel is
-//!   given the copy, so another thread cannot change it in between;
+//!   addresses, iovec arrays, msghdrs, structures holding pointers (`struct ifconf`, AIO's
+//!   iocbs, `struct xattr_args`) — is first copied into supervisor memory, and the kernel is
+//!   given the copy, so another thread cannot change it in between; a buffer the kernel uses
+//!   after the call returns (AIO) is checked when it is handed over;
 //! * a file-descriptor argument naming one of the runtime's own descriptors gets `EBADF`;
 //! * a call not in the table gets `ENOSYS`.
 
+pub(crate) mod aio;
 pub(crate) mod clone;
 pub(crate) mod emul;
 pub(crate) mod exec;
+pub(crate) mod ioctl;
 pub(crate) mod open;
+pub(crate) mod prlimit;
+pub(crate) mod sockopt;
+pub(crate) mod system;
+pub(crate) mod sysv;
 pub mod table;
+pub(crate) mod tty;
+pub(crate) mod xattr;
 
 use std::ffi::CString;
 

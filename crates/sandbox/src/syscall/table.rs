@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{clone, emul, exec, open};
+use super::{aio, clone, emul, exec, ioctl, open, sockopt, system, sysv, xattr};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +84,8 @@ const RUSAGE: u64 = 144;
 const EPOLL_EVENT: u64 = 12;
 const POLLFD: u64 = 8;
 const FLOCK: u64 = 32;
+const TIMEX: u64 = 208;
+const TIMEZONE: u64 = 8;
 
 macro_rules! table {
     ($($nr:literal $name:literal [$($arg:expr),*] $imp:expr;)*) => {
@@ -118,7 +120,7 @@ table! {
     13 "rt_sigaction" [Int, Hex, Hex, Int] e(emul::rt_sigaction);
     14 "rt_sigprocmask" [Int, Hex, Hex, Int] e(emul::rt_sigprocmask);
     15 "rt_sigreturn" [] e(emul::rt_sigreturn);
-    16 "ioctl" [Fd, Hex, Hex] e(emul::ioctl);
+    16 "ioctl" [Fd, Hex, Hex] e(ioctl::ioctl);
     17 "pread64" [Fd, Out(Of(2)), Int, Int] F;
     18 "pwrite64" [Fd, In(Of(2)), Int, Int] F;
     19 "readv" [Fd, Hex, Int] e(emul::readv);
@@ -131,6 +133,9 @@ table! {
     26 "msync" [Hex, Int, Hex] e(emul::msync);
     27 "mincore" [Hex, Int, Hex] e(emul::mincore);
     28 "madvise" [Hex, Int, Int] e(emul::madvise);
+    29 "shmget" [Int, Int, Hex] F;
+    30 "shmat" [Int, Hex, Hex] e(sysv::shmat);
+    31 "shmctl" [Int, Int, Hex] e(sysv::shmctl);
     32 "dup" [Fd] F;
     33 "dup2" [Fd, Fd] F;
     34 "pause" [] e(emul::pause);
@@ -153,8 +158,8 @@ table! {
     51 "getsockname" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
     52 "getpeername" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
     53 "socketpair" [Int, Hex, Int, Out(Fixed(8))] F;
-    54 "setsockopt" [Fd, Int, Int, In(Of(4)), Int] e(emul::setsockopt);
-    55 "getsockopt" [Fd, Int, Int, Out(DerefU32(4)), InOut(Fixed(4))] e(emul::getsockopt);
+    54 "setsockopt" [Fd, Int, Int, In(Of(4)), Int] e(sockopt::setsockopt);
+    55 "getsockopt" [Fd, Int, Int, Out(DerefU32(4)), InOut(Fixed(4))] e(sockopt::getsockopt);
     56 "clone" [Hex, Hex, Hex, Hex, Hex] e(clone::clone);
     57 "fork" [] e(clone::fork);
     58 "vfork" [] e(clone::vfork);
@@ -163,6 +168,14 @@ table! {
     61 "wait4" [Int, Out(Fixed(4)), Hex, Out(Fixed(RUSAGE))] F;
     62 "kill" [Int, Int] e(emul::kill);
     63 "uname" [Out(Fixed(390))] F;
+    64 "semget" [Int, Int, Hex] F;
+    65 "semop" [Int, Hex, Int] e(sysv::semop);
+    66 "semctl" [Int, Int, Int, Hex] e(sysv::semctl);
+    67 "shmdt" [Hex] e(sysv::shmdt);
+    68 "msgget" [Int, Hex] F;
+    69 "msgsnd" [Int, Hex, Int, Hex] e(sysv::msgsnd);
+    70 "msgrcv" [Int, Hex, Int, Int, Hex] e(sysv::msgrcv);
+    71 "msgctl" [Int, Int, Hex] e(sysv::msgctl);
     72 "fcntl" [Fd, Int, Hex] e(emul::fcntl);
     73 "flock" [Fd, Int] F;
     74 "fsync" [Fd] F;
@@ -233,23 +246,33 @@ table! {
     146 "sched_get_priority_max" [Int] F;
     147 "sched_get_priority_min" [Int] F;
     148 "sched_rr_get_interval" [Int, Out(Fixed(TIMESPEC))] F;
-    149 "mlock" [In(Of(1)), Int] F;
-    150 "munlock" [In(Of(1)), Int] F;
+    149 "mlock" [Hex, Int] e(emul::mlock);
+    150 "munlock" [Hex, Int] e(emul::munlock);
     151 "mlockall" [Hex] F;
     152 "munlockall" [] F;
     157 "prctl" [Int, Hex, Hex, Hex, Hex] e(emul::prctl);
     158 "arch_prctl" [Hex, Hex] e(emul::arch_prctl);
+    159 "adjtimex" [InOut(Fixed(TIMEX))] F;
     160 "setrlimit" [Int, In(Fixed(RLIMIT))] e(emul::setrlimit);
     161 "chroot" [Path] e(emul::unsupported);
     162 "sync" [] F;
+    164 "settimeofday" [In(Fixed(TIMEVAL)), In(Fixed(TIMEZONE))] F;
+    170 "sethostname" [In(Of(1)), Int] e(system::sethostname);
+    171 "setdomainname" [In(Of(1)), Int] e(system::setdomainname);
     186 "gettid" [] F;
     187 "readahead" [Fd, Int, Int] F;
+    188 "setxattr" [Path, Str, In(Of(3)), Int, Hex] e(xattr::setxattr);
+    189 "lsetxattr" [Path, Str, In(Of(3)), Int, Hex] e(xattr::lsetxattr);
+    190 "fsetxattr" [Fd, Str, In(Of(3)), Int, Hex] e(xattr::fsetxattr);
     191 "getxattr" [Path, Str, Out(Of(3)), Int] F;
     192 "lgetxattr" [Path, Str, Out(Of(3)), Int] F;
     193 "fgetxattr" [Fd, Str, Out(Of(3)), Int] F;
     194 "listxattr" [Path, Out(Of(2)), Int] F;
     195 "llistxattr" [Path, Out(Of(2)), Int] F;
     196 "flistxattr" [Fd, Out(Of(2)), Int] F;
+    197 "removexattr" [Path, Str] e(xattr::removexattr);
+    198 "lremovexattr" [Path, Str] e(xattr::lremovexattr);
+    199 "fremovexattr" [Fd, Str] e(xattr::fremovexattr);
     200 "tkill" [Int, Int] e(emul::tkill);
     201 "time" [Out(Fixed(8))] F;
     202 "futex" [InOut(Fixed(4)), Int, Int, In(Fixed(TIMESPEC)), InOut(Fixed(4)), Int] e(emul::futex);
@@ -257,13 +280,20 @@ table! {
     204 "sched_getaffinity" [Int, Int, Out(Of(1))] F;
     217 "getdents64" [Fd, Out(Of(2)), Int] F;
     218 "set_tid_address" [Hex] e(emul::set_tid_address);
+    206 "io_setup" [Int, Hex] e(aio::io_setup);
+    207 "io_destroy" [Hex] e(aio::io_destroy);
+    208 "io_getevents" [Hex, Int, Int, Hex, Hex] e(aio::io_getevents);
+    209 "io_submit" [Hex, Int, Hex] e(aio::io_submit);
+    210 "io_cancel" [Hex, Hex, Hex] e(aio::io_cancel);
     213 "epoll_create" [Int] F;
+    220 "semtimedop" [Int, Hex, Int, Hex] e(sysv::semtimedop);
     221 "fadvise64" [Fd, Int, Int, Int] F;
     222 "timer_create" [Int, In(Fixed(64)), Out(Fixed(4))] e(emul::timer_create);
     223 "timer_settime" [Int, Hex, In(Fixed(ITIMER)), Out(Fixed(ITIMER))] F;
     224 "timer_gettime" [Int, Out(Fixed(ITIMER))] F;
     225 "timer_getoverrun" [Int] F;
     226 "timer_delete" [Int] F;
+    227 "clock_settime" [Int, In(Fixed(TIMESPEC))] F;
     228 "clock_gettime" [Int, Out(Fixed(TIMESPEC))] F;
     229 "clock_getres" [Int, Out(Fixed(TIMESPEC))] F;
     230 "clock_nanosleep" [Int, Hex, In(Fixed(TIMESPEC)), Out(Fixed(TIMESPEC))] F;
@@ -314,6 +344,7 @@ table! {
     297 "rt_tgsigqueueinfo" [Int, Int, Int, Hex] e(emul::rt_tgsigqueueinfo);
     299 "recvmmsg" [Fd, Hex, Int, Hex, Hex] e(emul::recvmmsg);
     302 "prlimit64" [Int, Int, In(Fixed(RLIMIT)), Out(Fixed(RLIMIT))] e(emul::prlimit64);
+    305 "clock_adjtime" [Int, InOut(Fixed(TIMEX))] F;
     306 "syncfs" [Fd] F;
     307 "sendmmsg" [Fd, Hex, Int, Hex] e(emul::sendmmsg);
     309 "getcpu" [Out(Fixed(4)), Out(Fixed(4)), Hex] e(emul::getcpu);
@@ -321,6 +352,7 @@ table! {
     318 "getrandom" [Out(Of(1)), Int, Hex] F;
     322 "execveat" [AtFd, Path, Hex, Hex, Hex] e(exec::execveat);
     319 "memfd_create" [Str, Hex] F;
+    325 "mlock2" [Hex, Int, Hex] e(emul::mlock2);
     326 "copy_file_range" [Fd, InOut(Fixed(8)), Fd, InOut(Fixed(8)), Int, Hex] F;
     327 "preadv2" [Fd, Hex, Int, Int, Int, Hex] e(emul::preadv2);
     328 "pwritev2" [Fd, Hex, Int, Int, Int, Hex] e(emul::pwritev2);
@@ -334,6 +366,10 @@ table! {
     436 "close_range" [Int, Int, Hex] e(emul::close_range);
     437 "openat2" [AtFd, Path, In(Of(3)), Int] e(open::openat2);
     439 "faccessat2" [AtFd, Path, Hex, Hex] F;
+    463 "setxattrat" [AtFd, Path, Hex, Str, Hex, Int] e(xattr::setxattrat);
+    464 "getxattrat" [AtFd, Path, Hex, Str, Hex, Int] e(xattr::getxattrat);
+    465 "listxattrat" [AtFd, Path, Hex, Out(Of(4)), Int] F;
+    466 "removexattrat" [AtFd, Path, Hex, Str] e(xattr::removexattrat);
 }
 
 /// `F_GETLK`-style `struct flock` size, for `fcntl`.

@@ -76,6 +76,13 @@ static inline const char *errname(int e) {
     case EOWNERDEAD: return "EOWNERDEAD";
     case ETIMEDOUT: return "ETIMEDOUT";
     case ETXTBSY: return "ETXTBSY";
+    case ENODATA: return "ENODATA";
+    case ENODEV: return "ENODEV";
+    case ENXIO: return "ENXIO";
+    case ENOMSG: return "ENOMSG";
+    case EIDRM: return "EIDRM";
+    case EINPROGRESS: return "EINPROGRESS";
+    case ECHILD: return "ECHILD";
     default: return "E?";
     }
 }

@@ -1,0 +1,198 @@
+//! `ioctl`: only requests the sandbox knows, each with what its argument is. A request number
+//! not listed gets `ENOTTY`, as Linux answers a request a file does not implement, so nothing
+//! reaches a driver whose reading of the argument the supervisor cannot vouch for.
+//!
+//! Two families: the terminal and generic file requests of asm-generic/ioctls.h
+//! ([`super::tty`]), and the socket and network-interface requests of linux/sockios.h (here).
+//! A network request goes only to a socket: it is made on a private duplicate of the
+//! program's descriptor, whose type is checked first (another program thread cannot `dup2`
+//! something else over it in between), and any other file gets `ENOTTY` as from Linux. On a
+//! socket these numbers mean what sockios.h says whatever the protocol; on a device they
+//! could mean anything.
+//!
+//! Most network requests take a `struct ifreq` (40 bytes, copied in and out once by the
+//! kernel: a range check suffices). `SIOCGIFCONF` takes a `struct ifconf` whose `ifc_buf`
+//! points at the buffer the kernel fills: the structure is copied, the buffer range-checked
+//! for the length in the copy, and the kernel gets the copy. Refused (`ENOTTY`), because their
+//! argument holds pointers the kernel follows or is driver-defined: `SIOCETHTOOL`,
+//! `SIOCWANDEV`, `SIOCSHWTSTAMP`/`SIOCGHWTSTAMP`, `SIOCBONDINFOQUERY`/`SIOCBONDSLAVEINFOQUERY`
+//! (all through `ifr_data`), the old bridge calls `SIOCGIFBR`/`SIOCSIFBR`, `SIOCADDRT`/
+//! `SIOCDELRT` (`struct rtentry`'s `rt_dev`), the wireless extensions (`SIOCIW*`), and the
+//! device- and protocol-private ranges `SIOCDEVPRIVATE`/`SIOCPROTOPRIVATE`.
+
+use super::{Ctx, check_fd, copy_in, copy_out, tty};
+use crate::errno::Errno;
+use crate::process::Process;
+use crate::sys::{self, SysResult};
+
+/// Calls the host kernel with already-validated arguments.
+#[allow(unsafe_code)]
+fn host(nr: i64, a: [u64; 6]) -> SysResult {
+    // SAFETY: the callers below pass a descriptor that is not the runtime's (or the runtime's
+    // private duplicate of one that was checked) and an argument that is a value, a
+    // range-checked program buffer of the size the request's structure has, or a supervisor
+    // copy alive across the call.
+    unsafe { sys::syscall6(nr, a) }
+}
+
+/// What an ioctl request's argument is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoArg {
+    /// An integer, or unused: passed as it is.
+    Value,
+    /// A structure of this many bytes the kernel reads.
+    In(u64),
+    /// A structure of this many bytes the kernel writes.
+    Out(u64),
+    /// A structure of this many bytes the kernel reads and writes back.
+    InOut(u64),
+    /// Refused with this errno (see the request's table for why).
+    Refuse(i32),
+}
+
+use IoArg::{In, InOut, Out, Value};
+
+/// `struct ifreq`.
+const IFREQ: u64 = 40;
+/// `struct arpreq`.
+const ARPREQ: u64 = 68;
+/// `struct vlan_ioctl_args`.
+const VLAN_ARGS: u64 = 56;
+/// `IFNAMSIZ`: an interface name (`SIOCBRADDBR` and `SIOCBRDELBR` take one directly).
+const IFNAMSIZ: u64 = 16;
+/// `SIOCGIFCONF`.
+const SIOCGIFCONF: u32 = 0x8912;
+
+/// The argument of socket request `req` (linux/sockios.h), if the sandbox knows it.
+/// `SIOCGIFCONF` is handled apart ([`ifconf`]).
+fn socket_request(req: u32) -> Option<IoArg> {
+    Some(match req {
+        0x8901 => In(4),                 // FIOSETOWN
+        0x8902 => In(4),                 // SIOCSPGRP
+        0x8903 => Out(4),                // FIOGETOWN
+        0x8904 => Out(4),                // SIOCGPGRP
+        0x8905 => Out(4),                // SIOCATMARK
+        0x8906 | 0x8010_8906 => Out(16), // SIOCGSTAMP_OLD, SIOCGSTAMP_NEW
+        0x8907 | 0x8010_8907 => Out(16), // SIOCGSTAMPNS_OLD, SIOCGSTAMPNS_NEW
+        // SIOCGIFNAME; SIOCGIFFLAGS .. SIOCGIFHWADDR (flags, addresses, metric, MTU, name,
+        // hardware address, encapsulation).
+        0x8910 | 0x8913..=0x8927 => InOut(IFREQ),
+        // SIOCGIFSLAVE, SIOCSIFSLAVE, SIOCADDMULTI, SIOCDELMULTI, SIOCGIFINDEX,
+        // SIOCSIFPFLAGS, SIOCGIFPFLAGS, SIOCDIFADDR, SIOCSIFHWBROADCAST.
+        0x8929..=0x8937 => InOut(IFREQ),
+        0x8942 | 0x8943 => InOut(IFREQ), // SIOCGIFTXQLEN, SIOCSIFTXQLEN
+        0x8947..=0x8949 => InOut(IFREQ), // SIOCGMIIPHY, SIOCGMIIREG, SIOCSMIIREG (inline)
+        0x894b => Out(4),                // SIOCOUTQNSD
+        0x894c => Value,                 // SIOCGSKNS (returns a descriptor)
+        0x8953..=0x8955 => InOut(ARPREQ), // SIOCDARP, SIOCGARP, SIOCSARP
+        0x8970 | 0x8971 => InOut(IFREQ), // SIOCGIFMAP, SIOCSIFMAP
+        0x8982 | 0x8983 => InOut(VLAN_ARGS), // SIOCGIFVLAN, SIOCSIFVLAN
+        // SIOCBONDENSLAVE, SIOCBONDRELEASE, SIOCBONDSETHWADDR, SIOCBONDCHANGEACTIVE.
+        0x8990..=0x8992 | 0x8995 => InOut(IFREQ),
+        0x89a0 | 0x89a1 => In(IFNAMSIZ), // SIOCBRADDBR, SIOCBRDELBR
+        0x89a2 | 0x89a3 => InOut(IFREQ), // SIOCBRADDIF, SIOCBRDELIF
+        _ => return None,
+    })
+}
+
+/// `ioctl(fd, request, arg)`.
+pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_fd(ctx.proc(), a[0])?;
+    let req = a[1] as u32;
+    if let Some(arg) = tty::request(req) {
+        return forward(ctx.proc(), a[0], req, arg, a[2]);
+    }
+    let sock = req == SIOCGIFCONF || socket_request(req).is_some();
+    if !sock {
+        return Err(Errno::ENOTTY);
+    }
+    let fd = Private::new(ctx.proc(), a[0])?;
+    if sys::file_type(fd.0) != Some(libc::S_IFSOCK) {
+        return Err(Errno::ENOTTY);
+    }
+    match socket_request(req) {
+        Some(arg) => forward(ctx.proc(), fd.0, req, arg, a[2]),
+        None => ifconf(ctx.proc(), fd.0, a[2]),
+    }
+}
+
+/// Makes request `req` on `fd` after checking its argument as `arg` says.
+fn forward(proc: &Process, fd: u64, req: u32, arg: IoArg, ptr: u64) -> SysResult {
+    match arg {
+        Value => {}
+        In(n) | Out(n) | InOut(n) => proc.check(ptr, n)?,
+        IoArg::Refuse(e) => return Err(Errno(e)),
+    }
+    host(libc::SYS_ioctl, [fd, u64::from(req), ptr, 0, 0, 0])
+}
+
+/// `struct ifconf` for the kernel.
+#[repr(C)]
+struct Ifconf {
+    len: i32,
+    pad: i32,
+    buf: u64,
+}
+
+/// `SIOCGIFCONF`: the kernel reads `ifc_len` and `ifc_buf`, writes up to `ifc_len` bytes of
+/// `struct ifreq`s at `ifc_buf` (or, with a NULL buffer, only the length it would need) and
+/// then `ifc_len`. It gets a copy of the structure, with the buffer checked for that length.
+fn ifconf(proc: &Process, fd: u64, arg: u64) -> SysResult {
+    let raw = copy_in(proc, arg, 16)?;
+    let len = i32::from_ne_bytes(raw[0..4].try_into().unwrap());
+    let buf = u64::from_ne_bytes(raw[8..16].try_into().unwrap());
+    if buf != 0 {
+        proc.check(buf, len.max(0) as u64)?;
+    }
+    let mut c = Ifconf { len, pad: 0, buf };
+    host(libc::SYS_ioctl, [fd, u64::from(SIOCGIFCONF), &raw mut c as u64, 0, 0, 0])?;
+    copy_out(proc, arg, &c.len.to_ne_bytes())?;
+    Ok(0)
+}
+
+/// A private duplicate of a program descriptor, protected as the runtime's while it lives, so
+/// that the file whose type was checked is the file the request reaches.
+struct Private<'a>(u64, &'a Process);
+
+impl<'a> Private<'a> {
+    fn new(proc: &'a Process, fd: u64) -> Result<Private<'a>, Errno> {
+        let dup = sys::dup_private(fd).ok_or_else(|| {
+            if sys::fd_flags(fd as i32).is_none() { Errno::EBADF } else { Errno(libc::EMFILE) }
+        })?;
+        proc.protect_fd(dup as i32);
+        Ok(Private(dup, proc))
+    }
+}
+
+impl Drop for Private<'_> {
+    fn drop(&mut self) {
+        self.1.unprotect_fd(self.0 as i32);
+        sys::close(self.0 as i32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_carrying_requests_are_unknown() {
+        for req in [
+            0x8946, // SIOCETHTOOL
+            0x894a, // SIOCWANDEV
+            0x89b0, // SIOCSHWTSTAMP
+            0x8993, // SIOCBONDSLAVEINFOQUERY
+            0x8994, // SIOCBONDINFOQUERY
+            0x8940, // SIOCGIFBR
+            0x890b, // SIOCADDRT
+            0x8b01, // SIOCGIWNAME
+            0x89e0, // SIOCPROTOPRIVATE
+            0x89f0, // SIOCDEVPRIVATE
+        ] {
+            assert_eq!(socket_request(req), None, "{req:#x}");
+            assert_eq!(tty::request(req), None, "{req:#x}");
+        }
+        assert_eq!(socket_request(0x8933), Some(InOut(IFREQ)), "SIOCGIFINDEX");
+        assert_eq!(socket_request(SIOCGIFCONF), None, "handled by ifconf");
+    }
+}

@@ -1,0 +1,136 @@
+//! The terminal and generic file ioctls of include/uapi/asm-generic/ioctls.h, with the size of
+//! what each one's argument points to (include/uapi/asm-generic/termbits.h, linux/serial.h).
+//! The kernel's structures, not the C library's: `struct termios` is 36 bytes (glibc's is
+//! 60), `struct termios2` 44, `struct termio` 18.
+//!
+//! Every structure here is plain data, read or written once by the kernel, so a range check of
+//! the argument is its whole validation. Requests that take their argument as a value
+//! (`TCSBRK`, `TIOCSCTTY`, `TIOCGPTPEER`, ...) need none.
+//!
+//! Left out, so refused with `ENOTTY` like any request the sandbox does not know:
+//! `TIOCLINUX` (a console multiplexer whose sub-commands include pasting into the input),
+//! `TIOCSERGSTRUCT` and `TIOCSER{G,S}ETMULTI` (driver-private structures, removed from Linux),
+//! `TCGETX`/`TCSETX*` (removed in Linux 5.12). `TIOCSTI` is refused with `EIO`, as Linux does
+//! when `dev.tty.legacy_tiocsti` is off: it pushes bytes into the terminal's input queue, and
+//! the terminal is usually the one the sandbox was started from, so a program could type
+//! commands into the user's shell once it exits (the classic terminal-injection escape).
+
+use super::ioctl::IoArg::{self, In, InOut, Out, Refuse, Value};
+
+/// `struct termios` (kernel): four `tcflag_t`, `c_line`, `c_cc[19]`.
+const TERMIOS: u64 = 36;
+/// `struct termios2`: `struct termios` and the two speeds.
+const TERMIOS2: u64 = 44;
+/// `struct termio`: four `unsigned short`, `c_line`, `c_cc[8]`, padding.
+const TERMIO: u64 = 18;
+/// `struct winsize`.
+const WINSIZE: u64 = 8;
+/// `struct serial_struct`.
+const SERIAL: u64 = 72;
+/// `struct serial_rs485`.
+const RS485: u64 = 32;
+/// `struct serial_iso7816`.
+const ISO7816: u64 = 40;
+/// `struct serial_icounter_struct`.
+const ICOUNTER: u64 = 80;
+/// An `int` (or `pid_t`, `unsigned int`).
+const INT: u64 = 4;
+
+/// The argument of terminal or generic file request `req`, if the sandbox knows it.
+pub fn request(req: u32) -> Option<IoArg> {
+    Some(match req {
+        0x5401 => Out(TERMIOS),        // TCGETS
+        0x5402 => In(TERMIOS),         // TCSETS
+        0x5403 => In(TERMIOS),         // TCSETSW
+        0x5404 => In(TERMIOS),         // TCSETSF
+        0x5405 => Out(TERMIO),         // TCGETA
+        0x5406 => In(TERMIO),          // TCSETA
+        0x5407 => In(TERMIO),          // TCSETAW
+        0x5408 => In(TERMIO),          // TCSETAF
+        0x5409 => Value,               // TCSBRK
+        0x540a => Value,               // TCXONC
+        0x540b => Value,               // TCFLSH
+        0x540c => Value,               // TIOCEXCL
+        0x540d => Value,               // TIOCNXCL
+        0x540e => Value,               // TIOCSCTTY
+        0x540f => Out(INT),            // TIOCGPGRP
+        0x5410 => In(INT),             // TIOCSPGRP
+        0x5411 => Out(INT),            // TIOCOUTQ (SIOCOUTQ on sockets)
+        0x5412 => Refuse(libc::EIO),   // TIOCSTI
+        0x5413 => Out(WINSIZE),        // TIOCGWINSZ
+        0x5414 => In(WINSIZE),         // TIOCSWINSZ
+        0x5415 => Out(INT),            // TIOCMGET
+        0x5416 => In(INT),             // TIOCMBIS
+        0x5417 => In(INT),             // TIOCMBIC
+        0x5418 => In(INT),             // TIOCMSET
+        0x5419 => Out(INT),            // TIOCGSOFTCAR
+        0x541a => In(INT),             // TIOCSSOFTCAR
+        0x541b => Out(INT),            // FIONREAD, TIOCINQ (SIOCINQ on sockets)
+        0x541d => Value,               // TIOCCONS
+        0x541e => Out(SERIAL),         // TIOCGSERIAL
+        0x541f => In(SERIAL),          // TIOCSSERIAL
+        0x5420 => In(INT),             // TIOCPKT
+        0x5421 => In(INT),             // FIONBIO
+        0x5422 => Value,               // TIOCNOTTY
+        0x5423 => In(INT),             // TIOCSETD
+        0x5424 => Out(INT),            // TIOCGETD
+        0x5425 => Value,               // TCSBRKP
+        0x5427 => Value,               // TIOCSBRK
+        0x5428 => Value,               // TIOCCBRK
+        0x5429 => Out(INT),            // TIOCGSID
+        0x802c_542a => Out(TERMIOS2),  // TCGETS2
+        0x402c_542b => In(TERMIOS2),   // TCSETS2
+        0x402c_542c => In(TERMIOS2),   // TCSETSW2
+        0x402c_542d => In(TERMIOS2),   // TCSETSF2
+        0x542e => Out(RS485),          // TIOCGRS485
+        0x542f => InOut(RS485),        // TIOCSRS485
+        0x8004_5430 => Out(INT),       // TIOCGPTN
+        0x4004_5431 => In(INT),        // TIOCSPTLCK
+        0x8004_5432 => Out(INT),       // TIOCGDEV
+        0x4004_5436 => Value,          // TIOCSIG (the signal is the argument itself)
+        0x5437 => Value,               // TIOCVHANGUP
+        0x8004_5438 => Out(INT),       // TIOCGPKT
+        0x8004_5439 => Out(INT),       // TIOCGPTLCK
+        0x8004_5440 => Out(INT),       // TIOCGEXCL
+        0x5441 => Value,               // TIOCGPTPEER (open flags; returns a new descriptor)
+        0x8028_5442 => Out(ISO7816),   // TIOCGISO7816
+        0xc028_5443 => InOut(ISO7816), // TIOCSISO7816
+        0x5450 => Value,               // FIONCLEX
+        0x5451 => Value,               // FIOCLEX
+        0x5452 => In(INT),             // FIOASYNC
+        0x5453 => Value,               // TIOCSERCONFIG
+        0x5456 => Out(TERMIOS),        // TIOCGLCKTRMIOS
+        0x5457 => In(TERMIOS),         // TIOCSLCKTRMIOS
+        0x5459 => Out(INT),            // TIOCSERGETLSR
+        0x545c => Value,               // TIOCMIWAIT (a mask of lines)
+        0x545d => Out(ICOUNTER),       // TIOCGICOUNT
+        0x5460 => Out(8),              // FIOQSIZE (loff_t)
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_the_kernels() {
+        assert_eq!(request(0x5401), Some(Out(36)), "TCGETS: struct termios is 36 bytes");
+        assert_eq!(request(0x5406), Some(In(18)), "TCSETA: struct termio");
+        // The _IOR/_IOW encodings carry the size: check ours against them.
+        for req in [0x802c_542a_u32, 0x402c_542b, 0x8004_5430, 0x8028_5442, 0xc028_5443] {
+            let encoded = u64::from((req >> 16) & 0x3fff);
+            match request(req) {
+                Some(In(n) | Out(n) | InOut(n)) => assert_eq!(n, encoded, "{req:#x}"),
+                other => panic!("{req:#x}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn tiocsti_and_unknown_requests_are_refused() {
+        assert_eq!(request(0x5412), Some(Refuse(libc::EIO)));
+        assert_eq!(request(0x541c), None, "TIOCLINUX");
+        assert_eq!(request(0x5432), None, "TCGETX (removed)");
+    }
+}
