@@ -107,8 +107,8 @@ pub struct Process {
     robust_lists: Mutex<BTreeMap<i32, u64>>,
     /// Set while `execve` ends the other threads.
     pub dying: AtomicBool,
-    /// Write end of a `vfork` parent's wait pipe, closed at `execve` or exit.
-    pub vfork_pipe: Mutex<Option<i32>>,
+    /// A `vfork` child's hand-off to its waiting parent, released at `execve` or exit.
+    pub vfork_done: Mutex<Option<sys::VforkDone>>,
     /// Suppress the report line on a fatal signal.
     pub quiet: bool,
     /// Bytes of XSAVE state saved in signal frames.
@@ -145,7 +145,7 @@ impl Process {
             live: AtomicUsize::new(0),
             robust_lists: Mutex::new(BTreeMap::new()),
             dying: AtomicBool::new(false),
-            vfork_pipe: Mutex::new(None),
+            vfork_done: Mutex::new(None),
             quiet,
             idle_vcpus: Mutex::new(Vec::new()),
         }
@@ -300,6 +300,9 @@ impl Process {
     /// fault (unless quiet), and exits with the status, or dies of the signal.
     pub fn finish(&self, outcome: Result<Outcome, RunError>) -> ! {
         self.release_all_robust_lists();
+        if let Some(h) = self.vfork_done.lock().unwrap().take() {
+            h.release();
+        }
         match &outcome {
             Ok(Outcome::Exited(s)) => self.trace_line(&format!("+++ exited with {s} +++")),
             Ok(Outcome::Killed(f)) => {

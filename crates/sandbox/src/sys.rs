@@ -868,25 +868,76 @@ pub fn close(fd: i32) {
     unsafe { libc::close(fd) };
 }
 
-/// `pipe2(O_CLOEXEC)`.
-pub fn pipe() -> Result<(i32, i32), Errno> {
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` has room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(Errno::last());
-    }
-    Ok((fds[0], fds[1]))
+/// The vfork hand-off: a word in a shared anonymous page of the supervisor's own (outside the
+/// program range, so no descriptor and nothing the program can name), set to 1 by the child
+/// when it calls `execve` or exits, and waited for by the parent. A child that dies without
+/// saying so (killed, crashed) is noticed by the parent through `waitid(WNOWAIT)`.
+#[derive(Debug)]
+pub struct VforkDone {
+    word: std::ptr::NonNull<std::sync::atomic::AtomicU32>,
 }
 
-/// Blocks until the write end of a pipe is closed everywhere (reads to EOF).
-pub fn wait_pipe_closed(fd: i32) {
-    let mut b = [0u8; 16];
-    loop {
-        // SAFETY: reads into a local buffer.
-        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
-        if n == 0 || (n < 0 && Errno::last().0 != libc::EINTR) {
-            return;
+// SAFETY: the page is only accessed through the atomic, from any thread.
+unsafe impl Send for VforkDone {}
+// SAFETY: as above.
+unsafe impl Sync for VforkDone {}
+
+impl VforkDone {
+    /// A fresh hand-off (one page, shared with a child forked afterwards).
+    pub fn new() -> Result<VforkDone, Errno> {
+        let flags = libc::MAP_SHARED | libc::MAP_ANONYMOUS;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: a new anonymous mapping where the kernel chooses (never the program range,
+        // which is reserved); nothing else refers to it.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, flags, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last());
         }
+        let word = std::ptr::NonNull::new(p.cast()).ok_or(Errno::ENOMEM)?;
+        Ok(VforkDone { word })
+    }
+
+    fn atomic(&self) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: the page stays mapped as long as `self` lives; zero-filled is a valid value.
+        unsafe { self.word.as_ref() }
+    }
+
+    /// The child: the parent may go on (`execve` succeeded, or the child is exiting).
+    pub fn release(&self) {
+        self.atomic().store(1, std::sync::atomic::Ordering::Release);
+        // A shared (not FUTEX_PRIVATE) wake: the waiter is another process.
+        // SAFETY: the word is a valid futex word of this process.
+        unsafe {
+            libc::syscall(libc::SYS_futex, self.word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0, 0, 0)
+        };
+    }
+
+    /// The parent: waits until the child `pid` releases it or is gone (exited, killed, or
+    /// already reaped by another thread of the program).
+    pub fn wait(&self, pid: i32) {
+        let ts = libc::timespec { tv_sec: 0, tv_nsec: 20_000_000 };
+        while self.atomic().load(std::sync::atomic::Ordering::Acquire) == 0 {
+            // SAFETY: the word is a valid futex word; `ts` outlives the call.
+            unsafe {
+                libc::syscall(libc::SYS_futex, self.word.as_ptr(), libc::FUTEX_WAIT, 0, &ts, 0, 0)
+            };
+            // SAFETY: `info` is a plain C struct the kernel fills; zeroed is valid.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            // SAFETY: `info` is writable; WNOWAIT leaves the child to be reaped by the program.
+            let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, options) };
+            // SAFETY: si_pid is valid for a waitid result.
+            if r < 0 || unsafe { info.si_pid() } == pid {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for VforkDone {
+    fn drop(&mut self) {
+        // SAFETY: the page mapped in `new`, not used after this.
+        unsafe { libc::munmap(self.word.as_ptr().cast(), 4096) };
     }
 }
 

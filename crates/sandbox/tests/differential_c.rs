@@ -44,6 +44,23 @@ both_links!(file_io, |link| {
     assert_eq!(std::fs::metadata(dir.join("kept/f1")).unwrap().len(), 1111);
 });
 
+// Descriptor numbers stay usable around posix_spawn (with file actions) and vfork + execve or
+// _exit, in the parent and the children.
+link_tests!("sandbox::differential_c", proc_spawn_fds, [static_ => Static, static_pie => StaticPie, dynamic => Dynamic], |link| {
+    let c = simple("proc_spawn_fds", link);
+    let out = c.last().native.stdout_str();
+    for l in ["actions: applied", "child: descriptors ok", "parent: descriptors ok", "vfork _exit: exit 42"] {
+        assert!(out.contains(l), "missing {l:?} in:\n{out}");
+    }
+});
+
+// fork works with a full descriptor table, and the child's table is as full.
+both_links!(proc_fork_fullfd, |link| {
+    let c = simple("proc_fork_fullfd", link);
+    let out = c.last().native.stdout_str();
+    assert!(out.contains("table full: EMFILE") && out.contains("child: exit 7"), "{out}");
+});
+
 // A realloc'ed buffer grown to 16 MiB in ~200 KiB steps keeps every byte (glibc grows it with
 // mremap, in place or moved).
 link_tests!("sandbox::differential_c", mem_realloc, [static_ => Static, static_pie => StaticPie, dynamic => Dynamic], |link| {

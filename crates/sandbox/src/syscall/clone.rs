@@ -164,7 +164,7 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
     let vfork = flags & CLONE_VFORK != 0;
     check_tid_words(ctx, flags, ptid, ctid)?;
     let (regs, sregs, xsave) = child_state(ctx, stack)?;
-    let pipe = if vfork { Some(sys::pipe()?) } else { None };
+    let handoff = if vfork { Some(sys::VforkDone::new()?) } else { None };
     let proc = ctx.thread.proc.clone();
     // Hold every lock across fork, so the child inherits none locked by a thread that does not
     // exist there; flush the trace so buffered lines are not written twice.
@@ -183,7 +183,7 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         let _threads = proc.threads.lock().unwrap();
         let _policy = proc.policy.lock().unwrap();
         let _exe = proc.exe.lock().unwrap();
-        let _vf = proc.vfork_pipe.lock().unwrap();
+        let _vf = proc.vfork_done.lock().unwrap();
         let _rl = proc.rlimits_lock();
         let pid = sys::fork()?;
         if pid == 0 {
@@ -195,19 +195,14 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         if flags & CLONE_PARENT_SETTID != 0 {
             let _ = sys::write_program(ptid, &pid.to_ne_bytes());
         }
-        if let Some((r, w)) = pipe {
-            sys::close(w);
-            sys::wait_pipe_closed(r);
-            sys::close(r);
+        if let Some(h) = handoff {
+            h.wait(pid);
         }
         return Ok(pid as u64);
     }
     // The child: the only thread here. Build its own VM over the copied memory.
-    if let Some((r, _)) = pipe {
-        sys::close(r);
-    }
-    let fds = ParentFds { vfork_pipe: pipe.map(|p| p.1), all: all_fds, vm: vm_fds };
-    match child_setup(ctx, &regs, sregs, &xsave, flags, ctid, fds) {
+    let from = FromParent { all: all_fds, vm: vm_fds, handoff };
+    match child_setup(ctx, &regs, sregs, &xsave, flags, ctid, from) {
         Ok(()) => {
             ctx.replaced = true;
             Ok(0)
@@ -219,12 +214,12 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
     }
 }
 
-/// Descriptors a forked child learns from its parent: the vfork pipe's write end, and copies of
-/// the runtime's descriptor lists (every one, and the VM's) taken before the fork.
-struct ParentFds {
-    vfork_pipe: Option<i32>,
+/// What a forked child gets from its parent: copies of the runtime's descriptor lists (every
+/// one, and the VM's) taken before the fork, and a vfork child's hand-off.
+struct FromParent {
     all: Vec<i32>,
     vm: Vec<i32>,
+    handoff: Option<sys::VforkDone>,
 }
 
 fn child_setup(
@@ -234,11 +229,17 @@ fn child_setup(
     xsave: &dune::kvm_bindings::kvm_xsave,
     flags: u64,
     ctid: u64,
-    ParentFds { vfork_pipe, all: all_fds, vm: vm_fds }: ParentFds,
+    FromParent { all: all_fds, vm: vm_fds, handoff }: FromParent,
 ) -> Result<(), String> {
     let old = ctx.thread.proc.clone();
     // Same host, same verdict: skip the platform probe.
     let cfg = dune::VmConfig { platform: Some(old.vm.platform()), ..crate::vm_config() };
+    // The parent VM's descriptors are the parent's business: closed before the new VM needs
+    // descriptors of its own, so that a fork works with a full descriptor table, as Linux's
+    // fork needs none. (The parent's VM objects in this copy are never used again.)
+    for &fd in &vm_fds {
+        sys::close(fd);
+    }
     let vm = dune::Vm::new(cfg).map_err(|e| e.to_string())?;
     let mm = old.mm.lock().unwrap().clone_for(vm.clone()).map_err(|e| e.to_string())?;
     let policy = old.policy.lock().unwrap().boxed_clone();
@@ -251,18 +252,12 @@ fn child_setup(
     for r in [libc::RLIMIT_AS, libc::RLIMIT_DATA] {
         proc.set_rlimit_view(r, old.rlimit_view(r).to_vec());
     }
-    // The parent VM's descriptors are the parent's business; keep the trace file's.
+    // The runtime's other descriptors (the trace file) stay the child's too.
     let keep: Vec<i32> = all_fds.into_iter().filter(|fd| !vm_fds.contains(fd)).collect();
-    for fd in vm_fds {
-        sys::close(fd);
-    }
     for fd in keep {
         proc.protect_fd(fd);
     }
-    if let Some(w) = vfork_pipe {
-        proc.protect_fd(w);
-        *proc.vfork_pipe.lock().unwrap() = Some(w);
-    }
+    *proc.vfork_done.lock().unwrap() = handoff;
     let mut vcpu = vm.create_vcpu().map_err(|e| e.to_string())?;
     vcpu.set_user_context(regs).map_err(|e| e.to_string())?;
     let mut s = vcpu.sregs().map_err(|e| e.to_string())?;

@@ -170,8 +170,8 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     close_on_exec(&proc);
     *proc.exe.lock().unwrap() =
         std::fs::canonicalize(&prepared.path).unwrap_or(prepared.path.clone());
-    if let Some(w) = proc.vfork_pipe.lock().unwrap().take() {
-        sys::close(w);
+    if let Some(h) = proc.vfork_done.lock().unwrap().take() {
+        h.release();
     }
     ctx.replaced = true;
     Ok(0)
