@@ -38,10 +38,14 @@ impl KvmHost {
         Self::open_at(path, None)
     }
 
-    /// Opens `path` with the descriptor at or above `fd_floor` (see [`crate::VmConfig::fd_floor`]).
-    pub(crate) fn open_at(path: &str, fd_floor: Option<i32>) -> Result<Self, KvmError> {
+    /// Opens `path` with the descriptor where `placer` puts it (see
+    /// [`crate::VmConfig::fd_placer`]).
+    pub(crate) fn open_at(
+        path: &str,
+        placer: Option<&dyn crate::FdPlacer>,
+    ) -> Result<Self, KvmError> {
         let c = std::ffi::CString::new(path).map_err(|_| KvmError::Missing)?;
-        let kvm = crate::sys::open_kvm(&c, fd_floor).map_err(|e| match e.raw_os_error() {
+        let kvm = crate::sys::open_kvm(&c, placer).map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT | libc::ENODEV | libc::ENXIO) => KvmError::Missing,
             Some(libc::EACCES | libc::EPERM) => {
                 KvmError::NotPermitted { path: path.to_owned(), fix: permission_fix(path) }

@@ -60,4 +60,4 @@ pub use paging::{Perms, Translation, Walk};
 pub use switchless::Mailbox;
 pub use trap::{Exception, PageFault, PfError, RawExit, Regs, Syscall, Trap};
 pub use vcpu::{IretFrame, Kicker, USER_RFLAGS, Vcpu};
-pub use vm::{Platform, SyscallPath, SystemLayout, TlbFlush, Vm, VmConfig};
+pub use vm::{FdPlacer, Platform, SyscallPath, SystemLayout, TlbFlush, Vm, VmConfig};

@@ -376,29 +376,47 @@ impl Drop for ThreadTimer {
 }
 
 // ---------------------------------------------------------------------------------------------
-// KVM file descriptors at a chosen floor, so that a program run in the guest gets the same fd
-// numbers from its own open() calls as it would natively.
+// KVM file descriptors where the embedder wants them (VmConfig::fd_placer), so that a program
+// run in the guest gets the same fd numbers from its own open() calls as it would natively.
 
-/// Moves `fd` to the lowest free descriptor >= `floor` (close-on-exec) and closes the original.
-fn relocate_fd(fd: RawFd, floor: Option<i32>) -> io::Result<RawFd> {
-    let Some(floor) = floor else { return Ok(fd) };
-    // SAFETY: F_DUPFD_CLOEXEC on a descriptor this function owns; the result is checked.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
-    let err = io::Error::last_os_error();
-    // SAFETY: `fd` is owned here and no longer used after this point.
-    unsafe { libc::close(fd) };
-    if new < 0 { Err(err) } else { Ok(new) }
+/// Hands the new descriptor `fd` to `placer`, if any.
+fn place(fd: RawFd, placer: Option<&dyn crate::FdPlacer>) -> io::Result<RawFd> {
+    match placer {
+        Some(p) => p.place(fd),
+        None => Ok(fd),
+    }
 }
 
-/// Opens `path` (a KVM device) with its descriptor at or above `floor`.
-pub(crate) fn open_kvm(path: &std::ffi::CStr, floor: Option<i32>) -> io::Result<kvm_ioctls::Kvm> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain open of a NUL-terminated path; the result is checked.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+/// Runs `create` (which makes a descriptor or fails with an `io::Error`) again after `EMFILE`
+/// when `placer` could make room.
+fn with_room(
+    placer: Option<&dyn crate::FdPlacer>,
+    mut create: impl FnMut() -> io::Result<RawFd>,
+) -> io::Result<RawFd> {
+    let mut r = create();
+    for _ in 0..3 {
+        match (&r, placer) {
+            (Err(e), Some(p)) if e.raw_os_error() == Some(libc::EMFILE) && p.make_room() => {
+                r = create();
+            }
+            _ => break,
+        }
     }
-    let fd = relocate_fd(fd, floor)?;
+    r
+}
+
+/// Opens `path` (a KVM device) with its descriptor where `placer` puts it.
+pub(crate) fn open_kvm(
+    path: &std::ffi::CStr,
+    placer: Option<&dyn crate::FdPlacer>,
+) -> io::Result<kvm_ioctls::Kvm> {
+    use std::os::fd::FromRawFd;
+    let fd = with_room(placer, || {
+        // SAFETY: plain open of a NUL-terminated path; the result is checked.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if fd < 0 { Err(io::Error::last_os_error()) } else { Ok(fd) }
+    })?;
+    let fd = place(fd, placer)?;
     // SAFETY: `fd` is a freshly opened descriptor owned by nobody else.
     Ok(unsafe { kvm_ioctls::Kvm::from_raw_fd(fd) })
 }
@@ -423,23 +441,28 @@ fn ioctl_new_fd(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> io::Result
     }
 }
 
-/// Creates a VM whose descriptor sits at or above `floor`.
-pub(crate) fn create_vm(kvm: &kvm_ioctls::Kvm, floor: Option<i32>) -> io::Result<VmFd> {
+/// Creates a VM whose descriptor sits where `placer` puts it.
+pub(crate) fn create_vm(
+    kvm: &kvm_ioctls::Kvm,
+    placer: Option<&dyn crate::FdPlacer>,
+) -> io::Result<VmFd> {
     use std::os::fd::AsRawFd;
-    let fd = relocate_fd(ioctl_new_fd(kvm.as_raw_fd(), KVM_CREATE_VM, 0)?, floor)?;
+    let fd = with_room(placer, || ioctl_new_fd(kvm.as_raw_fd(), KVM_CREATE_VM, 0))?;
+    let fd = place(fd, placer)?;
     // SAFETY: `fd` is a fresh VM descriptor owned by nobody else.
     unsafe { kvm.create_vmfd_from_rawfd(fd) }.map_err(|e| io::Error::from_raw_os_error(e.errno()))
 }
 
-/// Creates vCPU `id` whose descriptor sits at or above `floor`.
+/// Creates vCPU `id` whose descriptor sits where `placer` puts it.
 pub(crate) fn create_vcpu(
     vm: &VmFd,
     id: u64,
-    floor: Option<i32>,
+    placer: Option<&dyn crate::FdPlacer>,
 ) -> io::Result<kvm_ioctls::VcpuFd> {
     use std::os::fd::AsRawFd;
     let fd =
-        relocate_fd(ioctl_new_fd(vm.as_raw_fd(), KVM_CREATE_VCPU, id as libc::c_ulong)?, floor)?;
+        with_room(placer, || ioctl_new_fd(vm.as_raw_fd(), KVM_CREATE_VCPU, id as libc::c_ulong))?;
+    let fd = place(fd, placer)?;
     // SAFETY: `fd` is a fresh vCPU descriptor of `vm` owned by nobody else.
     unsafe { vm.create_vcpu_from_rawfd(fd) }.map_err(|e| io::Error::from_raw_os_error(e.errno()))
 }

@@ -127,6 +127,8 @@ enum RegsState {
 pub struct Vcpu {
     vm: Arc<Vm>,
     fd: VcpuFd,
+    /// Declared after `fd`, so dropped after it: tells the VM's descriptor placer.
+    _closed: FdClosed,
     index: u32,
     area: u64,
     kick: Kicker,
@@ -200,6 +202,7 @@ impl Vcpu {
             fd.set_sync_valid_reg(SyncReg::Register);
         }
         let mut v = Vcpu {
+            _closed: FdClosed(vm.clone(), std::os::fd::AsRawFd::as_raw_fd(&fd)),
             vm,
             fd,
             index,
@@ -777,5 +780,15 @@ impl Drop for Vcpu {
         self.vm.forget_fd(std::os::fd::AsRawFd::as_raw_fd(&self.fd));
         self.vm.unregister_running(&self.kick);
         self.kick.0.tid.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Tells the VM that a vCPU's descriptor was closed, when dropped after it.
+#[derive(Debug)]
+struct FdClosed(Arc<Vm>, std::os::fd::RawFd);
+
+impl Drop for FdClosed {
+    fn drop(&mut self) {
+        self.0.fd_closed(self.1);
     }
 }

@@ -23,6 +23,18 @@ use crate::paging::{PAGE_1G, PAGE_2M, PAGE_4K, PageTables, Perms, Translation, W
 use crate::sys::{self, HostMapping};
 use crate::vcpu::{KickHandle, Vcpu};
 
+/// Where a VM puts its descriptors (`/dev/kvm`, the VM, each vCPU): an embedder whose guest
+/// program shares the process's descriptor table keeps them apart from the program's.
+pub trait FdPlacer: Send + Sync + std::fmt::Debug {
+    /// Takes the new descriptor `fd` (the caller's) and returns the number it lives at now,
+    /// having closed `fd` if it moved it.
+    fn place(&self, fd: std::os::fd::RawFd) -> std::io::Result<std::os::fd::RawFd>;
+    /// Creating a descriptor failed with `EMFILE`: frees a number if it can. `true`: try again.
+    fn make_room(&self) -> bool;
+    /// A descriptor [`FdPlacer::place`] returned was closed.
+    fn closed(&self, fd: std::os::fd::RawFd);
+}
+
 /// How a VM is created.
 #[derive(Clone, Debug)]
 pub struct VmConfig {
@@ -34,10 +46,10 @@ pub struct VmConfig {
     /// Guest-physical (and host-virtual) address of the system area, or `None` for the first free
     /// spot from half the guest-physical width (at most `2^46`) upwards.
     pub system_base: Option<u64>,
-    /// Put every KVM descriptor (`/dev/kvm`, the VM, each vCPU) at the lowest free number at or
-    /// above this floor, so that a program in the guest that opens files gets the numbers it
-    /// would get natively. `None`: wherever the kernel puts them.
-    pub fd_floor: Option<i32>,
+    /// Where every KVM descriptor (`/dev/kvm`, the VM, each vCPU) goes once created, so that a
+    /// program in the guest sharing the descriptor table gets the numbers it would get natively
+    /// and cannot reach the VM's. `None`: wherever the kernel puts them.
+    pub fd_placer: Option<Arc<dyn FdPlacer>>,
     /// Merge touching memory ranges into one slot ([`ept::GuestPhysMap::set_coalesce`]). Turn
     /// off when vCPUs run while memory is added (a merge briefly deletes a slot).
     pub coalesce_slots: bool,
@@ -71,7 +83,7 @@ impl Default for VmConfig {
             max_vcpus: 64,
             page_table_bytes: PAGE_1G,
             system_base: None,
-            fd_floor: None,
+            fd_placer: None,
             coalesce_slots: true,
             platform: None,
             switchless: true,
@@ -188,8 +200,8 @@ impl Vm {
     /// guest-physical width is free; [`VmError::Probe`] when the host behaves in a way the runtime
     /// does not know.
     pub fn new(cfg: VmConfig) -> Result<Arc<Vm>, VmError> {
-        let host = KvmHost::open_at("/dev/kvm", cfg.fd_floor)?;
-        let fd = sys::create_vm(&host.kvm, cfg.fd_floor)
+        let host = KvmHost::open_at("/dev/kvm", cfg.fd_placer.as_deref())?;
+        let fd = sys::create_vm(&host.kvm, cfg.fd_placer.as_deref())
             .map_err(|e| IoctlError::from_io("KVM_CREATE_VM", &e))?;
         Self::disable_hypercall_patching(&host, &fd)?;
 
@@ -608,7 +620,7 @@ impl Vm {
     }
 
     fn new_vcpu(self: &Arc<Self>, index: u32) -> Result<Vcpu, VmError> {
-        let fd = sys::create_vcpu(&self.fd, u64::from(index), self.cfg.fd_floor)
+        let fd = sys::create_vcpu(&self.fd, u64::from(index), self.cfg.fd_placer.as_deref())
             .map_err(|e| IoctlError::from_io("KVM_CREATE_VCPU", &e))?;
         self.fds.lock().unwrap().push(std::os::fd::AsRawFd::as_raw_fd(&fd));
         self.build_cpu_area(index)?;
@@ -618,6 +630,13 @@ impl Vm {
     /// A vCPU's descriptor is about to be closed.
     pub(crate) fn forget_fd(&self, fd: std::os::fd::RawFd) {
         self.fds.lock().unwrap().retain(|&f| f != fd);
+    }
+
+    /// A vCPU's descriptor was closed.
+    pub(crate) fn fd_closed(&self, fd: std::os::fd::RawFd) {
+        if let Some(p) = &self.cfg.fd_placer {
+            p.closed(fd);
+        }
     }
 
     /// Whether `fd` is one of [`Vm::runtime_fds`] (no allocation).

@@ -12,6 +12,11 @@ impl Errno {
         Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
     }
 
+    /// The errno of an I/O error (`EIO` if it has none).
+    pub fn from_io(e: &std::io::Error) -> Errno {
+        Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+
     /// `EFAULT`.
     pub const EFAULT: Errno = Errno(libc::EFAULT);
     /// `EINVAL`.

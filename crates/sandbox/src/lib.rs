@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod errno;
 pub mod fault_addr;
+pub mod fdwin;
 pub mod loader;
 pub mod mm;
 pub mod policy;
@@ -70,6 +71,9 @@ pub enum SandboxError {
     /// The trace file could not be opened.
     #[error("cannot open the trace file {0}: {1}")]
     Trace(PathBuf, std::io::Error),
+    /// The runtime's descriptor window could not be set up.
+    #[error("cannot set up the runtime's descriptors: {0}")]
+    Window(std::io::Error),
     /// Too few file descriptors to start.
     #[error(
         "the open-file limit (ulimit -n) is {0}; the sandbox needs at least {MIN_NOFILE}, as its \
@@ -93,24 +97,21 @@ const VCPU_FDS: u64 = 256;
 /// The fewest descriptors the sandbox starts with.
 const MIN_NOFILE: u64 = 96;
 
-static FD_FLOOR: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
-
-/// Where runtime descriptors go: the top [`RUNTIME_FDS`] + [`VCPU_FDS`] numbers below the
-/// soft `RLIMIT_NOFILE`, so the program's own descriptors get the numbers they would get
-/// natively and a program can have a thread per vCPU. The soft limit is first raised by
-/// [`VCPU_FDS`] as far as the hard limit allows (once, here), so that where it can be, the
-/// program keeps all but [`RUNTIME_FDS`] of the limit it started with. Computed once per
-/// process tree.
-pub(crate) fn fd_floor() -> i32 {
-    *FD_FLOOR.get_or_init(|| {
-        let r = sys::getrlimit(libc::RLIMIT_NOFILE);
-        let soft = r.rlim_cur.min(1 << 20);
-        let raised = (soft + VCPU_FDS).min(r.rlim_max).max(soft);
-        if raised > soft {
-            sys::setrlimit(libc::RLIMIT_NOFILE, raised, r.rlim_max);
-        }
-        (raised.saturating_sub(RUNTIME_FDS + VCPU_FDS) as i32).max(64)
-    })
+/// Sets up the runtime's descriptor window ([`fdwin`]): the top [`RUNTIME_FDS`] +
+/// [`VCPU_FDS`] numbers below the soft `RLIMIT_NOFILE`, so the program's own descriptors get
+/// the numbers they would get natively and a program can have a thread per vCPU. The soft
+/// limit is first raised by [`VCPU_FDS`] as far as the hard limit allows, so that where it can
+/// be, the program keeps all but [`RUNTIME_FDS`] of the limit it started with. Once per process
+/// tree, before anything else opens a descriptor.
+fn fd_window() -> std::io::Result<&'static fdwin::FdWindow> {
+    let r = sys::getrlimit(libc::RLIMIT_NOFILE);
+    let soft = r.rlim_cur.min(1 << 20);
+    let raised = (soft + VCPU_FDS).min(r.rlim_max).max(soft);
+    if raised > soft {
+        sys::setrlimit(libc::RLIMIT_NOFILE, raised, r.rlim_max);
+    }
+    let floor = (raised.saturating_sub(RUNTIME_FDS + VCPU_FDS) as i32).max(64);
+    fdwin::init(floor, raised as i32)
 }
 
 /// The VM configuration every sandboxed process uses (a forked child builds the same).
@@ -124,7 +125,7 @@ pub fn vm_config() -> VmConfig {
     // deletes a slot for a moment).
     // 256 concurrent threads (exited threads' vCPUs are reused).
     VmConfig {
-        fd_floor: Some(fd_floor()),
+        fd_placer: Some(std::sync::Arc::new(fdwin::Placer)),
         page_table_bytes: 64 << 20,
         coalesce_slots: false,
         max_vcpus: 256,
@@ -146,11 +147,11 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     }
     trace::set_root_pid();
     SWITCHLESS.store(opts.switchless, std::sync::atomic::Ordering::Relaxed);
-    fd_floor();
     let nofile = sys::getrlimit(libc::RLIMIT_NOFILE).rlim_cur;
     if nofile < MIN_NOFILE {
         return Err(SandboxError::NoFile(nofile));
     }
+    fd_window().map_err(SandboxError::Window)?;
     let vm = Vm::new(vm_config())?;
     tracing::debug!(elapsed = ?t0.elapsed(), platform = ?vm.platform(), "VM created");
     let base = vm.layout().base;
@@ -176,9 +177,9 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
             Box::new(std::io::stderr())
         } else {
             let f = std::fs::File::create(t).map_err(|e| SandboxError::Trace(t.clone(), e))?;
-            let fd = sys::move_fd_up(std::os::fd::IntoRawFd::into_raw_fd(f), fd_floor())
+            let fd = fdwin::window()
+                .place(std::os::fd::IntoRawFd::into_raw_fd(f))
                 .map_err(|e| SandboxError::Trace(t.clone(), e))?;
-            proc.protect_fd(fd);
             #[allow(unsafe_code)]
             // SAFETY: `fd` was just created by moving the trace file's descriptor; nothing else
             // owns it.

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use dune::{IretFrame, Kicker, Regs, Trap, Vcpu, Vm};
 
@@ -82,8 +82,6 @@ pub struct Process {
     pub range: std::ops::Range<u64>,
     /// The address space.
     pub mm: Mutex<Mm>,
-    /// Runtime descriptors besides the VM's (the trace file, a vfork pipe).
-    runtime_fds: RwLock<Vec<i32>>,
     /// The policy.
     pub policy: Mutex<Box<dyn Policy>>,
     /// The system-call trace, when enabled.
@@ -133,7 +131,6 @@ impl Process {
             xstate_size: xstate_size(&vm),
             vm,
             mm: Mutex::new(mm),
-            runtime_fds: RwLock::new(Vec::new()),
             policy: Mutex::new(policy),
             trace: Mutex::new(None),
             actions: Mutex::new([Action::default(); 65]),
@@ -161,35 +158,23 @@ impl Process {
         if ok { Ok(()) } else { Err(Errno::EFAULT) }
     }
 
-    /// Adds a descriptor to the runtime's protected set.
-    pub fn protect_fd(&self, fd: i32) {
-        let mut v = self.runtime_fds.write().unwrap();
-        v.push(fd);
-        v.sort_unstable();
-    }
-
-    /// Undoes [`Process::protect_fd`] for `fd` (about to be closed by the runtime).
-    pub fn unprotect_fd(&self, fd: i32) {
-        self.runtime_fds.write().unwrap().retain(|&f| f != fd);
-    }
-
-    /// Whether `fd` is one of the runtime's own descriptors (the VM's, or one added with
-    /// [`Process::protect_fd`]).
+    /// Whether `fd` is one of the runtime's own descriptors ([`crate::fdwin`]): the program may
+    /// not name it.
     pub fn is_runtime_fd(&self, fd: i32) -> bool {
-        self.vm.is_runtime_fd(fd) || self.runtime_fds.read().unwrap().binary_search(&fd).is_ok()
-    }
-
-    /// The runtime's own descriptors.
-    pub fn runtime_fds(&self) -> Vec<i32> {
-        let mut v = self.vm.runtime_fds();
-        v.extend(self.runtime_fds.read().unwrap().iter());
-        v.sort_unstable();
-        v
+        crate::fdwin::window().is_runtime(fd)
     }
 
     /// The program's view of `RLIMIT_AS`/`RLIMIT_DATA` (`struct rlimit`, 16 bytes).
     pub fn rlimit_view(&self, resource: u32) -> [u8; 16] {
-        *self.rlimits.lock().unwrap().get(&resource).unwrap_or(&[0xff; 16])
+        if let Some(v) = self.rlimits.lock().unwrap().get(&resource) {
+            return *v;
+        }
+        // Until the program sets it: the host's (the sandbox never changes these).
+        let r = sys::getrlimit(resource);
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&r.rlim_cur.to_ne_bytes());
+        b[8..].copy_from_slice(&r.rlim_max.to_ne_bytes());
+        b
     }
 
     /// Holds the limits' lock (across `fork`, so the child never inherits it held).

@@ -386,26 +386,6 @@ pub fn setrlimit(resource: u32, soft: u64, hard: u64) {
     unsafe { libc::setrlimit(resource, &r) };
 }
 
-/// `fcntl(fd, F_DUPFD_CLOEXEC, floor)` then close `fd`: moves a runtime descriptor up.
-pub fn move_fd_up(fd: i32, floor: i32) -> io::Result<i32> {
-    // SAFETY: F_DUPFD_CLOEXEC on a descriptor the caller owns.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
-    if new < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the caller hands over `fd`, which is not used afterwards.
-    unsafe { libc::close(fd) };
-    Ok(new)
-}
-
-/// [`move_fd_up`] for a `File`: the same file, at a descriptor `>= floor`.
-pub fn move_file_up(file: std::fs::File, floor: i32) -> io::Result<std::fs::File> {
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let fd = move_fd_up(file.into_raw_fd(), floor)?;
-    // SAFETY: `fd` was just created by `move_fd_up` and is owned by nothing else.
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
-}
-
 // ---------------------------------------------------------------------------------------------
 // Host signals.
 //
@@ -763,17 +743,6 @@ pub fn with_signals_blocked<T>(f: impl FnOnce(&libc::sigset_t) -> T) -> T {
     }
 }
 
-/// A close-on-exec duplicate of `fd` among the runtime's descriptor numbers (at or above the
-/// floor the runtime's own use), so the program's descriptor numbering is not disturbed;
-/// `None` if it cannot be made.
-pub fn dup_private(fd: u64) -> Option<u64> {
-    let fd = i32::try_from(fd).ok()?;
-    let floor = crate::fd_floor();
-    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor and touches no memory.
-    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
-    (r >= 0).then_some(r as u64)
-}
-
 /// Whether descriptor `fd` is open on a regular file (`fstat`; false on any error).
 pub fn is_regular_file(fd: u64) -> bool {
     let Ok(fd) = i32::try_from(fd) else { return false };
@@ -860,6 +829,25 @@ pub fn fork() -> Result<i32, Errno> {
         PID.store(0, std::sync::atomic::Ordering::Relaxed);
     }
     if pid < 0 { Err(Errno::last()) } else { Ok(pid) }
+}
+
+/// `dup3(from, to, O_CLOEXEC)`, retried on `EINTR` and on `EBUSY` (the kernel was installing a
+/// descriptor at `to` for a racing call).
+///
+/// # Safety
+/// `to` must be a number the caller owns: whatever it held is closed.
+pub unsafe fn dup3_cloexec(from: i32, to: i32) -> io::Result<()> {
+    loop {
+        // SAFETY: caller's contract; dup3 touches no memory.
+        let r = unsafe { libc::dup3(from, to, libc::O_CLOEXEC) };
+        if r >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) {
+            return Err(e);
+        }
+    }
 }
 
 /// Closes a descriptor of the supervisor's.

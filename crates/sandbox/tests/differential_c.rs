@@ -61,6 +61,26 @@ both_links!(proc_fork_fullfd, |link| {
     assert!(out.contains("table full: EMFILE") && out.contains("child: exit 7"), "{out}");
 });
 
+// The limits the runtime depends on are the program's to set (RLIMIT_NOFILE lowered and
+// enforced as Linux does; threads and fork with a full table; RLIMIT_SIGPENDING 0), and none
+// stops the runtime (execve from two threads after them, at once).
+link_tests!("sandbox::differential_c", rlimit_runtime, [static_ => Static, static_pie => StaticPie, dynamic => Dynamic], |link| {
+    let bin = build_c("rlimit_runtime", link);
+    let c = assert_same(&format!("rlimit_runtime-{}", link.suffix()), &Cmd::new(&bin).timeout(Duration::from_secs(8)));
+    c.last().native.assert_success().assert_last_line("done");
+    let out = c.last().native.stdout_str();
+    for l in [
+        "open at the limit: EMFILE, highest 47",
+        "dup2 above it: EBADF",
+        "F_DUPFD above it: EINVAL",
+        "thread with a full table: ok",
+        "fork with a full table: child exit 5",
+        "exec from two threads: done",
+    ] {
+        assert!(out.contains(l), "missing {l:?} in:\n{out}");
+    }
+});
+
 // A realloc'ed buffer grown to 16 MiB in ~200 KiB steps keeps every byte (glibc grows it with
 // mremap, in place or moved).
 link_tests!("sandbox::differential_c", mem_realloc, [static_ => Static, static_pie => StaticPie, dynamic => Dynamic], |link| {

@@ -172,7 +172,7 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
     // the parent's recorded ones (they stay pending in its kernel state and arrive afterwards).
     // Descriptor lists other threads (switchless servers in a tight loop) lock all the time:
     // the child uses copies instead of locks a thread that does not exist there may hold.
-    let (all_fds, vm_fds) = (proc.runtime_fds(), proc.vm.runtime_fds());
+    let vm_fds = proc.vm.runtime_fds();
     let pid = sys::with_signals_blocked(|_| {
         let mut trace = proc.trace.lock().unwrap();
         if let Some(t) = trace.as_mut() {
@@ -185,6 +185,7 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         let _exe = proc.exe.lock().unwrap();
         let _vf = proc.vfork_done.lock().unwrap();
         let _rl = proc.rlimits_lock();
+        let _fdwin = crate::fdwin::window().lock();
         let pid = sys::fork()?;
         if pid == 0 {
             sys::clear_pending();
@@ -201,7 +202,7 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         return Ok(pid as u64);
     }
     // The child: the only thread here. Build its own VM over the copied memory.
-    let from = FromParent { all: all_fds, vm: vm_fds, handoff };
+    let from = FromParent { vm: vm_fds, handoff };
     match child_setup(ctx, &regs, sregs, &xsave, flags, ctid, from) {
         Ok(()) => {
             ctx.replaced = true;
@@ -214,10 +215,10 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
     }
 }
 
-/// What a forked child gets from its parent: copies of the runtime's descriptor lists (every
-/// one, and the VM's) taken before the fork, and a vfork child's hand-off.
+/// What a forked child gets from its parent: a copy of the parent VM's descriptor list taken
+/// before the fork (the rest of the runtime's descriptors, the trace file, stay the child's
+/// too, in the same window), and a vfork child's hand-off.
 struct FromParent {
-    all: Vec<i32>,
     vm: Vec<i32>,
     handoff: Option<sys::VforkDone>,
 }
@@ -229,7 +230,7 @@ fn child_setup(
     xsave: &dune::kvm_bindings::kvm_xsave,
     flags: u64,
     ctid: u64,
-    FromParent { all: all_fds, vm: vm_fds, handoff }: FromParent,
+    FromParent { vm: vm_fds, handoff }: FromParent,
 ) -> Result<(), String> {
     let old = ctx.thread.proc.clone();
     // Same host, same verdict: skip the platform probe.
@@ -239,6 +240,7 @@ fn child_setup(
     // fork needs none. (The parent's VM objects in this copy are never used again.)
     for &fd in &vm_fds {
         sys::close(fd);
+        crate::fdwin::window().closed(fd);
     }
     let vm = dune::Vm::new(cfg).map_err(|e| e.to_string())?;
     let mm = old.mm.lock().unwrap().clone_for(vm.clone()).map_err(|e| e.to_string())?;
@@ -249,13 +251,8 @@ fn child_setup(
     *proc.exe_id.lock().unwrap() = *old.exe_id.lock().unwrap();
     *proc.trace.lock().unwrap() = old.trace.lock().unwrap().take();
     proc.personality.store(old.personality.load(Ordering::Relaxed), Ordering::Relaxed);
-    for r in [libc::RLIMIT_AS, libc::RLIMIT_DATA] {
+    for r in [libc::RLIMIT_AS, libc::RLIMIT_DATA, libc::RLIMIT_SIGPENDING] {
         proc.set_rlimit_view(r, old.rlimit_view(r).to_vec());
-    }
-    // The runtime's other descriptors (the trace file) stay the child's too.
-    let keep: Vec<i32> = all_fds.into_iter().filter(|fd| !vm_fds.contains(fd)).collect();
-    for fd in keep {
-        proc.protect_fd(fd);
     }
     *proc.vfork_done.lock().unwrap() = handoff;
     let mut vcpu = vm.create_vcpu().map_err(|e| e.to_string())?;

@@ -164,9 +164,13 @@ fn rlimit(ctx: &mut Ctx<'_>, pid: u64, resource: u32, new: u64, old: u64) -> Sys
         return super::prlimit::other(ctx, pid, resource, new, old);
     }
     let new = if new != 0 { Some(copy_in(ctx.proc(), new, 16)?) } else { None };
+    if resource == libc::RLIMIT_NOFILE {
+        return nofile(ctx, new, old);
+    }
     // Limits on the address space or data size would count the supervisor's reservation and
-    // starve the supervisor itself; the program's own view of them is kept apart.
-    if matches!(resource, libc::RLIMIT_AS | libc::RLIMIT_DATA) {
+    // starve the supervisor itself, and one on pending signals would stop its kicks (real-time
+    // signals between its threads): the program's own view of them is kept apart.
+    if matches!(resource, libc::RLIMIT_AS | libc::RLIMIT_DATA | libc::RLIMIT_SIGPENDING) {
         if let Some(n) = &new {
             let cur = u64::from_ne_bytes(n[..8].try_into().unwrap());
             let max = u64::from_ne_bytes(n[8..].try_into().unwrap());
@@ -188,6 +192,37 @@ fn rlimit(ctx: &mut Ctx<'_>, pid: u64, resource: u32, new: u64, old: u64) -> Sys
     }
     let newp = new.as_ref().map_or(0, |n| n.as_ptr() as u64);
     host(libc::SYS_prlimit64, [0, u64::from(resource), newp, old, 0, 0])
+}
+
+/// `RLIMIT_NOFILE` of the program: its own view ([`crate::fdwin`]), never the host's, which
+/// the runtime's descriptors depend on. The hard limit is the runtime's window floor: a program
+/// can lower its soft limit (enforced as the kernel would) and raise it back up to that.
+fn nofile(ctx: &mut Ctx<'_>, new: Option<Vec<u8>>, old: u64) -> SysResult {
+    let win = crate::fdwin::window();
+    let (cur, max) = win.program_limit();
+    let new = new.map(|n| {
+        let word = |i: usize| u64::from_ne_bytes(n[i..i + 8].try_into().unwrap());
+        (word(0), word(8))
+    });
+    if let Some((c, m)) = new {
+        if c > m {
+            return Err(Errno::EINVAL);
+        }
+        // Raising the hard limit needs CAP_SYS_RESOURCE natively; here it cannot be done.
+        if m > max {
+            return Err(Errno::EPERM);
+        }
+    }
+    if old != 0 {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&cur.to_ne_bytes());
+        b[8..].copy_from_slice(&max.to_ne_bytes());
+        copy_out(ctx.proc(), old, &b)?;
+    }
+    if let Some((c, _)) = new {
+        win.set_program_limit(c);
+    }
+    Ok(0)
 }
 
 pub fn getcpu(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -357,11 +392,15 @@ pub fn rt_sigreturn(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
 
 /// Waits for a signal not in `mask` to be recorded; returns false on timeout. The check and the
 /// sleep are atomic with respect to host signals (`sys::with_signals_blocked`).
-fn wait_unmasked(mask: u64, timeout: Option<std::time::Duration>) -> bool {
+fn wait_unmasked(ctx: &Ctx<'_>, mask: u64, timeout: Option<std::time::Duration>) -> bool {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let done = sys::with_signals_blocked(|usual| {
-            if sys::pending_signals() & !mask != 0 {
+            // The process is ending its other threads (exit_group, execve): this one must go
+            // back to its run loop, which ends it; the kick that said so woke the sleep.
+            if sys::pending_signals() & !mask != 0
+                || ctx.proc().dying.load(std::sync::atomic::Ordering::SeqCst)
+            {
                 return Some(true);
             }
             let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
@@ -396,12 +435,12 @@ pub fn rt_sigsuspend(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
     let mask = read_u64(ctx.proc(), a[0])?;
     temporary_mask(ctx, mask);
-    wait_unmasked(ctx.thread.sigmask, None);
+    wait_unmasked(ctx, ctx.thread.sigmask, None);
     Err(Errno(libc::EINTR))
 }
 
 pub fn pause(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
-    wait_unmasked(ctx.thread.sigmask, None);
+    wait_unmasked(ctx, ctx.thread.sigmask, None);
     Err(Errno(libc::EINTR))
 }
 
@@ -438,11 +477,13 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             }
             continue;
         }
-        if p & !ctx.thread.sigmask & !set != 0 {
+        if p & !ctx.thread.sigmask & !set != 0
+            || ctx.proc().dying.load(std::sync::atomic::Ordering::SeqCst)
+        {
             return Err(Errno(libc::EINTR));
         }
         // Wake for a signal in `set` or one the thread does not block.
-        if !wait_unmasked(ctx.thread.sigmask & !set, timeout) {
+        if !wait_unmasked(ctx, ctx.thread.sigmask & !set, timeout) {
             return Err(Errno(libc::EAGAIN));
         }
     }
@@ -629,27 +670,50 @@ pub fn readlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     readlink_common(ctx, a[0], a[1], a[2], a[3])
 }
 
-pub fn close_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+pub fn close(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_fd(ctx.proc(), a[0])?;
+    let r = host(libc::SYS_close, [a[0], 0, 0, 0, 0, 0]);
+    // Linux frees the number even when close reports an error (other than EBADF).
+    crate::fdwin::window().program_closed(a[0] as i32);
+    r
+}
+
+/// `dup2`/`dup3`: `newfd` must be below the program's `RLIMIT_NOFILE` (`EBADF`, as Linux), which
+/// also keeps it out of the runtime's descriptor window.
+fn dup_onto(ctx: &mut Ctx<'_>, nr: i64, a: [u64; 6]) -> SysResult {
+    check_fd(ctx.proc(), a[0])?;
+    let limit = crate::fdwin::window().program_limit().0;
+    if a[1] as i32 as i64 >= limit as i64 || (a[1] as i32) < 0 {
+        return Err(Errno::EBADF);
+    }
+    host(nr, a)
+}
+
+pub fn dup2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    dup_onto(ctx, libc::SYS_dup2, [a[0], a[1], 0, 0, 0, 0])
+}
+
+pub fn dup3(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    dup_onto(ctx, libc::SYS_dup3, [a[0], a[1], a[2], 0, 0, 0])
+}
+
+pub fn close_range(_ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (first, last, flags) = (a[0] as u32, a[1] as u32, a[2]);
     // CLOSE_RANGE_UNSHARE would give the calling thread a private descriptor table, which the
     // supervisor's other threads (and its runtime descriptors' bookkeeping) would not share.
     if first > last || flags & !CLOSE_RANGE_CLOEXEC != 0 {
         return Err(Errno::EINVAL);
     }
-    // Close (or mark) the program's descriptors in [first, last], stepping around the
-    // runtime's own (`runtime_fds` is ascending).
-    let mut lo = u64::from(first);
-    for fd in ctx.proc().runtime_fds().iter().map(|&f| f as u64) {
-        if fd < lo || fd > u64::from(last) {
-            continue;
+    // Close (or mark) the program's descriptors in [first, last]: all below the runtime's
+    // window (fdwin). Placeholders that enforce a lowered RLIMIT_NOFILE are put back.
+    let win = crate::fdwin::window();
+    let last = last.min(win.floor() as u32 - 1);
+    if first <= last {
+        host(libc::SYS_close_range, [u64::from(first), u64::from(last), flags, 0, 0, 0])?;
+        let limit = win.program_limit().0 as u32;
+        for fd in first.max(limit)..=last {
+            win.program_closed(fd as i32);
         }
-        if fd > lo {
-            host(libc::SYS_close_range, [lo, fd - 1, flags, 0, 0, 0])?;
-        }
-        lo = fd + 1;
-    }
-    if lo <= u64::from(last) {
-        host(libc::SYS_close_range, [lo, u64::from(last), flags, 0, 0, 0])?;
     }
     Ok(0)
 }
@@ -660,6 +724,12 @@ const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
 pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc(), a[0])?;
     let cmd = a[1] as i32;
+    // A lowest number at or above the program's RLIMIT_NOFILE: EINVAL, as Linux.
+    if matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC)
+        && a[2] as i32 as i64 >= crate::fdwin::window().program_limit().0 as i64
+    {
+        return Err(Errno::EINVAL);
+    }
     match cmd {
         11 /* F_SETSIG */ => {
             refuse_runtime_signal(a[2])?;

@@ -92,24 +92,25 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     let argv = read_strings(ctx, argv, &mut total)?;
     let envp = read_strings(ctx, envp, &mut total)?;
     // The program's other threads share the descriptor table and run until the point of no
-    // return: each file is moved to a protected runtime descriptor the moment it is opened, so
-    // the file checked, read and mapped is the one opened (not one a thread dup2'd over it).
+    // return: each file is moved into the runtime's descriptor window the moment it is opened,
+    // so the file checked, read and mapped is the one opened (not one a thread dup2'd over it).
     let held = std::cell::RefCell::new(Vec::new());
     let place = |f: std::fs::File| -> std::io::Result<std::fs::File> {
-        let f = sys::move_file_up(f, crate::fd_floor())?;
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
-        ctx.proc().protect_fd(fd);
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        let fd = crate::fdwin::window().place(f.into_raw_fd())?;
         held.borrow_mut().push(fd);
-        Ok(f)
+        #[allow(unsafe_code)]
+        // SAFETY: `fd` now holds the file just opened, owned by nothing else.
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
     };
     let prepared = loader::prepare_named(&file, &name, inaccessible, &argv, &place);
     let held = held.into_inner();
     let mut prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
-            // The files are closed already.
+            // The files are closed already: placeholders again.
             for &fd in &held {
-                ctx.proc().unprotect_fd(fd);
+                crate::fdwin::window().closed(fd);
             }
             return Err(Errno(e.errno()));
         }
@@ -127,9 +128,6 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         mm.clear();
         loader::load_prepared(&mut mm, &mut prepared, &envp)
     };
-    for &fd in &held {
-        proc.unprotect_fd(fd);
-    }
     let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
@@ -170,6 +168,11 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
     close_on_exec(&proc);
     *proc.exe.lock().unwrap() =
         std::fs::canonicalize(&prepared.path).unwrap_or(prepared.path.clone());
+    // The executable's files are closed with `prepared`: placeholders again.
+    drop(prepared);
+    for &fd in &held {
+        crate::fdwin::window().closed(fd);
+    }
     if let Some(h) = proc.vfork_done.lock().unwrap().take() {
         h.release();
     }
@@ -188,13 +191,25 @@ fn close_on_exec(proc: &crate::process::Process) {
         }
         if sys::fd_flags(fd).is_some_and(|f| f & libc::FD_CLOEXEC != 0) {
             sys::close(fd);
+            crate::fdwin::window().program_closed(fd);
         }
     }
 }
 
 /// Makes every other thread of the process exit and waits for them.
+/// Fails closed: a thread that does not stop within 10 s (stuck in the host kernel) would run
+/// on over the new image, so the process dies instead, as it would of a fatal signal.
 fn end_other_threads(ctx: &Ctx<'_>) {
     let proc = &ctx.thread.proc;
     proc.end_other_threads(ctx.thread.tid, Duration::from_secs(10), false);
+    let left = proc.live.load(Ordering::SeqCst);
+    if left > 1 {
+        eprintln!(
+            "sandbox: execve: {} other thread(s) did not stop within 10 s; ending the process",
+            left - 1
+        );
+        sys::die_by_signal(libc::SIGKILL);
+        sys::exit_now(128 + libc::SIGKILL);
+    }
     proc.dying.store(false, Ordering::SeqCst);
 }

@@ -107,12 +107,12 @@ pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::ENOTTY);
     }
     let fd = Private::new(ctx.proc(), a[0])?;
-    if sys::file_type(fd.0) != Some(libc::S_IFSOCK) {
+    if sys::file_type(fd.0.raw() as u64) != Some(libc::S_IFSOCK) {
         return Err(Errno::ENOTTY);
     }
     match socket_request(req) {
-        Some(arg) => forward(ctx.proc(), fd.0, req, arg, a[2]),
-        None => ifconf(ctx.proc(), fd.0, a[2]),
+        Some(arg) => forward(ctx.proc(), fd.0.raw() as u64, req, arg, a[2]),
+        None => ifconf(ctx.proc(), fd.0.raw() as u64, a[2]),
     }
 }
 
@@ -152,22 +152,14 @@ fn ifconf(proc: &Process, fd: u64, arg: u64) -> SysResult {
 
 /// A private duplicate of a program descriptor, protected as the runtime's while it lives, so
 /// that the file whose type was checked is the file the request reaches.
-struct Private<'a>(u64, &'a Process);
+struct Private<'a>(crate::fdwin::RuntimeFd, std::marker::PhantomData<&'a Process>);
 
 impl<'a> Private<'a> {
-    fn new(proc: &'a Process, fd: u64) -> Result<Private<'a>, Errno> {
-        let dup = sys::dup_private(fd).ok_or_else(|| {
-            if sys::fd_flags(fd as i32).is_none() { Errno::EBADF } else { Errno(libc::EMFILE) }
+    fn new(_proc: &'a Process, fd: u64) -> Result<Private<'a>, Errno> {
+        let dup = crate::fdwin::window().duplicate(fd as i32).map_err(|e| {
+            if sys::fd_flags(fd as i32).is_none() { Errno::EBADF } else { Errno::from_io(&e) }
         })?;
-        proc.protect_fd(dup as i32);
-        Ok(Private(dup, proc))
-    }
-}
-
-impl Drop for Private<'_> {
-    fn drop(&mut self) {
-        self.1.unprotect_fd(self.0 as i32);
-        sys::close(self.0 as i32);
+        Ok(Private(dup, std::marker::PhantomData))
     }
 }
 

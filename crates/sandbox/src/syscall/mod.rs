@@ -133,22 +133,17 @@ pub fn serve(proc: &Process, tid: i32, sc: &Syscall) -> Option<u64> {
     if matches!(sc.nr, 0 | 17) {
         check_fd(proc, sc.args[0]).ok()?;
         // The duplicate is the runtime's while it lives: the program cannot dup2 over it.
-        let dup = sys::dup_private(sc.args[0])?;
-        proc.protect_fd(dup as i32);
-        private = Some(dup);
-        if !sys::is_regular_file(dup) {
-            proc.unprotect_fd(dup as i32);
-            sys::close(dup as i32);
+        let dup = crate::fdwin::window().duplicate(sc.args[0] as i32).ok()?;
+        if !sys::is_regular_file(dup.raw() as u64) {
             return None;
         }
+        private = Some(dup);
     }
     // Validated as the program named it; carried out on the protected duplicate.
-    let res = allowed(proc, spec, sc)
-        .and_then(|()| forward_as(proc, sc.nr, spec, sc.args, private.map(|d| (0, d))));
-    if let Some(fd) = private {
-        proc.unprotect_fd(fd as i32);
-        sys::close(fd as i32);
-    }
+    let replace = private.as_ref().map(|d| (0, d.raw() as u64));
+    let res =
+        allowed(proc, spec, sc).and_then(|()| forward_as(proc, sc.nr, spec, sc.args, replace));
+    drop(private);
     Some(finish(proc, tid, sc, res, None))
 }
 

@@ -156,14 +156,23 @@ fn open_screened(
             }
             r => r?,
         };
-        match screen(fd).and_then(|()| text_busy(fd, flags, exe)).and_then(|()| reopen(fd, flags)) {
-            Ok(()) => return Ok(fd),
-            Err(e) => {
-                close(fd);
-                if e != Errno::ENOENT {
-                    return Err(e);
-                } // else unlinked between our steps: again
-            }
+        let checked = |fd: u64| screen(fd).and_then(|()| text_busy(fd, flags, exe));
+        let r = if flags & O_PATH != 0 {
+            // The program wants an O_PATH descriptor: this one, at the number it got.
+            checked(fd).and_then(|()| keep_path(fd, flags)).map(|()| fd).inspect_err(|_| close(fd))
+        } else {
+            // The probe moves to the runtime's window, so the file reopened for the program
+            // gets the number open(2) would give (and at the program's descriptor limit, one
+            // free number suffices, as natively).
+            let probe = crate::fdwin::window().adopt(fd as i32).map_err(|e| Errno::from_io(&e))?;
+            let fd = probe.raw() as u64;
+            checked(fd).and_then(|()| reopen(fd, flags))
+        };
+        match r {
+            Ok(fd) => return Ok(fd),
+            // Unlinked between our steps: again.
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
         }
     }
     Err(Errno::EAGAIN)
@@ -235,18 +244,18 @@ pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     host(libc::SYS_truncate, [p.as_ptr() as u64, a[1], 0, 0, 0, 0])
 }
 
-/// Turns the screened `O_PATH` descriptor `fd` into what the program asked for with `flags`,
-/// in place: the program gets the lowest free descriptor number, as open(2) gives.
-fn reopen(fd: u64, flags: u64) -> Result<(), Errno> {
-    let st = fstat(fd)?;
-    let cloexec = flags & O_CLOEXEC != 0;
-    if flags & O_PATH != 0 {
-        // The program wants an O_PATH descriptor: ours, with its close-on-exec choice.
-        if !cloexec {
-            host(libc::SYS_fcntl, [fd, libc::F_SETFD as u64, 0, 0, 0, 0])?;
-        }
-        return Ok(());
+/// The screened `O_PATH` descriptor `fd` is the program's, with its close-on-exec choice.
+fn keep_path(fd: u64, flags: u64) -> Result<(), Errno> {
+    if flags & O_CLOEXEC == 0 {
+        host(libc::SYS_fcntl, [fd, libc::F_SETFD as u64, 0, 0, 0, 0])?;
     }
+    Ok(())
+}
+
+/// Opens the file the screened `O_PATH` descriptor `fd` (the runtime's) holds as the program
+/// asked with `flags`: the program gets the lowest free descriptor number, as open(2) gives.
+fn reopen(fd: u64, flags: u64) -> SysResult {
+    let st = fstat(fd)?;
     if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
         // O_NOFOLLOW on a symlink, which open(2) refuses.
         return Err(Errno(libc::ELOOP));
@@ -256,16 +265,17 @@ fn reopen(fd: u64, flags: u64) -> Result<(), Errno> {
     let at = libc::AT_FDCWD as u64;
     let new = host(libc::SYS_openat, [at, magic.as_ptr() as u64, flags, 0, 0, 0])?;
     // The magic link opens the inode `fd` holds; make sure nothing swapped it underneath.
-    let r = match fstat(new) {
-        Ok(n) if n.st_dev == st.st_dev && n.st_ino == st.st_ino => {
-            let dflags = if cloexec { O_CLOEXEC } else { 0 };
-            host(libc::SYS_dup3, [new, fd, dflags, 0, 0, 0]).map(drop)
+    match fstat(new) {
+        Ok(n) if n.st_dev == st.st_dev && n.st_ino == st.st_ino => Ok(new),
+        Ok(_) => {
+            close(new);
+            Err(Errno::EAGAIN)
         }
-        Ok(_) => Err(Errno::EAGAIN),
-        Err(e) => Err(e),
-    };
-    close(new);
-    r
+        Err(e) => {
+            close(new);
+            Err(e)
+        }
+    }
 }
 
 fn open_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {

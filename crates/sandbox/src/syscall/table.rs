@@ -107,7 +107,7 @@ table! {
     0 "read" [Fd, Out(Of(2)), Int] F;
     1 "write" [Fd, In(Of(2)), Int] F;
     2 "open" [Path, Hex, Hex] e(open::open);
-    3 "close" [Fd] F;
+    3 "close" [Fd] e(emul::close);
     4 "stat" [Path, Out(Fixed(STAT))] F;
     5 "fstat" [Fd, Out(Fixed(STAT))] F;
     6 "lstat" [Path, Out(Fixed(STAT))] F;
@@ -137,7 +137,7 @@ table! {
     30 "shmat" [Int, Hex, Hex] e(sysv::shmat);
     31 "shmctl" [Int, Int, Hex] e(sysv::shmctl);
     32 "dup" [Fd] F;
-    33 "dup2" [Fd, Fd] F;
+    33 "dup2" [Fd, Fd] e(emul::dup2);
     34 "pause" [] e(emul::pause);
     35 "nanosleep" [In(Fixed(TIMESPEC)), Out(Fixed(TIMESPEC))] F;
     36 "getitimer" [Int, Out(Fixed(ITIMER))] F;
@@ -336,7 +336,7 @@ table! {
     288 "accept4" [Fd, Out(DerefU32(2)), InOut(Fixed(4)), Hex] F;
     290 "eventfd2" [Int, Hex] F;
     291 "epoll_create1" [Hex] F;
-    292 "dup3" [Fd, Fd, Hex] F;
+    292 "dup3" [Fd, Fd, Hex] e(emul::dup3);
     293 "pipe2" [Out(Fixed(8)), Hex] F;
     294 "inotify_init1" [Hex] F;
     295 "preadv" [Fd, Hex, Int, Int, Int] e(emul::preadv);
