@@ -269,15 +269,21 @@ impl Vcpu {
             (l7.ebx & (1 << 7) != 0, CR4_SMEP),
             (l7.ebx & (1 << 20) != 0, CR4_SMAP),
         ];
-        s.cr4 = optional.iter().filter(|(ok, _)| *ok).fold(cr4, |c, (_, bit)| c | bit);
-        if self.fd.set_sregs(&s).is_err() {
-            // Some hosts refuse optional CR4 bits (kvm_pvm refuses PCIDE, for one); they only
-            // harden ring 0, which runs nothing but the trampolines.
-            tracing::debug!(
-                cr4 = s.cr4,
-                "KVM_SET_SREGS refused optional CR4 bits; retrying without"
-            );
-            s.cr4 = cr4;
+        let all = optional.iter().filter(|(ok, _)| *ok).fold(cr4, |c, (_, bit)| c | bit);
+        // Some hosts refuse optional CR4 bits (kvm_pvm refuses PCIDE, for one). SMEP, SMAP and
+        // FSGSBASE only harden ring 0, which runs nothing but the trampolines; UMIP keeps the
+        // program from reading the runtime's GDT and IDT addresses (sgdt/sidt), so it is kept
+        // where the host takes it alone.
+        let mut accepted = false;
+        for c in [all, cr4 | (all & CR4_UMIP), cr4] {
+            s.cr4 = c;
+            if self.fd.set_sregs(&s).is_ok() {
+                accepted = true;
+                break;
+            }
+            tracing::debug!(cr4 = c, "KVM_SET_SREGS refused optional CR4 bits; retrying");
+        }
+        if !accepted {
             self.fd.set_sregs(&s).map_err(ioctl("KVM_SET_SREGS"))?;
         }
         if xsave {

@@ -97,7 +97,7 @@ pub fn unbacked_access(
 
 /// The value of a general-purpose register (any width: the full register, truncated), or a
 /// segment's base (ES, CS, SS and DS are flat in 64-bit mode).
-fn register(regs: &Regs, fs_base: u64, gs_base: u64, reg: Register) -> Option<u64> {
+pub(crate) fn register(regs: &Regs, fs_base: u64, gs_base: u64, reg: Register) -> Option<u64> {
     match reg {
         Register::ES | Register::CS | Register::SS | Register::DS => return Some(0),
         Register::FS => return Some(fs_base),

@@ -29,6 +29,7 @@ pub mod switchless;
 pub mod sys;
 pub mod syscall;
 pub mod trace;
+pub mod umip;
 
 use std::path::PathBuf;
 

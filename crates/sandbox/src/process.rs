@@ -464,6 +464,30 @@ impl Thread {
                 Trap::Exception(e) if e.user && e.vector == 1 && self.hidden_step(e.rip) => {
                     Next::Resume
                 }
+                Trap::Exception(e)
+                    if e.user
+                        && e.vector == 13
+                        && let Some(r) = self.umip(e.rip) =>
+                {
+                    match r {
+                        None => Next::Resume,
+                        // The result could not be stored: SIGSEGV for that address, as the
+                        // store would have faulted (umip.c, force_sig_info_umip_fault).
+                        Some(addr) => {
+                            self.stop = Stop::Exception(self.vcpu.exception_frame());
+                            let info = signals::fault_info(libc::SIGSEGV, 1, addr);
+                            self.force_signal(
+                                libc::SIGSEGV,
+                                &info,
+                                addr,
+                                6,
+                                14,
+                                "no mapping",
+                                e.rip,
+                            )
+                        }
+                    }
+                }
                 Trap::Exception(e) if e.user => {
                     self.stop = Stop::Exception(self.vcpu.exception_frame());
                     let (sig, code, what) = if e.vector == 6 && is_int_n(e.rip) {
@@ -502,6 +526,60 @@ impl Thread {
                 return;
             }
         }
+    }
+
+    /// Carries out a user-mode `sgdt`/`sidt`/`sldt`/`smsw`/`str` that raised #GP at `rip`, as
+    /// Linux does ([`crate::umip`]): `Some(None)` when done, `Some(Some(addr))` when its result
+    /// could not be stored at `addr`; `None` if it is not one of them (the #GP stands).
+    fn umip(&mut self, rip: u64) -> Option<Option<u64>> {
+        let mut code = [0u8; 15];
+        let in_page = (4096 - (rip & 4095)).min(15) as usize;
+        if self.proc.check(rip, 15).is_err()
+            || sys::read_program(rip, &mut code[..in_page]).is_err()
+        {
+            return None;
+        }
+        let len = if sys::read_program(rip + in_page as u64, &mut code[in_page..]).is_ok() {
+            15
+        } else {
+            in_page
+        };
+        // The general registers are the program's; RIP and RSP are in the exception frame.
+        let mut frame = self.vcpu.exception_frame();
+        if frame.rip != rip || self.vcpu.complete_pending_io().is_err() {
+            return None;
+        }
+        let (Ok(mut regs), Ok(sregs)) = (self.vcpu.regs(), self.vcpu.sregs()) else {
+            return None;
+        };
+        let mut user = regs;
+        user.rip = frame.rip;
+        user.rsp = frame.rsp;
+        let Some(e) = crate::umip::emulate(&code[..len], &user, sregs.fs.base, sregs.gs.base)
+        else {
+            return None;
+        };
+        match e.to {
+            crate::umip::Target::Memory(addr) => {
+                if self.proc.check(addr, e.bytes.len() as u64).is_err()
+                    || sys::write_program(addr, &e.bytes).is_err()
+                {
+                    return Some(Some(addr));
+                }
+            }
+            // RSP is not a destination any compiler or person would pick; it lives in the frame.
+            crate::umip::Target::Register(iced_x86::Register::RSP) => return None,
+            crate::umip::Target::Register(r) => {
+                if !crate::umip::write_register(&mut regs, r, &e.bytes)
+                    || self.vcpu.set_regs(&regs).is_err()
+                {
+                    return None;
+                }
+            }
+        }
+        frame.rip += e.len;
+        self.vcpu.set_exception_frame(&frame);
+        Some(None)
     }
 
     /// The address the instruction at RIP could not access, for a host fault that came without

@@ -587,3 +587,43 @@ fn execve_descriptor_swapped_by_another_thread() {
     let Some((out, _sd)) = sandboxed(&cmd) else { return };
     out.assert_success().assert_last_line("rounds 20, the non-executable file ran 0 times");
 }
+
+/// sgdt, sidt, smsw, str and sldt in ring 3 end as Linux ends them with UMIP: its fixed values
+/// (memory and registers of each size), SIGSEGV at the address when the result cannot be
+/// stored. The runtime's own GDT and IDT addresses never reach the program. Where the host CPU
+/// lacks UMIP, Linux itself shows the real tables, and only the sandbox's side is checked.
+#[test]
+fn umip_instructions_as_linux() {
+    gated!(umip_instructions_as_linux);
+    let bin = build_c("insn_umip", Link::Static);
+    let cmd = Cmd::new(&bin);
+    let (native, _d) = run_native(&cmd);
+    let out = native.stdout_str();
+    assert!(out.contains("done"), "{}", native.report());
+    if out.contains("Linux's dummy values: 1") {
+        common::assert_same("insn_umip", &cmd);
+    } else {
+        eprintln!("this CPU has no UMIP: Linux shows its real tables; checking the sandbox only");
+    }
+    if let Some((s, _d)) = sandboxed(&cmd) {
+        let text = s.stdout_str();
+        assert!(text.contains("Linux's dummy values: 1"), "{}", s.report());
+        assert!(
+            text.contains("sgdt to an unmapped page: si_code 1 at the page 1"),
+            "{}",
+            s.report()
+        );
+    }
+}
+
+/// `int $0x80` (the 32-bit system-call gate) ends as on a kernel without IA32 emulation: SIGSEGV
+/// with si_code SI_KERNEL; a 32-bit call never runs (natively, with IA32 emulation, it may).
+#[test]
+fn int80_is_a_gp_fault() {
+    gated!(int80_is_a_gp_fault);
+    let bin = build_c("insn_int80", Link::Static);
+    if let Some((s, _d)) = sandboxed(&Cmd::new(&bin)) {
+        let text = s.stdout_str();
+        assert!(text.contains("int $0x80: SIGSEGV, si_code 128"), "{}", s.report());
+    }
+}
