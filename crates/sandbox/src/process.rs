@@ -555,10 +555,7 @@ impl Thread {
         let mut user = regs;
         user.rip = frame.rip;
         user.rsp = frame.rsp;
-        let Some(e) = crate::umip::emulate(&code[..len], &user, sregs.fs.base, sregs.gs.base)
-        else {
-            return None;
-        };
+        let e = crate::umip::emulate(&code[..len], &user, sregs.fs.base, sregs.gs.base)?;
         match e.to {
             crate::umip::Target::Memory(addr) => {
                 if self.proc.check(addr, e.bytes.len() as u64).is_err()
