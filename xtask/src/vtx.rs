@@ -360,10 +360,16 @@ fn build_sandbox(cargo_dir: &Path) -> Result<PathBuf, String> {
         .ok_or_else(|| "`cargo build -p sandbox` reported no `sandbox` executable".into())
 }
 
-/// Compiles `xtask/vtx/c/*.c` with `gcc -static` into `out/` (each only when its source is
-/// newer than its binary).
+/// The differential programs of the sandbox's own test suite (`crates/sandbox/tests/c`) that the
+/// rig runs too: memory operations, descriptors around vfork, resource limits, UMIP.
+const SUITE_PROGRAMS: [&str; 5] =
+    ["mem_ops", "mem_realloc", "proc_spawn_fds", "rlimit_runtime", "insn_umip"];
+
+/// Compiles `xtask/vtx/c/*.c` and [`SUITE_PROGRAMS`] with `gcc -static` into `out/` (each only
+/// when its source, or a header of the suite, is newer than its binary).
 fn build_c_programs(out: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     let src_dir = util::root().join("xtask/vtx/c");
+    let suite_dir = util::root().join("crates/sandbox/tests/c");
     vtx_image::mkdir(out)?;
     let rd = std::fs::read_dir(&src_dir)
         .map_err(|e| format!("cannot list {}: {e}", src_dir.display()))?;
@@ -372,15 +378,18 @@ fn build_c_programs(out: &Path) -> Result<Vec<(String, PathBuf)>, String> {
         .filter(|p| p.extension().is_some_and(|x| x == "c"))
         .collect();
     sources.sort();
+    sources.extend(SUITE_PROGRAMS.iter().map(|n| suite_dir.join(format!("{n}.c"))));
+    let header = suite_dir.join("common.h");
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut bins = Vec::new();
     let mut compiled = Vec::new();
     for src in sources {
         let name = src.file_stem().expect("a .c file").to_string_lossy().into_owned();
         let bin = out.join(&name);
-        if mtime(&bin).is_none_or(|b| mtime(&src).is_none_or(|s| s > b)) {
-            let mut gcc = util::cmd("gcc", ["-O2", "-Wall", "-Wextra", "-static", "-o"]);
-            gcc.arg(&bin).arg(&src).arg("-lm");
+        let stale = |p: &Path| mtime(&bin).is_none_or(|b| mtime(p).is_none_or(|s| s > b));
+        if stale(&src) || stale(&header) {
+            let mut gcc = util::cmd("gcc", ["-O2", "-Wall", "-Wextra", "-static", "-pthread"]);
+            gcc.arg("-I").arg(&suite_dir).arg("-o").arg(&bin).arg(&src).arg("-lm");
             util::run_ok(&mut gcc).map_err(|e| {
                 format!("{e} (gcc and libc6-dev are needed; the provision step installs them)")
             })?;

@@ -404,6 +404,19 @@ impl Mm {
         Ok(())
     }
 
+    /// The mappings that meet `[start, end)`, in address order (whole, not clipped).
+    fn overlapping(&self, start: u64, end: u64) -> Vec<Vma> {
+        let mut v: Vec<Vma> = self
+            .vmas
+            .range(..end)
+            .rev()
+            .take_while(|(_, v)| v.end > start)
+            .map(|(_, v)| *v)
+            .collect();
+        v.reverse();
+        v
+    }
+
     /// Records `vma`, replacing whatever it overlaps (split at its edges), and merges it with
     /// touching mappings of the same kind and rights, as Linux merges VMAs (so a mapping grown
     /// in place is one mapping again).
@@ -427,13 +440,7 @@ impl Mm {
 
     /// Removes `[start, end)` from the records, splitting mappings that straddle its edges.
     fn cut(&mut self, start: u64, end: u64) {
-        let hits: Vec<Vma> = self
-            .vmas
-            .range(..end)
-            .rev()
-            .take_while(|(_, v)| v.end > start)
-            .map(|(_, v)| *v)
-            .collect();
+        let hits: Vec<Vma> = self.overlapping(start, end);
         for v in hits {
             self.vmas.remove(&v.start);
             if v.start < start {
@@ -557,17 +564,11 @@ impl Mm {
         if !self.contains(addr, len) || !self.fully_mapped(addr, addr + len) {
             return Err(Errno::ENOMEM);
         }
-        let pieces: Vec<Vma> = self
-            .vmas
-            .range(..addr + len)
-            .rev()
-            .take_while(|(_, v)| v.end > addr)
-            .map(|(_, v)| *v)
-            .collect();
+        let pieces: Vec<Vma> = self.overlapping(addr, addr + len);
         // Mapping by mapping, in address order, as Linux does (mm/mprotect.c): a mapping the
         // host refuses (`PROT_WRITE` on a read-only file or a SHM_RDONLY attachment) ends the
         // call with the mappings before it changed and it and the rest as they were.
-        for v in pieces.into_iter().rev() {
+        for v in pieces {
             let s = v.start.max(addr);
             let e = v.end.min(addr + len);
             self.guest_map(s, e - s, prot)?;
@@ -723,19 +724,16 @@ impl Mm {
     pub fn advise(&mut self, addr: u64, len: u64, advice: i32) -> Result<(), Errno> {
         let end = addr + len;
         let parts: Vec<Vma> = self
-            .vmas
-            .range(..end)
-            .rev()
-            .take_while(|(_, v)| v.end > addr)
-            .map(|(_, v)| {
+            .overlapping(addr, end)
+            .into_iter()
+            .map(|v| {
                 let start = v.start.max(addr);
-                let kind = v.kind.advanced(start - v.start);
-                Vma { start, end: v.end.min(end), kind, ..*v }
+                Vma { start, end: v.end.min(end), kind: v.kind.advanced(start - v.start), ..v }
             })
             .collect();
         let mapped: u64 = parts.iter().map(|v| v.end - v.start).sum();
         let flags = Advice::of(advice);
-        for v in parts.iter().rev() {
+        for v in &parts {
             let n = v.end - v.start;
             if flags.is_none_or(|(_, _, host)| host) {
                 #[allow(unsafe_code)]
@@ -769,14 +767,8 @@ impl Mm {
         dontunmap: bool,
     ) -> Result<u64, Errno> {
         self.unmap(target, len)?;
-        let parts: Vec<Vma> = self
-            .vmas
-            .range(..old + len)
-            .rev()
-            .take_while(|(_, v)| v.end > old)
-            .map(|(_, v)| *v)
-            .collect();
-        for v in parts.into_iter().rev() {
+        let parts: Vec<Vma> = self.overlapping(old, old + len);
+        for v in parts {
             let (s, e) = (v.start.max(old), v.end.min(old + len));
             self.move_pages(v, s, e - s, e - s, target + (s - old), dontunmap)?;
         }

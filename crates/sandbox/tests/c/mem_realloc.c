@@ -1,4 +1,4 @@
-/* A buffer grown with realloc in ~200 KiB steps to 16 MiB, its contents checked after every
+/* A buffer grown with realloc in ~200 KiB steps to 16 MiB (or the MiB given), its contents checked after every
  * step (CPython's BytesIO receiving a big multiprocessing message does this). glibc grows an
  * mmap'ed chunk with mremap(MREMAP_MAYMOVE): in place while the pages after it are free, moved
  * otherwise, so the buffer ends up made of several host mappings moved together. This found
@@ -8,7 +8,9 @@
 
 static unsigned char expect(size_t i) { return (unsigned char)(i * 131 + i / 4093); }
 
-int main(void) {
+int main(int argc, char **argv) {
+    /* Up to MiB megabytes (argument; 16 by default). */
+    size_t max = (argc > 1 ? (size_t)atoi(argv[1]) : 16) << 20;
     unsigned char *b = NULL;
     size_t len = 0;
     int grown = 0;
@@ -16,7 +18,7 @@ int main(void) {
         free(b);
         b = NULL;
         len = 0;
-        while (len < (16u << 20)) {
+        while (len < max) {
             size_t step = 200 * 1024 + (len % 7) * 4096;
             unsigned char *nb = realloc(b, len + step);
             CHECK(nb != NULL);
