@@ -1,0 +1,622 @@
+//! `cargo xtask compat`: CPython's own regression tests (Debian's `libpython3.11-testsuite`),
+//! natively and then in the sandbox, module by module, compared test by test.
+//!
+//! Each module runs as one `python3.11 -m test --junit-xml FILE -v MODULE` process, first
+//! natively, then as `sandbox run -- python3.11 -m test ...`, one after the other, each under a
+//! wall-clock limit (`--timeout`): at the limit the run gets `SIGABRT` (regrtest's faulthandler
+//! prints every thread's Python stack to the log), then its whole process group `SIGKILL`, and
+//! the module is reported as TIMEOUT. Per test case the outcome comes from the JUnit file,
+//! completed by the verbose log ([`compat_results`](crate::compat_results)). A test that passes natively but not
+//! sandboxed is a regression unless [`EXPECTED`] lists it with the documented
+//! difference that explains it; any other regression makes the command exit with status 1.
+//!
+//! Logs: `target/compat/<module>/{native,sandbox}.{log,xml,json}` and the table in
+//! `target/compat/summary.txt`.
+
+use crate::compat_expected::EXPECTED;
+use crate::compat_results::{self as results, Comparison, Counts, End, Results, Row, RunSummary};
+use crate::provision::{self, Check, Package};
+use crate::util;
+use std::fmt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The interpreter whose test suite `libpython3.11-testsuite` is.
+pub const PYTHON: &str = "/usr/bin/python3.11";
+
+/// Where that package puts the tests.
+const TEST_DIR: &str = "/usr/lib/python3.11/test";
+
+/// What `cargo xtask compat` needs: the interpreter and its test suite.
+pub const PACKAGES: &[Package] = &[
+    Package { name: "python3.11", check: Check::File(PYTHON) },
+    Package {
+        name: "libpython3.11-testsuite",
+        check: Check::File("/usr/lib/python3.11/test/test_os.py"),
+    },
+];
+
+/// The modules of a full run (the issue's list), in the order they run.
+pub const FULL: &[&str] = &[
+    "test_os",
+    "test_posix",
+    "test_signal",
+    "test_subprocess",
+    "test_threading",
+    "test_select",
+    "test_mmap",
+    "test_fcntl",
+    "test_time",
+    "test_tempfile",
+    "test_shutil",
+    "test_io",
+    "test_fileio",
+    "test_socket",
+    "test_selectors",
+    "test_pty",
+    "test_resource",
+    "test_faulthandler",
+    "test_sys",
+    "test_thread",
+    "test_zlib",
+    "test_hashlib",
+    "test_re",
+    "test_pathlib",
+    "test_stat",
+    "test_random",
+    "test_json",
+    "test_glob",
+    "test_uuid",
+    "test_struct",
+    "test_concurrent_futures",
+    "test_asyncio",
+    "test_multiprocessing_fork",
+];
+
+/// The CI subset: modules that take a few seconds natively and under a minute or two
+/// sandboxed, together well under 10 minutes on our 2-core kvm_pvm machine, and that exercise
+/// files, descriptors, memory, processes and threads.
+pub const CI: &[&str] = &[
+    "test_fcntl",
+    "test_stat",
+    "test_struct",
+    "test_json",
+    "test_glob",
+    "test_select",
+    "test_mmap",
+    "test_tempfile",
+    "test_fileio",
+    "test_posix",
+    "test_os",
+    "test_shutil",
+    "test_pathlib",
+    "test_thread",
+    "test_zlib",
+];
+
+/// Named module lists for `--subset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Subset {
+    /// The 33 modules of the issue (see [`FULL`]): about an hour.
+    Full,
+    /// The CI subset (see [`CI`]): under 10 minutes.
+    Ci,
+}
+
+/// Arguments of `cargo xtask compat`.
+#[derive(Debug, clap::Args)]
+pub struct CompatArgs {
+    /// The modules to run, comma-separated (`test_os,test_mmap`; a package's submodule such as
+    /// `test_asyncio.test_events` works too). Overrides --subset.
+    #[arg(long, value_delimiter = ',', value_name = "MODULE,...")]
+    pub modules: Vec<String>,
+    /// A named list of modules.
+    #[arg(long, value_enum, default_value = "full")]
+    pub subset: Subset,
+    /// Wall-clock limit of one run of one module, native or sandboxed, in seconds.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Only the native runs (no sandbox build, no comparison).
+    #[arg(long, conflicts_with = "reuse_native")]
+    pub native_only: bool,
+    /// Take each module's native results from the previous run's files in target/compat,
+    /// where they are (run it natively otherwise).
+    #[arg(long)]
+    pub reuse_native: bool,
+    /// Do not check for or install the Debian packages (python3.11, its test suite).
+    #[arg(long)]
+    pub no_provision: bool,
+    /// Do not run `cargo build --release -p sandbox` first; use target/release/sandbox as is.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Keep regrtest's working directories (target/compat/tmp) instead of removing them.
+    #[arg(long)]
+    pub keep: bool,
+    /// An option for `sandbox run` (repeatable), e.g. `--sandbox-arg=--no-switchless`.
+    #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+    pub sandbox_arg: Vec<String>,
+    /// Passed to regrtest in both runs, before the module (e.g. `-u all`, `-m test_name`).
+    #[arg(last = true, value_name = "REGRTEST ARGS")]
+    pub regrtest_args: Vec<String>,
+}
+
+/// What can stop `cargo xtask compat` before it has results.
+#[derive(Debug)]
+pub enum CompatError {
+    /// A module name that is not a test module of the installed suite.
+    UnknownModule(String),
+    /// A file or directory could not be read or written.
+    Io {
+        /// What was being done, with the path.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Provisioning, the sandbox build or starting a process failed.
+    Setup(String),
+}
+
+impl fmt::Display for CompatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompatError::UnknownModule(m) => write!(
+                f,
+                "`{m}` is not a test module of {TEST_DIR} (a name like test_os, or \
+                 test_asyncio.test_events; is libpython3.11-testsuite installed?)"
+            ),
+            CompatError::Io { what, source } => write!(f, "cannot {what}: {source}"),
+            CompatError::Setup(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for CompatError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CompatError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// An [`CompatError::Io`] for doing `what` with `path`.
+fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> CompatError {
+    let what = format!("{what} {}", path.display());
+    move |source| CompatError::Io { what, source }
+}
+
+/// Runs `cargo xtask compat`: 0 when every test that passes natively passes sandboxed (or is
+/// expected not to), 1 otherwise, 130 when interrupted.
+pub fn main(args: &CompatArgs) -> Result<ExitCode, String> {
+    run(args).map_err(|e| e.to_string())
+}
+
+fn run(args: &CompatArgs) -> Result<ExitCode, CompatError> {
+    let modules: Vec<String> = if args.modules.is_empty() {
+        let list = match args.subset {
+            Subset::Full => FULL,
+            Subset::Ci => CI,
+        };
+        list.iter().map(|m| m.to_string()).collect()
+    } else {
+        args.modules.iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect()
+    };
+    if let Some(bad) = modules.iter().find(|m| !valid_module_name(m)) {
+        return Err(CompatError::UnknownModule(bad.clone()));
+    }
+    if !args.no_provision {
+        println!("==> provision");
+        provision::provision_packages(PACKAGES)
+            .map_err(|e| CompatError::Setup(format!("{e}, or pass --no-provision")))?;
+    }
+    if let Some(missing) = modules.iter().find(|m| !module_exists(m)) {
+        return Err(CompatError::UnknownModule(missing.clone()));
+    }
+    let sandbox = util::target_dir().join("release").join("sandbox");
+    if !args.native_only {
+        if !args.no_build {
+            println!("==> build");
+            util::run_ok(&mut util::cmd("cargo", ["build", "--release", "-p", "sandbox"]))
+                .map_err(CompatError::Setup)?;
+        }
+        if !sandbox.is_file() {
+            return Err(CompatError::Setup(format!(
+                "{} does not exist; run without --no-build",
+                sandbox.display()
+            )));
+        }
+    }
+    let out = util::target_dir().join("compat");
+    let tmp = out.join("tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err("remove", &tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io_err("create", &tmp))?;
+    install_sigint_handler();
+
+    let limit = Duration::from_secs(args.timeout.max(1));
+    let t0 = Instant::now();
+    let mut rows = Vec::new();
+    for (i, module) in modules.iter().enumerate() {
+        println!("==> [{}/{}] {module}", i + 1, modules.len());
+        let dir = out.join(module);
+        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let reused = if args.reuse_native { Stored::load(&dir, Mode::Native) } else { None };
+        let native = match reused {
+            Some(stored) => {
+                println!("    native: reusing {}", dir.join("native.log").display());
+                stored
+            }
+            None => run_mode(args, Mode::Native, module, &dir, &tmp, &sandbox, limit)?,
+        };
+        print_run(Mode::Native, &native);
+        let mut row = Row {
+            module: module.clone(),
+            native: Some(native.summary()),
+            sandbox: None,
+            comparison: None,
+        };
+        if !args.native_only && !interrupted() {
+            let sandboxed = run_mode(args, Mode::Sandbox, module, &dir, &tmp, &sandbox, limit)?;
+            print_run(Mode::Sandbox, &sandboxed);
+            let c = results::compare(module, &native.results, &sandboxed.results, EXPECTED);
+            print_comparison(&c, &native, &sandboxed);
+            row.sandbox = Some(sandboxed.summary());
+            row.comparison = Some(c);
+        }
+        rows.push(row);
+        if interrupted() {
+            println!("    interrupted: stopping after {module}");
+            break;
+        }
+    }
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    let table = results::table(&rows);
+    let listing = results::lost_listing(&rows);
+    let summary = format!(
+        "cargo xtask compat: {} module(s) in {:.0} s\n\n{table}{}{listing}",
+        rows.len(),
+        t0.elapsed().as_secs_f64(),
+        if listing.is_empty() { "" } else { "\ntests that pass natively and not sandboxed:\n" },
+    );
+    println!("\n{summary}");
+    let summary_path = out.join("summary.txt");
+    std::fs::write(&summary_path, &summary).map_err(io_err("write", &summary_path))?;
+    println!("(also in {}; logs in {}/<module>/)", summary_path.display(), out.display());
+
+    let unexpected: usize =
+        rows.iter().filter_map(|r| r.comparison.as_ref()).map(|c| c.unexpected().count()).sum();
+    if interrupted() {
+        return Ok(ExitCode::from(130));
+    }
+    if unexpected > 0 {
+        println!(
+            "FAILED: {unexpected} test(s) pass natively and not sandboxed, and \
+             xtask/src/compat_expected.rs does not explain them"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A dotted module name whose parts are identifiers, the first starting with `test_`.
+fn valid_module_name(m: &str) -> bool {
+    m.starts_with("test_")
+        && m.split('.').all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !p.as_bytes()[0].is_ascii_digit()
+        })
+}
+
+/// Whether the installed test suite has module `m` (a file or a package).
+fn module_exists(m: &str) -> bool {
+    let rel = m.replace('.', "/");
+    let base = Path::new(TEST_DIR).join(rel);
+    base.with_extension("py").is_file() || base.join("__init__.py").is_file()
+}
+
+/// Native or sandboxed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Native,
+    Sandbox,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// One finished run: how it ended, how long it took, and what its files say.
+#[derive(Debug)]
+struct Stored {
+    end: End,
+    secs: f64,
+    results: Results,
+    log: PathBuf,
+}
+
+impl Stored {
+    fn summary(&self) -> RunSummary {
+        RunSummary { counts: self.results.counts(), secs: self.secs, end: self.end }
+    }
+
+    /// The results a previous run left in `dir`, if it left all of them.
+    fn load(dir: &Path, mode: Mode) -> Option<Stored> {
+        let meta = std::fs::read_to_string(dir.join(format!("{}.json", mode.name()))).ok()?;
+        let (end, secs) = end_from_json(&meta)?;
+        let (results, log) = read_results(dir, mode).ok()?;
+        Some(Stored { end, secs, results, log })
+    }
+}
+
+/// `{"secs": 1.5, "end": "exited", "value": 0}`.
+fn end_to_json(end: End, secs: f64) -> String {
+    let (kind, value) = match end {
+        End::Exited(c) => ("exited", c),
+        End::Signaled(s) => ("signaled", s),
+        End::TimedOut => ("timeout", 0),
+        End::Interrupted => ("interrupted", 0),
+    };
+    serde_json::json!({ "secs": secs, "end": kind, "value": value }).to_string()
+}
+
+/// The inverse of [`end_to_json`]; `None` for anything else.
+fn end_from_json(json: &str) -> Option<(End, f64)> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let value = i32::try_from(v["value"].as_i64()?).ok()?;
+    let end = match v["end"].as_str()? {
+        "exited" => End::Exited(value),
+        "signaled" => End::Signaled(value),
+        "timeout" => End::TimedOut,
+        "interrupted" => End::Interrupted,
+        _ => return None,
+    };
+    Some((end, v["secs"].as_f64()?))
+}
+
+/// Reads `<mode>.log` and, when the run got to write it, `<mode>.xml`.
+fn read_results(dir: &Path, mode: Mode) -> Result<(Results, PathBuf), CompatError> {
+    let log_path = dir.join(format!("{}.log", mode.name()));
+    let xml_path = dir.join(format!("{}.xml", mode.name()));
+    let module = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let bytes = std::fs::read(&log_path).map_err(io_err("read", &log_path))?;
+    let log = results::parse_verbose(&String::from_utf8_lossy(&bytes), &module);
+    let junit = match std::fs::read(&xml_path) {
+        Ok(xml) => match results::parse_junit(&String::from_utf8_lossy(&xml)) {
+            Ok(cases) => cases,
+            Err(e) => {
+                println!("    warning: {}: {e}; using the log only", xml_path.display());
+                Vec::new()
+            }
+        },
+        Err(_) => Vec::new(),
+    };
+    Ok((results::merge(log, junit), log_path))
+}
+
+/// Runs `module` natively or sandboxed, with its log and JUnit file in `dir`.
+fn run_mode(
+    args: &CompatArgs,
+    mode: Mode,
+    module: &str,
+    dir: &Path,
+    tmp: &Path,
+    sandbox: &Path,
+    limit: Duration,
+) -> Result<Stored, CompatError> {
+    let name = mode.name();
+    let log = dir.join(format!("{name}.log"));
+    let xml = dir.join(format!("{name}.xml"));
+    let meta = dir.join(format!("{name}.json"));
+    for stale in [&xml, &meta] {
+        if stale.exists() {
+            std::fs::remove_file(stale).map_err(io_err("remove", stale))?;
+        }
+    }
+    let work = tmp.join(format!("{module}.{name}"));
+    std::fs::create_dir_all(&work).map_err(io_err("create", &work))?;
+    let mut cmd = match mode {
+        Mode::Native => Command::new(PYTHON),
+        Mode::Sandbox => {
+            let mut c = Command::new(sandbox);
+            c.arg("run").args(&args.sandbox_arg).arg("--").arg(PYTHON);
+            c
+        }
+    };
+    cmd.args(["-m", "test", "--tempdir"])
+        .arg(&work)
+        .arg("--junit-xml")
+        .arg(&xml)
+        .arg("-v")
+        .args(&args.regrtest_args)
+        .arg(module)
+        .current_dir(dir);
+    println!("    $ {}", util::command_line(&cmd));
+    let (end, secs) = run_logged(&mut cmd, &log, limit)?;
+    std::fs::write(&meta, end_to_json(end, secs)).map_err(io_err("write", &meta))?;
+    let (results, log) = read_results(dir, mode)?;
+    Ok(Stored { end, secs, results, log })
+}
+
+/// Set by the SIGINT handler: stop the running module and report what ran.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Ctrl-C sets [`INTERRUPTED`] instead of killing xtask: the runs are in process groups of
+/// their own (so that a timeout can kill all of a run), which the terminal's SIGINT does not
+/// reach, and xtask must kill them itself.
+#[allow(unsafe_code)]
+fn install_sigint_handler() {
+    let handler: extern "C" fn(libc::c_int) = on_sigint;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe; `signal` has no
+    // memory preconditions.
+    unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+}
+
+/// Sends `sig` to process group `pgid`, ignoring errors (the group may be gone).
+#[allow(unsafe_code)]
+fn kill_group(pgid: i32, sig: i32) {
+    // SAFETY: kill(2) touches no memory of ours; a negative pid names a process group, and
+    // `pgid` is the id of a child we started as the leader of a group of its own.
+    unsafe { libc::kill(-pgid, sig) };
+}
+
+/// Runs `cmd` in a process group of its own with stdout and stderr to `log` and stdin from
+/// /dev/null, for at most `limit`. At the limit (or on Ctrl-C) the leader gets `SIGABRT`
+/// (Python's faulthandler then writes every thread's stack to the log) and 10 s to go, then the
+/// group gets `SIGKILL`. When the leader ends, what is left of its group is killed too.
+fn run_logged(cmd: &mut Command, log: &Path, limit: Duration) -> Result<(End, f64), CompatError> {
+    let file = std::fs::File::create(log).map_err(io_err("create", log))?;
+    let err = file.try_clone().map_err(io_err("duplicate the descriptor of", log))?;
+    cmd.stdin(Stdio::null()).stdout(file).stderr(err).process_group(0);
+    let t0 = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| {
+        CompatError::Setup(format!("cannot start {}: {e}", cmd.get_program().to_string_lossy()))
+    })?;
+    let Ok(pgid) = i32::try_from(child.id()) else {
+        let _ = child.kill();
+        return Err(CompatError::Setup("child process id out of range".into()));
+    };
+    let wait = |child: &mut std::process::Child| {
+        child.try_wait().map_err(|e| CompatError::Setup(format!("cannot wait for a child: {e}")))
+    };
+    let mut stopping: Option<(Instant, End)> = None;
+    let status: ExitStatus = loop {
+        if let Some(status) = wait(&mut child)? {
+            break status;
+        }
+        match stopping {
+            None if interrupted() || t0.elapsed() > limit => {
+                let why = if interrupted() { End::Interrupted } else { End::TimedOut };
+                // SIGABRT to the leader only: faulthandler's dump, then its own death.
+                // SAFETY: see `kill_group`; a positive pid is the child itself.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::kill(pgid, libc::SIGABRT)
+                };
+                stopping = Some((Instant::now(), why));
+            }
+            Some((since, _)) if since.elapsed() > Duration::from_secs(10) => {
+                kill_group(pgid, libc::SIGKILL);
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    kill_group(pgid, libc::SIGKILL);
+    let end = match (stopping, status.code(), status.signal()) {
+        (Some((_, why)), _, _) => why,
+        (None, Some(code), _) => End::Exited(code),
+        (None, None, Some(sig)) => End::Signaled(sig),
+        (None, None, None) => End::Exited(-1),
+    };
+    Ok((end, secs))
+}
+
+/// `    native: 312 pass, 0 fail, 0 error, 20 skip in 12.3 s (ok)`, and where a run stopped.
+fn print_run(mode: Mode, run: &Stored) {
+    let Counts { pass, fail, error, skip } = run.results.counts();
+    println!(
+        "    {:<7} {pass} pass, {fail} fail, {error} error, {skip} skip in {:.1} s ({})",
+        format!("{}:", mode.name()),
+        run.secs,
+        run.end
+    );
+    if let Some(why) = &run.results.module_skipped {
+        println!("            the whole module was skipped: {why}");
+    }
+    if let Some(test) = &run.results.running {
+        println!("            it stopped in {test} (see {})", run.log.display());
+    }
+}
+
+/// The module's lost tests, as they come (the table at the end repeats them).
+fn print_comparison(c: &Comparison, native: &Stored, sandboxed: &Stored) {
+    let ratio = if native.secs > 0.0 { sandboxed.secs / native.secs } else { 0.0 };
+    println!(
+        "    {} of {} native passes pass sandboxed; time {ratio:.1}×",
+        c.both_pass, c.native_pass
+    );
+    for l in &c.lost {
+        let what = l.sandbox.as_ref().map_or("missing", |s| s.outcome.name());
+        let detail = l.sandbox.as_ref().and_then(|s| s.detail.as_deref()).unwrap_or("");
+        let exp = if l.expected.is_some() { " [expected]" } else { "" };
+        println!("      {what:<7} {}{exp} {detail}", l.test);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_lists() {
+        assert_eq!(FULL.len(), 33);
+        assert!(FULL.iter().chain(CI).all(|m| valid_module_name(m)));
+        assert!(CI.iter().all(|m| FULL.contains(m)), "the CI subset is part of the full run");
+        let mut sorted = FULL.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), FULL.len(), "no module twice");
+    }
+
+    #[test]
+    fn module_names() {
+        assert!(valid_module_name("test_os"));
+        assert!(valid_module_name("test_asyncio.test_events"));
+        assert!(!valid_module_name("os"));
+        assert!(!valid_module_name("test_os;rm -rf /"));
+        assert!(!valid_module_name("test_x..y"));
+        assert!(!valid_module_name("test_x.1y"));
+        assert!(!valid_module_name("../test_x"));
+    }
+
+    #[test]
+    fn end_round_trips_through_json() {
+        for end in [End::Exited(2), End::Signaled(9), End::TimedOut, End::Interrupted] {
+            assert_eq!(end_from_json(&end_to_json(end, 1.5)), Some((end, 1.5)));
+        }
+        assert_eq!(end_from_json("{}"), None);
+        assert_eq!(end_from_json("not json"), None);
+        assert_eq!(end_from_json(r#"{"secs":1,"end":"what","value":0}"#), None);
+    }
+
+    #[test]
+    fn a_run_past_its_limit_is_killed_with_its_group() {
+        let dir = std::env::temp_dir().join(format!("xtask-compat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        // A child of the shell that would outlive it holds the group until killed.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo started; sleep 30 & sleep 30"]);
+        let t0 = Instant::now();
+        let (end, secs) = run_logged(&mut cmd, &log, Duration::from_millis(300)).unwrap();
+        assert_eq!(end, End::TimedOut);
+        assert!(secs < 15.0 && t0.elapsed() < Duration::from_secs(15), "{secs}");
+        assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
+        let mut ok = Command::new("sh");
+        ok.args(["-c", "exit 3"]);
+        assert_eq!(run_logged(&mut ok, &log, Duration::from_secs(30)).unwrap().0, End::Exited(3));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
