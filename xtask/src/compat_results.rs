@@ -138,7 +138,9 @@ fn description(line: &str) -> Option<(String, &str, bool)> {
     let (method, after) = line.split_once(" (")?;
     let ident =
         |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !ident(method) {
+    // (A module that failed to import or was skipped is reported as `test.pkg.mod
+    // (unittest.loader.ModuleSkipped.test.pkg.mod)`: dotted.)
+    if !method.split('.').all(ident) {
         return None;
     }
     let (id, rest) = after.split_once(')')?;
@@ -242,6 +244,14 @@ pub fn parse_verbose(log: &str, module: &str) -> Results {
                 None => r.record(name, outcome, detail),
             }
             i = end;
+            continue;
+        }
+        // A doctest: `name (module)` (or `name ()`), then `Doctest: dotted.name ... status`.
+        if let Some((name, st)) = line.strip_prefix("Doctest: ").and_then(|l| l.split_once(" ... "))
+            && let Some((outcome, detail)) = status(st)
+        {
+            r.record(name.to_string(), outcome, detail);
+            pending = None;
             continue;
         }
         if let Some((name, rest, subtest)) = description(line) {
@@ -660,6 +670,11 @@ test_h (test.test_demo.A.test_h) ...
   test_h (test.test_demo.A.test_h) (i=2) ... ERROR
 setUpClass (test.test_demo.B) ... ERROR
 test_doc (test.test_demo) ... ok
+demo ()
+Doctest: demo ... ok
+encode (demo.Encoder)
+Doctest: demo.Encoder.encode ... FAIL
+test.test_demo.sub (unittest.loader.ModuleSkipped.test.test_demo.sub) ... skipped 'Windows only'
 
 ======================================================================
 FAIL: test_b (test.test_demo.A.test_b)
@@ -705,9 +720,13 @@ test_demo failed
         assert_eq!(outcome(&r, &format!("{p}test_h")), Some(Outcome::Error));
         assert_eq!(outcome(&r, "setUpClass (test.test_demo.B)"), Some(Outcome::Error));
         assert_eq!(outcome(&r, "test.test_demo.test_doc"), Some(Outcome::Pass));
-        assert_eq!(r.cases.len(), 10);
+        assert_eq!(outcome(&r, "demo"), Some(Outcome::Pass));
+        assert_eq!(outcome(&r, "demo.Encoder.encode"), Some(Outcome::Fail));
+        let skipped_module = "unittest.loader.ModuleSkipped.test.test_demo.sub";
+        assert_eq!(outcome(&r, skipped_module), Some(Outcome::Skip));
+        assert_eq!(r.cases.len(), 13);
         assert_eq!(r.running, None);
-        assert_eq!(r.counts(), Counts { pass: 4, fail: 2, error: 3, skip: 1 });
+        assert_eq!(r.counts(), Counts { pass: 5, fail: 3, error: 3, skip: 2 });
         // The failure report gives the exception lines.
         assert_eq!(
             r.cases[&format!("{p}test_b")].detail.as_deref(),
