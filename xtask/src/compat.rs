@@ -14,7 +14,9 @@
 //! `target/compat/summary.txt`.
 
 use crate::compat_expected::EXPECTED;
-use crate::compat_results::{self as results, Comparison, Counts, End, Results, Row, RunSummary};
+use crate::compat_results::{
+    self as results, Comparison, Counts, End, Results, Row, RunSummary, Stop,
+};
 use crate::provision::{self, Check, Package};
 use crate::util;
 use std::fmt;
@@ -76,9 +78,9 @@ pub const FULL: &[&str] = &[
     "test_multiprocessing_fork",
 ];
 
-/// The CI subset: modules that take a few seconds natively and under a minute or two
-/// sandboxed, together well under 10 minutes on our 2-core kvm_pvm machine, and that exercise
-/// files, descriptors, memory, processes and threads.
+/// The CI subset: the modules that take seconds natively and at most about a minute sandboxed
+/// (about 5 minutes together on our 2-core kvm_pvm machine, 10 with its worst noise): files,
+/// descriptors, memory, processes, threads, signals, time, terminals, limits.
 pub const CI: &[&str] = &[
     "test_fcntl",
     "test_stat",
@@ -95,6 +97,14 @@ pub const CI: &[&str] = &[
     "test_pathlib",
     "test_thread",
     "test_zlib",
+    "test_time",
+    "test_pty",
+    "test_resource",
+    "test_sys",
+    "test_re",
+    "test_hashlib",
+    "test_uuid",
+    "test_signal",
 ];
 
 /// A pattern of tests left out of both runs of a module (regrtest's `-i PATTERN`, an `fnmatch`
@@ -132,7 +142,7 @@ fn deselected(module: &str) -> impl Iterator<Item = &'static Deselected> {
 pub enum Subset {
     /// The 33 modules of the issue (see [`FULL`]): about an hour.
     Full,
-    /// The CI subset (see [`CI`]): under 10 minutes.
+    /// The CI subset (see [`CI`]): about 5 minutes.
     Ci,
 }
 
@@ -146,9 +156,19 @@ pub struct CompatArgs {
     /// A named list of modules.
     #[arg(long, value_enum, default_value = "full")]
     pub subset: Subset,
-    /// Wall-clock limit of one run of one module, native or sandboxed, in seconds.
-    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    /// Wall-clock limit of one module's native or sandboxed run, resumptions included, in
+    /// seconds (TIMEOUT).
+    #[arg(long, default_value_t = 1200, value_name = "SECONDS")]
     pub timeout: u64,
+    /// A run whose log has not grown for this many seconds is stopped like one past
+    /// --timeout (HUNG); 0: never.
+    #[arg(long, default_value_t = 240, value_name = "SECONDS")]
+    pub stall: u64,
+    /// How many times a run that stopped in a test (hung, timed out, crashed) is resumed
+    /// after it, without the tests already reported; the test it stopped in counts as an
+    /// error.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub resumes: u32,
     /// Only the native runs (no sandbox build, no comparison).
     #[arg(long, conflicts_with = "reuse_native")]
     pub native_only: bool,
@@ -277,7 +297,8 @@ fn run(args: &CompatArgs) -> Result<ExitCode, CompatError> {
         }
         let dir = out.join(module);
         std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-        let reused = if args.reuse_native { Stored::load(&dir, Mode::Native) } else { None };
+        let reused =
+            if args.reuse_native { Stored::load(&dir, Mode::Native, module) } else { None };
         let native = match reused {
             Some(stored) => {
                 println!("    native: reusing {}", dir.join("native.log").display());
@@ -371,61 +392,132 @@ impl Mode {
     }
 }
 
-/// One finished run: how it ended, how long it took, and what its files say.
-#[derive(Debug)]
-struct Stored {
+/// One part of a module's run: regrtest from the start, or resumed after the test the previous
+/// part stopped in.
+#[derive(Debug, Clone, PartialEq)]
+struct Part {
     end: End,
     secs: f64,
+    /// The test it was in when it stopped before its end (hung, timed out, crashed).
+    stopped_in: Option<String>,
+}
+
+/// A module's finished run, native or sandboxed, in one part or more: how it ended, how long
+/// it took in all, and what its files say.
+#[derive(Debug)]
+struct Stored {
+    parts: Vec<Part>,
     results: Results,
+    /// The first part's log.
     log: PathBuf,
 }
 
 impl Stored {
-    fn summary(&self) -> RunSummary {
-        RunSummary { counts: self.results.counts(), secs: self.secs, end: self.end }
+    fn end(&self) -> End {
+        self.parts.last().map_or(End::Exited(-1), |p| p.end)
     }
 
-    /// The results a previous run left in `dir`, if it left all of them.
-    fn load(dir: &Path, mode: Mode) -> Option<Stored> {
+    fn secs(&self) -> f64 {
+        self.parts.iter().map(|p| p.secs).sum()
+    }
+
+    /// The parts that stopped before their end.
+    fn stops(&self) -> impl Iterator<Item = &Part> {
+        self.parts.iter().filter(|p| !p.end.finished())
+    }
+
+    fn summary(&self) -> RunSummary {
+        let stops = self.stops().count();
+        RunSummary {
+            counts: self.results.counts(),
+            secs: self.secs(),
+            end: self.end(),
+            stops: self.stops().next().map(|first| (stops, first.end)),
+        }
+    }
+
+    /// The run a previous `cargo xtask compat` left in `dir`, if it left all of its files.
+    fn load(dir: &Path, mode: Mode, module: &str) -> Option<Stored> {
         let meta = std::fs::read_to_string(dir.join(format!("{}.json", mode.name()))).ok()?;
-        let (end, secs) = end_from_json(&meta)?;
-        let (results, log) = read_results(dir, mode).ok()?;
-        Some(Stored { end, secs, results, log })
+        let parts = parts_from_json(&meta)?;
+        let mut results = Results::default();
+        for (i, part) in parts.iter().enumerate() {
+            let r = read_part(dir, mode, module, i).ok()?;
+            let resumed = i + 1 < parts.len();
+            let stop = resumed.then(|| Stop { test: part.stopped_in.clone(), end: part.end });
+            results::add_part(&mut results, r, stop.as_ref());
+        }
+        Some(Stored { parts, results, log: part_files(dir, mode, 0).0 })
     }
 }
 
-/// `{"secs": 1.5, "end": "exited", "value": 0}`.
-fn end_to_json(end: End, secs: f64) -> String {
-    let (kind, value) = match end {
+/// `End` as a JSON kind and value.
+fn end_to_json(end: End) -> (&'static str, i32) {
+    match end {
         End::Exited(c) => ("exited", c),
         End::Signaled(s) => ("signaled", s),
         End::TimedOut => ("timeout", 0),
+        End::Hung => ("hung", 0),
         End::Interrupted => ("interrupted", 0),
-    };
-    serde_json::json!({ "secs": secs, "end": kind, "value": value }).to_string()
+    }
 }
 
-/// The inverse of [`end_to_json`]; `None` for anything else.
-fn end_from_json(json: &str) -> Option<(End, f64)> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let value = i32::try_from(v["value"].as_i64()?).ok()?;
-    let end = match v["end"].as_str()? {
+/// The inverse of [`end_to_json`].
+fn end_from_json(kind: &str, value: i32) -> Option<End> {
+    Some(match kind {
         "exited" => End::Exited(value),
         "signaled" => End::Signaled(value),
         "timeout" => End::TimedOut,
+        "hung" => End::Hung,
         "interrupted" => End::Interrupted,
         _ => return None,
-    };
-    Some((end, v["secs"].as_f64()?))
+    })
 }
 
-/// Reads `<mode>.log` and, when the run got to write it, `<mode>.xml`.
-fn read_results(dir: &Path, mode: Mode) -> Result<(Results, PathBuf), CompatError> {
-    let log_path = dir.join(format!("{}.log", mode.name()));
-    let xml_path = dir.join(format!("{}.xml", mode.name()));
-    let module = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+/// `{"parts": [{"end": "hung", "value": 0, "secs": 1.5, "stopped_in": "test.x.Y.z"}, ...]}`.
+fn parts_to_json(parts: &[Part]) -> String {
+    let parts: Vec<_> = parts
+        .iter()
+        .map(|p| {
+            let (end, value) = end_to_json(p.end);
+            serde_json::json!({
+                "end": end, "value": value, "secs": p.secs, "stopped_in": p.stopped_in
+            })
+        })
+        .collect();
+    serde_json::json!({ "parts": parts }).to_string()
+}
+
+/// The inverse of [`parts_to_json`]; `None` for anything else (or no parts).
+fn parts_from_json(json: &str) -> Option<Vec<Part>> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let parts = v["parts"].as_array()?;
+    let parts = parts
+        .iter()
+        .map(|p| {
+            let value = i32::try_from(p["value"].as_i64()?).ok()?;
+            Some(Part {
+                end: end_from_json(p["end"].as_str()?, value)?,
+                secs: p["secs"].as_f64()?,
+                stopped_in: p["stopped_in"].as_str().map(String::from),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    (!parts.is_empty()).then_some(parts)
+}
+
+/// The log and JUnit file of part `i` (0 first): `native.log`, `native.xml`, then
+/// `native.1.log`, ...
+fn part_files(dir: &Path, mode: Mode, i: usize) -> (PathBuf, PathBuf) {
+    let stem = if i == 0 { mode.name().to_string() } else { format!("{}.{i}", mode.name()) };
+    (dir.join(format!("{stem}.log")), dir.join(format!("{stem}.xml")))
+}
+
+/// Reads part `i`'s log and, when the part got to write it, its JUnit file.
+fn read_part(dir: &Path, mode: Mode, module: &str, i: usize) -> Result<Results, CompatError> {
+    let (log_path, xml_path) = part_files(dir, mode, i);
     let bytes = std::fs::read(&log_path).map_err(io_err("read", &log_path))?;
-    let log = results::parse_verbose(&String::from_utf8_lossy(&bytes), &module);
+    let log = results::parse_verbose(&String::from_utf8_lossy(&bytes), module);
     let junit = match std::fs::read(&xml_path) {
         Ok(xml) => match results::parse_junit(&String::from_utf8_lossy(&xml)) {
             Ok(cases) => cases,
@@ -436,10 +528,13 @@ fn read_results(dir: &Path, mode: Mode) -> Result<(Results, PathBuf), CompatErro
         },
         Err(_) => Vec::new(),
     };
-    Ok((results::merge(log, junit), log_path))
+    Ok(results::merge(log, junit))
 }
 
-/// Runs `module` natively or sandboxed, with its log and JUnit file in `dir`.
+/// Runs `module` natively or sandboxed, with its files in `dir`, within `limit` in all. A part
+/// that stops in a test before its end (hung, past the limit, crashed) is followed by another
+/// that leaves out every test reported so far and that one (regrtest's `--ignorefile`), up to
+/// `--resumes` times, while time is left.
 fn run_mode(
     args: &CompatArgs,
     mode: Mode,
@@ -450,38 +545,65 @@ fn run_mode(
     limit: Duration,
 ) -> Result<Stored, CompatError> {
     let name = mode.name();
-    let log = dir.join(format!("{name}.log"));
-    let xml = dir.join(format!("{name}.xml"));
-    let meta = dir.join(format!("{name}.json"));
-    for stale in [&xml, &meta] {
-        if stale.exists() {
-            std::fs::remove_file(stale).map_err(io_err("remove", stale))?;
+    // The previous run's files of this mode.
+    let entries = std::fs::read_dir(dir).map_err(io_err("list", dir))?;
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&format!("{name}.")) {
+            let p = e.path();
+            std::fs::remove_file(&p).map_err(io_err("remove", &p))?;
         }
     }
-    let work = tmp.join(format!("{module}.{name}"));
-    std::fs::create_dir_all(&work).map_err(io_err("create", &work))?;
-    let mut cmd = match mode {
-        Mode::Native => Command::new(PYTHON),
-        Mode::Sandbox => {
-            let mut c = Command::new(sandbox);
-            c.arg("run").args(&args.sandbox_arg).arg("--").arg(PYTHON);
-            c
+    let started = Instant::now();
+    let stall = (args.stall > 0).then(|| Duration::from_secs(args.stall));
+    let mut parts = Vec::new();
+    let mut whole = Results::default();
+    loop {
+        let i = parts.len();
+        let (log, xml) = part_files(dir, mode, i);
+        let work = tmp.join(format!("{module}.{name}.{i}"));
+        std::fs::create_dir_all(&work).map_err(io_err("create", &work))?;
+        let mut cmd = match mode {
+            Mode::Native => Command::new(PYTHON),
+            Mode::Sandbox => {
+                let mut c = Command::new(sandbox);
+                c.arg("run").args(&args.sandbox_arg).arg("--").arg(PYTHON);
+                c
+            }
+        };
+        cmd.args(["-m", "test", "--tempdir"])
+            .arg(&work)
+            .arg("--junit-xml")
+            .arg(&xml)
+            .arg("-v")
+            .args(deselected(module).flat_map(|d| ["-i", d.pattern]));
+        if i > 0 {
+            let ignore = dir.join(format!("{name}.{i}.ignore"));
+            std::fs::write(&ignore, results::ignore_list(&whole))
+                .map_err(io_err("write", &ignore))?;
+            cmd.arg("--ignorefile").arg(&ignore);
         }
-    };
-    cmd.args(["-m", "test", "--tempdir"])
-        .arg(&work)
-        .arg("--junit-xml")
-        .arg(&xml)
-        .arg("-v")
-        .args(deselected(module).flat_map(|d| ["-i", d.pattern]))
-        .args(&args.regrtest_args)
-        .arg(module)
-        .current_dir(dir);
-    println!("    $ {}", util::command_line(&cmd));
-    let (end, secs) = run_logged(&mut cmd, &log, limit)?;
-    std::fs::write(&meta, end_to_json(end, secs)).map_err(io_err("write", &meta))?;
-    let (results, log) = read_results(dir, mode)?;
-    Ok(Stored { end, secs, results, log })
+        cmd.args(&args.regrtest_args).arg(module).current_dir(dir);
+        println!("    $ {}", util::command_line(&cmd));
+        let left = limit.saturating_sub(started.elapsed());
+        let (end, secs) = run_logged(&mut cmd, &log, left, stall)?;
+        let part = read_part(dir, mode, module, i)?;
+        let stopped_in = if end.finished() { None } else { part.running.clone() };
+        let resume = !end.finished()
+            && end != End::Interrupted
+            && i < args.resumes as usize
+            && started.elapsed() < limit;
+        let after = if resume { results::resume_after(&part, &whole) } else { None };
+        let stop = after.as_ref().map(|t| Stop { test: Some(t.clone()), end });
+        results::add_part(&mut whole, part, stop.as_ref());
+        parts.push(Part { end, secs, stopped_in });
+        let meta = dir.join(format!("{name}.json"));
+        std::fs::write(&meta, parts_to_json(&parts)).map_err(io_err("write", &meta))?;
+        match after {
+            Some(t) => println!("    {name}: {end} in {t} after {secs:.1} s; resuming after it"),
+            None => break,
+        }
+    }
+    Ok(Stored { parts, results: whole, log: part_files(dir, mode, 0).0 })
 }
 
 /// Set by the SIGINT handler: stop the running module and report what ran.
@@ -515,12 +637,20 @@ fn kill_group(pgid: i32, sig: i32) {
 }
 
 /// Runs `cmd` in a process group of its own with stdout and stderr to `log` and stdin from
-/// /dev/null, for at most `limit`. At the limit (or on Ctrl-C) the leader gets `SIGABRT`
-/// (Python's faulthandler then writes every thread's stack to the log) and 10 s to go, then the
-/// group gets `SIGKILL`. When the leader ends, what is left of its group is killed too.
-fn run_logged(cmd: &mut Command, log: &Path, limit: Duration) -> Result<(End, f64), CompatError> {
+/// /dev/null, for at most `limit`, and while the log grows at least once per `stall`. At the
+/// limit, past the stall limit or on Ctrl-C, the leader gets `SIGABRT` (Python's faulthandler
+/// then writes every thread's stack to the log) and 10 s to go, then the group gets `SIGKILL`.
+/// When the leader ends, what is left of its group is killed too.
+fn run_logged(
+    cmd: &mut Command,
+    log: &Path,
+    limit: Duration,
+    stall: Option<Duration>,
+) -> Result<(End, f64), CompatError> {
     let file = std::fs::File::create(log).map_err(io_err("create", log))?;
     let err = file.try_clone().map_err(io_err("duplicate the descriptor of", log))?;
+    let watch = file.try_clone().map_err(io_err("duplicate the descriptor of", log))?;
+    let (mut size, mut grew) = (0, Instant::now());
     cmd.stdin(Stdio::null()).stdout(file).stderr(err).process_group(0);
     let t0 = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
@@ -538,9 +668,20 @@ fn run_logged(cmd: &mut Command, log: &Path, limit: Duration) -> Result<(End, f6
         if let Some(status) = wait(&mut child)? {
             break status;
         }
+        let now_size = watch.metadata().map_or(size, |m| m.len());
+        if now_size != size {
+            (size, grew) = (now_size, Instant::now());
+        }
+        let hung = stall.is_some_and(|s| grew.elapsed() > s);
         match stopping {
-            None if interrupted() || t0.elapsed() > limit => {
-                let why = if interrupted() { End::Interrupted } else { End::TimedOut };
+            None if interrupted() || t0.elapsed() > limit || hung => {
+                let why = if interrupted() {
+                    End::Interrupted
+                } else if t0.elapsed() > limit {
+                    End::TimedOut
+                } else {
+                    End::Hung
+                };
                 // SIGABRT to the leader only: faulthandler's dump, then its own death.
                 // SAFETY: see `kill_group`; a positive pid is the child itself.
                 #[allow(unsafe_code)]
@@ -573,20 +714,27 @@ fn print_run(mode: Mode, run: &Stored) {
     println!(
         "    {:<7} {pass} pass, {fail} fail, {error} error, {skip} skip in {:.1} s ({})",
         format!("{}:", mode.name()),
-        run.secs,
-        run.end
+        run.secs(),
+        run.summary().end_column()
     );
     if let Some(why) = &run.results.module_skipped {
         println!("            the whole module was skipped: {why}");
     }
-    if let Some(test) = &run.results.running {
-        println!("            it stopped in {test} (see {})", run.log.display());
+    for stop in run.stops() {
+        let test = stop.stopped_in.as_deref().unwrap_or("a test the log does not name");
+        println!("            {} after {:.1} s in {test}", stop.end, stop.secs);
+    }
+    if run.stops().next().is_some() {
+        println!(
+            "            (faulthandler's stacks are in {} and the parts after it)",
+            run.log.display()
+        );
     }
 }
 
 /// The module's lost tests, as they come (the table at the end repeats them).
 fn print_comparison(c: &Comparison, native: &Stored, sandboxed: &Stored) {
-    let ratio = if native.secs > 0.0 { sandboxed.secs / native.secs } else { 0.0 };
+    let ratio = if native.secs() > 0.0 { sandboxed.secs() / native.secs() } else { 0.0 };
     println!(
         "    {} of {} native passes pass sandboxed; time {ratio:.1}×",
         c.both_pass, c.native_pass
@@ -634,13 +782,21 @@ mod tests {
     }
 
     #[test]
-    fn end_round_trips_through_json() {
-        for end in [End::Exited(2), End::Signaled(9), End::TimedOut, End::Interrupted] {
-            assert_eq!(end_from_json(&end_to_json(end, 1.5)), Some((end, 1.5)));
-        }
-        assert_eq!(end_from_json("{}"), None);
-        assert_eq!(end_from_json("not json"), None);
-        assert_eq!(end_from_json(r#"{"secs":1,"end":"what","value":0}"#), None);
+    fn parts_round_trip_through_json() {
+        let parts: Vec<Part> =
+            [End::Hung, End::Signaled(9), End::TimedOut, End::Interrupted, End::Exited(2)]
+                .into_iter()
+                .enumerate()
+                .map(|(i, end)| Part {
+                    end,
+                    secs: i as f64 + 0.5,
+                    stopped_in: (!end.finished()).then(|| format!("test.m.A.test_{i}")),
+                })
+                .collect();
+        assert_eq!(parts_from_json(&parts_to_json(&parts)), Some(parts));
+        assert_eq!(parts_from_json(r#"{"parts":[]}"#), None);
+        assert_eq!(parts_from_json("not json"), None);
+        assert_eq!(parts_from_json(r#"{"parts":[{"secs":1,"end":"what","value":0}]}"#), None);
     }
 
     #[test]
@@ -652,13 +808,21 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo started; sleep 30 & sleep 30"]);
         let t0 = Instant::now();
-        let (end, secs) = run_logged(&mut cmd, &log, Duration::from_millis(300)).unwrap();
+        let (end, secs) = run_logged(&mut cmd, &log, Duration::from_millis(300), None).unwrap();
         assert_eq!(end, End::TimedOut);
         assert!(secs < 15.0 && t0.elapsed() < Duration::from_secs(15), "{secs}");
         assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
+        // Output keeps a run alive past the stall limit; silence ends it.
+        let mut talks = Command::new("sh");
+        talks.args(["-c", "for i in 1 2 3 4 5; do echo $i; sleep 0.2; done; sleep 30"]);
+        let stall = Some(Duration::from_millis(700));
+        let (end, secs) = run_logged(&mut talks, &log, Duration::from_secs(20), stall).unwrap();
+        assert_eq!(end, End::Hung);
+        assert!((1.5..15.0).contains(&secs), "{secs}");
         let mut ok = Command::new("sh");
         ok.args(["-c", "exit 3"]);
-        assert_eq!(run_logged(&mut ok, &log, Duration::from_secs(30)).unwrap().0, End::Exited(3));
+        let (end, _) = run_logged(&mut ok, &log, Duration::from_secs(30), stall).unwrap();
+        assert_eq!(end, End::Exited(3));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

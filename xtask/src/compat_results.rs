@@ -430,6 +430,8 @@ pub enum End {
     Signaled(i32),
     /// It ran past the wall-clock limit and was killed.
     TimedOut,
+    /// Its log stopped growing for the stall limit and it was killed.
+    Hung,
     /// Ctrl-C stopped it.
     Interrupted,
 }
@@ -443,9 +445,66 @@ impl std::fmt::Display for End {
             End::Exited(n) => write!(f, "exit {n}"),
             End::Signaled(s) => f.write_str(&signal_name(s)),
             End::TimedOut => f.write_str("TIMEOUT"),
+            End::Hung => f.write_str("HUNG"),
             End::Interrupted => f.write_str("stopped"),
         }
     }
+}
+
+impl End {
+    /// Whether regrtest ended by itself (0: all passed, 2: some failed, 4: none ran, or some
+    /// other status it chose), rather than dying or being stopped.
+    pub fn finished(self) -> bool {
+        matches!(self, End::Exited(_))
+    }
+}
+
+/// Where a run stopped before its end: the test it was in, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    /// The test that was running (`None`: the log does not say).
+    pub test: Option<String>,
+    /// How the run ended.
+    pub end: End,
+}
+
+/// The test to resume a module's run after: the one the stopped run was in, when the log names
+/// it and no earlier part of the run reported it (a test that stops the run twice is not
+/// skipped over again and again).
+pub fn resume_after(part: &Results, so_far: &Results) -> Option<String> {
+    part.running.clone().filter(|t| !so_far.cases.contains_key(t) && !part.cases.contains_key(t))
+}
+
+/// Adds one part of a resumed run to the whole: its cases, and, for the test the part stopped
+/// in, an error that says so (the test never reported anything itself).
+pub fn add_part(whole: &mut Results, part: Results, stop: Option<&Stop>) {
+    for (name, case) in part.cases {
+        whole.cases.insert(name, case);
+    }
+    if whole.module_skipped.is_none() {
+        whole.module_skipped = part.module_skipped;
+    }
+    whole.running = part.running;
+    if let Some(Stop { test: Some(t), end }) = stop
+        && !whole.cases.contains_key(t)
+    {
+        let detail = format!("the run stopped in this test ({end}) and was resumed after it");
+        whole.cases.insert(t.clone(), Case { outcome: Outcome::Error, detail: Some(detail) });
+        if whole.running.as_ref() == Some(t) {
+            whole.running = None;
+        }
+    }
+}
+
+/// The text of regrtest's `--ignorefile` that leaves out every test `r` has a result for (the
+/// ones named by a plain dotted id; fixtures and doctests are named otherwise and run again).
+pub fn ignore_list(r: &Results) -> String {
+    let mut s = String::new();
+    for name in r.cases.keys().filter(|n| n.starts_with("test.") && !n.contains(' ')) {
+        s.push_str(name);
+        s.push('\n');
+    }
+    s
 }
 
 /// `SIGKILL` for 9, and so on; `signal N` for the rare ones.
@@ -481,6 +540,20 @@ pub struct RunSummary {
     pub secs: f64,
     /// How it ended.
     pub end: End,
+    /// How many times it stopped before its end (hung, timed out, crashed), and how it
+    /// stopped the first time.
+    pub stops: Option<(usize, End)>,
+}
+
+impl RunSummary {
+    /// The `end` column: how the run ended or, when it stopped before its end, how and how
+    /// often (`HUNG×2`).
+    pub fn end_column(&self) -> String {
+        match self.stops {
+            Some((n, first)) => format!("{first}×{n}"),
+            None => self.end.to_string(),
+        }
+    }
 }
 
 /// One module's row of the table.
@@ -501,12 +574,12 @@ pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<26} {:^27} {:^27} {:>8} {:>8} {:>6} {:>5}",
+        "{:<26} {:^30} {:^30} {:>8} {:>8} {:>6} {:>5}",
         "", "native", "sandboxed", "native", "sandbox", "time", "lost"
     );
     let _ = writeln!(
         s,
-        "{:<26} {:>5} {:>4} {:>4} {:>4} {:<6} {:>5} {:>4} {:>4} {:>4} {:<6} {:>8} {:>8} {:>6} {:>5}",
+        "{:<26} {:>5} {:>4} {:>4} {:>4} {:<9} {:>5} {:>4} {:>4} {:>4} {:<9} {:>8} {:>8} {:>6} {:>5}",
         "module",
         "pass",
         "fail",
@@ -525,14 +598,14 @@ pub fn table(rows: &[Row]) -> String {
     );
     let run_cols = |r: &Option<RunSummary>| match r {
         Some(r) => format!(
-            "{:>5} {:>4} {:>4} {:>4} {:<6}",
+            "{:>5} {:>4} {:>4} {:>4} {:<9}",
             r.counts.pass,
             r.counts.fail,
             r.counts.error,
             r.counts.skip,
-            format!(" {}", r.end)
+            format!(" {}", r.end_column())
         ),
-        None => format!("{:^27}", "-"),
+        None => format!("{:^30}", "-"),
     };
     let secs = |r: &Option<RunSummary>| r.map_or("-".to_string(), |r| format!("{:.1}", r.secs));
     let ratio = |n: f64, s: f64| if n > 0.0 { format!("{:.1}×", s / n) } else { "-".into() };
@@ -582,9 +655,9 @@ pub fn table(rows: &[Row]) -> String {
     }
     let total = |c: Counts, any: bool| {
         if any {
-            format!("{:>5} {:>4} {:>4} {:>4} {:<6}", c.pass, c.fail, c.error, c.skip, "")
+            format!("{:>5} {:>4} {:>4} {:>4} {:<9}", c.pass, c.fail, c.error, c.skip, "")
         } else {
-            format!("{:^27}", "-")
+            format!("{:^30}", "-")
         }
     };
     let any_native = rows.iter().any(|r| r.native.is_some());
@@ -871,6 +944,7 @@ test_demo failed
             counts: Counts { pass, fail: 1, error: 0, skip: 2 },
             secs,
             end,
+            stops: None,
         };
         let c = Comparison {
             native_pass: 10,
@@ -882,7 +956,10 @@ test_demo failed
             Row {
                 module: "test_a".into(),
                 native: Some(run(10, 2.0, End::Exited(2))),
-                sandbox: Some(run(9, 6.0, End::TimedOut)),
+                sandbox: Some(RunSummary {
+                    stops: Some((2, End::Hung)),
+                    ..run(9, 6.0, End::TimedOut)
+                }),
                 comparison: Some(c),
             },
             Row {
@@ -894,7 +971,7 @@ test_demo failed
         ];
         let t = table(&rows);
         let lines: Vec<_> = t.lines().collect();
-        assert!(lines[2].starts_with("test_a ") && lines[2].contains("TIMEOUT"), "{t}");
+        assert!(lines[2].starts_with("test_a ") && lines[2].contains(" HUNG×2 "), "{t}");
         assert!(lines[2].contains(" 3.0×") && lines[2].ends_with(" 1"), "{t}");
         assert!(lines[3].starts_with("test_b ") && lines[3].contains(" ok "), "{t}");
         assert!(lines[4].starts_with("total (2 modules)"), "{t}");
@@ -904,7 +981,33 @@ test_demo failed
     }
 
     #[test]
+    fn a_resumed_run_adds_up() {
+        let first =
+            parse_verbose("test_a (test.m.A.test_a) ... ok\ntest_b (test.m.A.test_b) ... \n", "m");
+        let mut whole = Results::default();
+        let after = resume_after(&first, &whole);
+        assert_eq!(after.as_deref(), Some("test.m.A.test_b"));
+        let stop = Stop { test: after, end: End::Hung };
+        add_part(&mut whole, first, Some(&stop));
+        assert_eq!(ignore_list(&whole), "test.m.A.test_a\ntest.m.A.test_b\n");
+        assert_eq!(whole.cases["test.m.A.test_b"].outcome, Outcome::Error);
+        assert!(whole.cases["test.m.A.test_b"].detail.as_ref().unwrap().contains("(HUNG)"));
+        assert_eq!(whole.running, None);
+        // The second part starts after test_b, and ends.
+        let second = parse_verbose("test_c (test.m.A.test_c) ... FAIL\n", "m");
+        assert_eq!(resume_after(&second, &whole), None);
+        add_part(&mut whole, second, None);
+        assert_eq!(whole.counts(), Counts { pass: 1, fail: 1, error: 1, skip: 0 });
+        // A test that stops the run again is not resumed after twice.
+        let again = parse_verbose("test_b (test.m.A.test_b) ... \n", "m");
+        assert_eq!(resume_after(&again, &whole), None);
+        assert!(ignore_list(&whole).lines().all(|l| !l.contains(' ')));
+    }
+
+    #[test]
     fn ends_and_details() {
+        assert!(End::Exited(2).finished() && !End::Hung.finished());
+        assert_eq!(End::Hung.to_string(), "HUNG");
         assert_eq!(End::Exited(0).to_string(), "ok");
         assert_eq!(End::Exited(1).to_string(), "exit 1");
         assert_eq!(End::Signaled(libc::SIGSEGV).to_string(), "SIGSEGV");
