@@ -302,9 +302,13 @@ pub fn parse_junit(xml: &str) -> Result<Vec<(String, Case)>, String> {
     for tc in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
         let Some(name) = tc.attribute("name") else { continue };
         let child = |tag: &str| tc.children().find(|c| c.has_tag_name(tag));
+        // The exception line (the last `Name: message` line: a chained exception's message
+        // has the earlier ones first; an assertion's message can go on over several lines).
         let message = |n: roxmltree::Node<'_, '_>| {
             let m = n.attribute("message").or_else(|| n.text()).unwrap_or_default();
-            m.lines().rev().find(|l| !l.trim().is_empty()).map(one_line)
+            let lines: Vec<&str> = m.lines().collect();
+            let last = || lines.iter().rev().find(|l| !l.trim().is_empty()).map(|l| one_line(l));
+            exception_line(&lines).map(|l| one_line(&l)).or_else(last)
         };
         let case = if let Some(e) = child("error") {
             Case { outcome: Outcome::Error, detail: message(e) }
@@ -837,6 +841,7 @@ test_demo failed
 <testcase name="test.test_demo.A.test_c" status="run" result="completed" time="0.1"><skipped>needs root</skipped></testcase>
 <testcase name="test.test_demo.A.test_d" status="run" result="completed" time="0.1"><error type="OSError" message="Traceback&#10;OSError: [Errno 38] Function not implemented&#10;" /></testcase>
 <testcase name="test.test_demo.A.test_f" status="run" result="completed"><output type="X" message="m" /></testcase>
+<testcase name="test.test_demo.A.test_multi" status="run" result="completed"><failure type="AssertionError" message="AssertionError: 0 != 2 : two lines expected:&#10;b''&#10;" /></testcase>
 <testcase name="test.test_demo.A.test_g" status="run" result="completed"><outcome>UNEXPECTED_SUCCESS</outcome></testcase>
 <testcase />
 </testsuite></testsuites>"#;
@@ -845,7 +850,7 @@ test_demo failed
     fn junit_outcomes() {
         let cases = parse_junit(XML).unwrap();
         let got: Vec<_> = cases.iter().map(|(n, c)| (n.rsplit('.').next().unwrap(), c)).collect();
-        assert_eq!(got.len(), 6);
+        assert_eq!(got.len(), 7);
         assert_eq!(got[0], ("test_a", &Case { outcome: Outcome::Pass, detail: None }));
         assert_eq!(got[1].1.outcome, Outcome::Fail);
         assert_eq!(got[1].1.detail.as_deref(), Some("AssertionError: 1 != 2"));
@@ -856,7 +861,11 @@ test_demo failed
             Some("OSError: [Errno 38] Function not implemented")
         );
         assert_eq!(got[4].1.outcome, Outcome::Pass);
-        assert_eq!(got[5].1.outcome, Outcome::Fail);
+        assert_eq!(
+            got[5].1.detail.as_deref(),
+            Some("AssertionError: 0 != 2 : two lines expected:")
+        );
+        assert_eq!(got[6].1.outcome, Outcome::Fail);
         assert!(parse_junit("<testsuites><testcase").is_err());
     }
 
