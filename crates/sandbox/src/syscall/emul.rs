@@ -318,7 +318,7 @@ pub fn rt_sigreturn(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
             what: "bad rt_sigreturn frame".into(),
         })))
     };
-    let Ok(uc) = copy_in(ctx.proc(), frame + signals::UC, 304) else { bad(ctx) };
+    let Ok(uc) = copy_in(ctx.proc(), frame.wrapping_add(signals::UC), 304) else { bad(ctx) };
     let r = signals::parse_ucontext(&uc);
     let mut regs = r.regs;
     regs.rflags =
