@@ -135,7 +135,7 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         Err(e) => {
             // Too late to return an error: Linux kills the process with SIGSEGV here.
             eprintln!("sandbox: execve: {e}");
-            sys::die_by_signal(libc::SIGSEGV);
+            sys::die_by_signal(libc::SIGSEGV, true);
             std::process::exit(128 + libc::SIGSEGV);
         }
     };

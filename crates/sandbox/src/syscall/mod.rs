@@ -14,6 +14,7 @@ pub(crate) mod clone;
 pub(crate) mod emul;
 pub(crate) mod exec;
 pub(crate) mod open;
+mod restart;
 pub mod table;
 
 use std::ffi::CString;
@@ -75,10 +76,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
     };
     let res = match spec(sc.nr) {
         None => Err(Errno::ENOSYS),
-        Some(spec) => allowed(ctx.proc(), spec, sc).and_then(|()| match spec.imp {
-            Imp::Forward => forward(ctx.proc(), sc.nr, spec, sc.args),
-            Imp::Emulate(h) => h(ctx, &sc.args),
-        }),
+        Some(spec) => allowed(ctx.proc(), spec, sc).and_then(|()| restart::call(ctx, sc, spec)),
     };
     finish(ctx.proc(), ctx.thread.tid, sc, res, text)
 }
