@@ -8,8 +8,8 @@
 //! call is carried on here, without a trip through the guest, and a relative timeout keeps
 //! counting from the first attempt, as Linux's `restart_syscall` does: without that, a
 //! `nanosleep` interrupted every few milliseconds would never end. Calls whose timeout the
-//! kernel updates itself (`select`, `pselect6`, `ppoll`, `recvmmsg`) and absolute deadlines
-//! need no adjustment.
+//! kernel updates itself (`select`, `pselect6`, `ppoll`) and absolute deadlines need no
+//! adjustment; other relative ones (`io_getevents`, `recvmmsg`, `SO_RCVTIMEO`) start over.
 
 use std::time::{Duration, Instant};
 
