@@ -1410,6 +1410,19 @@ all_links!(signal_storm_children_die_of_sigsegv, |link| {
     assert_lines(&native_out(&c), &["children killed by SIGSEGV: 20 of 20, SIGCHLD handled 1"]);
 });
 
+// With core dumps allowed (the soft RLIMIT_CORE raised to the hard one), children that die of
+// SIGSEGV dump core as natively: the parent's SIGCHLD says CLD_DUMPED exactly when waitpid
+// says WCOREDUMP (the sandbox reported CLD_KILLED and no core dump before).
+all_links!(children_dump_core_as_natively, |link| {
+    let c = c_run("sig_storm", link, &["dumped"]);
+    c.last().native.assert_success();
+    let out = native_out(&c);
+    assert!(
+        out.lines().any(|l| l.starts_with("SIGCHLD says dumped exactly when waitpid does: 1, ")),
+        "{out}"
+    );
+});
+
 // Several pending signals are all delivered at once, the handler of the highest number first,
 // as Linux does (one per return to the program before: a storm starved higher numbers).
 all_links!(pending_signals_delivered_together, |link| {

@@ -11,6 +11,10 @@
  *             counting however often the host interrupts them)
  *   children  20 children die of SIGSEGV one after the other; a SIGCHLD handler counts them,
  *             waitpid sees WTERMSIG 11 for each
+ *   dumped    (no timer) with the soft RLIMIT_CORE raised to the hard one, 3 children die of
+ *             SIGSEGV in a subdirectory (whose cores are removed): the SIGCHLD si_code is
+ *             CLD_DUMPED exactly when waitpid reports WCOREDUMP, and whether they dumped is the
+ *             same natively and sandboxed (it depends on the host's limits)
  *   term      prints "ready" and runs under a 20 us timer until a signal ends it (the
  *             harness sends SIGTERM)
  *   handler   like term with a SIGTERM handler that exits with status 3
@@ -21,10 +25,13 @@
  *             starving the others */
 #define _GNU_SOURCE
 #include "common.h"
+#include <dirent.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -42,6 +49,30 @@ static void on_alarm(int sig) {
 static void on_chld(int sig) {
     (void)sig;
     chlds++;
+}
+
+static volatile sig_atomic_t dumped_codes, killed_codes;
+
+static void on_chld_info(int sig, siginfo_t *si, void *uc) {
+    (void)sig;
+    (void)uc;
+    if (si->si_code == CLD_DUMPED) dumped_codes++;
+    if (si->si_code == CLD_KILLED) killed_codes++;
+}
+
+/* Removes the files in directory `d`, then `d`. */
+static void remove_dir(const char *d) {
+    DIR *dir = opendir(d);
+    CHECK(dir != NULL);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char f[512];
+        snprintf(f, sizeof f, "%s/%s", d, e->d_name);
+        CHECK(unlink(f) == 0);
+    }
+    closedir(dir);
+    CHECK(rmdir(d) == 0);
 }
 
 static void on_term(int sig) {
@@ -189,6 +220,37 @@ int main(int argc, char **argv) {
         while (now() - t0 < 60) getppid();
         printf("not ended by the signal\n");
         return 4;
+    } else if (strcmp(mode, "dumped") == 0) {
+        struct rlimit rl;
+        CHECK(getrlimit(RLIMIT_CORE, &rl) == 0);
+        rl.rlim_cur = rl.rlim_max;
+        CHECK(setrlimit(RLIMIT_CORE, &rl) == 0);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_chld_info;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        CHECK(sigaction(SIGCHLD, &sa, NULL) == 0);
+        CHECK(mkdir("cores", 0700) == 0);
+        int wcore = 0;
+        for (int i = 0; i < 3; i++) {
+            pid_t c = fork();
+            CHECK(c >= 0);
+            if (c == 0) {
+                if (chdir("cores") != 0) _exit(3);
+                *(volatile int *)bad_address = 1;
+                _exit(0);
+            }
+            int st;
+            pid_t w;
+            while ((w = waitpid(c, &st, 0)) < 0 && errno == EINTR) {
+            }
+            CHECK(w == c && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+            if (WCOREDUMP(st)) wcore++;
+        }
+        remove_dir("cores");
+        printf("SIGCHLD says dumped exactly when waitpid does: %d, dumped %d of 3\n",
+               dumped_codes == wcore && killed_codes == 3 - wcore, wcore);
     } else if (strcmp(mode, "order") == 0) {
         handle(SIGUSR1, on_order, 0);
         handle(SIGUSR2, on_order, 0);
