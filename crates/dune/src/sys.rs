@@ -209,9 +209,10 @@ pub(crate) fn host_signals() -> u64 {
 /// Receives instances of the kick signal that the runtime did not send (the runtime sends its
 /// kicks with `tgkill` from its own process or from its own timers):
 /// another process's `kill`, `sigqueue`, `tgkill`, `pidfd_send_signal`, or an `F_SETOWN`
-/// file's `SIGIO` with that number. Called with the 128-byte `siginfo_t`, from a signal handler
-/// or from the vCPU thread; it must be async-signal-safe.
-pub type ForeignKickHook = fn(&[u8; 128]);
+/// file's `SIGIO` with that number. Called with the 128-byte `siginfo_t` and, from a signal
+/// handler, its `ucontext_t` (null when called from the vCPU thread after a run); it must be
+/// async-signal-safe.
+pub type ForeignKickHook = fn(&[u8; 128], *mut libc::c_void);
 
 static FOREIGN_KICK_HOOK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -222,12 +223,12 @@ pub fn set_foreign_kick_hook(hook: ForeignKickHook) {
 }
 
 /// Hands a foreign kick to the registered hook.
-fn foreign_kick(info: &[u8; 128]) {
+fn foreign_kick(info: &[u8; 128], ctx: *mut libc::c_void) {
     let h = FOREIGN_KICK_HOOK.load(std::sync::atomic::Ordering::SeqCst);
     if h != 0 {
         // SAFETY: only `set_foreign_kick_hook` stores here, and it stores a `ForeignKickHook`.
         let hook: ForeignKickHook = unsafe { std::mem::transmute::<usize, ForeignKickHook>(h) };
-        hook(info);
+        hook(info, ctx);
     }
 }
 
@@ -267,13 +268,13 @@ fn info_bytes(info: *const libc::siginfo_t) -> [u8; 128] {
     b
 }
 
-extern "C" fn on_kick(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+extern "C" fn on_kick(_sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // A thread that does not block the kick took it (one that never ran a vCPU): a runtime kick
     // means nothing there; a foreign one is the guest's.
     let b = info_bytes(info);
     // SAFETY: getpid has no preconditions and is async-signal-safe.
     if !is_own_kick(&b, unsafe { libc::getpid() }) {
-        foreign_kick(&b);
+        foreign_kick(&b, ctx);
     }
 }
 
@@ -412,7 +413,7 @@ pub(crate) fn consume_kicks() -> Kicks {
         let b = info_bytes(&info);
         if !is_own_kick(&b, own_pid) {
             k.foreign = true;
-            foreign_kick(&b);
+            foreign_kick(&b, std::ptr::null_mut());
             continue;
         }
         k.any = true;

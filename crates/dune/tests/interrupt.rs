@@ -138,7 +138,7 @@ fn quiet_period_holds_host_signals_back_until_it_ends() {
 
 static FOREIGN: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
-fn on_foreign(info: &[u8; 128]) {
+fn on_foreign(info: &[u8; 128], _ctx: *mut libc::c_void) {
     FOREIGN.store(i32::from_ne_bytes(info[16..20].try_into().unwrap()), Ordering::SeqCst);
 }
 

@@ -398,6 +398,13 @@ pub struct Thread {
     last_async: Option<std::time::Instant>,
     /// Signals pending when the last handler was entered (see [`Thread::deliver`]).
     owed: u64,
+    /// The thread's arrivals counter when it last looked at the recorded signals (at its last
+    /// safe point), for the forwarded calls that are cancellation points (`sys::cancellable`).
+    seen_arrivals: u64,
+    /// The return address of a system call that did not start because a signal came first
+    /// (`sys::NOT_STARTED`): made again after the signal, it is not cancelled again for the
+    /// signals that arrived meanwhile (else a storm would keep it from ever starting).
+    not_started: Option<u64>,
 }
 
 /// Where a thread delivers signals: every return to the program is one, as in Linux.
@@ -456,6 +463,8 @@ impl Thread {
             server: None,
             last_async: None,
             owed: 0,
+            seen_arrivals: 0,
+            not_started: None,
         }
     }
 
@@ -624,6 +633,21 @@ impl Thread {
         let mut ctx = Ctx { thread: self, exit: None, replaced: false };
         let rax = syscall::dispatch(&mut ctx, sc);
         let (exit, replaced) = (ctx.exit, ctx.replaced);
+        if rax as i64 == -i64::from(sys::NOT_STARTED.0) && exit.is_none() && !replaced {
+            // A signal came before the call could start: the program takes it as if it had
+            // come before its `syscall`, then makes the call (from the `syscall` again).
+            let r = self
+                .vcpu
+                .set_syscall_return(sc.return_rip - 2)
+                .and_then(|_| self.vcpu.set_syscall_result(sc.nr));
+            if let Err(e) = r {
+                self.proc.finish(Err(e.into()));
+            }
+            self.stop = Stop::Syscall { return_rip: sc.return_rip - 2, flags };
+            self.not_started = Some(sc.return_rip);
+            self.deliver(None, Point::Call);
+            return Next::Resume;
+        }
         match exit {
             Some(Exit::Group(status)) => self.proc.finish(Ok(Outcome::Exited(status))),
             Some(Exit::Thread(status)) => {
@@ -738,6 +762,9 @@ impl Thread {
                 return;
             }
         }
+        // Before the recorded signals are looked at: what arrives from now on is not seen.
+        let snapshot = sys::arrivals();
+        self.seen_arrivals = snapshot;
         self.hand_off_masked();
         let defer = point != Point::Call && self.vcpu.is_quiet();
         let saved = self.saved_mask;
@@ -810,6 +837,11 @@ impl Thread {
             }
             entered = true;
         }
+        if defer && sys::pending_signals() & !self.sigmask != 0 {
+            // Signals held back for the quiet period: the next forwarded call that may block
+            // takes them first instead of waiting with them undelivered.
+            self.seen_arrivals = snapshot.wrapping_sub(1);
+        }
         if entered {
             self.owed = owed;
             if point != Point::Interrupt {
@@ -849,6 +881,16 @@ impl Thread {
         if let Err(e) = self.vcpu.quiet_for(QUIET) {
             // Only progress under a signal storm depends on it.
             tracing::warn!(%e, "no quiet period");
+        }
+    }
+
+    /// The arrivals counter value a forwarded call at `return_rip` is a cancellation point for:
+    /// the one of the last safe point, or now for the call made again after it did not start.
+    pub fn arrivals_seen(&mut self, return_rip: u64) -> u64 {
+        if self.not_started.take() == Some(return_rip) {
+            sys::arrivals()
+        } else {
+            self.seen_arrivals
         }
     }
 

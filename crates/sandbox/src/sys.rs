@@ -28,6 +28,12 @@ fn ret(r: i64) -> SysResult {
 /// program range, credentials the supervisor relies on) — the dispatch table only lists calls
 /// for which that holds.
 pub unsafe fn syscall6(nr: i64, a: [u64; 6]) -> SysResult {
+    if let Some(seen) = CANCEL_IF_ARRIVED.with(Cell::take) {
+        let counter = ARRIVALS.with(Cell::as_ptr);
+        // SAFETY: forwarded from the caller's contract; `a` and `counter` (this thread's
+        // arrivals counter, alive as long as the thread) are valid for the call.
+        return ret(unsafe { sandbox_cancellable_syscall(a.as_ptr(), nr as u64, counter, seen) });
+    }
     // SAFETY: forwarded from the caller's contract.
     let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
     ret(if r == -1 {
@@ -35,6 +41,111 @@ pub unsafe fn syscall6(nr: i64, a: [u64; 6]) -> SysResult {
     } else {
         r
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forwarded calls as cancellation points.
+//
+// A signal the host records for a thread after its last look at the recorded signals (the
+// delivery at its last safe point) but before a blocking call it forwards would leave the call
+// blocked with the signal undelivered: a SIGTERM from outside, or an alarm meant to end the
+// wait. So a forwarded call can be made through `sandbox_cancellable_syscall`, which compares
+// the thread's arrivals counter with the value the supervisor last looked at right before the
+// `syscall` instruction, and a host handler that interrupts the thread between that comparison
+// and the instruction moves it to the cancel path (as musl and glibc implement thread
+// cancellation): either way the call is not made and returns `NOT_STARTED`, and the program
+// takes the signal as if it had come before its `syscall`, then makes the call.
+
+/// The forwarded call did not start: a signal arrived first (see above). Kernel-internal
+/// `ERESTARTSYS`, which no system call returns to user space.
+pub const NOT_STARTED: Errno = Errno(512);
+
+thread_local! {
+    /// Host signals this thread's handlers recorded (or runtime interrupts it took).
+    static ARRIVALS: Cell<u64> = const { Cell::new(0) };
+    /// Set by [`cancellable`]: the next [`syscall6`] is a cancellation point for this value.
+    static CANCEL_IF_ARRIVED: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// This thread's arrivals counter (see above).
+pub fn arrivals() -> u64 {
+    ARRIVALS.with(Cell::get)
+}
+
+/// Runs `f`, whose first [`syscall6`] does not start (returns [`NOT_STARTED`]) if this thread
+/// recorded a signal since its arrivals counter read `seen`.
+pub fn cancellable<T>(seen: u64, f: impl FnOnce() -> T) -> T {
+    CANCEL_IF_ARRIVED.with(|c| c.set(Some(seen)));
+    let r = f();
+    CANCEL_IF_ARRIVED.with(|c| c.set(None));
+    r
+}
+
+core::arch::global_asm!(
+    ".pushsection .text.sandbox_cancellable,\"ax\",@progbits",
+    ".globl sandbox_cancellable_syscall",
+    ".type sandbox_cancellable_syscall,@function",
+    // rdi: the six arguments, rsi: the number, rdx: &arrivals, rcx: the value last seen.
+    "sandbox_cancellable_syscall:",
+    "    mov r11, rdx",
+    "    mov rax, rsi",
+    "    mov rsi, [rdi + 8]",
+    "    mov rdx, [rdi + 16]",
+    "    mov r10, [rdi + 24]",
+    "    mov r8, [rdi + 32]",
+    "    mov r9, [rdi + 40]",
+    "    mov rdi, [rdi]",
+    ".globl sandbox_cancellable_begin",
+    "sandbox_cancellable_begin:",
+    "    cmp qword ptr [r11], rcx",
+    "    jne sandbox_cancellable_cancel",
+    ".globl sandbox_cancellable_insn",
+    "sandbox_cancellable_insn:",
+    "    syscall",
+    "    ret",
+    ".globl sandbox_cancellable_cancel",
+    "sandbox_cancellable_cancel:",
+    "    mov rax, -512",
+    "    ret",
+    ".size sandbox_cancellable_syscall, . - sandbox_cancellable_syscall",
+    ".popsection",
+);
+
+unsafe extern "C" {
+    /// System call `nr` with `args` unless `*arrivals != seen` (then -512, `NOT_STARTED`).
+    fn sandbox_cancellable_syscall(
+        args: *const u64,
+        nr: u64,
+        arrivals: *const u64,
+        seen: u64,
+    ) -> i64;
+    static sandbox_cancellable_begin: u8;
+    static sandbox_cancellable_insn: u8;
+    static sandbox_cancellable_cancel: u8;
+}
+
+/// Counts a host signal for this thread and, if it interrupted the thread inside a
+/// cancellation point before its `syscall` instruction, moves the thread to the cancel path.
+/// Async-signal-safe; `ctx` is the handler's ucontext (or null).
+fn arrived(ctx: *mut libc::c_void) {
+    ARRIVALS.with(|c| c.set(c.get().wrapping_add(1)));
+    if ctx.is_null() {
+        return;
+    }
+    let begin = &raw const sandbox_cancellable_begin as u64;
+    let insn = &raw const sandbox_cancellable_insn as u64;
+    let cancel = &raw const sandbox_cancellable_cancel as u64;
+    // SAFETY: the kernel passed this ucontext to an SA_SIGINFO handler; returning from the
+    // handler resumes the thread with it, so moving RIP from an instruction of
+    // `sandbox_cancellable_syscall` before its `syscall` to its cancel path (which only sets
+    // RAX and returns, needing nothing the skipped instructions would have set) is sound.
+    unsafe {
+        let uc = ctx.cast::<libc::ucontext_t>();
+        let rip = &mut (*uc).uc_mcontext.gregs[libc::REG_RIP as usize];
+        if (begin..=insn).contains(&(*rip as u64)) {
+            *rip = cancel as i64;
+        }
+    }
 }
 
 /// Reserves `[addr, addr + len)` with `PROT_NONE`, replacing whatever the program had there
@@ -598,7 +709,8 @@ extern "C" fn on_host_signal(sig: i32, info: *mut libc::siginfo_t, ctx: *mut lib
     }
     let (copy, marked) = program_info(words);
     if marked {
-        return record_info(sig, &copy, true);
+        record_info(sig, &copy, true);
+        return arrived(ctx);
     }
     if from_self(code, pid, false) && sig == libc::SIGABRT {
         // The runtime's own abort() (glibc's heap checks, a Rust abort): the program's tgkills
@@ -607,6 +719,7 @@ extern "C" fn on_host_signal(sig: i32, info: *mut libc::siginfo_t, ctx: *mut lib
         internal_crash(sig, code, 0, rip);
     }
     record_info(sig, &copy, code == libc::SI_TKILL);
+    arrived(ctx);
 }
 
 /// A program signal's siginfo as the program is to see it, and whether it is one the runtime
@@ -639,7 +752,7 @@ fn record_info(sig: i32, words: &[u64; 16], thread: bool) {
 }
 
 /// A kick signal the runtime did not send (dune's [`dune::ForeignKickHook`]): the program's.
-fn on_foreign_kick(info: &[u8; 128]) {
+fn on_foreign_kick(info: &[u8; 128], ctx: *mut libc::c_void) {
     dune::note_host_signal();
     let mut words = [0u64; 16];
     for (w, c) in words.iter_mut().zip(info.chunks_exact(8)) {
@@ -648,6 +761,7 @@ fn on_foreign_kick(info: &[u8; 128]) {
     let (code, _, _) = info_fields(&words);
     let (copy, marked) = program_info(&words);
     with_signals_blocked(|_| record_info(kick_signal(), &copy, marked || code == libc::SI_TKILL));
+    arrived(ctx);
 }
 
 /// Sends `sig` to thread `tid` of this process for the program (its `tgkill`/`tkill`), marked
@@ -685,19 +799,21 @@ fn record(sig: i32, thread: bool) {
     }
 }
 
-extern "C" fn on_interrupt(sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+extern "C" fn on_interrupt(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid 128-byte siginfo to an SA_SIGINFO handler.
     let words = unsafe { std::slice::from_raw_parts(info.cast::<u64>(), 16) };
     let (code, pid, _) = info_fields(words);
     if from_self(code, pid, true) {
         // The runtime's own (`Process::kick_other_threads`; the program's calls that would
-        // send this number to this process are refused): it only ends a blocking call.
-        return;
+        // send this number to this process are refused): it only ends a blocking call, or
+        // keeps one from starting.
+        return arrived(ctx);
     }
     // From elsewhere (another process's kill, sigqueue, tgkill, SIGIO): the program's signal.
     dune::note_host_signal();
     let (copy, marked) = program_info(words);
     record_info(sig, &copy, marked || code == libc::SI_TKILL);
+    arrived(ctx);
 }
 
 /// The signals the supervisor itself can crash with (a fault of its own, `abort`): the host

@@ -92,7 +92,10 @@ fn allowed(proc: &Process, spec: &Spec, sc: &Syscall) -> Result<(), Errno> {
 /// Traces `sc` with its outcome (for the program thread `tid`) and returns the value for RAX:
 /// the result, or `-errno`. `text`: the call as the trace shows it, if rendered before.
 fn finish(proc: &Process, tid: i32, sc: &Syscall, res: SysResult, text: Option<String>) -> u64 {
-    crate::trace::syscall(proc, tid, sc, res, text);
+    // A call that did not start is traced when it is made.
+    if res != Err(sys::NOT_STARTED) {
+        crate::trace::syscall(proc, tid, sc, res, text);
+    }
     match res {
         Ok(v) => v,
         Err(e) => (-i64::from(e.0)) as u64,

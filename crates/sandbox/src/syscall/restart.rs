@@ -18,7 +18,7 @@ use dune::Syscall;
 use super::table::{Imp, Spec};
 use super::{Ctx, forward, forward_as};
 use crate::errno::Errno;
-use crate::sys::SysResult;
+use crate::sys::{self, SysResult};
 
 /// `TIMER_ABSTIME` for `clock_nanosleep`.
 const TIMER_ABSTIME: u64 = 1;
@@ -116,9 +116,11 @@ impl Timeout {
 }
 
 /// Performs `sc` (already allowed by the policy), carrying it on while a host signal
-/// interrupts it for nothing (see the module documentation). Host calls run with the kick
-/// signal unblocked ([`dune::with_kick_unblocked`]), so that one another process sends with
-/// that number interrupts them as any program signal would.
+/// interrupts it for nothing (see the module documentation). Host calls that may block are
+/// cancellation points ([`sys::cancellable`]: a signal recorded since the thread's last safe
+/// point keeps the call from starting, [`sys::NOT_STARTED`], and the program takes the signal
+/// first), and run with the kick signal unblocked ([`dune::with_kick_unblocked`]), so that one
+/// another process sends with that number interrupts them as any program signal would.
 pub(super) fn call(ctx: &mut Ctx<'_>, sc: &Syscall, spec: &Spec) -> SysResult {
     let resumable = matches!(spec.imp, Imp::Forward) || emulated_forwarder(sc.nr);
     if !resumable {
@@ -126,18 +128,24 @@ pub(super) fn call(ctx: &mut Ctx<'_>, sc: &Syscall, spec: &Spec) -> SysResult {
     }
     let timeout = Timeout::of(ctx, sc);
     // The calls the switchless server may serve never block (but `read` and `pread64` of
-    // anything but a regular file): no need to unblock the kick for them.
+    // anything but a regular file): no need to unblock the kick for them, nor to make them
+    // cancellation points.
     let may_block = !crate::switchless::eligible(sc.nr) || matches!(sc.nr, 0 | 17);
-    let attempt = |ctx: &mut Ctx<'_>, again| {
+    let attempt = |ctx: &mut Ctx<'_>, again, seen| {
         if may_block {
-            dune::with_kick_unblocked(|| once(ctx, sc, spec, again))
+            dune::with_kick_unblocked(|| sys::cancellable(seen, || once(ctx, sc, spec, again)))
         } else {
             once(ctx, sc, spec, again)
         }
     };
-    let mut r = attempt(ctx, None);
-    while r == Err(Errno(libc::EINTR)) && ctx.thread.may_resume_call() {
-        r = attempt(ctx, Some(timeout));
+    let seen = ctx.thread.arrivals_seen(sc.return_rip);
+    let mut r = attempt(ctx, None, seen);
+    while r == Err(Errno(libc::EINTR)) || r == Err(sys::NOT_STARTED) {
+        let seen = sys::arrivals();
+        if !ctx.thread.may_resume_call() {
+            break;
+        }
+        r = attempt(ctx, Some(timeout), seen);
     }
     r
 }
@@ -168,7 +176,7 @@ fn once(ctx: &mut Ctx<'_>, sc: &Syscall, spec: &Spec, again: Option<Timeout>) ->
             // SAFETY: the futex word was checked to lie in the program range; `deadline` is a
             // local that outlives the call; FUTEX_WAIT_BITSET reads nothing else.
             return unsafe {
-                crate::sys::syscall6(
+                sys::syscall6(
                     libc::SYS_futex,
                     [args[0], op, args[2], &raw const deadline as u64, 0, FUTEX_BITSET_MATCH_ANY],
                 )
