@@ -1522,3 +1522,20 @@ all_links!(runtime_signal_routes, |link| {
         ],
     );
 });
+
+// A signal from another process that arrives the moment the target is about to block in a
+// forwarded call ends it every time (it stayed blocked with the signal undelivered before,
+// a few times in a hundred: a SIGTERM from outside did not end the sandbox).
+all_links!(signal_just_before_a_blocking_call, |link| {
+    let c = c_run("sig_foreign", link, &["window"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "SIGTERM the moment a child is about to block in read: 50 of 50 ended by it",
+            "SIGRTMAX-1 the moment a child is about to block in read: 50 of 50 ended by it",
+            "SIGRTMAX-2 the moment a child is about to block in read: 50 of 50 ended by it",
+            "done",
+        ],
+    );
+});

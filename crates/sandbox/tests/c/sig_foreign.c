@@ -12,7 +12,10 @@
  *             action the process dies of it
  *   routes    the runtime's numbers by F_SETSIG + O_ASYNC (handled, si_code POLL_IN), by the
  *             parent's death (PR_SET_PDEATHSIG: the orphan dies of it), and sent to another
- *             thread of the process itself (pthread_kill, sigqueue-style rt_tgsigqueueinfo) */
+ *             thread of the process itself (pthread_kill)
+ *   window    50 rounds each of SIGTERM, SIGRTMAX-1 and SIGRTMAX-2 sent the moment a child
+ *             says it is about to block in read: the child dies of it every time (a signal
+ *             that came just before the blocking call must not leave it blocked) */
 #define _GNU_SOURCE
 #include "common.h"
 #include <fcntl.h>
@@ -255,15 +258,22 @@ static int setsig_mode(void) {
     return 0;
 }
 
-static volatile sig_atomic_t rt_hits, rt_code, rt_in_thread;
+/* Counted by route (a late SIGIO of the F_SETSIG part must not count for pthread_kill). */
+static volatile sig_atomic_t rt_hits, rt_code, tkill_hits, tkill_code, tkill_in_thread;
 static pthread_t worker_thread;
 
 static void on_rt_route(int sig, siginfo_t *si, void *uc) {
     (void)sig;
     (void)uc;
-    rt_hits++;
-    rt_code = si->si_code;
-    rt_in_thread = pthread_equal(pthread_self(), worker_thread);
+    /* The counters last: the main thread reads the rest once it sees them change. */
+    if (si->si_code == SI_TKILL) {
+        tkill_code = si->si_code;
+        tkill_in_thread = pthread_equal(pthread_self(), worker_thread);
+        tkill_hits++;
+    } else {
+        rt_code = si->si_code;
+        rt_hits++;
+    }
 }
 
 static volatile sig_atomic_t worker_stop;
@@ -309,13 +319,13 @@ static int routes_mode(void) {
     CHECK(pthread_create(&worker_thread, NULL, worker, NULL) == 0);
     for (int s = 0; s < 2; s++) {
         int sig = SIGRTMAX - 1 - s;
-        rt_hits = 0;
+        tkill_hits = 0;
         CHECK(pthread_kill(worker_thread, sig) == 0);
         double t0 = now();
-        while (!rt_hits && now() - t0 < 10) {
+        while (!tkill_hits && now() - t0 < 10) {
         }
         printf("%s by pthread_kill: handled %d, in the target thread %d, si_code %s\n",
-               signame(sig), (int)rt_hits, (int)rt_in_thread, code_name(rt_code));
+               signame(sig), (int)tkill_hits, (int)tkill_in_thread, code_name(tkill_code));
     }
     worker_stop = 1;
     CHECK(pthread_join(worker_thread, NULL) == 0);
@@ -346,6 +356,48 @@ static int routes_mode(void) {
     return 0;
 }
 
+static int window_mode(void) {
+    int sigs[3] = {SIGTERM, SIGRTMAX - 1, SIGRTMAX - 2};
+    for (int s = 0; s < 3; s++) {
+        int ended = 0;
+        for (int i = 0; i < 50; i++) {
+            int ready[2], hold[2];
+            CHECK(pipe(ready) == 0 && pipe(hold) == 0);
+            pid_t c = fork();
+            CHECK(c >= 0);
+            if (c == 0) {
+                close(ready[0]);
+                close(hold[1]);
+                char b;
+                if (write(ready[1], "r", 1) != 1) _exit(3);
+                if (read(hold[0], &b, 1) < 0) _exit(4);
+                _exit(5);
+            }
+            close(ready[1]);
+            close(hold[0]);
+            await_ready(ready[0]);
+            CHECK(kill(c, sigs[s]) == 0);
+            int st = 0;
+            double t0 = now();
+            pid_t w;
+            while ((w = waitpid(c, &st, WNOHANG)) == 0 && now() - t0 < 10) {
+                struct timespec ts = {0, 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+            if (w == 0) {
+                kill(c, SIGKILL);
+                CHECK(waitpid(c, &st, 0) == c);
+            }
+            if (WIFSIGNALED(st) && WTERMSIG(st) == sigs[s]) ended++;
+            close(ready[0]);
+            close(hold[1]);
+        }
+        printf("%s the moment a child is about to block in read: %d of 50 ended by it\n",
+               signame(sigs[s]), ended);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "kill";
@@ -358,6 +410,8 @@ int main(int argc, char **argv) {
         r = setsig_mode();
     else if (strcmp(mode, "routes") == 0)
         r = routes_mode();
+    else if (strcmp(mode, "window") == 0)
+        r = window_mode();
     else
         return 2;
     if (r == 0) printf("done\n");
