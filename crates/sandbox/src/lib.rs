@@ -146,6 +146,8 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
             sys::mirror_disposition(sig, true, false);
         }
     }
+    #[cfg(debug_assertions)]
+    crash_for_test();
     trace::set_root_pid();
     SWITCHLESS.store(opts.switchless, std::sync::atomic::Ordering::Relaxed);
     let nofile = sys::getrlimit(libc::RLIMIT_NOFILE).rlim_cur;
@@ -216,5 +218,18 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     // The main thread exited while others run: the last one to exit ends the process.
     loop {
         std::thread::park();
+    }
+}
+
+/// Debug builds only: `SANDBOX_TEST_CRASH=segv|abort|panic` makes the supervisor crash right
+/// after it installed its signal handlers, so that the tests can check how the sandbox reports
+/// a crash of its own (see `sys::internal_crash`).
+#[cfg(debug_assertions)]
+fn crash_for_test() {
+    match std::env::var("SANDBOX_TEST_CRASH").as_deref() {
+        Ok("segv") => sys::crash_for_test(),
+        Ok("abort") => std::process::abort(),
+        Ok("panic") => panic!("SANDBOX_TEST_CRASH=panic"),
+        _ => {}
     }
 }

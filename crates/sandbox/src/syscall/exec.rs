@@ -133,7 +133,7 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         Err(e) => {
             // Too late to return an error: Linux kills the process with SIGSEGV here.
             eprintln!("sandbox: execve: {e}");
-            sys::die_by_signal(libc::SIGSEGV);
+            sys::die_by_signal(libc::SIGSEGV, true);
             std::process::exit(128 + libc::SIGSEGV);
         }
     };
@@ -208,7 +208,7 @@ fn end_other_threads(ctx: &Ctx<'_>) {
             "sandbox: execve: {} other thread(s) did not stop within 10 s; ending the process",
             left - 1
         );
-        sys::die_by_signal(libc::SIGKILL);
+        sys::die_by_signal(libc::SIGKILL, false);
         sys::exit_now(128 + libc::SIGKILL);
     }
     proc.dying.store(false, Ordering::SeqCst);

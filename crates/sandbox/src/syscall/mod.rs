@@ -19,6 +19,7 @@ pub(crate) mod exec;
 pub(crate) mod ioctl;
 pub(crate) mod open;
 pub(crate) mod prlimit;
+mod restart;
 pub(crate) mod sockopt;
 pub(crate) mod system;
 pub(crate) mod sysv;
@@ -85,10 +86,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
     };
     let res = match spec(sc.nr) {
         None => Err(Errno::ENOSYS),
-        Some(spec) => allowed(ctx.proc(), spec, sc).and_then(|()| match spec.imp {
-            Imp::Forward => forward(ctx.proc(), sc.nr, spec, sc.args),
-            Imp::Emulate(h) => h(ctx, &sc.args),
-        }),
+        Some(spec) => allowed(ctx.proc(), spec, sc).and_then(|()| restart::call(ctx, sc, spec)),
     };
     finish(ctx.proc(), ctx.thread.tid, sc, res, text)
 }
@@ -104,7 +102,10 @@ fn allowed(proc: &Process, spec: &Spec, sc: &Syscall) -> Result<(), Errno> {
 /// Traces `sc` with its outcome (for the program thread `tid`) and returns the value for RAX:
 /// the result, or `-errno`. `text`: the call as the trace shows it, if rendered before.
 fn finish(proc: &Process, tid: i32, sc: &Syscall, res: SysResult, text: Option<String>) -> u64 {
-    crate::trace::syscall(proc, tid, sc, res, text);
+    // A call that did not start is traced when it is made.
+    if res != Err(sys::NOT_STARTED) {
+        crate::trace::syscall(proc, tid, sc, res, text);
+    }
     match res {
         Ok(v) => v,
         Err(e) => (-i64::from(e.0)) as u64,

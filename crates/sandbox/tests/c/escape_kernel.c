@@ -21,7 +21,8 @@
  *               then a 64 MiB mapping and a thread still work (the limit must not strangle the
  *               supervisor, whose reservation is far larger).
  *   sigroutes   the runtime's signal numbers (SIGRTMAX-1, SIGRTMAX-2) through routes that come
- *               back to this process (process group, timer, F_SETSIG, PR_SET_PDEATHSIG), and
+ *               back to this process (process group and timer: refused in the sandbox;
+ *               F_SETSIG, PR_SET_PDEATHSIG), and
  *               a forged "fault" (rt_sigqueueinfo to oneself with si_code SEGV_MAPERR) followed
  *               by a plain kill(SIGSEGV): the handler must see both, as natively.
  *   addrlen     accept/getsockname/getpeername with too-small, exact and too-large address
