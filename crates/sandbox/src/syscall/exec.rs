@@ -138,6 +138,7 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         }
     };
     *proc.exe_id.lock().unwrap() = Some(loaded.exe_id);
+    sys::set_thread_name(crate::comm_of(name.as_os_str().as_bytes()));
     let regs =
         Regs { rip: loaded.entry, rsp: loaded.sp, rflags: dune::USER_RFLAGS, ..Regs::default() };
     let vcpu = &mut ctx.thread.vcpu;
