@@ -43,7 +43,7 @@
 use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// The window of this process (and of the processes forked from it, which inherit it).
@@ -254,8 +254,16 @@ pub enum RuntimeObject {
     Kvm,
 }
 
-/// `(st_dev, st_ino)` of the runtime's own files ([`add_runtime_file`]).
-static RUNTIME_FILES: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+/// How many runtime files [`RUNTIME_FILES`] can hold.
+const MAX_RUNTIME_FILES: usize = 8;
+
+/// `(st_dev, st_ino)` of the runtime's own files ([`add_runtime_file`]), without a lock (a
+/// forked child must never find one held): entries are written once, before [`RUNTIME_COUNT`]
+/// counts them.
+static RUNTIME_FILES: [(AtomicU64, AtomicU64); MAX_RUNTIME_FILES] =
+    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; MAX_RUNTIME_FILES];
+/// How many entries of [`RUNTIME_FILES`] are set.
+static RUNTIME_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// `st_dev` of the kernel's anonymous inodes (eventfd, epoll, KVM's VMs and vCPUs, ...), learnt
 /// at start-up from an eventfd; `u64::MAX` until then.
@@ -283,10 +291,23 @@ fn learn_anon_device() {
 
 /// Records the file open on `fd` (the trace file) as the runtime's: no open by any name, and
 /// no `truncate`, reaches it ([`runtime_object`]). Inherited by forked children.
+/// Called at start-up, before the program runs. Errors: `EBADF`, and `ENFILE` when the
+/// table is full (a runtime bug).
 pub fn add_runtime_file(fd: RawFd) -> io::Result<()> {
     let st = crate::sys::fstat(fd).map_err(|e| io::Error::from_raw_os_error(e.0))?;
-    RUNTIME_FILES.lock().unwrap().push((st.st_dev, st.st_ino));
+    let i = RUNTIME_COUNT.load(Ordering::SeqCst);
+    let slot = RUNTIME_FILES.get(i).ok_or_else(|| io::Error::from_raw_os_error(libc::ENFILE))?;
+    slot.0.store(st.st_dev, Ordering::SeqCst);
+    slot.1.store(st.st_ino, Ordering::SeqCst);
+    RUNTIME_COUNT.store(i + 1, Ordering::SeqCst);
     Ok(())
+}
+
+fn is_runtime_file(dev: u64, ino: u64) -> bool {
+    let n = RUNTIME_COUNT.load(Ordering::SeqCst).min(MAX_RUNTIME_FILES);
+    RUNTIME_FILES[..n]
+        .iter()
+        .any(|(d, i)| d.load(Ordering::SeqCst) == dev && i.load(Ordering::SeqCst) == ino)
 }
 
 /// Whether the file with status `st` (open on `fd`, or `None` where only the status is known)
@@ -308,7 +329,7 @@ pub fn runtime_object(fd: Option<RawFd>, st: &libc::stat) -> Option<RuntimeObjec
         }
         return None;
     }
-    RUNTIME_FILES.lock().unwrap().contains(&(st.st_dev, st.st_ino)).then_some(RuntimeObject::File)
+    is_runtime_file(st.st_dev, st.st_ino).then_some(RuntimeObject::File)
 }
 
 /// [`runtime_object`] of the file open on `fd` (`fstat` first). Errors: `EBADF`.

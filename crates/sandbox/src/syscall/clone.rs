@@ -188,6 +188,7 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         let _vf = proc.vfork_done.lock().unwrap();
         let _rl = proc.rlimits_lock();
         let _fdwin = crate::fdwin::window().lock();
+        let _reader = crate::hostread::lock();
         let pid = sys::fork()?;
         if pid == 0 {
             sys::clear_pending();

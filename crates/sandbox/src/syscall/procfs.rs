@@ -374,15 +374,17 @@ pub fn locate(fd: RawFd, st: &libc::stat, proc: &Process) -> Option<Located> {
             .filter_map(|m| inside(m, &path).map(|c| (m.clone(), c)))
             .max_by_key(|(m, _)| m.point.len())
     };
-    let found = {
-        let mut ms = MOUNTS.lock().unwrap();
-        match find(&ms) {
+    // The cache is only tried (never waited for): a forked child may find it held by a
+    // thread it does not have, and then reads the mounts afresh.
+    let found = match MOUNTS.try_lock() {
+        Ok(mut ms) => match find(&ms) {
             Some(f) => Some(f),
             None => {
                 *ms = load_mounts();
                 find(&ms)
             }
-        }
+        },
+        Err(_) => find(&load_mounts()),
     };
     let (mount, comps) = found?;
     let host_pid = std::process::id() as i32;
