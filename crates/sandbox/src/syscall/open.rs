@@ -262,7 +262,8 @@ fn open_exe(me: Opener<'_>, flags: u64, mode: u64) -> SysResult {
     let path = me.proc.exe.lock().unwrap().as_os_str().as_encoded_bytes().to_vec();
     let path = CString::new(path).map_err(|_| Errno::ENOENT)?;
     let at = libc::AT_FDCWD as u64;
-    open_screened(me, at, &path, flags & !O_NOFOLLOW, mode, &How::At)
+    // The recorded path is canonical: never a link (so never this link again).
+    open_screened(me, at, &path, flags | O_NOFOLLOW, mode, &How::At)
 }
 
 /// The program's descriptor on synthesized content for the procfs object `fd` (`st`): a

@@ -279,9 +279,10 @@ struct Mount {
     self_pid: Option<i32>,
 }
 
-/// The procfs mounts, from `/proc/self/mountinfo`; read again when an object's device is not
-/// among them (a mount made since).
-static MOUNTS: Mutex<Vec<Mount>> = Mutex::new(Vec::new());
+/// The procfs mounts, from `/proc/self/mountinfo`, and the process they were read for (a
+/// forked child's `self` is another pid); read again when an object's device is not among
+/// them (a mount made since).
+static MOUNTS: Mutex<(u32, Vec<Mount>)> = Mutex::new((0, Vec::new()));
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, ...).
 fn unescape(b: &[u8]) -> Vec<u8> {
@@ -376,12 +377,13 @@ pub fn locate(fd: RawFd, st: &libc::stat, proc: &Process) -> Option<Located> {
     };
     // The cache is only tried (never waited for): a forked child may find it held by a
     // thread it does not have, and then reads the mounts afresh.
+    let me = std::process::id();
     let found = match MOUNTS.try_lock() {
-        Ok(mut ms) => match find(&ms) {
+        Ok(mut ms) => match find(&ms.1).filter(|_| ms.0 == me) {
             Some(f) => Some(f),
             None => {
-                *ms = load_mounts();
-                find(&ms)
+                *ms = (me, load_mounts());
+                find(&ms.1)
             }
         },
         Err(_) => find(&load_mounts()),

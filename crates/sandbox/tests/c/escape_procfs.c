@@ -555,6 +555,24 @@ static int own(int argc, char **argv, const char *sandbox) {
     CHECK(slurp_into("/proc/self/comm", buf_b) > 0);
     say("comm after PR_SET_NAME", strcmp(buf_b, "renamed-proc\n") == 0);
     check_status("/proc/thread-self/status", 1, 0);
+    /* A forked child (in the sandbox a process of its own) sees its own entries, after the
+     * parent used them. */
+    fflush(stdout);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        char comm[64];
+        unsigned long long f[64];
+        int ok = slurp_into("/proc/self/stat", buf_b) > 0 &&
+                 parse_stat(buf_b, comm, sizeof comm, f) && atol(buf_b) == (long)getpid();
+        DIR *d = opendir("/proc/self/fd");
+        ok = ok && d && load_maps("/proc/self/maps") && containing((unsigned long)&comm);
+        if (d) closedir(d);
+        _exit(ok ? 0 : 3);
+    }
+    int status;
+    CHECK(waitpid(child, &status, 0) == child);
+    say("a forked child sees its own entries", WIFEXITED(status) && WEXITSTATUS(status) == 0);
     printf("done\n");
     return 0;
 }
