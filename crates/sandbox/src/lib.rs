@@ -18,6 +18,7 @@ pub mod cli;
 pub mod errno;
 pub mod fault_addr;
 pub mod fdwin;
+pub mod hostread;
 pub mod loader;
 pub mod mm;
 pub mod policy;
@@ -115,6 +116,13 @@ fn fd_window() -> std::io::Result<&'static fdwin::FdWindow> {
     fdwin::init(floor, raised as i32)
 }
 
+/// The name Linux gives a process that executes `path` (fs/exec.c, `__set_task_comm` of the
+/// file name's last component; the kernel keeps 15 bytes of it).
+pub fn comm_of(path: &[u8]) -> &[u8] {
+    let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    &base[..base.len().min(15)]
+}
+
 /// The VM configuration every sandboxed process uses (a forked child builds the same).
 /// [`RunOptions::switchless`], for the VMs of this process and its forked children.
 static SWITCHLESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
@@ -172,6 +180,9 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
         ..dune::Regs::default()
     };
     vcpu.set_user_context(&regs).map_err(process::RunError::from)?;
+    // The host thread carries the program's name (its `comm`, what /proc shows), as execve
+    // names a process after the file it runs.
+    sys::set_thread_name(comm_of(opts.path.as_os_str().as_encoded_bytes()));
     let proc =
         Process::new(vm.clone(), mm, Box::new(policy::NullPolicy), opts.path.clone(), opts.quiet);
     *proc.exe_id.lock().unwrap() = Some(loaded.exe_id);
@@ -183,6 +194,8 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
             let fd = fdwin::window()
                 .place(std::os::fd::IntoRawFd::into_raw_fd(f))
                 .map_err(|e| SandboxError::Trace(t.clone(), e))?;
+            // The runtime's: no name (its path, a /proc/self/fd link, a hard link) opens it.
+            fdwin::add_runtime_file(fd).map_err(|e| SandboxError::Trace(t.clone(), e))?;
             #[allow(unsafe_code)]
             // SAFETY: `fd` was just created by moving the trace file's descriptor; nothing else
             // owns it.

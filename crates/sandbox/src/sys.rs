@@ -314,7 +314,8 @@ pub const MREMAP_DONTUNMAP: i32 = 4;
 /// from `/proc/self/maps` of this process (the supervisor's own view, never shown to the
 /// program). Gaps are left out. Errors: what opening or reading the file gives.
 pub fn host_vmas(start: u64, end: u64) -> Result<Vec<(u64, u64)>, Errno> {
-    let maps = std::fs::read("/proc/self/maps")
+    // Through the reader: a descriptor of our own maps must never be the program's to copy.
+    let maps = crate::hostread::read(std::path::Path::new("/proc/self/maps"))
         .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
     Ok(parse_vmas(&maps, start, end))
 }
@@ -1359,6 +1360,60 @@ pub fn fd_flags(fd: i32) -> Option<i32> {
     // SAFETY: F_GETFD reads flags only.
     let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     (r >= 0).then_some(r)
+}
+
+/// Gives the calling thread a descriptor table of its own (`unshare(CLONE_FILES)`) and closes
+/// everything it copied: what the thread opens from now on is in no table the program can
+/// name (see [`crate::hostread`]).
+pub fn private_descriptor_table() -> std::io::Result<()> {
+    // SAFETY: unshare(CLONE_FILES) only changes which descriptor table this thread uses.
+    if unsafe { libc::unshare(libc::CLONE_FILES) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the table is this thread's alone now; closing the copies touches nobody else's
+    // descriptors (the files stay open through the shared table).
+    if unsafe { libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `fstat(fd)`. Errors: `EBADF`.
+pub fn fstat(fd: i32) -> Result<libc::stat, Errno> {
+    // SAFETY: `st` is a plain C struct the kernel fills; zeroed is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable and sized for `struct stat`.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(st)
+}
+
+/// The file system type (`f_type` of `fstatfs`) of the file open on `fd`.
+pub fn fs_type(fd: i32) -> Result<i64, Errno> {
+    // SAFETY: `fs` is a plain C struct the kernel fills; zeroed is a valid value.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `fs` is writable and sized for `struct statfs`.
+    if unsafe { libc::fstatfs(fd, &mut fs) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(fs.f_type as i64)
+}
+
+/// What `/proc/self/fd/FD` says about descriptor `fd` (its path, `anon_inode:...`, ...).
+pub fn fd_path(fd: i32) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStringExt;
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).ok().map(|p| p.into_os_string().into_vec())
+}
+
+/// Sets the calling host thread's name (`comm`, at most 15 bytes: longer names are cut, as
+/// Linux's `__set_task_comm` cuts them).
+pub fn set_thread_name(name: &[u8]) {
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name[..n]);
+    // SAFETY: PR_SET_NAME reads 16 bytes from `buf`, which is NUL-terminated.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
 }
 
 #[cfg(test)]

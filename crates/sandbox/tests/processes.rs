@@ -1290,6 +1290,69 @@ all_links!(ctrl_c_parent_kills_child, |link| {
     assert_eq!(out, "ready\ngot SIGINT; child ended by signal 2\n");
 });
 
+/// What Python reads of its own /proc: its descriptors (os.listdir of /proc/self/fd, which
+/// subprocess's close_fds and os.closerange users rely on), its threads, its maps and stack
+/// (threading's stack size, faulthandler), its cmdline, status and limits: as natively.
+const PYTHON_PROC_SCRIPT: &str = r#"
+import os, resource, subprocess, sys, threading
+soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+fds = [int(x) for x in os.listdir("/proc/self/fd")]
+print("fds below the limit", all(f < soft for f in fds), "std there", {0, 1, 2} <= set(fds))
+r, w = os.pipe()
+print("a new pipe is listed", {r, w} <= set(int(x) for x in os.listdir("/proc/self/fd")))
+print("subprocess close_fds", subprocess.run(["/bin/sh", "-c", "exit 7"], close_fds=True).returncode)
+print("subprocess pass_fds", subprocess.run(["/bin/sh", "-c", "echo x >&%d" % w], pass_fds=[w]).returncode,
+      os.read(r, 10))
+go = threading.Event()
+ts = [threading.Thread(target=go.wait) for _ in range(3)]
+for t in ts: t.start()
+tasks = os.listdir("/proc/self/task")
+print("tasks", len(tasks), "active", threading.active_count())
+names = {open("/proc/self/task/%s/comm" % t).read().strip() for t in tasks}
+print("thread names", sorted(names))
+go.set()
+for t in ts: t.join()
+maps = open("/proc/self/maps").read().splitlines()
+print("maps parse", all(len(l.split()) >= 5 for l in maps), "stack", sum(l.endswith("[stack]") for l in maps))
+print("maps has the interpreter", any(l.endswith(os.path.realpath(sys.executable)) for l in maps))
+cmd = open("/proc/self/cmdline", "rb").read().split(b"\0")[:-1]
+print("cmdline", cmd == [os.fsencode(a) for a in sys.orig_argv])
+status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines())
+print("status", status["Name"].strip(), status["Threads"].strip(), int(status["VmSize"].split()[0]) < 64 << 20)
+lim = [l for l in open("/proc/self/limits") if l.startswith("Max open files")][0].split()
+print("limits", int(lim[3]) == soft)
+print("stat", open("/proc/self/stat").read().split(") ")[1].split()[17])
+"#;
+
+kvm_test!(debian_python3_proc_self, {
+    require("/usr/bin/python3", "python3");
+    let cmd = Cmd::new("/usr/bin/python3")
+        .args(["-c", PYTHON_PROC_SCRIPT])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LC_ALL", "C.UTF-8")
+        .timeout(LONG);
+    let c = assert_same("deb-python3-proc", &cmd);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "fds below the limit True std there True",
+            "a new pipe is listed True",
+            "subprocess close_fds 7",
+            "subprocess pass_fds 0 b'x\\n'",
+            "tasks 4 active 4",
+            "thread names ['python3']",
+            "maps parse True stack 1",
+            "maps has the interpreter True",
+            "cmdline True",
+            "status python3 1 True",
+            "limits True",
+            "stat 1",
+        ],
+    );
+});
+
 kvm_test!(ctrl_c_python_keyboard_interrupt, {
     require("/usr/bin/python3", "python3");
     let cmd = Cmd::new("/usr/bin/python3").args([

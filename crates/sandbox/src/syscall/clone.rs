@@ -125,7 +125,9 @@ fn new_thread(
     child.stop = Stop::Interrupted;
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let spawned = std::thread::Builder::new().name("sandbox-thread".into()).spawn(move || {
+    // No name of its own: the host thread inherits its creator's, which is the program
+    // thread's name (`comm`), as a new thread's is on Linux (and what /proc shows of it).
+    let spawned = std::thread::Builder::new().spawn(move || {
         child.register();
         let _ = tid_tx.send(child.tid);
         if go_rx.recv().is_err() {
@@ -186,6 +188,7 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         let _vf = proc.vfork_done.lock().unwrap();
         let _rl = proc.rlimits_lock();
         let _fdwin = crate::fdwin::window().lock();
+        let _reader = crate::hostread::lock();
         let pid = sys::fork()?;
         if pid == 0 {
             sys::clear_pending();

@@ -1,7 +1,7 @@
 //! System calls the supervisor implements itself, or forwards only after custom validation
 //! (nested pointers, memory management, process state).
 
-use super::{Ctx, Exit, PATH_MAX, check_fd, copy_cstr, copy_in, copy_out, read_u64};
+use super::{Ctx, Exit, check_fd, copy_cstr, copy_in, copy_out, read_u64};
 use crate::errno::Errno;
 use crate::mm::{Kind, PAGE, page_up};
 use crate::signals::{self, Action};
@@ -687,23 +687,7 @@ pub fn timer_create(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 // ---------------------------------------------------------------------------------------------
 // Files.
 
-fn readlink_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
-    if dirfd as i32 != libc::AT_FDCWD {
-        check_fd(ctx.proc(), dirfd)?;
-    }
-    let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
-    ctx.proc().check(buf, size)?;
-    if super::open::is_own_exe(p.as_bytes()) {
-        if (size as i64) <= 0 {
-            return Err(Errno::EINVAL);
-        }
-        let exe = ctx.proc().exe.lock().unwrap().as_os_str().as_encoded_bytes().to_vec();
-        let n = exe.len().min(size as usize);
-        copy_out(ctx.proc(), buf, &exe[..n])?;
-        return Ok(n as u64);
-    }
-    host(libc::SYS_readlinkat, [dirfd, p.as_ptr() as u64, buf, size, 0, 0])
-}
+use super::open::readlink_common;
 
 pub fn readlink(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     readlink_common(ctx, libc::AT_FDCWD as u64, a[0], a[1], a[2])
@@ -852,6 +836,8 @@ struct Msg {
     _iov: Vec<libc::iovec>,
     _name: Vec<u8>,
     _control: Vec<u8>,
+    /// The private duplicates the copied `SCM_RIGHTS` data names (see [`copy_control`]).
+    _fds: Vec<crate::fdwin::RuntimeFd>,
 }
 
 fn copy_msghdr(ctx: &Ctx<'_>, addr: u64, sending: bool) -> Result<Msg, Errno> {
@@ -879,10 +865,11 @@ fn copy_msghdr(ctx: &Ctx<'_>, addr: u64, sending: bool) -> Result<Msg, Errno> {
     };
     // Control data the kernel reads (sendmsg) is copied and every descriptor passed with
     // SCM_RIGHTS checked; a buffer it writes (recvmsg) is range-checked.
+    let mut fds = Vec::new();
     let (control_ptr, control_copy) = if control == 0 {
         (0, Vec::new())
     } else if sending {
-        let b = copy_control(ctx, control, controllen)?;
+        let b = copy_control(ctx, control, controllen, &mut fds)?;
         (b.as_ptr() as u64, b)
     } else {
         ctx.proc().check(control, controllen)?;
@@ -895,7 +882,7 @@ fn copy_msghdr(ctx: &Ctx<'_>, addr: u64, sending: bool) -> Result<Msg, Errno> {
     hdr.msg_iovlen = iov.len();
     hdr.msg_control = control_ptr as *mut _;
     hdr.msg_controllen = controllen as usize;
-    Ok(Msg { hdr, _iov: iov, _name: name_copy, _control: control_copy })
+    Ok(Msg { hdr, _iov: iov, _name: name_copy, _control: control_copy, _fds: fds })
 }
 
 /// The most control data one sent message may carry (the kernel's own limit,
@@ -906,12 +893,22 @@ const CONTROL_MAX: u64 = 64 << 10;
 /// (`__scm_send`, net/core/scm.c: each `cmsg_len` at least the 16-byte header and within the
 /// buffer, the next one 8-aligned) and refusing any SCM_RIGHTS descriptor of the runtime's:
 /// passing one to a socket the program reads would hand it a new number for the VM or vCPU.
-fn copy_control(ctx: &Ctx<'_>, control: u64, controllen: u64) -> Result<Vec<u8>, Errno> {
+/// Each descriptor passed is replaced in the copy by a private duplicate (kept in `fds` until
+/// the call is done), checked by what it is: another program thread cannot `dup2` something
+/// else over a number after the check, and a KVM object the program got hold of (a copy
+/// taken while a new vCPU's descriptor still had a program number) is refused, as another
+/// process could map its `kvm_run` page.
+fn copy_control(
+    ctx: &Ctx<'_>,
+    control: u64,
+    controllen: u64,
+    fds: &mut Vec<crate::fdwin::RuntimeFd>,
+) -> Result<Vec<u8>, Errno> {
     if controllen > CONTROL_MAX {
         return Err(Errno(libc::ENOBUFS));
     }
-    let buf = copy_in(ctx.proc(), control, controllen)?;
-    let word = |o: usize| i32::from_ne_bytes(buf[o..o + 4].try_into().unwrap());
+    let mut buf = copy_in(ctx.proc(), control, controllen)?;
+    let word = |buf: &[u8], o: usize| i32::from_ne_bytes(buf[o..o + 4].try_into().unwrap());
     let mut off = 0usize;
     while buf.len() - off >= 16 {
         let len = u64::from_ne_bytes(buf[off..off + 8].try_into().unwrap());
@@ -919,9 +916,20 @@ fn copy_control(ctx: &Ctx<'_>, control: u64, controllen: u64) -> Result<Vec<u8>,
             return Err(Errno::EINVAL);
         }
         let len = len as usize;
-        if word(off + 8) == libc::SOL_SOCKET && word(off + 12) == libc::SCM_RIGHTS {
-            for fd in (off + 16..off + len).step_by(4).take_while(|&o| o + 4 <= off + len) {
-                check_fd(ctx.proc(), word(fd) as u64)?;
+        if word(&buf, off + 8) == libc::SOL_SOCKET && word(&buf, off + 12) == libc::SCM_RIGHTS {
+            for at in (off + 16..off + len).step_by(4).take_while(|&o| o + 4 <= off + len) {
+                let fd = word(&buf, at);
+                check_fd(ctx.proc(), fd as u64)?;
+                let dup =
+                    crate::fdwin::window().duplicate(fd).map_err(|e| match e.raw_os_error() {
+                        Some(libc::EMFILE) => Errno(libc::ENOBUFS),
+                        _ => Errno::from_io(&e),
+                    })?;
+                if crate::fdwin::runtime_object_of(dup.raw())?.is_some() {
+                    return Err(Errno::EBADF);
+                }
+                buf[at..at + 4].copy_from_slice(&dup.raw().to_ne_bytes());
+                fds.push(dup);
             }
         }
         off = match off.checked_add(len.next_multiple_of(8)) {
@@ -1170,9 +1178,21 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let anon = flags & libc::MAP_ANONYMOUS != 0;
-    if !anon {
+    // A file is mapped through a private duplicate, checked first: another program thread
+    // cannot dup2 a descriptor over the number in between. A KVM object (a copy taken while a
+    // new vCPU's descriptor still had a program number) is refused: a vCPU's kvm_run page
+    // would let the program write the registers KVM loads at the next entry.
+    let file = if anon {
+        None
+    } else {
         check_fd(ctx.proc(), fd as u64)?;
-    }
+        let dup = crate::fdwin::window().duplicate(fd).map_err(|e| Errno::from_io(&e))?;
+        let st = sys::fstat(dup.raw())?;
+        if crate::fdwin::runtime_object(Some(dup.raw()), &st).is_some() {
+            return Err(Errno::EBADF);
+        }
+        Some((dup, crate::mm::FileId { dev: st.st_dev, ino: st.st_ino }))
+    };
     let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0;
     let mut mm = ctx.proc().mm.lock().unwrap();
     let at = if fixed {
@@ -1201,8 +1221,11 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     };
     let host_flags = (flags & !(libc::MAP_FIXED_NOREPLACE | libc::MAP_32BIT | libc::MAP_GROWSDOWN))
         | libc::MAP_FIXED;
-    let kind = if anon { Kind::Anon } else { Kind::File { offset: off, file: sys::file_id(fd)? } };
-    mm.map_fixed(at, len, prot, host_flags, if anon { -1 } else { fd }, kind)
+    let (kind, fd) = match &file {
+        None => (Kind::Anon, -1),
+        Some((dup, id)) => (Kind::File { offset: off, file: *id }, dup.raw()),
+    };
+    mm.map_fixed(at, len, prot, host_flags, fd, kind)
 }
 
 pub fn munmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

@@ -101,7 +101,16 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         held.borrow_mut().push(fd);
         #[allow(unsafe_code)]
         // SAFETY: `fd` now holds the file just opened, owned by nothing else.
-        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        // No name of one of the runtime's files (`/proc/self/fd/N` of the trace file) makes
+        // it a program: it is not even read.
+        if crate::fdwin::runtime_object_of(fd)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.0))?
+            .is_some()
+        {
+            return Err(std::io::Error::from_raw_os_error(libc::EACCES));
+        }
+        Ok(file)
     };
     let prepared = loader::prepare_named(&file, &name, inaccessible, &argv, &place);
     let held = held.into_inner();
@@ -138,6 +147,7 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         }
     };
     *proc.exe_id.lock().unwrap() = Some(loaded.exe_id);
+    sys::set_thread_name(crate::comm_of(name.as_os_str().as_bytes()));
     let regs =
         Regs { rip: loaded.entry, rsp: loaded.sp, rflags: dune::USER_RFLAGS, ..Regs::default() };
     let vcpu = &mut ctx.thread.vcpu;

@@ -19,6 +19,7 @@ pub(crate) mod exec;
 pub(crate) mod ioctl;
 pub(crate) mod open;
 pub(crate) mod prlimit;
+pub mod procfs;
 mod restart;
 pub(crate) mod sockopt;
 pub(crate) mod system;

@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{aio, clone, emul, exec, ioctl, open, sockopt, system, sysv, xattr};
+use super::{aio, clone, emul, exec, ioctl, open, procfs, sockopt, system, sysv, xattr};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,7 +182,7 @@ table! {
     75 "fdatasync" [Fd] F;
     76 "truncate" [Path, Int] e(open::truncate);
     77 "ftruncate" [Fd, Int] F;
-    78 "getdents" [Fd, Out(Of(2)), Int] F;
+    78 "getdents" [Fd, Out(Of(2)), Int] e(procfs::getdents);
     79 "getcwd" [Out(Of(1)), Int] F;
     80 "chdir" [Path] F;
     81 "fchdir" [Fd] F;
@@ -278,7 +278,7 @@ table! {
     202 "futex" [InOut(Fixed(4)), Int, Int, In(Fixed(TIMESPEC)), InOut(Fixed(4)), Int] e(emul::futex);
     203 "sched_setaffinity" [Int, Int, In(Of(1))] F;
     204 "sched_getaffinity" [Int, Int, Out(Of(1))] F;
-    217 "getdents64" [Fd, Out(Of(2)), Int] F;
+    217 "getdents64" [Fd, Out(Of(2)), Int] e(procfs::getdents64);
     218 "set_tid_address" [Hex] e(emul::set_tid_address);
     206 "io_setup" [Int, Hex] e(aio::io_setup);
     207 "io_destroy" [Hex] e(aio::io_destroy);
