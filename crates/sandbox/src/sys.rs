@@ -1327,10 +1327,12 @@ impl VforkDone {
     }
 
     /// The parent: waits until the child `pid` releases it or is gone (exited, killed, or
-    /// already reaped by another thread of the program).
-    pub fn wait(&self, pid: i32) {
+    /// already reaped by another thread of the program), or `stop` says so (a fatal signal:
+    /// Linux's vfork wait is killable). A host signal cuts the futex wait short, so `stop` is
+    /// asked at once.
+    pub fn wait(&self, pid: i32, stop: impl Fn() -> bool) {
         let ts = libc::timespec { tv_sec: 0, tv_nsec: 20_000_000 };
-        while self.atomic().load(std::sync::atomic::Ordering::Acquire) == 0 {
+        while self.atomic().load(std::sync::atomic::Ordering::Acquire) == 0 && !stop() {
             // SAFETY: the word is a valid futex word; `ts` outlives the call.
             unsafe {
                 libc::syscall(libc::SYS_futex, self.word.as_ptr(), libc::FUTEX_WAIT, 0, &ts, 0, 0)

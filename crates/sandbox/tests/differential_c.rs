@@ -7,6 +7,7 @@
 mod common;
 
 use common::{Cmd, Link, assert_same, build_c};
+use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 /// Defines the module `<name>` with tests `static_`, `static_pie`, each running the
@@ -52,6 +53,18 @@ link_tests!("sandbox::differential_c", proc_spawn_fds, [static_ => Static, stati
     for l in ["actions: applied", "child: descriptors ok", "parent: descriptors ok", "vfork _exit: exit 42"] {
         assert!(out.contains(l), "missing {l:?} in:\n{out}");
     }
+});
+
+// A vfork parent's wait for its child is killable: a fatal signal ends it (status 142).
+both_links!(proc_vfork_killable, |link| {
+    let bin = build_c("proc_vfork_killable", link);
+    let c = assert_same(&format!("proc_vfork_killable-{}", link.suffix()), &Cmd::new(&bin));
+    assert_eq!(
+        c.last().native.status.signal(),
+        Some(libc::SIGALRM),
+        "{}",
+        c.last().native.report()
+    );
 });
 
 // fork works with a full descriptor table, and the child's table is as full.

@@ -200,7 +200,9 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
             let _ = sys::write_program(ptid, &pid.to_ne_bytes());
         }
         if let Some(h) = handoff {
-            h.wait(pid);
+            let mask = ctx.thread.sigmask;
+            let fatal = ctx.thread.proc.fatal_signals() & !mask;
+            h.wait(pid, || sys::pending_signals() & fatal != 0);
         }
         return Ok(pid as u64);
     }
