@@ -837,11 +837,25 @@ extern "C" fn on_host_signal(sig: i32, info: *mut libc::siginfo_t, ctx: *mut lib
     if fault && code > 0 && genuine_fault(sig, words, rip) {
         internal_crash(sig, code, words[2], rip);
     }
-    let (copy, marked) = program_info(words);
+    let (mut copy, marked) = program_info(words);
     if marked {
         record_info(sig, &copy, true);
         return arrived(ctx);
     }
+    // A child that ends is announced with the signal its parent chose at clone (CSIGNAL):
+    // the host sends SIGCHLD for every child (the supervisor forks with it).
+    let sig = if sig == libc::SIGCHLD && is_child_end(code) {
+        match take_exit_signal(pid) {
+            Some(0) => return arrived(ctx),
+            Some(s) => {
+                copy[0] = (copy[0] & !0xffff_ffff) | u64::from(s as u32);
+                s
+            }
+            None => sig,
+        }
+    } else {
+        sig
+    };
     if from_self(code, pid, false) && sig == libc::SIGABRT {
         // The runtime's own abort() (glibc's heap checks, a Rust abort): the program's tgkills
         // of its own threads come marked, the rest of its signals to this process are
@@ -850,6 +864,44 @@ extern "C" fn on_host_signal(sig: i32, info: *mut libc::siginfo_t, ctx: *mut lib
     }
     record_info(sig, &copy, code == libc::SI_TKILL);
     arrived(ctx);
+}
+
+/// `CLD_EXITED`, `CLD_KILLED`, `CLD_DUMPED`: a child's end (not a stop or a continue, which are
+/// always `SIGCHLD`).
+fn is_child_end(code: i32) -> bool {
+    matches!(code, 1..=3)
+}
+
+/// Children whose exit signal is not `SIGCHLD` (`clone` with another `CSIGNAL`): `pid << 8 |
+/// signal` per slot, 0 when free. Lock-free, so the host signal handler can read it.
+static EXIT_SIGNALS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+/// Child `pid` ends with `signal` (0: no signal) rather than `SIGCHLD`. `false` if the table
+/// is full (the child then ends with `SIGCHLD`).
+pub fn set_exit_signal(pid: i32, signal: i32) -> bool {
+    let v = (pid as u64) << 8 | (signal as u64 & 0xff);
+    EXIT_SIGNALS
+        .iter()
+        .any(|s| s.compare_exchange(0, v, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+}
+
+/// The exit signal of child `pid` if it is not `SIGCHLD`, forgetting it (a child ends once).
+/// Async-signal-safe.
+fn take_exit_signal(pid: i32) -> Option<i32> {
+    EXIT_SIGNALS.iter().find_map(|s| {
+        let v = s.load(Ordering::SeqCst);
+        (v != 0
+            && (v >> 8) as i32 == pid
+            && s.compare_exchange(v, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+        .then_some((v & 0xff) as i32)
+    })
+}
+
+/// A forked child has no children yet: its copy of the exit-signal table is its parent's.
+pub fn forget_exit_signals() {
+    for s in &EXIT_SIGNALS {
+        s.store(0, Ordering::SeqCst);
+    }
 }
 
 /// A program signal's siginfo as the program is to see it, and whether it is one the runtime

@@ -67,6 +67,13 @@ both_links!(proc_vfork_killable, |link| {
     );
 });
 
+// clone's exit signal (CSIGNAL) other than SIGCHLD reaches the parent at the child's end.
+both_links!(proc_exit_signal, |link| {
+    let c = simple("proc_exit_signal", link);
+    let out = c.last().native.stdout_str();
+    assert!(out.contains("SIGUSR1 1 (pid matches 1, CLD_EXITED 1, status 7), SIGCHLD 0"), "{out}");
+});
+
 // fork works with a full descriptor table, and the child's table is as full.
 both_links!(proc_fork_fullfd, |link| {
     let c = simple("proc_fork_fullfd", link);

@@ -192,6 +192,17 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         let pid = sys::fork()?;
         if pid == 0 {
             sys::clear_pending();
+            sys::forget_exit_signals();
+        } else {
+            // Recorded while host signals are blocked: the child's end cannot come first.
+            let exit_signal = (flags & CSIGNAL) as i32;
+            if exit_signal != libc::SIGCHLD && !sys::set_exit_signal(pid, exit_signal) {
+                tracing::debug!(
+                    pid,
+                    exit_signal,
+                    "exit-signal table full; the child ends with SIGCHLD"
+                );
+            }
         }
         Ok::<i32, Errno>(pid)
     })?;
