@@ -966,6 +966,7 @@ pub fn send_to_own_thread(tid: i32, sig: i32) -> SysResult {
 /// Marks `sig` pending (for the calling thread or the process), counting instances of
 /// real-time signals. Async-signal-safe.
 fn record(sig: i32, thread: bool) {
+    crate::syscall::signalfd::notify(sig);
     let bit = 1u64 << (sig - 1);
     let rt = sig >= SIGRTMIN_KERNEL;
     if thread {
@@ -1307,6 +1308,87 @@ pub fn fork() -> Result<i32, Errno> {
         PID.store(0, std::sync::atomic::Ordering::Relaxed);
     }
     if pid < 0 { Err(Errno::last()) } else { Ok(pid) }
+}
+
+/// Writes one byte to `fd` (a non-blocking pipe of the runtime's), ignoring a full pipe.
+/// Async-signal-safe.
+pub fn poke(fd: i32) {
+    let b = 1u8;
+    // SAFETY: writes one byte from a local; `write` is async-signal-safe.
+    unsafe { libc::write(fd, (&raw const b).cast(), 1) };
+}
+
+/// Empties the pipe whose read end is `r` without blocking (as many bytes as `FIONREAD`
+/// says are there). `_w` is its write end (kept for symmetry of the callers).
+pub fn drain(_w: i32, r: i32) {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes an int.
+    if unsafe { libc::ioctl(r, libc::FIONREAD, &mut n) } < 0 || n <= 0 {
+        return;
+    }
+    let mut buf = vec![0u8; n as usize];
+    // SAFETY: reads at most `n` bytes, which are there, into a local buffer.
+    unsafe { libc::read(r, buf.as_mut_ptr().cast(), buf.len()) };
+}
+
+/// A pipe whose write end is non-blocking and close-on-exec, and whose read end is
+/// close-on-exec and non-blocking as asked: (read end, write end).
+pub fn pipe_pair(cloexec_read: bool, nonblock_read: bool) -> Result<(i32, i32), Errno> {
+    let mut fds = [0i32; 2];
+    let flags = libc::O_NONBLOCK | if cloexec_read { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fcntl on the two descriptors just created.
+    unsafe {
+        libc::fcntl(fds[1], libc::F_SETFD, libc::FD_CLOEXEC);
+        if !nonblock_read {
+            libc::fcntl(fds[0], libc::F_SETFL, 0);
+        }
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// `(st_mode, st_ino)` of the file open on `fd`, or `None`.
+pub fn mode_and_inode(fd: i32) -> Option<(u32, u64)> {
+    // SAFETY: `st` is a plain C struct the kernel fills; zeroed is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable and sized for `struct stat`.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_mode, st.st_ino))
+}
+
+/// The file status flags (`F_GETFL`) of `fd`, or `None` if it is not open.
+pub fn fd_status_flags(fd: i32) -> Option<i32> {
+    // SAFETY: F_GETFL reads flags only.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    (r >= 0).then_some(r)
+}
+
+/// The open descriptors below `floor` (from `/proc/self/fd`; for a process with one thread).
+pub fn open_fds_below(floor: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| fd < floor && is_open_fd(fd))
+        .collect()
+}
+
+fn is_open_fd(fd: i32) -> bool {
+    fd_flags(fd).is_some()
+}
+
+/// Puts `new` over the program's descriptor `target` (`dup3`), with its close-on-exec and
+/// non-blocking state as given.
+pub fn replace_fd(new: i32, target: i32, cloexec: bool, nonblock: bool) {
+    // SAFETY: the caller (a forked child, one thread) replaces a descriptor of the program's
+    // with an equivalent one; no memory is touched.
+    unsafe {
+        if libc::dup3(new, target, if cloexec { libc::O_CLOEXEC } else { 0 }) >= 0 && nonblock {
+            let fl = libc::fcntl(target, libc::F_GETFL);
+            libc::fcntl(target, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+    }
 }
 
 /// `dup3(from, to, O_CLOEXEC)`, retried on `EINTR` and on `EBUSY` (the kernel was installing a

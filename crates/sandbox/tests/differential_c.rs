@@ -74,6 +74,25 @@ both_links!(proc_exit_signal, |link| {
     assert!(out.contains("SIGUSR1 1 (pid matches 1, CLD_EXITED 1, status 7), SIGCHLD 0"), "{out}");
 });
 
+// signalfd: records of blocked signals read as Linux gives them (EAGAIN, poll/epoll readiness,
+// mask changes, sigqueue values, a blocking read woken from another process, a forked child's
+// own signals).
+link_tests!("sandbox::differential_c", sig_signalfd, [static_ => Static, static_pie => StaticPie, dynamic => Dynamic], |link| {
+    let c = simple("sig_signalfd", link);
+    let out = c.last().native.stdout_str();
+    for l in [
+        "empty: -1 EAGAIN, readable 0",
+        "read 256 bytes: signo 10 code 0 pid ok 1 uid ok 1; signo 12 code 0 pid ok 1 uid ok 1;",
+        "sigqueue: 128 bytes, signo is RTMIN 1, code SI_QUEUE 1, int 1234",
+        "epoll after kill: 1 data 7",
+        "blocking read: 128 bytes, signo USR1 1, from child 1",
+        "child: exit 9",
+        "made and closed 40 in turn",
+    ] {
+        assert!(out.contains(l), "missing {l:?} in:\n{out}");
+    }
+});
+
 // fork works with a full descriptor table, and the child's table is as full.
 both_links!(proc_fork_fullfd, |link| {
     let c = simple("proc_fork_fullfd", link);

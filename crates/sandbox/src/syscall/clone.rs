@@ -271,6 +271,7 @@ fn child_setup(
         proc.set_rlimit_view(r, old.rlimit_view(r).to_vec());
     }
     *proc.vfork_done.lock().unwrap() = handoff;
+    super::signalfd::after_fork();
     let mut vcpu = vm.create_vcpu().map_err(|e| e.to_string())?;
     vcpu.set_user_context(regs).map_err(|e| e.to_string())?;
     let mut s = vcpu.sregs().map_err(|e| e.to_string())?;

@@ -389,8 +389,15 @@ pub fn rt_sigreturn(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
     Ok(regs.rax)
 }
 
+/// Waits until a signal outside `mask` is pending or the process ends its other threads
+/// (`true`), for a blocking emulated call (signalfd's read). See [`wait_unmasked`].
+pub(crate) fn wait_for(ctx: &Ctx<'_>, mask: u64) -> bool {
+    wait_unmasked(ctx, mask, None)
+}
+
 /// Waits for a signal not in `mask` to be recorded; returns false on timeout. The check and the
 /// sleep are atomic with respect to host signals (`sys::with_signals_blocked`).
+
 fn wait_unmasked(ctx: &Ctx<'_>, mask: u64, timeout: Option<std::time::Duration>) -> bool {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {

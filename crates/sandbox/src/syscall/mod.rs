@@ -19,6 +19,7 @@ pub(crate) mod exec;
 pub(crate) mod ioctl;
 pub(crate) mod open;
 pub(crate) mod prlimit;
+pub mod signalfd;
 pub mod procfs;
 mod restart;
 pub(crate) mod sockopt;
@@ -85,6 +86,12 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
     } else {
         None
     };
+    // A signalfd's read is the supervisor's (see signalfd.rs).
+    if sc.nr == 0
+        && let Some(res) = signalfd::read(ctx, &sc.args)
+    {
+        return finish(ctx.proc(), ctx.thread.tid, sc, res, text);
+    }
     let res = match spec(sc.nr) {
         None => Err(Errno::ENOSYS),
         Some(spec) => allowed(ctx.proc(), spec, sc).and_then(|()| restart::call(ctx, sc, spec)),

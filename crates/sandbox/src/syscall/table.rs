@@ -6,7 +6,7 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{aio, clone, emul, exec, ioctl, open, procfs, sockopt, system, sysv, xattr};
+use super::{aio, clone, emul, exec, ioctl, open, procfs, signalfd, sockopt, system, sysv, xattr};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,12 +328,14 @@ table! {
     277 "sync_file_range" [Fd, Int, Int, Hex] F;
     280 "utimensat" [AtFd, Path, In(Fixed(32)), Hex] F;
     281 "epoll_pwait" [Fd, Out(ArgTimes(2, EPOLL_EVENT)), Int, Int, Hex, Int] e(emul::epoll_pwait);
+    282 "signalfd" [Int, Hex, Int] e(signalfd::signalfd);
     283 "timerfd_create" [Int, Hex] F;
     284 "eventfd" [Int] F;
     285 "fallocate" [Fd, Hex, Int, Int] F;
     286 "timerfd_settime" [Fd, Hex, In(Fixed(ITIMER)), Out(Fixed(ITIMER))] F;
     287 "timerfd_gettime" [Fd, Out(Fixed(ITIMER))] F;
     288 "accept4" [Fd, Out(DerefU32(2)), InOut(Fixed(4)), Hex] F;
+    289 "signalfd4" [Int, Hex, Int, Hex] e(signalfd::signalfd4);
     290 "eventfd2" [Int, Hex] F;
     291 "epoll_create1" [Hex] F;
     292 "dup3" [Fd, Fd, Hex] e(emul::dup3);
