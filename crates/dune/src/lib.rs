@@ -63,4 +63,4 @@ pub use sys::{
 };
 pub use trap::{Exception, PageFault, PfError, RawExit, Regs, Syscall, Trap};
 pub use vcpu::{IretFrame, Kicker, USER_RFLAGS, Vcpu};
-pub use vm::{FdPlacer, Platform, SyscallPath, SystemLayout, TlbFlush, Vm, VmConfig};
+pub use vm::{FdPlacer, Held, Platform, SyscallPath, SystemLayout, TlbFlush, Vm, VmConfig};

@@ -549,6 +549,7 @@ pub(crate) fn open_kvm(
     placer: Option<&dyn crate::FdPlacer>,
 ) -> io::Result<kvm_ioctls::Kvm> {
     use std::os::fd::FromRawFd;
+    let _creating = placer.map(|p| p.creating());
     let fd = with_room(placer, || {
         // SAFETY: plain open of a NUL-terminated path; the result is checked.
         let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
@@ -585,6 +586,7 @@ pub(crate) fn create_vm(
     placer: Option<&dyn crate::FdPlacer>,
 ) -> io::Result<VmFd> {
     use std::os::fd::AsRawFd;
+    let _creating = placer.map(|p| p.creating());
     let fd = with_room(placer, || ioctl_new_fd(kvm.as_raw_fd(), KVM_CREATE_VM, 0))?;
     let fd = place(fd, placer)?;
     // SAFETY: `fd` is a fresh VM descriptor owned by nobody else.
@@ -598,6 +600,7 @@ pub(crate) fn create_vcpu(
     placer: Option<&dyn crate::FdPlacer>,
 ) -> io::Result<kvm_ioctls::VcpuFd> {
     use std::os::fd::AsRawFd;
+    let _creating = placer.map(|p| p.creating());
     let fd =
         with_room(placer, || ioctl_new_fd(vm.as_raw_fd(), KVM_CREATE_VCPU, id as libc::c_ulong))?;
     let fd = place(fd, placer)?;

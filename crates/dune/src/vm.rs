@@ -33,7 +33,17 @@ pub trait FdPlacer: Send + Sync + std::fmt::Debug {
     fn make_room(&self) -> bool;
     /// A descriptor [`FdPlacer::place`] returned was closed.
     fn closed(&self, fd: std::os::fd::RawFd);
+    /// Held from just before a descriptor is created until [`FdPlacer::place`] returned: an
+    /// embedder whose program can close or duplicate descriptors meanwhile (another thread)
+    /// keeps it from touching the new one while it still has a number of the program's.
+    fn creating(&self) -> Box<dyn Held + '_> {
+        Box::new(())
+    }
 }
+
+/// Anything held for its `Drop` (a lock guard): see [`FdPlacer::creating`].
+pub trait Held {}
+impl<T> Held for T {}
 
 /// How a VM is created.
 #[derive(Clone, Debug)]

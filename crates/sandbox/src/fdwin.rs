@@ -23,9 +23,12 @@
 //!
 //! A new descriptor the kernel creates for the runtime (`KVM_CREATE_VCPU`, opening a file)
 //! appears at the lowest free number first, which is the program's; [`FdWindow::place`] moves
-//! it into the window at once. In between, another program thread could duplicate that number
-//! (`dup` in a loop). What the copy can do is screened by what the descriptor *is*, never by
-//! its number ([`runtime_object`]):
+//! it into the window at once. In between, no other program thread can close, duplicate or
+//! replace that number: the calls that do (`close`, `close_range`, `dup`, `dup2`, `dup3`,
+//! `fcntl(F_DUPFD*)`) hold the window's gate shared ([`FdWindow::program_change`]) and the
+//! runtime holds it exclusively from the creation to the move ([`FdWindow::creating`]). Other
+//! routes to a copy of the descriptor are screened by what it *is*, never by its number
+//! ([`runtime_object`]):
 //!
 //! * `mmap` and `SCM_RIGHTS` work on a private duplicate of the program's descriptor that is
 //!   checked first, and refuse a KVM object (`EBADF`): a vCPU's `kvm_run` page mapped into the
@@ -44,7 +47,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The window of this process (and of the processes forked from it, which inherit it).
 #[derive(Debug)]
@@ -58,6 +61,9 @@ pub struct FdWindow {
     limit: AtomicI32,
     /// Placeholders below `floor`, at `[limit, floor)`, enforcing a lowered limit.
     low: Mutex<BTreeSet<RawFd>>,
+    /// Shared by the program's calls that close or duplicate descriptors, exclusive while the
+    /// runtime has a new descriptor at a number of the program's (see the module's comment).
+    gate: RwLock<()>,
 }
 
 static WINDOW: std::sync::OnceLock<FdWindow> = std::sync::OnceLock::new();
@@ -95,6 +101,7 @@ pub fn init(floor: RawFd, top: RawFd) -> io::Result<&'static FdWindow> {
         spare: Mutex::new(spare),
         limit: AtomicI32::new(floor),
         low: Mutex::new(BTreeSet::new()),
+        gate: RwLock::new(()),
     };
     Ok(WINDOW.get_or_init(|| w))
 }
@@ -220,9 +227,22 @@ impl FdWindow {
         }
     }
 
-    /// Holds the window's locks (across `fork`, so the child never inherits one held).
-    pub fn lock(&self) -> (MutexGuard<'_, Vec<RawFd>>, MutexGuard<'_, BTreeSet<RawFd>>) {
-        (self.spare.lock().unwrap(), self.low.lock().unwrap())
+    /// Held (shared) by a program call that closes, duplicates or replaces descriptors, from
+    /// its checks to its end: no such call runs while [`FdWindow::creating`] is held.
+    pub fn program_change(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Held (exclusively) by the runtime from just before it creates a descriptor, which the
+    /// kernel puts at the program's lowest free number, until [`FdWindow::place`] moved it.
+    pub fn creating(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Holds the window's locks (across `fork`, so the child never inherits one held, nor a
+    /// gate some thread that the child does not have held).
+    pub fn lock(&self) -> (RwLockWriteGuard<'_, ()>, MutexGuard<'_, Vec<RawFd>>, MutexGuard<'_, BTreeSet<RawFd>>) {
+        (self.creating(), self.spare.lock().unwrap(), self.low.lock().unwrap())
     }
 }
 
@@ -369,6 +389,9 @@ impl dune::FdPlacer for Placer {
     }
     fn closed(&self, fd: RawFd) {
         window().closed(fd)
+    }
+    fn creating(&self) -> Box<dyn dune::Held + '_> {
+        Box::new(window().creating())
     }
 }
 

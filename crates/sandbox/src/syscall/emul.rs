@@ -705,6 +705,7 @@ pub fn readlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn close(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let _gate = crate::fdwin::window().program_change();
     check_fd(ctx.proc(), a[0])?;
     let r = host(libc::SYS_close, [a[0], 0, 0, 0, 0, 0]);
     // Linux frees the number even when close reports an error (other than EBADF).
@@ -715,6 +716,7 @@ pub fn close(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// `dup2`/`dup3`: `newfd` must be below the program's `RLIMIT_NOFILE` (`EBADF`, as Linux), which
 /// also keeps it out of the runtime's descriptor window.
 fn dup_onto(ctx: &mut Ctx<'_>, nr: i64, a: [u64; 6]) -> SysResult {
+    let _gate = crate::fdwin::window().program_change();
     check_fd(ctx.proc(), a[0])?;
     let limit = crate::fdwin::window().program_limit().0;
     if a[1] as i32 as i64 >= limit as i64 || (a[1] as i32) < 0 {
@@ -731,6 +733,13 @@ pub fn dup3(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     dup_onto(ctx, libc::SYS_dup3, [a[0], a[1], a[2], 0, 0, 0])
 }
 
+/// `dup`: forwarded under the window's gate (see `fdwin`).
+pub fn dup(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let _gate = crate::fdwin::window().program_change();
+    check_fd(ctx.proc(), a[0])?;
+    host(libc::SYS_dup, [a[0], 0, 0, 0, 0, 0])
+}
+
 pub fn close_range(_ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (first, last, flags) = (a[0] as u32, a[1] as u32, a[2]);
     // CLOSE_RANGE_UNSHARE would give the calling thread a private descriptor table, which the
@@ -741,6 +750,7 @@ pub fn close_range(_ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     // Close (or mark) the program's descriptors in [first, last]: all below the runtime's
     // window (fdwin). Placeholders that enforce a lowered RLIMIT_NOFILE are put back.
     let win = crate::fdwin::window();
+    let _gate = win.program_change();
     let last = last.min(win.floor() as u32 - 1);
     if first <= last {
         host(libc::SYS_close_range, [u64::from(first), u64::from(last), flags, 0, 0, 0])?;
@@ -760,8 +770,10 @@ const F_SETSIG: i32 = 10;
 const F_GETSIG: i32 = 11;
 
 pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc(), a[0])?;
     let cmd = a[1] as i32;
+    let _gate = matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC)
+        .then(|| crate::fdwin::window().program_change());
+    check_fd(ctx.proc(), a[0])?;
     // A lowest number at or above the program's RLIMIT_NOFILE: EINVAL, as Linux.
     if matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC)
         && a[2] as i32 as i64 >= crate::fdwin::window().program_limit().0 as i64

@@ -112,7 +112,11 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         }
         Ok(file)
     };
-    let prepared = loader::prepare_named(&file, &name, inaccessible, &argv, &place);
+    // Each file is at a number of the program's from its open to its move (fdwin's gate).
+    let prepared = {
+        let _creating = crate::fdwin::window().creating();
+        loader::prepare_named(&file, &name, inaccessible, &argv, &place)
+    };
     let held = held.into_inner();
     let mut prepared = match prepared {
         Ok(p) => p,

@@ -164,6 +164,9 @@ fn open_screened(
     let mut path = path.to_owned();
     let mut links = 0;
     for _ in 0..CREATE_RETRIES {
+        // The probes sit at numbers of the program's until the window takes them: no other
+        // thread closes, duplicates or replaces one meanwhile (fdwin's gate).
+        let creating = crate::fdwin::window().creating();
         // The final component as it is: a symlink (a procfs link among them) stays one.
         let first =
             O_PATH | O_CLOEXEC | O_NOFOLLOW | if nofollow { flags & O_DIRECTORY } else { 0 };
@@ -183,6 +186,7 @@ fn open_screened(
             match screen(proc, fd, &st, true) {
                 Ok(Verdict::Exe) => {
                     close(fd);
+                    drop(creating);
                     return open_exe(me, flags, mode);
                 }
                 Ok(v) => {
@@ -241,6 +245,7 @@ fn open_screened(
             // gets the number open(2) would give (and at the program's descriptor limit, one
             // free number suffices, as natively).
             let probe = crate::fdwin::window().adopt(fd as i32).map_err(|e| Errno::from_io(&e))?;
+            drop(creating);
             let fd = probe.raw() as u64;
             match verdict {
                 Verdict::Synth(entry) => synthesized(proc, caller, fd, &st, entry, flags),
@@ -290,12 +295,14 @@ fn synthesized(
     let loc = procfs::locate(fd as i32, st, proc).ok_or(Errno::EACCES)?;
     let bytes = procfs::synthesize(entry, &loc, proc, caller)?;
     let name = c"procfs";
+    let creating = crate::fdwin::window().creating();
     let memfd = host(
         libc::SYS_memfd_create,
         [name.as_ptr() as u64, (libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) as u64, 0, 0, 0, 0],
     )?;
     // In the window while it is written: the program's descriptor is the read-only reopening.
     let memfd = crate::fdwin::window().adopt(memfd as i32).map_err(|e| Errno::from_io(&e))?;
+    drop(creating);
     let m = memfd.raw() as u64;
     let mut done = 0;
     while done < bytes.len() {
@@ -368,9 +375,11 @@ fn text_busy(fd: u64, flags: u64, exe: Option<(u64, u64)>) -> Result<(), Errno> 
 pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let p = copy_cstr(ctx.proc(), a[0], PATH_MAX)?;
     let at = libc::AT_FDCWD as u64;
+    let creating = crate::fdwin::window().creating();
     let fd = host(libc::SYS_openat, [at, p.as_ptr() as u64, O_PATH | O_CLOEXEC, 0, 0, 0])?;
     // Resolved once, in the window while it is checked and truncated through its magic link.
     let probe = crate::fdwin::window().adopt(fd as i32).map_err(|e| Errno::from_io(&e))?;
+    drop(creating);
     let fd = probe.raw() as u64;
     let st = fstat(fd)?;
     if crate::fdwin::runtime_object(Some(fd as i32), &st).is_some() {

@@ -102,8 +102,11 @@ pub fn signalfd4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             free().ok_or(Errno(libc::ENOMEM))?
         }
     };
+    let creating = crate::fdwin::window().creating();
     let (r, w) = sys::pipe_pair(flags & SFD_CLOEXEC != 0, flags & SFD_NONBLOCK != 0)?;
-    let w = match crate::fdwin::window().place(w) {
+    let placed = crate::fdwin::window().place(w);
+    drop(creating);
+    let w = match placed {
         Ok(w) => w,
         Err(e) => {
             sys::close(r);

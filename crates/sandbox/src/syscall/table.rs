@@ -136,7 +136,7 @@ table! {
     29 "shmget" [Int, Int, Hex] F;
     30 "shmat" [Int, Hex, Hex] e(sysv::shmat);
     31 "shmctl" [Int, Int, Hex] e(sysv::shmctl);
-    32 "dup" [Fd] F;
+    32 "dup" [Fd] e(emul::dup);
     33 "dup2" [Fd, Fd] e(emul::dup2);
     34 "pause" [] e(emul::pause);
     35 "nanosleep" [In(Fixed(TIMESPEC)), Out(Fixed(TIMESPEC))] F;
