@@ -397,7 +397,6 @@ pub(crate) fn wait_for(ctx: &Ctx<'_>, mask: u64) -> bool {
 
 /// Waits for a signal not in `mask` to be recorded; returns false on timeout. The check and the
 /// sleep are atomic with respect to host signals (`sys::with_signals_blocked`).
-
 fn wait_unmasked(ctx: &Ctx<'_>, mask: u64, timeout: Option<std::time::Duration>) -> bool {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
