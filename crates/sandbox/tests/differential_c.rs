@@ -93,6 +93,18 @@ link_tests!("sandbox::differential_c", sig_signalfd, [static_ => Static, static_
     }
 });
 
+// Credentials are each thread's: a raw setresuid in one thread changes its own only, and every
+// call it makes afterwards (a burst of getuid, which could be served from another host thread;
+// an open) is answered with them.
+both_links!(proc_thread_creds, |link| {
+    let c = simple("proc_thread_creds", link);
+    let out = c.last().native.stdout_str();
+    assert!(out.contains("thread getuid burst wrong: 0"), "{out}");
+    if out.contains("root 1") {
+        assert!(out.contains("thread setresuid: ok") && out.contains("thread opens root's file: EACCES"), "{out}");
+    }
+});
+
 // fork works with a full descriptor table, and the child's table is as full.
 both_links!(proc_fork_fullfd, |link| {
     let c = simple("proc_fork_fullfd", link);
