@@ -560,6 +560,20 @@ pub(crate) fn open_kvm(
     Ok(unsafe { kvm_ioctls::Kvm::from_raw_fd(fd) })
 }
 
+/// A duplicate of the KVM device descriptor `fd` where `placer` puts it.
+pub(crate) fn dup_kvm(fd: RawFd, placer: Option<&dyn crate::FdPlacer>) -> io::Result<kvm_ioctls::Kvm> {
+    use std::os::fd::FromRawFd;
+    let _creating = placer.map(|p| p.creating());
+    let fd = with_room(placer, || {
+        // SAFETY: F_DUPFD_CLOEXEC on a descriptor number; the result is checked.
+        let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if d < 0 { Err(io::Error::last_os_error()) } else { Ok(d) }
+    })?;
+    let fd = place(fd, placer)?;
+    // SAFETY: `fd` is a fresh duplicate owned by nobody else.
+    Ok(unsafe { kvm_ioctls::Kvm::from_raw_fd(fd) })
+}
+
 /// `KVM_CREATE_VM` (`_IO(KVMIO, 0x01)`) and `KVM_CREATE_VCPU` (`_IO(KVMIO, 0x41)`).
 const KVM_CREATE_VM: libc::c_ulong = 0xae01;
 const KVM_CREATE_VCPU: libc::c_ulong = 0xae41;

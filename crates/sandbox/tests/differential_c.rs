@@ -105,6 +105,16 @@ both_links!(proc_thread_creds, |link| {
     }
 });
 
+// A process that dropped its privileges still forks, vforks and starts threads (the KVM device
+// may be root's only: a forked child builds its VM from the descriptor its parent had open).
+both_links!(proc_drop_privs, |link| {
+    let c = simple("proc_drop_privs", link);
+    let out = c.last().native.stdout_str();
+    for l in ["fork: exit 7", "vfork: exit 8", "thread: ok", "fork in fork: exit 9"] {
+        assert!(out.contains(l), "missing {l:?} in:\n{out}");
+    }
+});
+
 // fork works with a full descriptor table, and the child's table is as full.
 both_links!(proc_fork_fullfd, |link| {
     let c = simple("proc_fork_fullfd", link);

@@ -250,15 +250,24 @@ fn child_setup(
 ) -> Result<(), String> {
     let old = ctx.thread.proc.clone();
     // Same host, same verdict: skip the platform probe.
-    let cfg = dune::VmConfig { platform: Some(old.vm.platform()), ..crate::vm_config() };
+    // The parent's /dev/kvm descriptor serves the new VM (duplicated): the program may have
+    // dropped the privileges that opening the device takes.
+    let kvm_fd = old.vm.host().raw_fd();
+    let cfg = dune::VmConfig {
+        platform: Some(old.vm.platform()),
+        kvm_fd: Some(kvm_fd),
+        ..crate::vm_config()
+    };
     // The parent VM's descriptors are the parent's business: closed before the new VM needs
     // descriptors of its own, so that a fork works with a full descriptor table, as Linux's
     // fork needs none. (The parent's VM objects in this copy are never used again.)
-    for &fd in &vm_fds {
+    for &fd in vm_fds.iter().filter(|&&fd| fd != kvm_fd) {
         sys::close(fd);
         crate::fdwin::window().closed(fd);
     }
     let vm = dune::Vm::new(cfg).map_err(|e| e.to_string())?;
+    sys::close(kvm_fd);
+    crate::fdwin::window().closed(kvm_fd);
     let mm = old.mm.lock().unwrap().clone_for(vm.clone()).map_err(|e| e.to_string())?;
     let policy = old.policy.lock().unwrap().boxed_clone();
     let exe = old.exe.lock().unwrap().clone();
