@@ -239,10 +239,11 @@ impl FdWindow {
         self.gate.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Holds the window's locks (across `fork`, so the child never inherits one held, nor a
-    /// gate some thread that the child does not have held).
-    pub fn lock(&self) -> (RwLockWriteGuard<'_, ()>, MutexGuard<'_, Vec<RawFd>>, MutexGuard<'_, BTreeSet<RawFd>>) {
-        (self.creating(), self.spare.lock().unwrap(), self.low.lock().unwrap())
+    /// Holds the window's locks (across `fork`, so the child never inherits one held). The
+    /// gate is not among them: `fork` takes [`FdWindow::creating`] before every other lock (an
+    /// `open` holds the gate while it looks at the process's threads).
+    pub fn lock(&self) -> (MutexGuard<'_, Vec<RawFd>>, MutexGuard<'_, BTreeSet<RawFd>>) {
+        (self.spare.lock().unwrap(), self.low.lock().unwrap())
     }
 }
 
