@@ -155,7 +155,11 @@ impl FdWindow {
     /// A duplicate of the program's descriptor `fd` in the window (for a call the runtime makes
     /// on the program's behalf on a file it checked: another program thread cannot `dup2`
     /// something else over it meanwhile). Errors: `EBADF`, `EMFILE` (window used up).
+    ///
+    /// Holds the gate shared while it copies (a new runtime descriptor at `fd`'s number is
+    /// never copied): not to be called with [`FdWindow::creating`] or a lock `fork` takes held.
     pub fn duplicate(&self, fd: RawFd) -> io::Result<RuntimeFd> {
+        let _gate = self.program_change();
         let Some(slot) = self.spare.lock().unwrap().pop() else {
             return Err(io::Error::from_raw_os_error(libc::EMFILE));
         };
