@@ -218,6 +218,34 @@ pub struct Mm {
     huge_pages: bool,
     /// Where the loaded image's parts are (for `/proc/self`).
     pub image: Image,
+    /// The program's `RLIMIT_AS` and `RLIMIT_DATA` (soft, bytes), enforced on its mappings.
+    pub limits: MemLimits,
+}
+
+/// The program's limits on its mappings, as Linux's `may_expand_vm` (mm/mmap.c) applies them:
+/// every mapping counts towards `RLIMIT_AS`; private writable ones other than the stack
+/// (`is_data_mapping`) towards `RLIMIT_DATA`. `u64::MAX`: no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemLimits {
+    /// `RLIMIT_AS`.
+    pub address_space: u64,
+    /// `RLIMIT_DATA`.
+    pub data: u64,
+}
+
+impl MemLimits {
+    /// The host's soft limits of this process (what the program sees until it sets its own).
+    pub fn of_host() -> MemLimits {
+        MemLimits {
+            address_space: sys::getrlimit(libc::RLIMIT_AS).rlim_cur,
+            data: sys::getrlimit(libc::RLIMIT_DATA).rlim_cur,
+        }
+    }
+}
+
+/// Whether a mapping counts as data (`is_data_mapping`: writable, private, not the stack).
+fn is_data(prot: i32, shared: bool, kind: Kind) -> bool {
+    prot & libc::PROT_WRITE != 0 && !shared && kind != Kind::Stack
 }
 
 /// Private anonymous mappings at least this long get transparent huge pages where
@@ -333,7 +361,37 @@ impl Mm {
             mmap_top: hi,
             brk: Brk { start: 0, cur: 0 },
             image: Image::default(),
+            limits: MemLimits::of_host(),
         })
+    }
+
+    /// `Err(ENOMEM)` when mapping `[addr, addr + len)` with `prot`, sharing and `kind` would
+    /// take the program past [`Mm::limits`] (the part already mapped is replaced, so it counts
+    /// once), as Linux's `may_expand_vm` refuses it before anything is changed.
+    pub fn may_expand(&self, addr: u64, len: u64, prot: i32, shared: bool, kind: Kind) -> Result<(), Errno> {
+        let MemLimits { address_space, data } = self.limits;
+        if address_space == u64::MAX && data == u64::MAX {
+            return Ok(());
+        }
+        let end = addr.saturating_add(len);
+        let (mut total, mut data_total, mut replaced, mut replaced_data) = (0u64, 0u64, 0u64, 0u64);
+        for v in self.vmas.values() {
+            let size = v.end - v.start;
+            let over = v.end.min(end).saturating_sub(v.start.max(addr));
+            total += size;
+            replaced += over;
+            if is_data(v.prot, v.shared, v.kind) {
+                data_total += size;
+                replaced_data += over;
+            }
+        }
+        if (total - replaced).saturating_add(len) > address_space {
+            return Err(Errno::ENOMEM);
+        }
+        if is_data(prot, shared, kind) && (data_total - replaced_data).saturating_add(len) > data {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
     }
 
     /// The reserved range.
@@ -683,6 +741,12 @@ impl Mm {
         if (fixed || dontunmap || new_len > old_len) && old + old_len > vma.end {
             return Err(Errno::EFAULT);
         }
+        // The growth, or with MREMAP_DONTUNMAP the copy, counts towards the limits
+        // (`vma_to_resize`, `mremap_to`).
+        let more = if dontunmap { old_len } else { new_len.saturating_sub(old_len) };
+        if more > 0 {
+            self.may_expand(u64::MAX, more, vma.prot, vma.shared, vma.kind)?;
+        }
         if fixed {
             return self.move_pages(vma, old, old_len, new_len, new_addr, dontunmap);
         }
@@ -997,6 +1061,7 @@ impl Mm {
             brk: self.brk,
             huge_pages: self.huge_pages,
             image: self.image.clone(),
+            limits: self.limits,
         };
         for c in &self.covered {
             let (s, e) = (c * CHUNK, (c + 1) * CHUNK);
@@ -1025,7 +1090,10 @@ impl Mm {
             return b.cur;
         };
         if new_end > old_end {
-            if !self.is_free(old_end, new_end - old_end) {
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            if !self.is_free(old_end, new_end - old_end)
+                || self.may_expand(old_end, new_end - old_end, rw, false, Kind::Heap).is_err()
+            {
                 return b.cur;
             }
             let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;

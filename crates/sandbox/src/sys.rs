@@ -1310,6 +1310,28 @@ pub fn fork() -> Result<i32, Errno> {
     if pid < 0 { Err(Errno::last()) } else { Ok(pid) }
 }
 
+/// Whether the calling thread has capability `cap` (`linux/capability.h` number) in its
+/// effective set (`capget`, version 3).
+pub fn has_effective_cap(cap: u32) -> bool {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header { version: 0x2008_0522, pid: 0 };
+    let mut d = [Data::default(); 2];
+    // SAFETY: capget writes a header and two data words of the layout above.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &raw mut h, d.as_mut_ptr()) };
+    r == 0 && cap < 64 && d[(cap / 32) as usize].effective & (1 << (cap % 32)) != 0
+}
+
 /// Writes one byte to `fd` (a non-blocking pipe of the runtime's), ignoring a full pipe.
 /// Async-signal-safe.
 pub fn poke(fd: i32) {

@@ -126,6 +126,25 @@ both_links!(thr_fd_stress, |link| {
     assert!(out.contains("fork rounds ok: 60") && out.contains("threads rounds ok: 60"), "{out}");
 });
 
+// RLIMIT_AS and RLIMIT_DATA hold on the program's mappings as Linux applies them (mmap,
+// MAP_FIXED over a mapping, mremap growth, brk; data is private writable memory), and a
+// lowered hard limit stays lowered without CAP_SYS_RESOURCE.
+link_tests!("sandbox::differential_c", mem_rlimits, [static_ => Static, static_pie => StaticPie, dynamic => Dynamic], |link| {
+    let c = simple("mem_rlimits", link);
+    let out = c.last().native.stdout_str();
+    for l in [
+        "AS mmap 48 more: ENOMEM",
+        "AS MAP_FIXED over: ok",
+        "AS mremap to 72: ENOMEM",
+        "DATA private rw 24: ENOMEM",
+        "DATA shared rw 24: ok",
+        "DATA brk +16: ENOMEM",
+        "DATA brk +4: ok",
+    ] {
+        assert!(out.contains(l), "missing {l:?} in:\n{out}");
+    }
+});
+
 // fork works with a full descriptor table, and the child's table is as full.
 both_links!(proc_fork_fullfd, |link| {
     let c = simple("proc_fork_fullfd", link);

@@ -176,12 +176,26 @@ fn rlimit(ctx: &mut Ctx<'_>, pid: u64, resource: u32, new: u64, old: u64) -> Sys
             if cur > max {
                 return Err(Errno::EINVAL);
             }
+            // Raising the hard limit takes CAP_SYS_RESOURCE (kernel/sys.c, do_prlimit).
+            let view = ctx.proc().rlimit_view(resource);
+            let old_max = u64::from_ne_bytes(view[8..].try_into().unwrap());
+            if max > old_max && !sys::has_effective_cap(24 /* CAP_SYS_RESOURCE */) {
+                return Err(Errno::EPERM);
+            }
         }
         if old != 0 {
             let view = ctx.proc().rlimit_view(resource);
             copy_out(ctx.proc(), old, &view)?;
         }
         if let Some(n) = new {
+            let cur = u64::from_ne_bytes(n[..8].try_into().unwrap());
+            let mut mm = ctx.proc().mm.lock().unwrap();
+            match resource {
+                libc::RLIMIT_AS => mm.limits.address_space = cur,
+                libc::RLIMIT_DATA => mm.limits.data = cur,
+                _ => {}
+            }
+            drop(mm);
             ctx.proc().set_rlimit_view(resource, n);
         }
         return Ok(0);
@@ -1243,6 +1257,7 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         None => (Kind::Anon, -1),
         Some((dup, id)) => (Kind::File { offset: off, file: *id }, dup.raw()),
     };
+    mm.may_expand(at, len, prot, host_flags & libc::MAP_SHARED != 0, kind)?;
     mm.map_fixed(at, len, prot, host_flags, fd, kind)
 }
 
