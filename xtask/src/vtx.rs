@@ -362,8 +362,18 @@ fn build_sandbox(cargo_dir: &Path) -> Result<PathBuf, String> {
 
 /// The differential programs of the sandbox's own test suite (`crates/sandbox/tests/c`) that the
 /// rig runs too: memory operations, descriptors around vfork, resource limits, UMIP.
-const SUITE_PROGRAMS: [&str; 5] =
-    ["mem_ops", "mem_realloc", "proc_spawn_fds", "rlimit_runtime", "insn_umip"];
+const SUITE_PROGRAMS: [&str; 10] = [
+    "mem_ops",
+    "mem_realloc",
+    "mem_rlimits",
+    "proc_spawn_fds",
+    "proc_drop_privs",
+    "proc_thread_creds",
+    "rlimit_runtime",
+    "sig_signalfd",
+    "thr_fd_stress",
+    "insn_umip",
+];
 
 /// Compiles `xtask/vtx/c/*.c` and [`SUITE_PROGRAMS`] with `gcc -static` into `out/` (each only
 /// when its source, or a header of the suite, is newer than its binary).

@@ -103,12 +103,20 @@ d c-thr 0 /vtx/bin/thr
 d c-proc 0 /vtx/bin/proc
 # The sandbox suite's differential programs (crates/sandbox/tests/c): random mmap/munmap/mremap/
 # mprotect/madvise/brk sequences with every page checked (fewer steps than there: Bochs is slow),
-# a realloc'ed buffer grown to 2 MiB, descriptors around posix_spawn and vfork, resource limits.
+# a realloc'ed buffer grown to 2 MiB, RLIMIT_AS/RLIMIT_DATA on mappings, descriptors around
+# posix_spawn and vfork, fork after dropping privileges (the child's VM from its parent's
+# /dev/kvm descriptor), per-thread credentials, resource limits, signalfd, and descriptor calls
+# racing fork from four threads.
 cd /tmp
 d c-mem-ops 0 /vtx/bin/mem_ops 3 250
 d c-mem-realloc 0 /vtx/bin/mem_realloc 2
+d c-mem-rlimits 0 /vtx/bin/mem_rlimits
 d c-spawn-fds 0 /vtx/bin/proc_spawn_fds
+d c-drop-privs 0 /vtx/bin/proc_drop_privs
+d c-thread-creds 0 /vtx/bin/proc_thread_creds
 d c-rlimit-runtime 0 /vtx/bin/rlimit_runtime
+d c-signalfd 0 /vtx/bin/sig_signalfd
+d c-fd-stress 0 /vtx/bin/thr_fd_stress
 # UMIP: where the emulated CPU has it, Linux gives fixed values and so must the sandbox; where
 # it has not, both show real tables (the guest's are the runtime's, so only the status counts).
 if /vtx/bin/insn_umip | grep -q "dummy values: 1"; then
