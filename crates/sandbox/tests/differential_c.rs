@@ -88,6 +88,7 @@ link_tests!("sandbox::differential_c", sig_signalfd, [static_ => Static, static_
         "blocking read: 128 bytes, signo USR1 1, from child 1",
         "child: exit 9",
         "made and closed 40 in turn",
+        "readv 256 bytes: signo 10 then 12",
     ] {
         assert!(out.contains(l), "missing {l:?} in:\n{out}");
     }

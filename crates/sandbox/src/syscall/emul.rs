@@ -820,7 +820,7 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// `IOV_MAX`.
 const IOV_MAX: u64 = 1024;
 
-fn copy_iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<libc::iovec>, Errno> {
+pub(crate) fn copy_iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<libc::iovec>, Errno> {
     if count > IOV_MAX {
         return Err(Errno::EINVAL);
     }
@@ -844,6 +844,9 @@ fn vec_io(ctx: &mut Ctx<'_>, nr: i64, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if let Some(r) = super::signalfd::readv(ctx, a) {
+        return r;
+    }
     vec_io(ctx, libc::SYS_readv, a)
 }
 pub fn writev(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

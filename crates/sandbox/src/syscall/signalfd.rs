@@ -9,7 +9,7 @@
 //! reading thread's first, then the process's, as Linux's `signalfd_dequeue`) and writes one
 //! 128-byte `struct signalfd_siginfo` for each (include/uapi/linux/signalfd.h); with none
 //! pending it gives `EAGAIN` when the descriptor is non-blocking (`SFD_NONBLOCK`, or
-//! `O_NONBLOCK` set later), else waits for one. The pipe is recognised by its inode, so
+//! `O_NONBLOCK` set later), else waits for one. `readv` of it is the supervisor's too. The pipe is recognised by its inode, so
 //! `dup`, `fork` and `execve` keep the descriptor working. A forked child gets pipes of its
 //! own in place of its parent's (its pending signals are its own).
 //!
@@ -156,15 +156,57 @@ fn reclaim() {
 /// forwards the call).
 pub fn read(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
     let i = slot_of(a[0])?;
-    Some(read_slot(ctx, i, a))
+    let (buf, count) = (a[1], a[2]);
+    Some(ctx.proc().check(buf, count).and_then(|()| {
+        let proc = ctx.proc();
+        let mut put = |at: u64, rec: &[u8; SIGINFO]| super::copy_out(proc, buf + at, rec);
+        read_slot(ctx, i, a[0], count, &mut put)
+    }))
 }
 
-fn read_slot(ctx: &mut Ctx<'_>, i: usize, a: &[u64; 6]) -> SysResult {
-    let (fd, buf, count) = (a[0], a[1], a[2]);
+/// `readv(fd, iov, iovcnt)` when `fd` is a signalfd (Linux's `signalfd_read_iter`: records
+/// fill the vectors in order, one may straddle two): `None` when it is not one.
+pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
+    let i = slot_of(a[0])?;
+    Some(super::emul::copy_iovecs(ctx, a[1], a[2]).and_then(|iov| {
+        let count: u64 = iov.iter().map(|v| v.iov_len as u64).sum();
+        let proc = ctx.proc();
+        let mut put = |at: u64, rec: &[u8; SIGINFO]| {
+            // Byte `at` of the stream and on, across the vectors.
+            let (mut skip, mut rest): (u64, &[u8]) = (at, rec);
+            for v in &iov {
+                let len = v.iov_len as u64;
+                if skip >= len {
+                    skip -= len;
+                    continue;
+                }
+                let n = (len - skip).min(rest.len() as u64) as usize;
+                super::copy_out(proc, v.iov_base as u64 + skip, &rest[..n])?;
+                rest = &rest[n..];
+                skip = 0;
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        read_slot(ctx, i, a[0], count, &mut put)
+    }))
+}
+
+/// Takes pending signals of slot `i`'s mask as records, handing each to `put` with its offset
+/// in the caller's buffer of `count` bytes; waits for one unless the descriptor `fd` is
+/// non-blocking.
+fn read_slot(
+    ctx: &Ctx<'_>,
+    i: usize,
+    fd: u64,
+    count: u64,
+    put: &mut dyn FnMut(u64, &[u8; SIGINFO]) -> Result<(), Errno>,
+) -> SysResult {
     if (count as usize) < SIGINFO {
         return Err(Errno::EINVAL);
     }
-    ctx.proc().check(buf, count)?;
     let mut done = 0u64;
     loop {
         let mask = MASKS[i].load(Ordering::SeqCst) & !(1 << 63);
@@ -175,7 +217,7 @@ fn read_slot(ctx: &mut Ctx<'_>, i: usize, a: &[u64; 6]) -> SysResult {
             }
             let sig = p.trailing_zeros() as i32 + 1;
             let Some(info) = sys::take_signal(sig) else { continue };
-            super::copy_out(ctx.proc(), buf + done, &signalfd_siginfo(&info))?;
+            put(done, &signalfd_siginfo(&info))?;
             done += SIGINFO as u64;
         }
         if sys::pending_signals() & mask == 0 {

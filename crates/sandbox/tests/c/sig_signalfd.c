@@ -15,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static int readable(int fd) {
@@ -135,6 +136,17 @@ int main(void) {
     errno = 0;
     r = (int)syscall(SYS_signalfd4, -1, &set, 4, 0);
     printf("bad size: %d %s\n", r, errname(errno));
+    /* readv: two records across vectors of 100 and 156 bytes (one straddles them). */
+    CHECK(kill(getpid(), SIGUSR1) == 0);
+    CHECK(kill(getpid(), SIGUSR2) == 0);
+    unsigned char va[100], vb[156];
+    struct iovec iov[2] = {{va, sizeof va}, {vb, sizeof vb}};
+    n = readv(fd, iov, 2);
+    struct signalfd_siginfo r0, r1;
+    memcpy(&r0, va, sizeof r0 <= sizeof va ? sizeof r0 : sizeof va);
+    memcpy((char *)&r0 + sizeof va, vb, sizeof r0 - sizeof va);
+    memcpy(&r1, vb + (sizeof r0 - sizeof va), sizeof r1);
+    printf("readv %zd bytes: signo %u then %u\n", n, r0.ssi_signo, r1.ssi_signo);
     int made = 0;
     for (int i = 0; i < 40; i++) {
         int t = signalfd(-1, &set, 0);
