@@ -194,6 +194,9 @@ pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
     }))
 }
 
+/// Where a record goes: (offset in the caller's buffer, record).
+type Sink<'a> = dyn FnMut(u64, &[u8; SIGINFO]) -> Result<(), Errno> + 'a;
+
 /// Takes pending signals of slot `i`'s mask as records, handing each to `put` with its offset
 /// in the caller's buffer of `count` bytes; waits for one unless the descriptor `fd` is
 /// non-blocking.
@@ -202,7 +205,7 @@ fn read_slot(
     i: usize,
     fd: u64,
     count: u64,
-    put: &mut dyn FnMut(u64, &[u8; SIGINFO]) -> Result<(), Errno>,
+    put: &mut Sink<'_>,
 ) -> SysResult {
     if (count as usize) < SIGINFO {
         return Err(Errno::EINVAL);
