@@ -14,7 +14,7 @@ use dune::{IretFrame, Kicker, Regs, Trap, Vcpu, Vm};
 
 use crate::errno::Errno;
 use crate::mm::Mm;
-use crate::policy::Policy;
+use crate::policy::Engine;
 use crate::robust;
 use crate::signals::{self, Action, Default};
 use crate::sys;
@@ -82,8 +82,8 @@ pub struct Process {
     pub range: std::ops::Range<u64>,
     /// The address space.
     pub mm: Mutex<Mm>,
-    /// The policy.
-    pub policy: Mutex<Box<dyn Policy>>,
+    /// The policy, compiled: immutable, consulted without a lock.
+    pub policy: Arc<Engine>,
     /// The system-call trace, when enabled.
     pub trace: Mutex<Option<Tracer>>,
     /// Signal dispositions (index = signal number).
@@ -125,13 +125,13 @@ fn xstate_size(vm: &Vm) -> usize {
 
 impl Process {
     /// A process over `mm` with `policy`; `exe` is the program's executable.
-    pub fn new(vm: Arc<Vm>, mm: Mm, policy: Box<dyn Policy>, exe: PathBuf, quiet: bool) -> Process {
+    pub fn new(vm: Arc<Vm>, mm: Mm, policy: Arc<Engine>, exe: PathBuf, quiet: bool) -> Process {
         Process {
             range: mm.range(),
             xstate_size: xstate_size(&vm),
             vm,
             mm: Mutex::new(mm),
-            policy: Mutex::new(policy),
+            policy,
             trace: Mutex::new(None),
             actions: Mutex::new([Action::default(); 65]),
             exe: Mutex::new(std::fs::canonicalize(&exe).unwrap_or(exe)),
@@ -151,11 +151,7 @@ impl Process {
     /// `Err(EFAULT)` unless `[addr, addr + len)` lies in the program range (`len` 0: always
     /// fine). See `mm` for why this is the whole of pointer validation.
     pub fn check(&self, addr: u64, len: u64) -> Result<(), Errno> {
-        let ok = len == 0
-            || addr
-                .checked_add(len)
-                .is_some_and(|end| addr >= self.range.start && end <= self.range.end);
-        if ok { Ok(()) } else { Err(Errno::EFAULT) }
+        crate::uaccess::check(self, addr, len)
     }
 
     /// Whether `fd` is one of the runtime's own descriptors ([`crate::fdwin`]): the program may
@@ -284,6 +280,11 @@ impl Process {
     /// Ends the whole process with `outcome`: flushes the trace, prints the report line for a
     /// fault (unless quiet), and exits with the status, or dies of the signal.
     pub fn finish(&self, outcome: Result<Outcome, RunError>) -> ! {
+        if let Some(s) = self.policy.summary()
+            && crate::policy::audit::is_root()
+        {
+            self.policy.sink().write_text(&s);
+        }
         self.release_all_robust_lists();
         if let Some(h) = self.vfork_done.lock().unwrap().take() {
             h.release();
