@@ -242,7 +242,10 @@ fn policy_of(args: &RunArgs) -> Result<Policy, PolicyError> {
             policy.name = "command line".into();
         }
         let _ = label;
-        policy.network.get_or_insert(NetDefault { action: Action::Deny(Errno::EACCES), label: "default".into() });
+        policy.network.get_or_insert(NetDefault {
+            action: Action::Deny(Errno::EACCES),
+            label: "default".into(),
+        });
         rules.append(&mut policy.rules);
         policy.rules = rules;
     }

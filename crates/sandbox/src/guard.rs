@@ -201,11 +201,14 @@ fn start(engine: Arc<Engine>, range: std::ops::Range<u64>) -> Result<Guard, Errn
     let a = win.adopt(a).map_err(|e| Errno::from_io(&e))?;
     let b = win.adopt(b).map_err(|e| Errno::from_io(&e))?;
     let theirs = b.raw();
+    // The guard writes audit lines of its own (denied peers, refused descriptors).
+    let audit = engine.sink().fd();
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<i32, Errno>>(1);
     let thread = sys::with_signals_blocked(|_| {
         std::thread::Builder::new().name("sandbox-guard".into()).stack_size(256 << 10).spawn(
             move || {
-                let ok = sys_net::private_table_keeping(theirs).map(|()| sys::gettid());
+                let ok = sys_net::private_table_keeping(&[theirs, audit.unwrap_or(-1)])
+                    .map(|()| sys::gettid());
                 let failed = ok.is_err();
                 let _ = ready_tx.send(ok);
                 if !failed {
@@ -431,6 +434,7 @@ fn serve_accept(engine: &Engine, req: &Req, listener: i32) -> Result<(i32, Vec<u
             transport: Transport::Tcp,
             endpoint: &ep,
             local_port: Some(req.a as u16),
+            datagram: false,
         };
         match engine.decide(caller(req.tid), syscall, &r) {
             Ok(()) => return Ok((fd, peer)),
@@ -553,7 +557,13 @@ pub fn peer_allowed(engine: &Engine, who: Caller, syscall: &str, fd: i32, kind: 
         },
         _ => return true,
     };
-    let r = Request { op: Op::Connect, transport, endpoint: &ep, local_port: None };
+    let r = Request {
+        op: Op::Connect,
+        transport,
+        endpoint: &ep,
+        local_port: None,
+        datagram: kind.datagram(),
+    };
     engine.decide(who, syscall, &r).is_ok()
 }
 

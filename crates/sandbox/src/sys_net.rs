@@ -145,17 +145,21 @@ pub fn seqpacket_pair() -> Result<(i32, i32), Errno> {
 }
 
 /// Gives the calling thread a descriptor table of its own (`unshare(CLONE_FILES)`), then
-/// closes every descriptor in it but `keep`: the thread's descriptors are then in no table
-/// the program can name, and it holds none of the program's files open.
-pub fn private_table_keeping(keep: i32) -> Result<(), Errno> {
+/// closes every descriptor in it but those of `keep`: the thread's descriptors are then in no
+/// table the program can name, and it holds none of the program's files open.
+pub fn private_table_keeping(keep: &[i32]) -> Result<(), Errno> {
     // SAFETY: unshare(CLONE_FILES) only affects the calling thread's descriptor table.
     check(unsafe { libc::unshare(libc::CLONE_FILES) })?;
-    // SAFETY: close_range on the thread's own (now private) table; `keep` stays.
-    unsafe {
-        if keep > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (keep - 1) as u32, 0u32);
+    let mut keep: Vec<u32> = keep.iter().filter_map(|&f| u32::try_from(f).ok()).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 0u32;
+    for k in keep.into_iter().chain([u32::MAX]) {
+        if k > from {
+            // SAFETY: close_range on the thread's own (now private) table; kept numbers stay.
+            unsafe { libc::syscall(libc::SYS_close_range, from, k - 1, 0u32) };
         }
-        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+        from = k.saturating_add(1);
     }
     Ok(())
 }

@@ -226,6 +226,11 @@ impl Sink {
         Sink { fd: Some(fd), allowed, stats }
     }
 
+    /// The descriptor lines go to, if any (the guard keeps it open in its own table).
+    pub fn fd(&self) -> Option<i32> {
+        self.fd
+    }
+
     /// Writes the line for `ev` (one `write`).
     pub fn write(&self, caller: Caller, ev: &Event, action: Action, rule: &str) {
         let Some(fd) = self.fd else { return };
@@ -307,8 +312,13 @@ mod tests {
     #[test]
     fn lines_have_every_field() {
         let ep = Endpoint::Ip("10.1.2.3".parse().unwrap(), 80);
-        let req =
-            Request { op: Op::Connect, transport: Transport::Tcp, endpoint: &ep, local_port: None };
+        let req = Request {
+            op: Op::Connect,
+            transport: Transport::Tcp,
+            endpoint: &ep,
+            local_port: None,
+            datagram: false,
+        };
         let ev = Event::net("connect", &req);
         let l = line(
             std::time::UNIX_EPOCH,
@@ -338,6 +348,7 @@ mod tests {
             transport: Transport::Unix,
             endpoint: &ep,
             local_port: None,
+            datagram: false,
         };
         let v: serde_json::Value = serde_json::from_str(&line(
             std::time::UNIX_EPOCH,

@@ -161,6 +161,12 @@ fn mask(prefix: u8, word: usize) -> u32 {
 pub fn receive_filter(net: &NetPolicy) -> Option<Vec<Insn>> {
     let mut a = Asm::default();
     let (v4, v6, common, mapped) = (a.label(), a.label(), a.label(), a.label());
+    // The kernel refuses a load from scratch memory no path stored to (bpf_check_classic):
+    // every slot used is set first.
+    a.op(LD | IMM, 0);
+    for m in [0, 2, 3, 4, 5, 6, 7] {
+        a.st(m);
+    }
     a.op(LD | B | ABS, NET);
     a.op(ALU | RSH | K, 4);
     a.st(1);
@@ -351,6 +357,7 @@ mod tests {
             transport: Transport::Udp,
             endpoint: &ep,
             local_port: Some(dport),
+            datagram: false,
         };
         !matches!(p.decide(&r), Action::Deny(_))
     }

@@ -498,12 +498,22 @@ log = ["execve"]
         assert_eq!(net.sockets.len(), 1);
         assert_eq!(net.rules[0].label, "p.toml:6", "the line of its [[network.rule]]");
         let ep = Endpoint::Ip("::1".parse().unwrap(), 8080);
-        let r =
-            Request { op: Op::Connect, transport: Transport::Tcp, endpoint: &ep, local_port: None };
+        let r = Request {
+            op: Op::Connect,
+            transport: Transport::Tcp,
+            endpoint: &ep,
+            local_port: None,
+            datagram: false,
+        };
         assert_eq!(net.decide(&r), Action::Allow);
         let ep = Endpoint::Ip("2001:db8::1".parse().unwrap(), 53);
-        let r =
-            Request { op: Op::Send, transport: Transport::Udp, endpoint: &ep, local_port: None };
+        let r = Request {
+            op: Op::Send,
+            transport: Transport::Udp,
+            endpoint: &ep,
+            local_port: None,
+            datagram: false,
+        };
         assert_eq!(net.decide(&r), Action::Deny(Errno::EPERM));
         let sys: Vec<_> = p
             .rules

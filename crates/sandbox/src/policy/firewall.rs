@@ -8,7 +8,9 @@
 //! the socket's local port is one of them.
 //!
 //! A `connect` or `send` rule also matches `receive` from the same endpoints: a datagram
-//! socket needs that to get its answers (see [`NetRule::new`]).
+//! socket needs that to get its answers (see [`NetRule::new`]). A `send` rule also matches a
+//! datagram socket's `connect`, which only sets where its datagrams go (resolvers connect
+//! their UDP sockets).
 
 use std::net::IpAddr;
 
@@ -215,7 +217,7 @@ impl NetRule {
 
     /// Whether the rule decides `req`.
     pub fn matches(&self, req: &Request<'_>) -> bool {
-        self.ops.has(req.op)
+        (self.ops.has(req.op) || (req.datagram && req.op == Op::Connect && self.ops.has(Op::Send)))
             && self.protocol.matches(req.transport)
             && self.target.matches(req.endpoint)
             && self.local_ports.is_none_or(|r| req.local_port.is_some_and(|p| r.contains(p)))
@@ -233,6 +235,9 @@ pub struct Request<'a> {
     pub endpoint: &'a Endpoint,
     /// The socket's local port, for `accept` and `receive`.
     pub local_port: Option<u16>,
+    /// Whether the socket is a datagram socket: its `connect` only sets where its datagrams
+    /// go, so `send` rules decide it as well as `connect` rules.
+    pub datagram: bool,
 }
 
 /// Socket kinds beyond TCP, UDP, unix and `NETLINK_ROUTE` that a policy may let the program
@@ -443,7 +448,7 @@ mod tests {
     }
 
     fn req<'a>(op: Op, t: Transport, ep: &'a Endpoint) -> Request<'a> {
-        Request { op, transport: t, endpoint: ep, local_port: None }
+        Request { op, transport: t, endpoint: ep, local_port: None, datagram: false }
     }
 
     #[test]

@@ -198,7 +198,13 @@ fn decide_addr(
         ep if crate::policy::is_kernel_netlink(&ep) => return Ok(()),
         ep => ep,
     };
-    let req = Request { op, transport: p.kind.transport(), endpoint: &ep, local_port: None };
+    let req = Request {
+        op,
+        transport: p.kind.transport(),
+        endpoint: &ep,
+        local_port: None,
+        datagram: p.kind.datagram(),
+    };
     engine.decide(caller(ctx), syscall, &req)
 }
 
@@ -268,7 +274,13 @@ pub fn listen(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             let Some((ip, port)) = endpoint::ip_of(&name) else { return Err(Errno::EINVAL) };
             let ep = Endpoint::Ip(ip, port);
             if port == 0 {
-                let r = Request { op: Op::Bind, transport, endpoint: &ep, local_port: None };
+                let r = Request {
+                    op: Op::Bind,
+                    transport,
+                    endpoint: &ep,
+                    local_port: None,
+                    datagram: false,
+                };
                 engine.decide(caller(ctx), "listen", &r)?;
             }
             Some(ep)
@@ -290,7 +302,8 @@ pub fn listen(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         _ => None,
     };
     if let Some(ep) = local {
-        let r = Request { op: Op::Listen, transport, endpoint: &ep, local_port: None };
+        let r =
+            Request { op: Op::Listen, transport, endpoint: &ep, local_port: None, datagram: false };
         engine.decide(caller(ctx), "listen", &r)?;
     }
     host(libc::SYS_listen, [p.fd(), a[1], 0, 0, 0, 0])
