@@ -6,9 +6,13 @@
 //! `cargo xtask bench` runs the criterion benches and prints one table of the numbers that
 //! matter (see [`bench::ROWS`]). `cargo xtask run` builds the sandbox and runs a program in it.
 //! `cargo xtask vtx` boots Debian's kernel in Bochs with an emulated VT-x CPU and runs the KVM
-//! tests and a sandbox suite there (see [`vtx`]).
+//! tests and a sandbox suite there (see [`vtx`]). `cargo xtask compat` runs CPython's own test
+//! modules natively and in the sandbox and compares them test by test (see [`compat`]).
 
 mod bench;
+mod compat;
+mod compat_expected;
+mod compat_results;
 mod provision;
 mod run;
 mod test;
@@ -38,6 +42,8 @@ enum Command {
     Run(run::RunArgs),
     /// The VT-x rig: boot Debian's kernel in Bochs (emulated VT-x) and run the KVM tests there.
     Vtx(vtx::VtxArgs),
+    /// Run CPython's test modules natively and in the sandbox; compare them test by test.
+    Compat(compat::CompatArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::main(&args),
         Command::Run(args) => run::main(&args),
         Command::Vtx(args) => vtx::main(&args),
+        Command::Compat(args) => compat::main(&args),
     };
     match result {
         Ok(code) => code,
@@ -92,5 +99,27 @@ mod tests {
         let Command::Bench(args) = cli.command else { panic!("not bench") };
         assert!(args.quick);
         assert_eq!(args.filter, ["decode"]);
+
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "compat",
+            "--modules",
+            "test_os,test_mmap",
+            "--sandbox-arg=--no-switchless",
+            "--",
+            "-u",
+            "all",
+        ])
+        .unwrap();
+        let Command::Compat(args) = cli.command else { panic!("not compat") };
+        assert_eq!(args.modules, ["test_os", "test_mmap"]);
+        assert_eq!(args.sandbox_arg, ["--no-switchless"]);
+        assert_eq!(args.regrtest_args, ["-u", "all"]);
+        let cli = Cli::try_parse_from(["xtask", "compat", "--subset", "ci"]).unwrap();
+        let Command::Compat(args) = cli.command else { panic!("not compat") };
+        assert_eq!(args.subset, compat::Subset::Ci);
+        assert!(
+            Cli::try_parse_from(["xtask", "compat", "--native-only", "--reuse-native"]).is_err()
+        );
     }
 }

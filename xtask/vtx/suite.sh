@@ -103,10 +103,10 @@ d c-thr 0 /vtx/bin/thr
 d c-proc 0 /vtx/bin/proc
 # The sandbox suite's differential programs (crates/sandbox/tests/c): random mmap/munmap/mremap/
 # mprotect/madvise/brk sequences with every page checked (fewer steps than there: Bochs is slow),
-# a realloc'ed buffer grown to 3 MiB, descriptors around posix_spawn and vfork, resource limits.
+# a realloc'ed buffer grown to 2 MiB, descriptors around posix_spawn and vfork, resource limits.
 cd /tmp
-d c-mem-ops 0 /vtx/bin/mem_ops 3 400
-d c-mem-realloc 0 /vtx/bin/mem_realloc 3
+d c-mem-ops 0 /vtx/bin/mem_ops 3 250
+d c-mem-realloc 0 /vtx/bin/mem_realloc 2
 d c-spawn-fds 0 /vtx/bin/proc_spawn_fds
 d c-rlimit-runtime 0 /vtx/bin/rlimit_runtime
 # UMIP: where the emulated CPU has it, Linux gives fixed values and so must the sandbox; where

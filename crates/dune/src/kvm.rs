@@ -52,6 +52,18 @@ impl KvmHost {
             }
             _ => KvmError::Open(e),
         })?;
+        Self::checked(kvm, path)
+    }
+
+    /// A duplicate of the open KVM device descriptor `fd`, placed by `placer`, checked as
+    /// [`KvmHost::open`] checks a device it opens. Errors: [`KvmError::Open`] (`EBADF`,
+    /// `EMFILE`), then as [`KvmHost::open`].
+    pub(crate) fn duplicate(fd: RawFd, placer: Option<&dyn crate::FdPlacer>) -> Result<Self, KvmError> {
+        let kvm = crate::sys::dup_kvm(fd, placer).map_err(KvmError::Open)?;
+        Self::checked(kvm, &format!("/proc/self/fd/{fd}"))
+    }
+
+    fn checked(kvm: Kvm, path: &str) -> Result<Self, KvmError> {
         let version = kvm.get_api_version();
         if version < 0 {
             // KVM_GET_API_VERSION failed: the file answers no KVM ioctl (a bind-mounted

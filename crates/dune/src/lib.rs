@@ -58,6 +58,9 @@ pub use kvm::{KvmHost, check_kvm};
 pub use kvm_bindings;
 pub use paging::{Perms, Translation, Walk};
 pub use switchless::Mailbox;
+pub use sys::{
+    ForeignKickHook, allow_kick, note_host_signal, set_foreign_kick_hook, with_kick_unblocked,
+};
 pub use trap::{Exception, PageFault, PfError, RawExit, Regs, Syscall, Trap};
 pub use vcpu::{IretFrame, Kicker, USER_RFLAGS, Vcpu};
-pub use vm::{FdPlacer, Platform, SyscallPath, SystemLayout, TlbFlush, Vm, VmConfig};
+pub use vm::{FdPlacer, Held, Platform, SyscallPath, SystemLayout, TlbFlush, Vm, VmConfig};

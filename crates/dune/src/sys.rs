@@ -184,6 +184,8 @@ pub(crate) unsafe fn set_slot(
 
 thread_local! {
     static KICK_BLOCKED: Cell<bool> = const { Cell::new(false) };
+    /// Host signals other than kicks taken by this thread (see [`note_host_signal`]).
+    static HOST_SIGNALS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The signal used to kick vCPU threads: `SIGRTMAX - 1` (glibc reserves the lowest RT signals).
@@ -191,18 +193,104 @@ pub(crate) fn kick_signal() -> i32 {
     libc::SIGRTMAX() - 1
 }
 
-extern "C" fn on_kick(_sig: i32) {}
+/// Tells `dune` that the calling thread took a host signal that is not a kick (the embedder's
+/// signal handlers call this): a `KVM_RUN` that such a signal interrupted is reported as
+/// [`crate::Trap::Interrupted`] even when a TLB-shootdown kick arrived with it, so no program
+/// signal waits for the guest's next exit. Async-signal-safe.
+pub fn note_host_signal() {
+    HOST_SIGNALS.with(|c| c.set(c.get().wrapping_add(1)));
+}
 
-/// Installs a no-op handler for the kick signal once per process, so that a stray kick delivered
-/// to a thread that does not block it does not terminate the process (the default action).
+/// How many non-kick host signals the calling thread took so far ([`note_host_signal`]).
+pub(crate) fn host_signals() -> u64 {
+    HOST_SIGNALS.with(Cell::get)
+}
+
+/// Receives instances of the kick signal that the runtime did not send (the runtime sends its
+/// kicks with `tgkill` from its own process or from its own timers):
+/// another process's `kill`, `sigqueue`, `tgkill`, `pidfd_send_signal`, or an `F_SETOWN`
+/// file's `SIGIO` with that number. Called with the 128-byte `siginfo_t` and, from a signal
+/// handler, its `ucontext_t` (null when called from the vCPU thread after a run); it must be
+/// async-signal-safe.
+pub type ForeignKickHook = fn(&[u8; 128], *mut libc::c_void);
+
+static FOREIGN_KICK_HOOK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Registers the receiver of kick signals the runtime did not send; without one they are
+/// dropped, as a no-op signal would be.
+pub fn set_foreign_kick_hook(hook: ForeignKickHook) {
+    FOREIGN_KICK_HOOK.store(hook as usize, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Hands a foreign kick to the registered hook.
+fn foreign_kick(info: &[u8; 128], ctx: *mut libc::c_void) {
+    let h = FOREIGN_KICK_HOOK.load(std::sync::atomic::Ordering::SeqCst);
+    if h != 0 {
+        // SAFETY: only `set_foreign_kick_hook` stores here, and it stores a `ForeignKickHook`.
+        let hook: ForeignKickHook = unsafe { std::mem::transmute::<usize, ForeignKickHook>(h) };
+        hook(info, ctx);
+    }
+}
+
+/// `sigev_value` of the runtime's POSIX timers, to tell which one fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimerTag {
+    /// The watchdog that ends a `KVM_RUN` that never exits.
+    Watchdog = 1,
+    /// The end of a quiet period (`Vcpu::quiet_for`).
+    Slice = 2,
+}
+
+/// `si_code`, `si_pid` and `si_value` of a 128-byte siginfo (`si_pid` and `si_value` as laid
+/// out for `SI_TKILL`/`SI_QUEUE` and `SI_TIMER`; the caller picks the one that applies).
+fn info_fields(info: &[u8; 128]) -> (i32, i32, u64) {
+    let code = i32::from_ne_bytes(info[8..12].try_into().unwrap());
+    let pid = i32::from_ne_bytes(info[16..20].try_into().unwrap());
+    let value = u64::from_ne_bytes(info[24..32].try_into().unwrap());
+    (code, pid, value)
+}
+
+/// Whether an instance of the kick signal is the runtime's own: a `tgkill` from this process
+/// (`si_code` `SI_TKILL`; `SI_USER` from this process is taken as the runtime's too, as the
+/// embedder refuses or records itself every call of the guest's that would send this number
+/// to this process) or one of this process's timers (the embedder refuses guest timers with
+/// this number). Anything else — `kill`, `sigqueue`, `tgkill` from another process, `SIGIO` —
+/// is a signal meant for whatever runs in the guest.
+pub(crate) fn is_own_kick(info: &[u8; 128], own_pid: i32) -> bool {
+    let (code, pid, _) = info_fields(info);
+    (matches!(code, libc::SI_TKILL | libc::SI_USER) && pid == own_pid) || code == libc::SI_TIMER
+}
+
+fn info_bytes(info: *const libc::siginfo_t) -> [u8; 128] {
+    let mut b = [0u8; 128];
+    // SAFETY: the kernel (or sigtimedwait) filled a whole 128-byte siginfo_t at `info`.
+    unsafe { std::ptr::copy_nonoverlapping(info.cast::<u8>(), b.as_mut_ptr(), 128) };
+    b
+}
+
+extern "C" fn on_kick(_sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // A thread that does not block the kick took it (one that never ran a vCPU): a runtime kick
+    // means nothing there; a foreign one is the guest's.
+    let b = info_bytes(info);
+    // SAFETY: getpid has no preconditions and is async-signal-safe.
+    if !is_own_kick(&b, unsafe { libc::getpid() }) {
+        foreign_kick(&b, ctx);
+    }
+}
+
+/// Installs the kick signal's handler once per process, so that a stray kick delivered to a
+/// thread that does not block it does not terminate the process (the default action), and a
+/// foreign one reaches the [`ForeignKickHook`].
 pub(crate) fn install_kick_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: a zeroed sigaction is a valid starting value; the handler does nothing.
+        // SAFETY: a zeroed sigaction is a valid starting value; the handler is
+        // async-signal-safe (a copy, getpid, and the hook, which must be).
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_kick as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = libc::SA_SIGINFO;
+            libc::sigfillset(&mut sa.sa_mask);
             let rc = libc::sigaction(kick_signal(), &sa, std::ptr::null_mut());
             assert_eq!(rc, 0, "sigaction for the vCPU kick signal failed");
         }
@@ -219,9 +307,40 @@ fn kick_set() -> libc::sigset_t {
     }
 }
 
+/// Runs `f` with the kick signal unblocked in the calling thread, if it is a vCPU thread
+/// (which blocks it outside `KVM_RUN`): a kick signal then interrupts the blocking host call
+/// `f` makes, as any other signal would, and one the runtime did not send reaches the
+/// [`ForeignKickHook`] at once. The runtime's own kicks taken meanwhile are not lost:
+/// [`crate::Vcpu::run`] looks for kicks before it enters the guest.
+pub fn with_kick_unblocked<T>(f: impl FnOnce() -> T) -> T {
+    if !KICK_BLOCKED.with(Cell::get) {
+        return f();
+    }
+    let kick = kick_set();
+    // SAFETY: pthread_sigmask with a valid set changes only this thread's mask.
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &kick, std::ptr::null_mut()) };
+    let r = f();
+    // SAFETY: as above.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &kick, std::ptr::null_mut()) };
+    r
+}
+
+/// Removes the kick signal from `mask`, a mask a waiting call installs for its wait (`ppoll`,
+/// `pselect6`): see [`with_kick_unblocked`].
+pub fn allow_kick(mask: &mut libc::sigset_t) {
+    // SAFETY: `mask` is a valid, initialised sigset_t.
+    unsafe { libc::sigdelset(mask, kick_signal()) };
+}
+
+/// The first 8 bytes of a glibc `sigset_t`: the kernel's 64-signal mask.
+pub(crate) fn mask_bits(set: &libc::sigset_t) -> u64 {
+    // SAFETY: a sigset_t is at least 8 bytes of plain data.
+    unsafe { std::ptr::read_unaligned((set as *const libc::sigset_t).cast::<u64>()) }
+}
+
 /// Blocks the kick signal in the calling thread (once) and returns the thread's signal mask
 /// *without* the kick signal: the mask to use while the thread is inside KVM_RUN.
-pub(crate) fn block_kick_in_this_thread() -> libc::sigset_t {
+pub(crate) fn block_kick_in_this_thread() -> u64 {
     let kick = kick_set();
     // SAFETY: valid sigset pointers; pthread_sigmask only changes this thread's mask.
     unsafe {
@@ -233,30 +352,30 @@ pub(crate) fn block_kick_in_this_thread() -> libc::sigset_t {
         let mut cur: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut cur);
         libc::sigdelset(&mut cur, kick_signal());
-        cur
+        mask_bits(&cur)
     }
+}
+
+/// The mask for a quiet `KVM_RUN`: every signal blocked but the kick (SIGKILL and SIGSTOP
+/// cannot be blocked; KVM drops them from the set itself).
+pub(crate) fn quiet_mask() -> u64 {
+    !(1u64 << (kick_signal() - 1))
 }
 
 /// `KVM_SET_SIGNAL_MASK`: `_IOW(KVMIO, 0x8b, struct kvm_signal_mask)`.
 const KVM_SET_SIGNAL_MASK: libc::c_ulong = 0x4004_ae8b;
 
-/// Sets the signal mask KVM installs for the duration of KVM_RUN on `vcpu`.
-pub(crate) fn set_vcpu_signal_mask(
-    vcpu: &kvm_ioctls::VcpuFd,
-    mask: &libc::sigset_t,
-) -> io::Result<()> {
+/// Sets the signal mask (bit `n - 1` for signal `n`) KVM installs for the duration of KVM_RUN
+/// on `vcpu`.
+pub(crate) fn set_vcpu_signal_mask(vcpu: &kvm_ioctls::VcpuFd, mask: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    // The kernel's sigset_t is 8 bytes on x86-64 (the first 8 bytes of glibc's 128-byte set).
+    // The kernel's sigset_t is 8 bytes on x86-64.
     #[repr(C)]
     struct SignalMask {
         len: u32,
         sigset: [u8; 8],
     }
-    let mut m = SignalMask { len: 8, sigset: [0; 8] };
-    // SAFETY: `mask` is a valid sigset_t of at least 8 bytes.
-    let bytes =
-        unsafe { std::slice::from_raw_parts((mask as *const libc::sigset_t).cast::<u8>(), 8) };
-    m.sigset.copy_from_slice(bytes);
+    let m = SignalMask { len: 8, sigset: mask.to_ne_bytes() };
     // SAFETY: KVM_SET_SIGNAL_MASK reads a kvm_signal_mask of `len` bytes of set from the pointer.
     let rc = unsafe { libc::ioctl(vcpu.as_raw_fd(), KVM_SET_SIGNAL_MASK, &m) };
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
@@ -265,27 +384,44 @@ pub(crate) fn set_vcpu_signal_mask(
 /// Pending kick signals of the calling thread, consumed by [`consume_kicks`].
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Kicks {
-    /// At least one kick signal was pending.
+    /// At least one kick signal of the runtime's own was pending.
     pub(crate) any: bool,
-    /// One of them came from a watchdog timer (`si_code == SI_TIMER`).
-    pub(crate) timer: bool,
+    /// One of them came from the watchdog timer.
+    pub(crate) watchdog: bool,
+    /// One of them ended a quiet period.
+    pub(crate) slice: bool,
+    /// A kick signal the runtime did not send was pending (handed to the [`ForeignKickHook`]).
+    pub(crate) foreign: bool,
 }
 
-/// Consumes the calling thread's pending kick signals.
+/// Consumes the calling thread's pending kick signals (its own and the process's).
 pub(crate) fn consume_kicks() -> Kicks {
     let set = kick_set();
     let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     let mut k = Kicks::default();
+    // SAFETY: getpid has no preconditions.
+    let own_pid = unsafe { libc::getpid() };
     loop {
         // SAFETY: siginfo_t is plain data for which all-zero bytes are a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid pointers; sigtimedwait with a zero timeout never blocks.
-        let r = unsafe { libc::sigtimedwait(&set, &mut info, &zero) };
+        // SAFETY: valid pointers; rt_sigtimedwait with a zero timeout never blocks. The system
+        // call itself, not glibc's sigtimedwait, which reports SI_TKILL as SI_USER.
+        let r = unsafe { libc::syscall(libc::SYS_rt_sigtimedwait, &set, &mut info, &zero, 8usize) };
         if r < 0 {
             return k;
         }
+        let b = info_bytes(&info);
+        if !is_own_kick(&b, own_pid) {
+            k.foreign = true;
+            foreign_kick(&b, std::ptr::null_mut());
+            continue;
+        }
         k.any = true;
-        k.timer |= info.si_code == libc::SI_TIMER;
+        let (code, _, value) = info_fields(&b);
+        if code == libc::SI_TIMER {
+            k.watchdog |= value as u32 == TimerTag::Watchdog as u32;
+            k.slice |= value as u32 == TimerTag::Slice as u32;
+        }
     }
 }
 
@@ -332,8 +468,9 @@ pub(crate) struct ThreadTimer {
 unsafe impl Send for ThreadTimer {}
 
 impl ThreadTimer {
-    /// Creates a CLOCK_MONOTONIC timer that signals the calling thread.
-    pub(crate) fn for_current_thread() -> io::Result<Self> {
+    /// Creates a CLOCK_MONOTONIC timer that signals the calling thread, with `tag` as its
+    /// `sigev_value`.
+    pub(crate) fn for_current_thread(tag: TimerTag) -> io::Result<Self> {
         let tid = gettid();
         // SAFETY: zeroed sigevent is valid; fields set below follow timer_create(2) for
         // SIGEV_THREAD_ID.
@@ -341,6 +478,7 @@ impl ThreadTimer {
         ev.sigev_notify = libc::SIGEV_THREAD_ID;
         ev.sigev_signo = kick_signal();
         ev.sigev_notify_thread_id = tid;
+        ev.sigev_value = libc::sigval { sival_ptr: tag as usize as *mut libc::c_void };
         let mut id: libc::timer_t = std::ptr::null_mut();
         // SAFETY: valid pointers to initialised values.
         let rc = unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id) };
@@ -411,6 +549,7 @@ pub(crate) fn open_kvm(
     placer: Option<&dyn crate::FdPlacer>,
 ) -> io::Result<kvm_ioctls::Kvm> {
     use std::os::fd::FromRawFd;
+    let _creating = placer.map(|p| p.creating());
     let fd = with_room(placer, || {
         // SAFETY: plain open of a NUL-terminated path; the result is checked.
         let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
@@ -418,6 +557,20 @@ pub(crate) fn open_kvm(
     })?;
     let fd = place(fd, placer)?;
     // SAFETY: `fd` is a freshly opened descriptor owned by nobody else.
+    Ok(unsafe { kvm_ioctls::Kvm::from_raw_fd(fd) })
+}
+
+/// A duplicate of the KVM device descriptor `fd` where `placer` puts it.
+pub(crate) fn dup_kvm(fd: RawFd, placer: Option<&dyn crate::FdPlacer>) -> io::Result<kvm_ioctls::Kvm> {
+    use std::os::fd::FromRawFd;
+    let _creating = placer.map(|p| p.creating());
+    let fd = with_room(placer, || {
+        // SAFETY: F_DUPFD_CLOEXEC on a descriptor number; the result is checked.
+        let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if d < 0 { Err(io::Error::last_os_error()) } else { Ok(d) }
+    })?;
+    let fd = place(fd, placer)?;
+    // SAFETY: `fd` is a fresh duplicate owned by nobody else.
     Ok(unsafe { kvm_ioctls::Kvm::from_raw_fd(fd) })
 }
 
@@ -447,6 +600,7 @@ pub(crate) fn create_vm(
     placer: Option<&dyn crate::FdPlacer>,
 ) -> io::Result<VmFd> {
     use std::os::fd::AsRawFd;
+    let _creating = placer.map(|p| p.creating());
     let fd = with_room(placer, || ioctl_new_fd(kvm.as_raw_fd(), KVM_CREATE_VM, 0))?;
     let fd = place(fd, placer)?;
     // SAFETY: `fd` is a fresh VM descriptor owned by nobody else.
@@ -460,9 +614,38 @@ pub(crate) fn create_vcpu(
     placer: Option<&dyn crate::FdPlacer>,
 ) -> io::Result<kvm_ioctls::VcpuFd> {
     use std::os::fd::AsRawFd;
+    let _creating = placer.map(|p| p.creating());
     let fd =
         with_room(placer, || ioctl_new_fd(vm.as_raw_fd(), KVM_CREATE_VCPU, id as libc::c_ulong))?;
     let fd = place(fd, placer)?;
     // SAFETY: `fd` is a fresh vCPU descriptor of `vm` owned by nobody else.
     unsafe { vm.create_vcpu_from_rawfd(fd) }.map_err(|e| io::Error::from_raw_os_error(e.errno()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(code: i32, pid: i32, value: u64) -> [u8; 128] {
+        let mut b = [0u8; 128];
+        b[0..4].copy_from_slice(&kick_signal().to_ne_bytes());
+        b[8..12].copy_from_slice(&code.to_ne_bytes());
+        b[16..20].copy_from_slice(&pid.to_ne_bytes());
+        b[24..32].copy_from_slice(&value.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn only_the_runtime_s_own_kicks_are_its_own() {
+        let me = 4321;
+        assert!(is_own_kick(&info(libc::SI_TKILL, me, 0), me));
+        assert!(is_own_kick(&info(libc::SI_USER, me, 0), me));
+        assert!(is_own_kick(&info(libc::SI_TIMER, 0, TimerTag::Slice as u64), me));
+        // Another process's kill, tgkill, sigqueue; SIGIO; sigqueue claiming to be us.
+        assert!(!is_own_kick(&info(libc::SI_USER, me + 1, 0), me));
+        assert!(!is_own_kick(&info(libc::SI_TKILL, me + 1, 0), me));
+        assert!(!is_own_kick(&info(libc::SI_QUEUE, me, 0), me));
+        assert!(!is_own_kick(&info(1 /* POLL_IN */, 0x41, 3), me));
+        assert!(!is_own_kick(&info(libc::SI_SIGIO, 0x41, 3), me));
+    }
 }

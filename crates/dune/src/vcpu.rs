@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kvm_bindings::{Msrs, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcrs};
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
@@ -26,7 +26,7 @@ use trap::{ExitContext, RawExit, Regs, Trap, tramp};
 
 use crate::error::{IoctlError, VcpuError, VmError};
 use crate::switchless::{Mailbox, Settled};
-use crate::sys::{self, ThreadTimer};
+use crate::sys::{self, ThreadTimer, TimerTag};
 use crate::vm::{SyscallPath, TlbFlush, Vm};
 
 const MSR_STAR: u32 = 0xc000_0081;
@@ -137,6 +137,13 @@ pub struct Vcpu {
     sync_regs: bool,
     tlb_gen: u64,
     watchdog: Option<(Duration, Option<ThreadTimer>)>,
+    /// A quiet period ([`Vcpu::quiet_for`]): its end, and the timer that kicks the vCPU then.
+    quiet: Option<Instant>,
+    quiet_timer: Option<ThreadTimer>,
+    /// The signal mask KVM installs in `KVM_RUN` on this thread (the thread's own without the
+    /// kick), and whether the quiet mask is installed instead right now.
+    run_mask: u64,
+    quiet_mask_set: bool,
     last: Option<RawExit>,
     /// External kicks already reported as [`Trap::Interrupted`].
     seen_kicks: u64,
@@ -213,6 +220,10 @@ impl Vcpu {
             sync_regs,
             tlb_gen: 0,
             watchdog: None,
+            quiet: None,
+            quiet_timer: None,
+            run_mask: 0,
+            quiet_mask_set: false,
             last: None,
             seen_kicks: 0,
             thread: None,
@@ -427,6 +438,40 @@ impl Vcpu {
     /// [`VcpuError::Watchdog`]. `None` removes the limit. Costs two `timer_settime` calls per run.
     pub fn set_watchdog(&mut self, limit: Option<Duration>) {
         self.watchdog = limit.map(|d| (d, None));
+    }
+
+    /// Starts (or extends) a quiet period of `d` from now: until it ends, `KVM_RUN` runs with
+    /// every host signal blocked but the kick, so the guest runs undisturbed however fast
+    /// signals arrive (they stay pending in the host kernel, or go to another thread, until
+    /// the thread leaves `KVM_RUN`). A timer kicks the vCPU when the period ends; that run
+    /// returns [`Trap::Interrupted`]. Exits, kicks and the thread's host calls between runs
+    /// are not affected. Costs a `timer_settime`, and `KVM_SET_SIGNAL_MASK` when the period
+    /// starts and after it ends. Errors: the timer cannot be created.
+    pub fn quiet_for(&mut self, d: Duration) -> Result<(), VcpuError> {
+        let tid = sys::gettid();
+        if self.quiet_timer.as_ref().is_none_or(|t| t.tid() != tid) {
+            self.quiet_timer = Some(
+                ThreadTimer::for_current_thread(TimerTag::Slice)
+                    .map_err(|e| IoctlError::from_io("timer_create", &e))?,
+            );
+        }
+        self.quiet_timer.as_ref().expect("just created").arm(d.max(Duration::from_nanos(1)));
+        self.quiet = Some(Instant::now() + d);
+        Ok(())
+    }
+
+    /// Whether a quiet period ([`Vcpu::quiet_for`]) is in progress.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet.is_some_and(|end| Instant::now() < end)
+    }
+
+    /// Ends the quiet period, if any, at once.
+    pub fn end_quiet(&mut self) {
+        if self.quiet.take().is_some()
+            && let Some(t) = &self.quiet_timer
+        {
+            t.arm(Duration::ZERO);
+        }
     }
 
     /// Starts the program's thread in ring 3 at `rip` with stack `rsp` and RFLAGS
@@ -661,26 +706,45 @@ impl Vcpu {
         if self.kick.0.tid.load(Ordering::Relaxed) != tid {
             // First run on this thread: block the kick signal here and let KVM unblock it only
             // inside KVM_RUN (see `sys`), then make kicks target this thread.
-            let mask = sys::block_kick_in_this_thread();
-            sys::set_vcpu_signal_mask(&self.fd, &mask)
+            self.run_mask = sys::block_kick_in_this_thread();
+            self.quiet_mask_set = false;
+            // A quiet period's timer kicks the thread that started it.
+            self.end_quiet();
+            sys::set_vcpu_signal_mask(&self.fd, self.run_mask)
                 .map_err(|e| IoctlError::from_io("KVM_SET_SIGNAL_MASK", &e))?;
             self.kick.0.tid.store(tid, Ordering::SeqCst);
             self.vm.register_running(self.kick.clone());
         }
         loop {
+            // A kick whose signal was taken outside the guest (a host call runs with it
+            // unblocked: `with_kick_unblocked`) ends this run before it starts.
+            let external = self.kick.0.external.load(Ordering::SeqCst);
+            if external != self.seen_kicks {
+                self.seen_kicks = external;
+                let _ = sys::consume_kicks();
+                return Ok(RawExit::Interrupted);
+            }
+            let signals = sys::host_signals();
             let (raw, kicks) = self.run_once(tid)?;
             if raw == RawExit::Interrupted {
                 // Consumed before the watchdog is disarmed: re-arming a POSIX timer discards its
                 // pending signal (kernel/time/posix-timers.c, it_signal_seq).
                 let kicks = kicks.unwrap_or_default();
-                if let (true, Some((d, _))) = (kicks.timer, &self.watchdog) {
+                if let (true, Some((d, _))) = (kicks.watchdog, &self.watchdog) {
                     return Err(VcpuError::Watchdog(*d));
                 }
-                // A kick that only asked for a TLB shootdown: flush and go back in. External kicks
-                // are counted, so one sent while the vCPU was outside the guest still ends the
-                // next run.
+                // The end of a quiet period is reported, so that what arrived meanwhile is seen.
+                let quiet_over = kicks.slice && self.quiet.is_some_and(|end| Instant::now() >= end);
+                if quiet_over {
+                    self.quiet = None;
+                }
+                // A kick that only asked for a TLB shootdown (or a stale quiet-period timer):
+                // flush and go back in. External kicks are counted, so one sent while the vCPU
+                // was outside the guest still ends the next run; a host signal taken with the
+                // kick (the embedder's, see `note_host_signal`) or a foreign kick is reported.
                 let external = self.kick.0.external.load(Ordering::SeqCst);
-                if kicks.any && external == self.seen_kicks {
+                let other = kicks.foreign || sys::host_signals() != signals;
+                if kicks.any && !quiet_over && !other && external == self.seen_kicks {
                     continue;
                 }
                 self.seen_kicks = external;
@@ -692,10 +756,17 @@ impl Vcpu {
     fn run_once(&mut self, tid: i32) -> Result<(RawExit, Option<sys::Kicks>), VcpuError> {
         self.sync_tlb()?;
         self.flush_regs()?;
+        let quiet = self.quiet.is_some_and(|end| Instant::now() < end);
+        if quiet != self.quiet_mask_set {
+            let mask = if quiet { sys::quiet_mask() } else { self.run_mask };
+            sys::set_vcpu_signal_mask(&self.fd, mask)
+                .map_err(|e| IoctlError::from_io("KVM_SET_SIGNAL_MASK", &e))?;
+            self.quiet_mask_set = quiet;
+        }
         if let Some((d, timer)) = &mut self.watchdog {
             if timer.as_ref().is_none_or(|t| t.tid() != tid) {
                 *timer = Some(
-                    ThreadTimer::for_current_thread()
+                    ThreadTimer::for_current_thread(TimerTag::Watchdog)
                         .map_err(|e| IoctlError::from_io("timer_create", &e))?,
                 );
             }

@@ -33,7 +33,17 @@ pub trait FdPlacer: Send + Sync + std::fmt::Debug {
     fn make_room(&self) -> bool;
     /// A descriptor [`FdPlacer::place`] returned was closed.
     fn closed(&self, fd: std::os::fd::RawFd);
+    /// Held from just before a descriptor is created until [`FdPlacer::place`] returned: an
+    /// embedder whose program can close or duplicate descriptors meanwhile (another thread)
+    /// keeps it from touching the new one while it still has a number of the program's.
+    fn creating(&self) -> Box<dyn Held + '_> {
+        Box::new(())
+    }
 }
+
+/// Anything held for its `Drop` (a lock guard): see [`FdPlacer::creating`].
+pub trait Held {}
+impl<T> Held for T {}
 
 /// How a VM is created.
 #[derive(Clone, Debug)]
@@ -50,6 +60,10 @@ pub struct VmConfig {
     /// program in the guest sharing the descriptor table gets the numbers it would get natively
     /// and cannot reach the VM's. `None`: wherever the kernel puts them.
     pub fd_placer: Option<Arc<dyn FdPlacer>>,
+    /// An open `/dev/kvm` descriptor to duplicate instead of opening `/dev/kvm` (a forked
+    /// child's, inherited from its parent: it may no longer be allowed to open the device, for
+    /// instance after dropping privileges). `None`: open `/dev/kvm`.
+    pub kvm_fd: Option<std::os::fd::RawFd>,
     /// Merge touching memory ranges into one slot ([`ept::GuestPhysMap::set_coalesce`]). Turn
     /// off when vCPUs run while memory is added (a merge briefly deletes a slot).
     pub coalesce_slots: bool,
@@ -84,6 +98,7 @@ impl Default for VmConfig {
             page_table_bytes: PAGE_1G,
             system_base: None,
             fd_placer: None,
+            kvm_fd: None,
             coalesce_slots: true,
             platform: None,
             switchless: true,
@@ -200,7 +215,10 @@ impl Vm {
     /// guest-physical width is free; [`VmError::Probe`] when the host behaves in a way the runtime
     /// does not know.
     pub fn new(cfg: VmConfig) -> Result<Arc<Vm>, VmError> {
-        let host = KvmHost::open_at("/dev/kvm", cfg.fd_placer.as_deref())?;
+        let host = match cfg.kvm_fd {
+            Some(fd) => KvmHost::duplicate(fd, cfg.fd_placer.as_deref())?,
+            None => KvmHost::open_at("/dev/kvm", cfg.fd_placer.as_deref())?,
+        };
         let fd = sys::create_vm(&host.kvm, cfg.fd_placer.as_deref())
             .map_err(|e| IoctlError::from_io("KVM_CREATE_VM", &e))?;
         Self::disable_hypercall_patching(&host, &fd)?;

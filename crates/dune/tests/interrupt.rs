@@ -90,3 +90,88 @@ fn watchdog_ends_a_run_that_never_exits() {
         other => panic!("expected the watchdog, got {other:?}"),
     }
 }
+
+static USR2: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn on_usr2(_: i32) {
+    USR2.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn quiet_period_holds_host_signals_back_until_it_ends() {
+    let Some(mut env) =
+        Env::new("dune::interrupt::quiet_period_holds_host_signals_back_until_it_ends")
+    else {
+        return;
+    };
+    // SAFETY: installs a handler that only counts in an atomic.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr2 as *const () as usize;
+        libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut());
+    }
+    let flag = guest_pages(&env.vm, 4096, Perms::USER_R);
+    // Bound to this thread first (the quiet period's timer kicks the thread that starts it).
+    assert_eq!(report(env.call(g::g_report(), &[1]), 2), 1);
+    env.vcpu.quiet_for(Duration::from_millis(300)).unwrap();
+    assert!(env.vcpu.is_quiet());
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as usize;
+    let t = std::thread::spawn(move || {
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(2));
+            // SAFETY: `me` is the live test thread.
+            unsafe { libc::pthread_kill(me as libc::pthread_t, libc::SIGUSR2) };
+        }
+    });
+    let t0 = std::time::Instant::now();
+    assert_eq!(env.call(g::g_spin_flag(), &[flag]), Trap::Interrupted);
+    let took = t0.elapsed();
+    t.join().unwrap();
+    // The signals waited until the period ended; then they were taken at once.
+    assert!(took >= Duration::from_millis(250), "interrupted after {took:?}");
+    assert!(!env.vcpu.is_quiet());
+    assert!(USR2.load(Ordering::SeqCst) >= 1);
+    set_flag(flag);
+    assert_eq!(report(env.resume(), 4), flag);
+}
+
+static FOREIGN: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+fn on_foreign(info: &[u8; 128], _ctx: *mut libc::c_void) {
+    FOREIGN.store(i32::from_ne_bytes(info[16..20].try_into().unwrap()), Ordering::SeqCst);
+}
+
+#[test]
+fn a_kick_signal_from_another_process_is_not_a_kick() {
+    let Some(mut env) =
+        Env::new("dune::interrupt::a_kick_signal_from_another_process_is_not_a_kick")
+    else {
+        return;
+    };
+    dune::set_foreign_kick_hook(on_foreign);
+    let flag = guest_pages(&env.vm, 4096, Perms::USER_R);
+    assert_eq!(report(env.call(g::g_report(), &[1]), 2), 1);
+    // SAFETY: getpid and gettid have no preconditions.
+    let (parent, me) = unsafe { (libc::getpid(), libc::gettid()) };
+    // SAFETY: the child only sleeps, sends one signal and exits (async-signal-safe calls).
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // To this thread (a process-directed one may go to another thread of the test binary,
+        // which does not block the kick).
+        // SAFETY: as above.
+        unsafe {
+            libc::usleep(100_000);
+            libc::syscall(libc::SYS_tgkill, parent, me, libc::SIGRTMAX() - 1);
+            libc::_exit(0);
+        }
+    }
+    assert!(child > 0);
+    assert_eq!(env.call(g::g_spin_flag(), &[flag]), Trap::Interrupted);
+    let mut st = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(child, &mut st, 0) };
+    assert_eq!(FOREIGN.load(Ordering::SeqCst), child, "the hook got the sender's siginfo");
+    set_flag(flag);
+    assert_eq!(report(env.resume(), 4), flag);
+}

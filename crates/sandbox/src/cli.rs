@@ -288,6 +288,17 @@ fn environment(args: &RunArgs) -> Vec<Vec<u8>> {
 /// Entry point of the `sandbox` binary; returns the exit status (or does not return when the
 /// program dies of a signal).
 pub fn main() -> i32 {
+    // A panic is a bug of the supervisor, never the program's doing: it ends the whole
+    // sandbox with the runtime's status (a panicking thread would otherwise leave its program
+    // thread stopped forever), after a line that says so.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "sandbox: internal error: the supervisor (not the program) panicked in thread {}: \
+             {info}",
+            crate::sys::gettid()
+        );
+        crate::sys::exit_now(EXIT_RUNTIME)
+    }));
     let cli = Cli::parse();
     if std::env::var_os("SANDBOX_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

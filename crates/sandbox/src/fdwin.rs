@@ -23,15 +23,31 @@
 //!
 //! A new descriptor the kernel creates for the runtime (`KVM_CREATE_VCPU`, opening a file)
 //! appears at the lowest free number first, which is the program's; [`FdWindow::place`] moves
-//! it into the window at once. In between, another program thread could name that number: it
-//! can do no harm with a KVM descriptor, as the calls that could use one are screened by what
-//! the descriptor is (`mmap`, `SCM_RIGHTS`, `ioctl`; see `syscall`).
+//! it into the window at once. In between, no other program thread can close, duplicate or
+//! replace that number: the calls that do (`close`, `close_range`, `dup`, `dup2`, `dup3`,
+//! `fcntl(F_DUPFD*)`) hold the window's gate shared ([`FdWindow::program_change`]) and the
+//! runtime holds it exclusively from the creation to the move ([`FdWindow::creating`]). Other
+//! routes to a copy of the descriptor are screened by what it *is*, never by its number
+//! ([`runtime_object`]):
+//!
+//! * `mmap` and `SCM_RIGHTS` work on a private duplicate of the program's descriptor that is
+//!   checked first, and refuse a KVM object (`EBADF`): a vCPU's `kvm_run` page mapped into the
+//!   program would let it write the registers KVM loads at the next entry, and a VM or vCPU
+//!   sent to another process would be mapped there;
+//! * `ioctl` forwards only terminal and socket requests, none of which a KVM descriptor
+//!   implements (KVM's requests are type `0xAE`): such a copy is inert there;
+//! * opening a file by any name (`/proc/self/fd/N`, `/dev/fd/N`, `openat` on a
+//!   `/proc/self/fd` directory, a hard link, the file's own path) refuses what is one of the
+//!   runtime's objects by identity: the trace file, KVM's device and its anonymous inodes.
+//!
+//! Files the supervisor reads for itself (its own `/proc/self/maps`, ...) never get a number
+//! the program could duplicate: see [`crate::hostread`].
 
 use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The window of this process (and of the processes forked from it, which inherit it).
 #[derive(Debug)]
@@ -45,6 +61,9 @@ pub struct FdWindow {
     limit: AtomicI32,
     /// Placeholders below `floor`, at `[limit, floor)`, enforcing a lowered limit.
     low: Mutex<BTreeSet<RawFd>>,
+    /// Shared by the program's calls that close or duplicate descriptors, exclusive while the
+    /// runtime has a new descriptor at a number of the program's (see the module's comment).
+    gate: RwLock<()>,
 }
 
 static WINDOW: std::sync::OnceLock<FdWindow> = std::sync::OnceLock::new();
@@ -60,6 +79,7 @@ pub fn init(floor: RawFd, top: RawFd) -> io::Result<&'static FdWindow> {
     if let Some(w) = WINDOW.get() {
         return Ok(w);
     }
+    learn_anon_device();
     let null = std::os::fd::IntoRawFd::into_raw_fd(std::fs::File::open("/dev/null")?);
     let filler = top - 1;
     dup3(null, filler)?;
@@ -81,6 +101,7 @@ pub fn init(floor: RawFd, top: RawFd) -> io::Result<&'static FdWindow> {
         spare: Mutex::new(spare),
         limit: AtomicI32::new(floor),
         low: Mutex::new(BTreeSet::new()),
+        gate: RwLock::new(()),
     };
     Ok(WINDOW.get_or_init(|| w))
 }
@@ -206,9 +227,22 @@ impl FdWindow {
         }
     }
 
-    /// Holds the window's locks (across `fork`, so the child never inherits one held).
-    pub fn lock(&self) -> (MutexGuard<'_, Vec<RawFd>>, MutexGuard<'_, BTreeSet<RawFd>>) {
-        (self.spare.lock().unwrap(), self.low.lock().unwrap())
+    /// Held (shared) by a program call that closes, duplicates or replaces descriptors, from
+    /// its checks to its end: no such call runs while [`FdWindow::creating`] is held.
+    pub fn program_change(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Held (exclusively) by the runtime from just before it creates a descriptor, which the
+    /// kernel puts at the program's lowest free number, until [`FdWindow::place`] moved it.
+    pub fn creating(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Holds the window's locks (across `fork`, so the child never inherits one held, nor a
+    /// gate some thread that the child does not have held).
+    pub fn lock(&self) -> (RwLockWriteGuard<'_, ()>, MutexGuard<'_, Vec<RawFd>>, MutexGuard<'_, BTreeSet<RawFd>>) {
+        (self.creating(), self.spare.lock().unwrap(), self.low.lock().unwrap())
     }
 }
 
@@ -228,6 +262,100 @@ impl Drop for RuntimeFd {
     fn drop(&mut self) {
         window().give_back(self.0);
     }
+}
+
+/// What one of the runtime's objects is, found by identity ([`runtime_object`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeObject {
+    /// A file of the runtime's (the trace file), by device and inode.
+    File,
+    /// KVM: `/dev/kvm` (any device node of it) or one of its anonymous inodes (a VM, a vCPU,
+    /// their statistics).
+    Kvm,
+}
+
+/// How many runtime files [`RUNTIME_FILES`] can hold.
+const MAX_RUNTIME_FILES: usize = 8;
+
+/// `(st_dev, st_ino)` of the runtime's own files ([`add_runtime_file`]), without a lock (a
+/// forked child must never find one held): entries are written once, before [`RUNTIME_COUNT`]
+/// counts them.
+static RUNTIME_FILES: [(AtomicU64, AtomicU64); MAX_RUNTIME_FILES] =
+    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; MAX_RUNTIME_FILES];
+/// How many entries of [`RUNTIME_FILES`] are set.
+static RUNTIME_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// `st_dev` of the kernel's anonymous inodes (eventfd, epoll, KVM's VMs and vCPUs, ...), learnt
+/// at start-up from an eventfd; `u64::MAX` until then.
+static ANON_DEV: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// `KVM_MINOR` (include/linux/miscdevice.h): `/dev/kvm` is the misc device 10:232.
+const KVM_MINOR: u32 = 232;
+/// The misc devices' major number.
+const MISC_MAJOR: u32 = 10;
+
+fn learn_anon_device() {
+    if ANON_DEV.load(Ordering::Relaxed) != u64::MAX {
+        return;
+    }
+    // SAFETY: eventfd creates a descriptor this function owns and closes.
+    #[allow(unsafe_code)]
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd >= 0 {
+        if let Ok(st) = crate::sys::fstat(fd) {
+            ANON_DEV.store(st.st_dev, Ordering::Relaxed);
+        }
+        close(fd);
+    }
+}
+
+/// Records the file open on `fd` (the trace file) as the runtime's: no open by any name, and
+/// no `truncate`, reaches it ([`runtime_object`]). Inherited by forked children.
+/// Called at start-up, before the program runs. Errors: `EBADF`, and `ENFILE` when the
+/// table is full (a runtime bug).
+pub fn add_runtime_file(fd: RawFd) -> io::Result<()> {
+    let st = crate::sys::fstat(fd).map_err(|e| io::Error::from_raw_os_error(e.0))?;
+    let i = RUNTIME_COUNT.load(Ordering::SeqCst);
+    let slot = RUNTIME_FILES.get(i).ok_or_else(|| io::Error::from_raw_os_error(libc::ENFILE))?;
+    slot.0.store(st.st_dev, Ordering::SeqCst);
+    slot.1.store(st.st_ino, Ordering::SeqCst);
+    RUNTIME_COUNT.store(i + 1, Ordering::SeqCst);
+    Ok(())
+}
+
+fn is_runtime_file(dev: u64, ino: u64) -> bool {
+    let n = RUNTIME_COUNT.load(Ordering::SeqCst).min(MAX_RUNTIME_FILES);
+    RUNTIME_FILES[..n]
+        .iter()
+        .any(|(d, i)| d.load(Ordering::SeqCst) == dev && i.load(Ordering::SeqCst) == ino)
+}
+
+/// Whether the file with status `st` (open on `fd`, or `None` where only the status is known)
+/// is one of the runtime's objects: a file recorded with [`add_runtime_file`], a device node of
+/// KVM, or (with `fd`) one of KVM's anonymous inodes, whose `/proc/self/fd` link reads
+/// `anon_inode:kvm-vm`, `anon_inode:kvm-vcpu:N`, `anon_inode:kvm-vcpu-stats:N`, ... (names
+/// only KVM gives: a path always starts with `/`).
+pub fn runtime_object(fd: Option<RawFd>, st: &libc::stat) -> Option<RuntimeObject> {
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind == libc::S_IFCHR && st.st_rdev == libc::makedev(MISC_MAJOR, KVM_MINOR) {
+        return Some(RuntimeObject::Kvm);
+    }
+    if let Some(fd) = fd
+        && (st.st_dev == ANON_DEV.load(Ordering::Relaxed) || kind == 0)
+    {
+        let link = crate::sys::fd_path(fd)?;
+        if link.starts_with(b"anon_inode:kvm") || link.starts_with(b"anon_inode:[kvm") {
+            return Some(RuntimeObject::Kvm);
+        }
+        return None;
+    }
+    is_runtime_file(st.st_dev, st.st_ino).then_some(RuntimeObject::File)
+}
+
+/// [`runtime_object`] of the file open on `fd` (`fstat` first). Errors: `EBADF`.
+pub fn runtime_object_of(fd: RawFd) -> Result<Option<RuntimeObject>, crate::errno::Errno> {
+    let st = crate::sys::fstat(fd)?;
+    Ok(runtime_object(Some(fd), &st))
 }
 
 fn is_open(fd: RawFd) -> bool {
@@ -261,5 +389,44 @@ impl dune::FdPlacer for Placer {
     }
     fn closed(&self, fd: RawFd) {
         window().closed(fd)
+    }
+    fn creating(&self) -> Box<dyn dune::Held + '_> {
+        Box::new(window().creating())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn runtime_objects_by_identity() {
+        learn_anon_device();
+        let of = |fd: RawFd| runtime_object_of(fd).unwrap();
+        // SAFETY: eventfd creates a descriptor this test owns and closes.
+        #[allow(unsafe_code)]
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        assert!(efd >= 0);
+        assert_eq!(of(efd), None, "an eventfd is nobody's runtime object");
+        close(efd);
+        let dir = std::env::temp_dir().join(format!("fdwin-test-{}", std::process::id()));
+        std::fs::write(&dir, b"x").unwrap();
+        let f = std::fs::File::open(&dir).unwrap();
+        assert_eq!(of(f.as_raw_fd()), None);
+        add_runtime_file(f.as_raw_fd()).unwrap();
+        let again = std::fs::File::open(&dir).unwrap();
+        assert_eq!(of(again.as_raw_fd()), Some(RuntimeObject::File), "the same file, reopened");
+        std::fs::remove_file(&dir).unwrap();
+        if let Ok(kvm) = std::fs::File::open("/dev/kvm") {
+            assert_eq!(of(kvm.as_raw_fd()), Some(RuntimeObject::Kvm));
+            // SAFETY: KVM_CREATE_VM on our own /dev/kvm descriptor returns a new descriptor.
+            #[allow(unsafe_code)]
+            let vm = unsafe { libc::ioctl(kvm.as_raw_fd(), 0xae01, 0) };
+            if vm >= 0 {
+                assert_eq!(of(vm), Some(RuntimeObject::Kvm), "a VM");
+                close(vm);
+            }
+        }
     }
 }

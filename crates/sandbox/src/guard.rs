@@ -196,10 +196,18 @@ thread_local! {
 }
 
 fn start(engine: Arc<Engine>, range: std::ops::Range<u64>) -> Result<Guard, Errno> {
-    let (a, b) = sys_net::seqpacket_pair()?;
     let win = crate::fdwin::window();
-    let a = win.adopt(a).map_err(|e| Errno::from_io(&e))?;
-    let b = win.adopt(b).map_err(|e| Errno::from_io(&e))?;
+    // The pair is created at the program's lowest free numbers: the window's gate is held
+    // until both are in the window, so no program thread can duplicate either meanwhile.
+    let (a, b) = {
+        let _gate = win.creating();
+        let (a, b) = sys_net::seqpacket_pair()?;
+        let a = win.adopt(a).map_err(|e| {
+            sys::close(b);
+            Errno::from_io(&e)
+        })?;
+        (a, win.adopt(b).map_err(|e| Errno::from_io(&e))?)
+    };
     let theirs = b.raw();
     // The guard writes audit lines of its own (denied peers, refused descriptors).
     let audit = engine.sink().fd();
@@ -242,6 +250,21 @@ fn call(
         let g = g.as_ref().expect("started above");
         let fds: Vec<i32> = fd.into_iter().collect();
         sys_net::send_with_fds(g.chan.raw(), &req.encode(iov), &fds)?;
+        // The wait for the answer is the call's cancellation point (`sys::cancellable`, as
+        // for the calls the supervisor forwards): a signal that arrived since the thread last
+        // looked makes the guard's call return (EINTR), and the program's call did not start
+        // unless the guard completed it first.
+        let mut cancelled = false;
+        match sys_net::wait_readable(g.chan.raw()) {
+            Ok(()) => {}
+            Err(e) if e == sys::NOT_STARTED || e == Errno(libc::EINTR) => {
+                cancelled = e == sys::NOT_STARTED;
+                while !sys_net::readable(g.chan.raw(), 2) {
+                    sys::tgkill(g.tid, sys::interrupt_signal());
+                }
+            }
+            Err(e) => return Err(e),
+        }
         let mut buf = vec![0u8; 32 + endpoint::SOCKADDR_MAX + CONTROL_MAX];
         loop {
             match sys_net::recv_with_fds(g.chan.raw(), &mut buf, MAX_FDS, cloexec) {
@@ -250,7 +273,11 @@ fn call(
                         Ok(a) => a,
                         Err(e) => {
                             fds.iter().for_each(|&f| sys::close(f));
-                            return Err(e);
+                            return Err(if cancelled && e == Errno(libc::EINTR) {
+                                sys::NOT_STARTED
+                            } else {
+                                e
+                            });
                         }
                     };
                     a.fds = fds;

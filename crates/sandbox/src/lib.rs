@@ -19,6 +19,7 @@ pub mod errno;
 pub mod fault_addr;
 pub mod fdwin;
 pub mod guard;
+pub mod hostread;
 pub mod loader;
 pub mod mm;
 pub mod policy;
@@ -146,6 +147,13 @@ fn fd_window() -> std::io::Result<&'static fdwin::FdWindow> {
     fdwin::init(floor, raised as i32)
 }
 
+/// The name Linux gives a process that executes `path` (fs/exec.c, `__set_task_comm` of the
+/// file name's last component; the kernel keeps 15 bytes of it).
+pub fn comm_of(path: &[u8]) -> &[u8] {
+    let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    &base[..base.len().min(15)]
+}
+
 /// The VM configuration every sandboxed process uses (a forked child builds the same).
 /// [`RunOptions::switchless`], for the VMs of this process and its forked children.
 static SWITCHLESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
@@ -204,6 +212,8 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
             sys::mirror_disposition(sig, true, false);
         }
     }
+    #[cfg(debug_assertions)]
+    crash_for_test();
     trace::set_root_pid();
     SWITCHLESS.store(opts.switchless, std::sync::atomic::Ordering::Relaxed);
     let nofile = sys::getrlimit(libc::RLIMIT_NOFILE).rlim_cur;
@@ -232,6 +242,9 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
         ..dune::Regs::default()
     };
     vcpu.set_user_context(&regs).map_err(process::RunError::from)?;
+    // The host thread carries the program's name (its `comm`, what /proc shows), as execve
+    // names a process after the file it runs.
+    sys::set_thread_name(comm_of(opts.path.as_os_str().as_encoded_bytes()));
     let proc = Process::new(vm.clone(), mm, engine, opts.path.clone(), opts.quiet);
     *proc.exe_id.lock().unwrap() = Some(loaded.exe_id);
     if let Some(t) = &opts.trace {
@@ -242,6 +255,8 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
             let fd = fdwin::window()
                 .place(std::os::fd::IntoRawFd::into_raw_fd(f))
                 .map_err(|e| SandboxError::Trace(t.clone(), e))?;
+            // The runtime's: no name (its path, a /proc/self/fd link, a hard link) opens it.
+            fdwin::add_runtime_file(fd).map_err(|e| SandboxError::Trace(t.clone(), e))?;
             #[allow(unsafe_code)]
             // SAFETY: `fd` was just created by moving the trace file's descriptor; nothing else
             // owns it.
@@ -277,5 +292,18 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     // The main thread exited while others run: the last one to exit ends the process.
     loop {
         std::thread::park();
+    }
+}
+
+/// Debug builds only: `SANDBOX_TEST_CRASH=segv|abort|panic` makes the supervisor crash right
+/// after it installed its signal handlers, so that the tests can check how the sandbox reports
+/// a crash of its own (see `sys::internal_crash`).
+#[cfg(debug_assertions)]
+fn crash_for_test() {
+    match std::env::var("SANDBOX_TEST_CRASH").as_deref() {
+        Ok("segv") => sys::crash_for_test(),
+        Ok("abort") => std::process::abort(),
+        Ok("panic") => panic!("SANDBOX_TEST_CRASH=panic"),
+        _ => {}
     }
 }

@@ -394,6 +394,7 @@ pub fn load_prepared(
         return Err(err(path, ElfError::Io { op: elf_min::IoOp::Read, errno: libc::E2BIG }));
     }
     sys::write_program(stack.sp, &stack.image).map_err(|_| nomem(path))?;
+    mm.image = image_of(&program, &stack);
     Ok(Loaded {
         entry: interp_plan.as_ref().map_or(program.entry, |i| i.entry),
         sp: stack.sp,
@@ -403,9 +404,37 @@ pub fn load_prepared(
     })
 }
 
+/// Where the image's parts are, as `load_elf_binary` records them in `mm_struct` (with
+/// page-aligned segment starts: the planner keeps no `p_vaddr`).
+fn image_of(program: &LoadPlan, stack: &elf_min::InitialStack) -> crate::mm::Image {
+    let (mut start_code, mut end_code, mut start_data, mut end_data) = (u64::MAX, 0, 0, 0);
+    for seg in &program.segments {
+        let file_end = seg.start + seg.file_len;
+        if seg.prot.exec {
+            start_code = start_code.min(seg.start);
+            end_code = end_code.max(file_end);
+        }
+        start_data = start_data.max(seg.start);
+        end_data = end_data.max(file_end);
+    }
+    crate::mm::Image {
+        start_code: if start_code == u64::MAX { 0 } else { start_code },
+        end_code,
+        start_data,
+        end_data,
+        start_stack: stack.sp,
+        arg_start: stack.arg_start,
+        arg_end: stack.arg_end,
+        env_start: stack.arg_end,
+        env_end: stack.env_end,
+        auxv: stack.auxv.clone(),
+    }
+}
+
 /// `(uid, euid, gid, egid)` of the supervisor, which the program inherits.
 fn process_ids() -> (u32, u32, u32, u32) {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let s = crate::hostread::read(Path::new("/proc/self/status")).unwrap_or_default();
+    let s = String::from_utf8_lossy(&s);
     let field = |name: &str, i: usize| {
         s.lines()
             .find(|l| l.starts_with(name))

@@ -171,6 +171,32 @@ pub struct Brk {
     pub cur: u64,
 }
 
+/// Where the loaded image's parts are, as Linux keeps them in `mm_struct` for `/proc/PID/stat`,
+/// `cmdline`, `environ` and `auxv` (set by the loader; all 0 before).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Image {
+    /// Lowest address of the program's executable segments (`start_code`).
+    pub start_code: u64,
+    /// End of their file contents (`end_code`).
+    pub end_code: u64,
+    /// Highest segment start (`start_data`, as Linux computes it).
+    pub start_data: u64,
+    /// End of the highest segment's file contents (`end_data`).
+    pub end_data: u64,
+    /// The initial stack pointer: where `argc` is (`start_stack`).
+    pub start_stack: u64,
+    /// The argument strings: `[arg_start, arg_end)`.
+    pub arg_start: u64,
+    /// End of the argument strings.
+    pub arg_end: u64,
+    /// The environment strings: `[env_start, env_end)`.
+    pub env_start: u64,
+    /// End of the environment strings.
+    pub env_end: u64,
+    /// The auxiliary vector as the program got it, `AT_NULL` included (`saved_auxv`).
+    pub auxv: Vec<(u64, u64)>,
+}
+
 /// The program's address space.
 #[derive(Debug)]
 pub struct Mm {
@@ -190,6 +216,8 @@ pub struct Mm {
     /// 512. Off where the probe found hardware-walked guest page tables (EPT/NPT), keeping
     /// memory use as native there.
     huge_pages: bool,
+    /// Where the loaded image's parts are (for `/proc/self`).
+    pub image: Image,
 }
 
 /// Private anonymous mappings at least this long get transparent huge pages where
@@ -304,6 +332,7 @@ impl Mm {
             covered: BTreeSet::new(),
             mmap_top: hi,
             brk: Brk { start: 0, cur: 0 },
+            image: Image::default(),
         })
     }
 
@@ -951,6 +980,7 @@ impl Mm {
         }
         self.brk = Brk { start: 0, cur: 0 };
         self.mmap_top = self.hi;
+        self.image = Image::default();
     }
 
     /// The same address space in a forked child's new VM: the host memory is the child's copy
@@ -966,6 +996,7 @@ impl Mm {
             mmap_top: self.mmap_top,
             brk: self.brk,
             huge_pages: self.huge_pages,
+            image: self.image.clone(),
         };
         for c in &self.covered {
             let (s, e) = (c * CHUNK, (c + 1) * CHUNK);

@@ -190,6 +190,18 @@ impl Process {
         self.actions.lock().unwrap()[sig as usize]
     }
 
+    /// The signals whose disposition ends the process (`SIG_DFL` with a terminating default
+    /// action), as a mask.
+    pub fn fatal_signals(&self) -> u64 {
+        let actions = self.actions.lock().unwrap();
+        (1..=64)
+            .filter(|&sig| {
+                actions[sig as usize].handler == signals::SIG_DFL
+                    && matches!(signals::default_action(sig), Default::Term | Default::Core)
+            })
+            .fold(0, |m, sig| m | signals::bit(sig))
+    }
+
     /// Writes a line to the trace, if tracing, prefixed with `[pid N]` for a thread or process
     /// other than the first (as `strace -f` does).
     pub fn trace_line(&self, s: &str) {
@@ -309,7 +321,8 @@ impl Process {
                         f.rip
                     );
                 }
-                sys::die_by_signal(f.signal);
+                let core = signals::default_action(f.signal) == Default::Core;
+                sys::die_by_signal(f.signal, core);
                 std::process::exit(128 + f.signal)
             }
             Err(e) => {
@@ -369,7 +382,43 @@ pub struct Thread {
     pub saved_mask: Option<u64>,
     /// The thread serving this vCPU's system calls without exits, where the host allows.
     pub server: Option<crate::switchless::Server>,
+    /// When the thread last entered a handler or was interrupted by a host signal (see
+    /// [`Thread::note_async`]).
+    last_async: Option<std::time::Instant>,
+    /// Signals pending when the last handler was entered (see [`Thread::deliver`]).
+    owed: u64,
+    /// The thread's arrivals counter when it last looked at the recorded signals (at its last
+    /// safe point), for the forwarded calls that are cancellation points (`sys::cancellable`).
+    seen_arrivals: u64,
+    /// The return address of a system call that did not start because a signal came first
+    /// (`sys::NOT_STARTED`): made again after the signal, it is not cancelled again for the
+    /// signals that arrived meanwhile (else a storm would keep it from ever starting).
+    not_started: Option<u64>,
 }
+
+/// Where a thread delivers signals: every return to the program is one, as in Linux.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Point {
+    /// A system call finished (its result is in RAX).
+    Call,
+    /// `rt_sigreturn`, `execve` or a fork replaced the program's context.
+    Return,
+    /// A host signal or a kick interrupted the guest.
+    Interrupt,
+}
+
+/// A quiet period: after a handler was entered or the guest was interrupted twice within
+/// [`STORM_GAP`], the guest runs this long undisturbed by host signals (`Vcpu::quiet_for`),
+/// and a signal that arrived meanwhile is delivered at the next system call or when the
+/// period ends, not at an interruption or `rt_sigreturn` (see [`Thread::deliver`]). Without
+/// it, a signal that arrives faster than the supervisor can enter and leave a handler (a
+/// 50 µs interval timer: an interruption, a handler frame and `rt_sigreturn` cost more than
+/// that on kvm_pvm) would leave the program no time at all: each `rt_sigreturn` would find
+/// the next one pending.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Asynchronous events this close together are a signal storm ([`QUIET`]).
+const STORM_GAP: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What the trap handling of one exit decided.
 enum Next {
@@ -401,6 +450,10 @@ impl Thread {
             stop: Stop::Interrupted,
             saved_mask: None,
             server: None,
+            last_async: None,
+            owed: 0,
+            seen_arrivals: 0,
+            not_started: None,
         }
     }
 
@@ -516,7 +569,7 @@ impl Thread {
                 Trap::PhysFault { gpa, .. } => self.bus_fault(gpa),
                 Trap::Interrupted | Trap::SpuriousInterrupt => {
                     self.stop = Stop::Interrupted;
-                    self.deliver(None);
+                    self.deliver(None, Point::Interrupt);
                     Next::Resume
                 }
                 other => {
@@ -644,6 +697,21 @@ impl Thread {
         let mut ctx = Ctx { thread: self, exit: None, replaced: false };
         let rax = syscall::dispatch(&mut ctx, sc);
         let (exit, replaced) = (ctx.exit, ctx.replaced);
+        if rax as i64 == -i64::from(sys::NOT_STARTED.0) && exit.is_none() && !replaced {
+            // A signal came before the call could start: the program takes it as if it had
+            // come before its `syscall`, then makes the call (from the `syscall` again).
+            let r = self
+                .vcpu
+                .set_syscall_return(sc.return_rip - 2)
+                .and_then(|_| self.vcpu.set_syscall_result(sc.nr));
+            if let Err(e) = r {
+                self.proc.finish(Err(e.into()));
+            }
+            self.stop = Stop::Syscall { return_rip: sc.return_rip - 2, flags };
+            self.not_started = Some(sc.return_rip);
+            self.deliver(None, Point::Call);
+            return Next::Resume;
+        }
         match exit {
             Some(Exit::Group(status)) => self.proc.finish(Ok(Outcome::Exited(status))),
             Some(Exit::Thread(status)) => {
@@ -657,10 +725,10 @@ impl Thread {
                 self.proc.finish(Err(e.into()));
             }
             let eintr = rax as i64 == -i64::from(libc::EINTR) && syscall::spec(sc.nr).is_some();
-            self.deliver(Some((sc, eintr)));
+            self.deliver(Some((sc, eintr)), Point::Call);
         } else {
             self.stop = Stop::Interrupted;
-            self.deliver(None);
+            self.deliver(None, Point::Return);
         }
         Next::Resume
     }
@@ -729,11 +797,28 @@ impl Thread {
         self.proc.finish(Ok(Outcome::Killed(Fatal { signal: sig, addr, rip, what: what.into() })))
     }
 
-    /// Delivers pending signals the thread does not block, at a safe point. `syscall` is the
-    /// system call just handled and whether it returned `EINTR`.
-    pub fn deliver(&mut self, syscall: Option<(&dune::Syscall, bool)>) {
+    /// Delivers pending signals the thread does not block, at a safe point `point`. `syscall`
+    /// is the system call just handled and whether it returned `EINTR`.
+    ///
+    /// As Linux does before it returns to user mode, every deliverable signal is delivered
+    /// (each handler's frame on top of the previous one, so the last one's handler runs
+    /// first), and a signal whose disposition ends the process ends it before anything else
+    /// (kernel/signal.c, `complete_signal`): a flood of one signal can neither starve another
+    /// nor keep a `SIGTERM` from ending the process.
+    ///
+    /// During a quiet period (a signal storm, see `QUIET`), at an interruption or an
+    /// `rt_sigreturn` only the signals that were already pending when the last handler was
+    /// entered (queued instances, ones the handler's mask held back) are delivered; the others
+    /// wait for the next system call or the end of the period, as if they had come a moment
+    /// later.
+    pub fn deliver(&mut self, syscall: Option<(&dune::Syscall, bool)>, point: Point) {
+        sys::note_safe_point();
+        if point == Point::Interrupt {
+            self.note_async();
+        }
         // Not while the vCPU is inside a trampoline (an interruption there): the next exit
-        // comes within a few instructions.
+        // comes within a few instructions (and a storm of interruptions that would keep it
+        // from getting there makes a quiet period).
         if self.stop == Stop::Interrupted {
             let rip = self.vcpu.regs().map(|r| r.rip).unwrap_or(0);
             let l = self.proc.vm.layout();
@@ -741,16 +826,38 @@ impl Thread {
                 return;
             }
         }
+        // Before the recorded signals are looked at: what arrives from now on is not seen.
+        let snapshot = sys::arrivals();
+        self.seen_arrivals = snapshot;
         self.hand_off_masked();
+        let defer = point != Point::Call && self.vcpu.is_quiet();
         let saved = self.saved_mask;
         let mut restart = syscall.filter(|(_, eintr)| *eintr).map(|(sc, _)| sc);
+        let mut entered = false;
+        let mut fatal = None;
+        let before = sys::pending_signals();
+        let mut owed = self.owed;
         loop {
             let deliverable = sys::pending_signals() & !self.sigmask;
             if deliverable == 0 {
                 break;
             }
-            let sig = deliverable.trailing_zeros() as i32 + 1;
+            let fatal_mask = *fatal.get_or_insert_with(|| self.proc.fatal_signals());
+            let pick = deliverable & fatal_mask;
+            let pick = if pick != 0 {
+                pick
+            } else if defer {
+                deliverable & self.owed
+            } else {
+                deliverable
+            };
+            if pick == 0 {
+                break;
+            }
+            let sig = pick.trailing_zeros() as i32 + 1;
             let Some(info) = sys::take_signal(sig) else { continue };
+            // What was pending before and still is (not what arrives while the handler runs).
+            owed = before & sys::pending_signals();
             let action = self.proc.action(sig);
             if action.handler != signals::SIG_IGN
                 && !(action.handler == signals::SIG_DFL
@@ -790,8 +897,20 @@ impl Thread {
                 && action.flags & signals::SA_RESETHAND != 0
             {
                 self.proc.actions.lock().unwrap()[sig as usize] = Action::default();
+                fatal = None;
             }
-            // One handler per safe point; more are delivered at the next one.
+            entered = true;
+        }
+        if defer && sys::pending_signals() & !self.sigmask != 0 {
+            // Signals held back for the quiet period: the next forwarded call that may block
+            // takes them first instead of waiting with them undelivered.
+            self.seen_arrivals = snapshot.wrapping_sub(1);
+        }
+        if entered {
+            self.owed = owed;
+            if point != Point::Interrupt {
+                self.note_async();
+            }
             return;
         }
         // No handler entered: a temporary mask of a finished waiting call goes back now.
@@ -812,6 +931,59 @@ impl Thread {
                 self.proc.finish(Err(e.into()));
             }
         }
+    }
+
+    /// A handler was entered or the guest interrupted: two such events within [`STORM_GAP`]
+    /// start a quiet period.
+    fn note_async(&mut self) {
+        let now = std::time::Instant::now();
+        let storm = self.last_async.is_some_and(|t| now.duration_since(t) < STORM_GAP);
+        self.last_async = Some(now);
+        if !storm || self.vcpu.is_quiet() {
+            return;
+        }
+        if let Err(e) = self.vcpu.quiet_for(QUIET) {
+            // Only progress under a signal storm depends on it.
+            tracing::warn!(%e, "no quiet period");
+        }
+    }
+
+    /// The arrivals counter value a forwarded call at `return_rip` is a cancellation point for:
+    /// the one of the last safe point, or now for the call made again after it did not start.
+    pub fn arrivals_seen(&mut self, return_rip: u64) -> u64 {
+        if self.not_started.take() == Some(return_rip) {
+            sys::arrivals()
+        } else {
+            self.seen_arrivals
+        }
+    }
+
+    /// Whether a host call of this thread that a host signal interrupted (`EINTR`) may be
+    /// carried on by the supervisor, because Linux would not have interrupted it: no signal
+    /// is deliverable to the thread (pending and not blocked; one whose disposition does
+    /// nothing is discarded here, as delivery would discard it) and no other thread is ending
+    /// this one. A process-directed signal the thread blocks is handed to the others first.
+    pub fn may_resume_call(&mut self) -> bool {
+        if self.proc.dying.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.hand_off_masked();
+        for _ in 0..64 {
+            let deliverable = sys::pending_signals() & !self.sigmask;
+            if deliverable == 0 {
+                return true;
+            }
+            let sig = deliverable.trailing_zeros() as i32 + 1;
+            let action = self.proc.action(sig);
+            let noop = action.handler == signals::SIG_IGN
+                || (action.handler == signals::SIG_DFL
+                    && matches!(signals::default_action(sig), Default::Ign | Default::Cont));
+            if !noop {
+                return false;
+            }
+            let _ = sys::take_signal(sig);
+        }
+        false
     }
 
     /// A process-directed signal this thread blocks may be deliverable by another thread, which

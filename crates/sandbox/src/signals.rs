@@ -193,7 +193,10 @@ fn altstack_enabled(altstack: &[u8; 24]) -> bool {
 }
 
 /// Builds the frame (Linux's `get_sigframe` placement: below the red zone, or at the top of the
-/// alternate stack for `SA_ONSTACK` when not already on it).
+/// alternate stack for `SA_ONSTACK` when not already on it). The program chooses the stack
+/// pointer and the alternate stack, so the placement wraps around rather than overflow: a
+/// frame that ends up outside the program's memory is refused by the caller, as Linux refuses
+/// an unwritable one.
 pub fn build(input: &FrameInput<'_>) -> Frame {
     let r = &input.regs;
     let use_alt = input.action.flags & SA_ONSTACK != 0
@@ -202,14 +205,14 @@ pub fn build(input: &FrameInput<'_>) -> Frame {
     let mut sp = if use_alt {
         let base = u64::from_ne_bytes(input.altstack[0..8].try_into().unwrap());
         let size = u64::from_ne_bytes(input.altstack[16..24].try_into().unwrap());
-        base + size
+        base.wrapping_add(size)
     } else {
-        r.rsp - 128 // the x86-64 red zone
+        r.rsp.wrapping_sub(128) // the x86-64 red zone
     };
     let xlen = input.xsave.len() as u64 + 4; // + FP_XSTATE_MAGIC2
-    let fpstate = (sp - xlen) & !63;
-    sp = ((fpstate - FRAME) & !15) - 8;
-    let total = (fpstate + xlen - sp) as usize;
+    let fpstate = sp.wrapping_sub(xlen) & !63;
+    sp = (fpstate.wrapping_sub(FRAME) & !15).wrapping_sub(8);
+    let total = fpstate.wrapping_add(xlen).wrapping_sub(sp) as usize;
     let mut b = vec![0u8; total];
     let put = |b: &mut Vec<u8>, off: u64, v: u64| {
         b[off as usize..off as usize + 8].copy_from_slice(&v.to_ne_bytes())
@@ -240,7 +243,7 @@ pub fn build(input: &FrameInput<'_>) -> Frame {
     b[INFO as usize..(INFO + 128) as usize].copy_from_slice(input.info);
     // The XSAVE image, with the software-reserved bytes the kernel puts there (struct
     // _fpx_sw_bytes at offset 464 of the legacy area) and MAGIC2 after it.
-    let x = (fpstate - sp) as usize;
+    let x = fpstate.wrapping_sub(sp) as usize;
     b[x..x + input.xsave.len()].copy_from_slice(input.xsave);
     if input.xsave.len() >= 512 {
         let xfeatures = if input.xsave.len() >= 520 {
@@ -259,8 +262,8 @@ pub fn build(input: &FrameInput<'_>) -> Frame {
         rip: input.action.handler,
         rsp: sp,
         rdi: input.sig as u64,
-        rsi: sp + INFO,
-        rdx: sp + UC,
+        rsi: sp.wrapping_add(INFO),
+        rdx: sp.wrapping_add(UC),
         rax: 0,
         rflags: (r.rflags & !(0x400 | 0x1_0000 | 0x100)) | 0x202, // clear DF, RF, TF
         ..*r
@@ -379,6 +382,30 @@ mod tests {
             trapno: 0,
         });
         assert!(f.sp > 0x1000_0000 && f.sp < 0x1000_4000);
+    }
+
+    #[test]
+    fn frame_placement_wraps_instead_of_overflowing() {
+        let info = [0u8; 128];
+        let input = |rsp, alt: [u8; 24], flags| FrameInput {
+            regs: Regs { rsp, ..Regs::default() },
+            sig: 10,
+            info: &info,
+            action: Action { handler: 1, flags, restorer: 2, mask: 0 },
+            old_mask: 0,
+            altstack: alt,
+            xsave: &[0u8; 512],
+            cr2: 0,
+            err: 0,
+            trapno: 0,
+        };
+        let f = build(&input(16, [0; 24], SA_RESTORER));
+        assert!(f.sp > 1 << 63 && f.bytes.len() < 4096);
+        let mut alt = [0u8; 24];
+        alt[0..8].copy_from_slice(&(u64::MAX - 0xfff).to_ne_bytes());
+        alt[16..24].copy_from_slice(&0x10000u64.to_ne_bytes());
+        let f = build(&input(0x7000_0000, alt, SA_ONSTACK | SA_RESTORER));
+        assert!(f.bytes.len() < 4096);
     }
 
     #[test]

@@ -28,6 +28,12 @@ fn ret(r: i64) -> SysResult {
 /// program range, credentials the supervisor relies on) — the dispatch table only lists calls
 /// for which that holds.
 pub unsafe fn syscall6(nr: i64, a: [u64; 6]) -> SysResult {
+    if let Some(seen) = CANCEL_IF_ARRIVED.with(Cell::take) {
+        let counter = ARRIVALS.with(Cell::as_ptr);
+        // SAFETY: forwarded from the caller's contract; `a` and `counter` (this thread's
+        // arrivals counter, alive as long as the thread) are valid for the call.
+        return ret(unsafe { sandbox_cancellable_syscall(a.as_ptr(), nr as u64, counter, seen) });
+    }
     // SAFETY: forwarded from the caller's contract.
     let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
     ret(if r == -1 {
@@ -35,6 +41,111 @@ pub unsafe fn syscall6(nr: i64, a: [u64; 6]) -> SysResult {
     } else {
         r
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forwarded calls as cancellation points.
+//
+// A signal the host records for a thread after its last look at the recorded signals (the
+// delivery at its last safe point) but before a blocking call it forwards would leave the call
+// blocked with the signal undelivered: a SIGTERM from outside, or an alarm meant to end the
+// wait. So a forwarded call can be made through `sandbox_cancellable_syscall`, which compares
+// the thread's arrivals counter with the value the supervisor last looked at right before the
+// `syscall` instruction, and a host handler that interrupts the thread between that comparison
+// and the instruction moves it to the cancel path (as musl and glibc implement thread
+// cancellation): either way the call is not made and returns `NOT_STARTED`, and the program
+// takes the signal as if it had come before its `syscall`, then makes the call.
+
+/// The forwarded call did not start: a signal arrived first (see above). Kernel-internal
+/// `ERESTARTSYS`, which no system call returns to user space.
+pub const NOT_STARTED: Errno = Errno(512);
+
+thread_local! {
+    /// Host signals this thread's handlers recorded (or runtime interrupts it took).
+    static ARRIVALS: Cell<u64> = const { Cell::new(0) };
+    /// Set by [`cancellable`]: the next [`syscall6`] is a cancellation point for this value.
+    static CANCEL_IF_ARRIVED: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// This thread's arrivals counter (see above).
+pub fn arrivals() -> u64 {
+    ARRIVALS.with(Cell::get)
+}
+
+/// Runs `f`, whose first [`syscall6`] does not start (returns [`NOT_STARTED`]) if this thread
+/// recorded a signal since its arrivals counter read `seen`.
+pub fn cancellable<T>(seen: u64, f: impl FnOnce() -> T) -> T {
+    CANCEL_IF_ARRIVED.with(|c| c.set(Some(seen)));
+    let r = f();
+    CANCEL_IF_ARRIVED.with(|c| c.set(None));
+    r
+}
+
+core::arch::global_asm!(
+    ".pushsection .text.sandbox_cancellable,\"ax\",@progbits",
+    ".globl sandbox_cancellable_syscall",
+    ".type sandbox_cancellable_syscall,@function",
+    // rdi: the six arguments, rsi: the number, rdx: &arrivals, rcx: the value last seen.
+    "sandbox_cancellable_syscall:",
+    "    mov r11, rdx",
+    "    mov rax, rsi",
+    "    mov rsi, [rdi + 8]",
+    "    mov rdx, [rdi + 16]",
+    "    mov r10, [rdi + 24]",
+    "    mov r8, [rdi + 32]",
+    "    mov r9, [rdi + 40]",
+    "    mov rdi, [rdi]",
+    ".globl sandbox_cancellable_begin",
+    "sandbox_cancellable_begin:",
+    "    cmp qword ptr [r11], rcx",
+    "    jne sandbox_cancellable_cancel",
+    ".globl sandbox_cancellable_insn",
+    "sandbox_cancellable_insn:",
+    "    syscall",
+    "    ret",
+    ".globl sandbox_cancellable_cancel",
+    "sandbox_cancellable_cancel:",
+    "    mov rax, -512",
+    "    ret",
+    ".size sandbox_cancellable_syscall, . - sandbox_cancellable_syscall",
+    ".popsection",
+);
+
+unsafe extern "C" {
+    /// System call `nr` with `args` unless `*arrivals != seen` (then -512, `NOT_STARTED`).
+    fn sandbox_cancellable_syscall(
+        args: *const u64,
+        nr: u64,
+        arrivals: *const u64,
+        seen: u64,
+    ) -> i64;
+    static sandbox_cancellable_begin: u8;
+    static sandbox_cancellable_insn: u8;
+    static sandbox_cancellable_cancel: u8;
+}
+
+/// Counts a host signal for this thread and, if it interrupted the thread inside a
+/// cancellation point before its `syscall` instruction, moves the thread to the cancel path.
+/// Async-signal-safe; `ctx` is the handler's ucontext (or null).
+fn arrived(ctx: *mut libc::c_void) {
+    ARRIVALS.with(|c| c.set(c.get().wrapping_add(1)));
+    if ctx.is_null() {
+        return;
+    }
+    let begin = &raw const sandbox_cancellable_begin as u64;
+    let insn = &raw const sandbox_cancellable_insn as u64;
+    let cancel = &raw const sandbox_cancellable_cancel as u64;
+    // SAFETY: the kernel passed this ucontext to an SA_SIGINFO handler; returning from the
+    // handler resumes the thread with it, so moving RIP from an instruction of
+    // `sandbox_cancellable_syscall` before its `syscall` to its cancel path (which only sets
+    // RAX and returns, needing nothing the skipped instructions would have set) is sound.
+    unsafe {
+        let uc = ctx.cast::<libc::ucontext_t>();
+        let rip = &mut (*uc).uc_mcontext.gregs[libc::REG_RIP as usize];
+        if (begin..=insn).contains(&(*rip as u64)) {
+            *rip = cancel as i64;
+        }
+    }
 }
 
 /// Reserves `[addr, addr + len)` with `PROT_NONE`, replacing whatever the program had there
@@ -203,7 +314,8 @@ pub const MREMAP_DONTUNMAP: i32 = 4;
 /// from `/proc/self/maps` of this process (the supervisor's own view, never shown to the
 /// program). Gaps are left out. Errors: what opening or reading the file gives.
 pub fn host_vmas(start: u64, end: u64) -> Result<Vec<(u64, u64)>, Errno> {
-    let maps = std::fs::read("/proc/self/maps")
+    // Through the reader: a descriptor of our own maps must never be the program's to copy.
+    let maps = crate::hostread::read(std::path::Path::new("/proc/self/maps"))
         .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
     Ok(parse_vmas(&maps, start, end))
 }
@@ -228,13 +340,6 @@ pub fn parse_vmas(maps: &[u8], start: u64, end: u64) -> Vec<(u64, u64)> {
         out.push((lo.max(start), hi.min(end)));
     }
     out
-}
-
-/// Ends this process at once with `status` (`_exit(2)`: no destructors, no buffered output of
-/// other threads), for internal errors after which nothing the runtime holds can be trusted.
-pub fn exit_now(status: i32) -> ! {
-    // SAFETY: `_exit` has no preconditions and does not return.
-    unsafe { libc::_exit(status) }
 }
 
 /// The device and inode of the file open on `fd` (`fstat`). Errors: `EBADF`.
@@ -341,14 +446,20 @@ pub fn random(buf: &mut [u8]) {
     }
 }
 
-/// Ends the supervisor the way the kernel would end the program for `signal`: no core dump of
-/// the supervisor, default disposition, signal unblocked, raised. Returns only if the signal
-/// does not terminate (then the caller exits with 128 + signal).
-pub fn die_by_signal(signal: i32) {
+/// Ends the supervisor the way the kernel would end the program for `signal`: default
+/// disposition, signal unblocked, raised. For a signal whose default action dumps core, the
+/// kernel dumps one where the soft `RLIMIT_CORE` allows, as it would for the program, so the
+/// parent sees the same status (`WCOREDUMP`, `CLD_DUMPED`); the dump holds no memory
+/// (`coredump_filter` 0: the supervisor's memory is not the program's core). Returns only if
+/// the signal does not terminate (then the caller exits with 128 + signal).
+pub fn die_by_signal(signal: i32, core: bool) {
+    if core && getrlimit(libc::RLIMIT_CORE).rlim_cur > 0 {
+        let _ = std::fs::write("/proc/self/coredump_filter", "0\n");
+    } else {
+        setrlimit(libc::RLIMIT_CORE, 0, getrlimit(libc::RLIMIT_CORE).rlim_max);
+    }
     // SAFETY: plain libc calls on this process's own state, which is about to end.
     unsafe {
-        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
         libc::signal(signal, libc::SIG_DFL);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -356,6 +467,21 @@ pub fn die_by_signal(signal: i32) {
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(signal);
     }
+}
+
+/// A store to an unmapped address (debug builds' `SANDBOX_TEST_CRASH=segv`).
+#[cfg(debug_assertions)]
+pub fn crash_for_test() {
+    let addr: usize = std::hint::black_box(0x10);
+    // SAFETY: none: this deliberately faults, to test the report of the supervisor's crashes.
+    unsafe { std::ptr::write_volatile(addr as *mut u8, 1) };
+}
+
+/// Ends the process at once with `status` (`_exit`): no destructors, no `atexit` handlers,
+/// nothing that could wait for a lock another thread holds.
+pub fn exit_now(status: i32) -> ! {
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(status) }
 }
 
 /// The kernel thread id of the calling thread.
@@ -500,36 +626,347 @@ pub fn kick_signal() -> i32 {
     libc::SIGRTMAX() - 1
 }
 
-extern "C" fn on_host_signal(sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-    let code = unsafe { (*info).si_code };
+/// `si_value` of a thread-directed signal the runtime sends on the program's behalf to a thread
+/// of this process ([`send_to_own_thread`], as `SI_QUEUE`: `rt_tgsigqueueinfo` refuses
+/// `SI_TKILL` for other threads): it tells such a signal apart from the runtime's own
+/// `tgkill`s (kicks, interrupts, `abort`). A program that sends itself `SI_QUEUE` siginfo with
+/// this value only gets its signal shown as a `tgkill`'s.
+const PROGRAM_TKILL: u64 = 0x5342_5850_524f_4700; // "SBXPROG\0"
+
+/// Whether a signal came from this process's own `tgkill` (`si_code` `SI_TKILL`), or with
+/// `any_kill` also its own `kill` (`SI_USER`). Async-signal-safe.
+fn from_self(code: i32, pid: i32, any_kill: bool) -> bool {
+    let kill = code == libc::SI_TKILL || (any_kill && code == libc::SI_USER);
+    // SAFETY: getpid is async-signal-safe.
+    kill && pid == unsafe { libc::getpid() }
+}
+
+/// `si_code`, `si_pid` (for `SI_USER`/`SI_TKILL`/`SI_QUEUE`) and `si_value` of a siginfo.
+fn info_fields(words: &[u64]) -> (i32, i32, u64) {
+    (words[1] as i32, words[2] as i32, words[3])
+}
+
+/// The `si_band` the kernel sends with `si_code` `POLL_IN`..`POLL_HUP` (`band_table` in
+/// fs/fcntl.c), or `None` for other codes.
+fn poll_band(code: i32) -> Option<u64> {
+    const IN: u64 = 0x1 | 0x40; // EPOLLIN | EPOLLRDNORM
+    Some(match code {
+        1 => IN,
+        2 => 0x4 | 0x100 | 0x200, // EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND
+        3 => IN | 0x400,          // | EPOLLMSG
+        4 => 0x8,                 // EPOLLERR
+        5 => 0x2 | 0x80,          // EPOLLPRI | EPOLLRDBAND
+        6 => 0x10 | 0x8,          // EPOLLHUP | EPOLLERR
+        _ => return None,
+    })
+}
+
+thread_local! {
+    /// `SIGIO`-style arrivals of a fault signal number at one RIP since the thread's last safe
+    /// point (see [`genuine_fault`]).
+    static POLL_STREAK: Cell<(u64, u32)> = const { Cell::new((0, 0)) };
+}
+
+/// More `SIGIO`-style fault signals than this at one RIP without a safe point in between are
+/// a fault that recurs on return, not file events (each of which ends the thread's wait).
+const POLL_STREAK_MAX: u32 = 64;
+
+/// Called by the run loop at every safe point: the thread made progress.
+pub fn note_safe_point() {
+    POLL_STREAK.with(|s| {
+        if s.get().1 != 0 {
+            s.set((0, 0));
+        }
+    });
+}
+
+/// Whether a fault signal number with `si_code > 0` is a fault of the supervisor itself (the
+/// program's faults are VM exits, never host signals), as opposed to a `SIGIO` the kernel
+/// sends with that number for a file set up with `F_SETSIG` (`si_code` `POLL_*`, whose values
+/// overlap the fault codes; `si_band` holds the event bits, `si_fd` the descriptor). A
+/// genuine fault at an address that looks like an event band would recur at once on return:
+/// after [`POLL_STREAK_MAX`] of those it counts as genuine.
+fn genuine_fault(sig: i32, words: &[u64], rip: u64) -> bool {
+    let (code, _, _) = info_fields(words);
+    if sig == libc::SIGBUS && code == 5 {
+        // BUS_MCEERR_AO: a poisoned page of the process, reported asynchronously: the
+        // program's memory is the supervisor's, so it is the program's signal.
+        return false;
+    }
+    let sigio = poll_band(code).is_some_and(|band| words[2] == band && words[3] as i32 >= 0);
+    if !sigio {
+        return true;
+    }
+    POLL_STREAK.with(|s| {
+        let (at, n) = s.get();
+        let n = if at == rip { n + 1 } else { 1 };
+        s.set((rip, n));
+        n > POLL_STREAK_MAX
+    })
+}
+
+/// Writes `bytes` to stderr (async-signal-safe).
+fn write_stderr(bytes: &[u8]) {
+    // SAFETY: write(2) from a buffer we own.
+    unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+/// A small buffer for messages written from signal handlers (no allocation).
+struct Line {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Line {
+        Line { buf: [0; 256], len: 0 }
+    }
+
+    fn byte(&mut self, b: u8) -> &mut Line {
+        if self.len < self.buf.len() {
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        self
+    }
+
+    fn text(&mut self, t: &str) -> &mut Line {
+        for &b in t.as_bytes() {
+            self.byte(b);
+        }
+        self
+    }
+
+    fn hex(&mut self, v: u64) -> &mut Line {
+        self.text("0x");
+        let digits = (64 - v.leading_zeros()).div_ceil(4).max(1);
+        for i in (0..digits).rev() {
+            self.byte(b"0123456789abcdef"[((v >> (4 * i)) & 15) as usize]);
+        }
+        self
+    }
+
+    fn dec(&mut self, v: i64) -> &mut Line {
+        if v < 0 {
+            self.byte(b'-');
+        }
+        let x = v.unsigned_abs();
+        let mut div = 1u64;
+        while x / div >= 10 {
+            div *= 10;
+        }
+        while div > 0 {
+            self.byte(b'0' + (x / div % 10) as u8);
+            div /= 10;
+        }
+        self
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The name of a signal the supervisor can crash with.
+fn crash_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        _ => "a signal",
+    }
+}
+
+/// The supervisor itself crashed (a fault in its code, or `abort`): says so on stderr, in one
+/// line that cannot be taken for the program's death, leaves a core dump of the crashing
+/// context where the soft `RLIMIT_CORE` allows one (in a forked copy, so that the status stays
+/// the runtime's), and exits with [`crate::cli::EXIT_RUNTIME`]. Async-signal-safe.
+fn internal_crash(sig: i32, code: i32, addr: u64, rip: u64) -> ! {
+    let mut l = Line::new();
+    l.text("sandbox: internal error: the supervisor (not the program) crashed with ")
+        .text(crash_name(sig))
+        .text(" (si_code ")
+        .dec(i64::from(code))
+        .text(") at address ")
+        .hex(addr)
+        .text(", rip ")
+        .hex(rip)
+        .text("\n");
+    write_stderr(l.as_bytes());
+    // SAFETY: getrlimit, fork, signal, sigprocmask, raise, waitpid and _exit are
+    // async-signal-safe; the forked child only re-raises the signal with its default action.
+    unsafe {
+        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::getrlimit(libc::RLIMIT_CORE, &mut r);
+        if r.rlim_cur > 0 {
+            let child = libc::syscall(libc::SYS_fork);
+            if child == 0 {
+                libc::signal(sig, libc::SIG_DFL);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, sig);
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                libc::raise(sig);
+                libc::_exit(crate::cli::EXIT_RUNTIME);
+            }
+            if child > 0 {
+                let mut st = 0;
+                libc::waitpid(child as i32, &mut st, 0);
+            }
+        }
+        libc::_exit(crate::cli::EXIT_RUNTIME)
+    }
+}
+
+extern "C" fn on_host_signal(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    dune::note_host_signal();
+    if !(1..=64).contains(&sig) {
+        return;
+    }
+    // SAFETY: the kernel passes a valid 128-byte siginfo to an SA_SIGINFO handler.
+    let words = unsafe { std::slice::from_raw_parts(info.cast::<u64>(), 16) };
+    let (code, pid, _) = info_fields(words);
+    // SAFETY: the kernel passes the interrupted context to an SA_SIGINFO handler.
+    let rip = unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] }
+        as u64;
     let fault =
         matches!(sig, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP);
-    if fault && code > 0 {
-        // A fault in the supervisor itself (the program's faults are VM exits, never host
-        // signals): restore the default action; returning re-executes the faulting instruction,
-        // which then ends the process the usual way.
-        // SAFETY: signal() is async-signal-safe.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
-        return;
+    if fault && code > 0 && genuine_fault(sig, words, rip) {
+        internal_crash(sig, code, words[2], rip);
     }
-    if sig == interrupt_signal() || !(1..=64).contains(&sig) {
-        return;
+    let (mut copy, marked) = program_info(words);
+    if marked {
+        record_info(sig, &copy, true);
+        return arrived(ctx);
     }
-    // SAFETY: `info` points at 128 readable bytes.
-    let words = unsafe { std::slice::from_raw_parts(info.cast::<u64>(), 16) };
+    // A child that ends is announced with the signal its parent chose at clone (CSIGNAL):
+    // the host sends SIGCHLD for every child (the supervisor forks with it).
+    let sig = if sig == libc::SIGCHLD && is_child_end(code) {
+        match take_exit_signal(pid) {
+            Some(0) => return arrived(ctx),
+            Some(s) => {
+                copy[0] = (copy[0] & !0xffff_ffff) | u64::from(s as u32);
+                s
+            }
+            None => sig,
+        }
+    } else {
+        sig
+    };
+    if from_self(code, pid, false) && sig == libc::SIGABRT {
+        // The runtime's own abort() (glibc's heap checks, a Rust abort): the program's tgkills
+        // of its own threads come marked, the rest of its signals to this process are
+        // recorded without the host or come as SI_USER.
+        internal_crash(sig, code, 0, rip);
+    }
+    record_info(sig, &copy, code == libc::SI_TKILL);
+    arrived(ctx);
+}
+
+/// `CLD_EXITED`, `CLD_KILLED`, `CLD_DUMPED`: a child's end (not a stop or a continue, which are
+/// always `SIGCHLD`).
+fn is_child_end(code: i32) -> bool {
+    matches!(code, 1..=3)
+}
+
+/// Children whose exit signal is not `SIGCHLD` (`clone` with another `CSIGNAL`): `pid << 8 |
+/// signal` per slot, 0 when free. Lock-free, so the host signal handler can read it.
+static EXIT_SIGNALS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+/// Child `pid` ends with `signal` (0: no signal) rather than `SIGCHLD`. `false` if the table
+/// is full (the child then ends with `SIGCHLD`).
+pub fn set_exit_signal(pid: i32, signal: i32) -> bool {
+    let v = (pid as u64) << 8 | (signal as u64 & 0xff);
+    EXIT_SIGNALS
+        .iter()
+        .any(|s| s.compare_exchange(0, v, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+}
+
+/// The exit signal of child `pid` if it is not `SIGCHLD`, forgetting it (a child ends once).
+/// Async-signal-safe.
+fn take_exit_signal(pid: i32) -> Option<i32> {
+    EXIT_SIGNALS.iter().find_map(|s| {
+        let v = s.load(Ordering::SeqCst);
+        (v != 0
+            && (v >> 8) as i32 == pid
+            && s.compare_exchange(v, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+        .then_some((v & 0xff) as i32)
+    })
+}
+
+/// A forked child has no children yet: its copy of the exit-signal table is its parent's.
+pub fn forget_exit_signals() {
+    for s in &EXIT_SIGNALS {
+        s.store(0, Ordering::SeqCst);
+    }
+}
+
+/// A program signal's siginfo as the program is to see it, and whether it is one the runtime
+/// sent for the program's `tgkill` of one of its threads ([`send_to_own_thread`]): that one
+/// shows what the kernel's `tgkill` would have given. Async-signal-safe.
+fn program_info(words: &[u64]) -> ([u64; 16], bool) {
+    let mut copy = [0u64; 16];
+    copy.copy_from_slice(&words[..16]);
+    let (code, pid, value) = info_fields(words);
+    // SAFETY: getpid is async-signal-safe.
+    let marked =
+        code == libc::SI_QUEUE && value == PROGRAM_TKILL && pid == unsafe { libc::getpid() };
+    if marked {
+        copy[1] = (copy[1] & !0xffff_ffff) | u64::from(libc::SI_TKILL as u32);
+        copy[3] = 0;
+    }
+    (copy, marked)
+}
+
+/// Records one arrival of `sig` with siginfo `words` for the program (async-signal-safe; call
+/// with host signals blocked).
+fn record_info(sig: i32, words: &[u64; 16], thread: bool) {
     for (slot, w) in INFO[sig as usize].iter().zip(words) {
         slot.store(*w, Ordering::Relaxed);
     }
     if sig >= SIGRTMIN_KERNEL {
         RTQ[sig as usize].push(words);
     }
-    record(sig, code == libc::SI_TKILL);
+    record(sig, thread);
+}
+
+/// A kick signal the runtime did not send (dune's [`dune::ForeignKickHook`]): the program's.
+fn on_foreign_kick(info: &[u8; 128], ctx: *mut libc::c_void) {
+    dune::note_host_signal();
+    let mut words = [0u64; 16];
+    for (w, c) in words.iter_mut().zip(info.chunks_exact(8)) {
+        *w = u64::from_ne_bytes(c.try_into().unwrap());
+    }
+    let (code, _, _) = info_fields(&words);
+    let (copy, marked) = program_info(&words);
+    with_signals_blocked(|_| record_info(kick_signal(), &copy, marked || code == libc::SI_TKILL));
+    arrived(ctx);
+}
+
+/// Sends `sig` to thread `tid` of this process for the program (its `tgkill`/`tkill`), marked
+/// (`PROGRAM_TKILL`) so that the receiving supervisor thread records it as the program's,
+/// with `si_code` `SI_TKILL` as the kernel's `tgkill` would give.
+pub fn send_to_own_thread(tid: i32, sig: i32) -> SysResult {
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&sig.to_ne_bytes());
+    info[8..12].copy_from_slice(&libc::SI_QUEUE.to_ne_bytes());
+    info[16..20].copy_from_slice(&pid().to_ne_bytes());
+    // SAFETY: getuid cannot fail.
+    info[20..24].copy_from_slice(&unsafe { libc::getuid() }.to_ne_bytes());
+    info[24..32].copy_from_slice(&PROGRAM_TKILL.to_ne_bytes());
+    // SAFETY: rt_tgsigqueueinfo reads 128 bytes of siginfo we own; it signals a thread of this
+    // process only (tgid = our pid).
+    let r = unsafe { libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid(), tid, sig, info.as_ptr()) };
+    ret(if r == -1 { -(i64::from(Errno::last().0)) } else { r })
 }
 
 /// Marks `sig` pending (for the calling thread or the process), counting instances of
 /// real-time signals. Async-signal-safe.
 fn record(sig: i32, thread: bool) {
+    crate::syscall::signalfd::notify(sig);
     let bit = 1u64 << (sig - 1);
     let rt = sig >= SIGRTMIN_KERNEL;
     if thread {
@@ -545,7 +982,42 @@ fn record(sig: i32, thread: bool) {
     }
 }
 
-extern "C" fn on_interrupt(_sig: i32) {}
+extern "C" fn on_interrupt(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid 128-byte siginfo to an SA_SIGINFO handler.
+    let words = unsafe { std::slice::from_raw_parts(info.cast::<u64>(), 16) };
+    let (code, pid, _) = info_fields(words);
+    if from_self(code, pid, true) {
+        // The runtime's own (`Process::kick_other_threads`; the program's calls that would
+        // send this number to this process are refused): it only ends a blocking call, or
+        // keeps one from starting.
+        return arrived(ctx);
+    }
+    // From elsewhere (another process's kill, sigqueue, tgkill, SIGIO): the program's signal.
+    dune::note_host_signal();
+    let (copy, marked) = program_info(words);
+    record_info(sig, &copy, marked || code == libc::SI_TKILL);
+    arrived(ctx);
+}
+
+/// The signals the supervisor itself can crash with (a fault of its own, `abort`): the host
+/// always catches them, whatever the program's disposition, so that such a crash is reported
+/// as the supervisor's ([`internal_crash`]); one the program ignores is discarded at delivery
+/// instead.
+fn crash_signal(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGABRT
+    )
+}
+
+/// Extra flags of the host handler for `sig`: the fault signals run on the thread's
+/// alternate stack (Rust's runtime gives every thread one), so a stack overflow of the
+/// supervisor is reported too.
+fn handler_flags(sig: i32) -> i32 {
+    let fault =
+        matches!(sig, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP);
+    if fault { libc::SA_ONSTACK } else { 0 }
+}
 
 /// Installs the supervisor's handler for every signal a program may receive: all but SIGKILL,
 /// SIGSTOP and the two signals the runtime itself uses. Called once at start-up. Returns the
@@ -565,22 +1037,25 @@ pub fn install_host_signal_handlers() -> u64 {
         };
         if was_ignored && sig != interrupt_signal() {
             ignored |= 1u64 << (sig - 1);
-            continue;
+            if !crash_signal(sig) {
+                continue;
+            }
         }
         // SAFETY: zeroed sigaction is a valid start; both handlers are async-signal-safe
-        // (atomics, a const thread-local Cell, signal()).
+        // (atomics, const thread-local Cells, write, getpid; fork/raise/_exit on a crash).
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            if sig == interrupt_signal() {
-                sa.sa_sigaction = on_interrupt as *const () as usize;
+            sa.sa_sigaction = if sig == interrupt_signal() {
+                on_interrupt as *const () as usize
             } else {
-                sa.sa_sigaction = on_host_signal as *const () as usize;
-                sa.sa_flags = libc::SA_SIGINFO;
-            }
+                on_host_signal as *const () as usize
+            };
+            sa.sa_flags = libc::SA_SIGINFO | handler_flags(sig);
             libc::sigfillset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
     }
+    dune::set_foreign_kick_hook(on_foreign_kick);
     // Unblock them all in this (the main) thread; threads created later inherit the mask.
     // SAFETY: only changes this thread's mask.
     unsafe {
@@ -604,11 +1079,12 @@ pub fn mirror_disposition(sig: i32, ignore: bool, nocldwait: bool) {
     {
         return;
     }
+    let ignore = ignore && !crash_signal(sig);
     // SAFETY: zeroed sigaction is a valid start; the handler is async-signal-safe.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = if ignore { libc::SIG_IGN } else { on_host_signal as *const () as usize };
-        sa.sa_flags = if ignore { 0 } else { libc::SA_SIGINFO };
+        sa.sa_flags = if ignore { 0 } else { libc::SA_SIGINFO | handler_flags(sig) };
         if nocldwait && sig == libc::SIGCHLD {
             // SA_NOCLDWAIT: children are reaped by the kernel, as the program asked.
             sa.sa_flags |= libc::SA_NOCLDWAIT;
@@ -725,10 +1201,11 @@ pub fn clear_pending() {
     }
 }
 
-/// Runs `f` with every host signal blocked in this thread, passing the thread's usual mask: `f`
-/// checks the recorded signals and then makes a waiting call (ppoll, pselect6, epoll_pwait)
-/// with that mask, which the kernel installs atomically for the wait. A signal that arrives
-/// after the check therefore interrupts the wait instead of being missed.
+/// Runs `f` with every host signal blocked in this thread, passing the thread's usual mask
+/// with the kick signal allowed ([`dune::allow_kick`]): `f` checks the recorded signals and
+/// then makes a waiting call (ppoll, pselect6, epoll_pwait) with that mask, which the kernel
+/// installs atomically for the wait. A signal that arrives after the check therefore
+/// interrupts the wait instead of being missed.
 pub fn with_signals_blocked<T>(f: impl FnOnce(&libc::sigset_t) -> T) -> T {
     // SAFETY: sigfillset/pthread_sigmask on local sets; only this thread's mask changes, and it
     // is restored before returning.
@@ -737,7 +1214,9 @@ pub fn with_signals_blocked<T>(f: impl FnOnce(&libc::sigset_t) -> T) -> T {
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        let r = f(&old);
+        let mut wait = old;
+        dune::allow_kick(&mut wait);
+        let r = f(&wait);
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         r
     }
@@ -831,6 +1310,87 @@ pub fn fork() -> Result<i32, Errno> {
     if pid < 0 { Err(Errno::last()) } else { Ok(pid) }
 }
 
+/// Writes one byte to `fd` (a non-blocking pipe of the runtime's), ignoring a full pipe.
+/// Async-signal-safe.
+pub fn poke(fd: i32) {
+    let b = 1u8;
+    // SAFETY: writes one byte from a local; `write` is async-signal-safe.
+    unsafe { libc::write(fd, (&raw const b).cast(), 1) };
+}
+
+/// Empties the pipe whose read end is `r` without blocking (as many bytes as `FIONREAD`
+/// says are there). `_w` is its write end (kept for symmetry of the callers).
+pub fn drain(_w: i32, r: i32) {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes an int.
+    if unsafe { libc::ioctl(r, libc::FIONREAD, &mut n) } < 0 || n <= 0 {
+        return;
+    }
+    let mut buf = vec![0u8; n as usize];
+    // SAFETY: reads at most `n` bytes, which are there, into a local buffer.
+    unsafe { libc::read(r, buf.as_mut_ptr().cast(), buf.len()) };
+}
+
+/// A pipe whose write end is non-blocking and close-on-exec, and whose read end is
+/// close-on-exec and non-blocking as asked: (read end, write end).
+pub fn pipe_pair(cloexec_read: bool, nonblock_read: bool) -> Result<(i32, i32), Errno> {
+    let mut fds = [0i32; 2];
+    let flags = libc::O_NONBLOCK | if cloexec_read { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fcntl on the two descriptors just created.
+    unsafe {
+        libc::fcntl(fds[1], libc::F_SETFD, libc::FD_CLOEXEC);
+        if !nonblock_read {
+            libc::fcntl(fds[0], libc::F_SETFL, 0);
+        }
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// `(st_mode, st_ino)` of the file open on `fd`, or `None`.
+pub fn mode_and_inode(fd: i32) -> Option<(u32, u64)> {
+    // SAFETY: `st` is a plain C struct the kernel fills; zeroed is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable and sized for `struct stat`.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_mode, st.st_ino))
+}
+
+/// The file status flags (`F_GETFL`) of `fd`, or `None` if it is not open.
+pub fn fd_status_flags(fd: i32) -> Option<i32> {
+    // SAFETY: F_GETFL reads flags only.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    (r >= 0).then_some(r)
+}
+
+/// The open descriptors below `floor` (from `/proc/self/fd`; for a process with one thread).
+pub fn open_fds_below(floor: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| fd < floor && is_open_fd(fd))
+        .collect()
+}
+
+fn is_open_fd(fd: i32) -> bool {
+    fd_flags(fd).is_some()
+}
+
+/// Puts `new` over the program's descriptor `target` (`dup3`), with its close-on-exec and
+/// non-blocking state as given.
+pub fn replace_fd(new: i32, target: i32, cloexec: bool, nonblock: bool) {
+    // SAFETY: the caller (a forked child, one thread) replaces a descriptor of the program's
+    // with an equivalent one; no memory is touched.
+    unsafe {
+        if libc::dup3(new, target, if cloexec { libc::O_CLOEXEC } else { 0 }) >= 0 && nonblock {
+            let fl = libc::fcntl(target, libc::F_GETFL);
+            libc::fcntl(target, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+    }
+}
+
 /// `dup3(from, to, O_CLOEXEC)`, retried on `EINTR` and on `EBUSY` (the kernel was installing a
 /// descriptor at `to` for a racing call).
 ///
@@ -901,10 +1461,12 @@ impl VforkDone {
     }
 
     /// The parent: waits until the child `pid` releases it or is gone (exited, killed, or
-    /// already reaped by another thread of the program).
-    pub fn wait(&self, pid: i32) {
+    /// already reaped by another thread of the program), or `stop` says so (a fatal signal:
+    /// Linux's vfork wait is killable). A host signal cuts the futex wait short, so `stop` is
+    /// asked at once.
+    pub fn wait(&self, pid: i32, stop: impl Fn() -> bool) {
         let ts = libc::timespec { tv_sec: 0, tv_nsec: 20_000_000 };
-        while self.atomic().load(std::sync::atomic::Ordering::Acquire) == 0 {
+        while self.atomic().load(std::sync::atomic::Ordering::Acquire) == 0 && !stop() {
             // SAFETY: the word is a valid futex word; `ts` outlives the call.
             unsafe {
                 libc::syscall(libc::SYS_futex, self.word.as_ptr(), libc::FUTEX_WAIT, 0, &ts, 0, 0)
@@ -934,4 +1496,133 @@ pub fn fd_flags(fd: i32) -> Option<i32> {
     // SAFETY: F_GETFD reads flags only.
     let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     (r >= 0).then_some(r)
+}
+
+/// Gives the calling thread a descriptor table of its own (`unshare(CLONE_FILES)`) and closes
+/// everything it copied: what the thread opens from now on is in no table the program can
+/// name (see [`crate::hostread`]).
+pub fn private_descriptor_table() -> std::io::Result<()> {
+    // SAFETY: unshare(CLONE_FILES) only changes which descriptor table this thread uses.
+    if unsafe { libc::unshare(libc::CLONE_FILES) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the table is this thread's alone now; closing the copies touches nobody else's
+    // descriptors (the files stay open through the shared table).
+    if unsafe { libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `fstat(fd)`. Errors: `EBADF`.
+pub fn fstat(fd: i32) -> Result<libc::stat, Errno> {
+    // SAFETY: `st` is a plain C struct the kernel fills; zeroed is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable and sized for `struct stat`.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(st)
+}
+
+/// The file system type (`f_type` of `fstatfs`) of the file open on `fd`.
+pub fn fs_type(fd: i32) -> Result<i64, Errno> {
+    // SAFETY: `fs` is a plain C struct the kernel fills; zeroed is a valid value.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `fs` is writable and sized for `struct statfs`.
+    if unsafe { libc::fstatfs(fd, &mut fs) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(fs.f_type as i64)
+}
+
+/// What `/proc/self/fd/FD` says about descriptor `fd` (its path, `anon_inode:...`, ...).
+pub fn fd_path(fd: i32) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStringExt;
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).ok().map(|p| p.into_os_string().into_vec())
+}
+
+/// Sets the calling host thread's name (`comm`, at most 15 bytes: longer names are cut, as
+/// Linux's `__set_task_comm` cuts them).
+pub fn set_thread_name(name: &[u8]) {
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name[..n]);
+    // SAFETY: PR_SET_NAME reads 16 bytes from `buf`, which is NUL-terminated.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_line_formats_numbers_without_allocating() {
+        let mut l = Line::new();
+        l.text("a ").hex(0).text(" ").hex(0x10).text(" ").hex(u64::MAX).text(" ").dec(-6);
+        l.text(" ").dec(0).text(" ").dec(1234567890);
+        assert_eq!(
+            std::str::from_utf8(l.as_bytes()).unwrap(),
+            "a 0x0 0x10 0xffffffffffffffff -6 0 1234567890"
+        );
+        let mut long = Line::new();
+        for _ in 0..300 {
+            long.text("x");
+        }
+        assert_eq!(long.as_bytes().len(), 256);
+    }
+
+    /// A siginfo as 16 words: si_code, then `si_addr`/`si_band` and the word after it.
+    fn words(code: i32, w2: u64, w3: u64) -> [u64; 16] {
+        let mut w = [0u64; 16];
+        w[1] = code as u32 as u64;
+        w[2] = w2;
+        w[3] = w3;
+        w
+    }
+
+    #[test]
+    fn sigio_with_a_fault_number_is_not_a_fault() {
+        // SIGSEGV POLL_IN from F_SETSIG: si_band EPOLLIN|EPOLLRDNORM, si_fd 5.
+        assert!(!genuine_fault(libc::SIGSEGV, &words(1, 0x41, 5), 0x1000));
+        // POLL_HUP on descriptor 0.
+        assert!(!genuine_fault(libc::SIGBUS, &words(6, 0x18, 0), 0x1000));
+        // A real fault: SEGV_MAPERR at 0x10, SEGV_ACCERR, a #GP (SI_KERNEL).
+        assert!(genuine_fault(libc::SIGSEGV, &words(1, 0x10, 0), 0x1000));
+        assert!(genuine_fault(libc::SIGSEGV, &words(2, 0x7f00_0000_0000, 0), 0x1000));
+        assert!(genuine_fault(libc::SIGSEGV, &words(0x80, 0, 0), 0x1000));
+        assert!(genuine_fault(libc::SIGILL, &words(2, 0x40_1000, 0), 0x40_1000));
+        // BUS_MCEERR_AO is asynchronous: the program's.
+        assert!(!genuine_fault(libc::SIGBUS, &words(5, 0x1000, 0), 0x1000));
+    }
+
+    #[test]
+    fn a_fault_that_looks_like_sigio_but_recurs_is_a_fault() {
+        note_safe_point();
+        // SEGV_MAPERR at 0x41 with 0 after it: looks like POLL_IN on descriptor 0.
+        let w = words(1, 0x41, 0);
+        let mut genuine = false;
+        for _ in 0..=POLL_STREAK_MAX {
+            genuine = genuine_fault(libc::SIGSEGV, &w, 0x5000);
+        }
+        assert!(genuine);
+        // A safe point in between: file events again.
+        note_safe_point();
+        assert!(!genuine_fault(libc::SIGSEGV, &w, 0x5000));
+    }
+
+    #[test]
+    fn marked_program_tgkill_shows_as_tgkill() {
+        let me = pid();
+        let mut w = words(libc::SI_QUEUE, me as u32 as u64, PROGRAM_TKILL);
+        w[0] = 10;
+        let (seen, marked) = program_info(&w);
+        assert!(marked);
+        assert_eq!(info_fields(&seen), (libc::SI_TKILL, me, 0));
+        // From another process, or without the mark: as it came.
+        let other = words(libc::SI_QUEUE, (me + 1) as u32 as u64, PROGRAM_TKILL);
+        assert_eq!(program_info(&other), (other, false));
+        let plain = words(libc::SI_QUEUE, me as u32 as u64, 42);
+        assert_eq!(program_info(&plain), (plain, false));
+    }
 }

@@ -315,6 +315,16 @@ pub fn recvmsg_checked(
     Ok(Received { len: n, name: name[..nlen].to_vec(), control: ctl, flags: hdr.msg_flags })
 }
 
+/// Waits for `fd` to be readable, through [`crate::sys::syscall6`]: inside
+/// [`crate::sys::cancellable`] this wait is the call's cancellation point (`NOT_STARTED` when a
+/// signal arrived first). Errors: `EINTR`, `NOT_STARTED`, poll's own.
+pub fn wait_readable(fd: i32) -> Result<(), Errno> {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one local pollfd, alive across the call.
+    unsafe { crate::sys::syscall6(libc::SYS_poll, [(&raw mut p) as u64, 1, -1i64 as u64, 0, 0, 0]) }
+        .map(|_| ())
+}
+
 /// Waits up to `ms` milliseconds for `fd` to be readable; whether it is.
 pub fn readable(fd: i32, ms: i32) -> bool {
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };

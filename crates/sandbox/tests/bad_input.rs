@@ -344,3 +344,34 @@ fn bad_interpreter_names_the_script() {
     let expected = format!("{}: bad interpreter \"/bin/sh\\r\" (its #! line)", script.display());
     assert!(err.contains(&expected), "{err}");
 }
+
+/// A crash of the supervisor itself (a fault in its code, `abort`, a panic) is reported as the
+/// runtime's, never as the program's death: one `sandbox: internal error:` line that names the
+/// signal (with the address and RIP for a fault) and exit status 125, not death by a signal.
+/// Debug builds of the sandbox crash on purpose with `SANDBOX_TEST_CRASH`.
+#[test]
+fn supervisor_crash_is_reported_as_its_own() {
+    if !cfg!(debug_assertions)
+        || common::selfcheck()
+        || std::env::var_os("SANDBOX_TEST_BIN").is_some()
+    {
+        eprintln!("skipped: needs a debug build of the sandbox itself");
+        return;
+    }
+    for (crash, what) in [
+        ("segv", "crashed with SIGSEGV (si_code 1) at address 0x10, rip 0x"),
+        ("abort", "crashed with SIGABRT"),
+        ("panic", "panicked in thread "),
+    ] {
+        let out = std::process::Command::new(common::sandbox_bin())
+            .env("SANDBOX_TEST_CRASH", crash)
+            .args(["run", "--", "/bin/true"])
+            .output()
+            .expect("run the sandbox");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{crash}: {out:?}");
+        let line = err.lines().find(|l| l.starts_with("sandbox: internal error: ")).unwrap_or("");
+        assert!(line.contains("the supervisor (not the program)"), "{crash}: {err}");
+        assert!(line.contains(what), "{crash}: {err}");
+    }
+}

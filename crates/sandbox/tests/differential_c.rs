@@ -7,6 +7,7 @@
 mod common;
 
 use common::{Cmd, Link, assert_same, build_c};
+use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 /// Defines the module `<name>` with tests `static_`, `static_pie`, each running the
@@ -50,6 +51,66 @@ link_tests!("sandbox::differential_c", proc_spawn_fds, [static_ => Static, stati
     let c = simple("proc_spawn_fds", link);
     let out = c.last().native.stdout_str();
     for l in ["actions: applied", "child: descriptors ok", "parent: descriptors ok", "vfork _exit: exit 42"] {
+        assert!(out.contains(l), "missing {l:?} in:\n{out}");
+    }
+});
+
+// A vfork parent's wait for its child is killable: a fatal signal ends it (status 142).
+both_links!(proc_vfork_killable, |link| {
+    let bin = build_c("proc_vfork_killable", link);
+    let c = assert_same(&format!("proc_vfork_killable-{}", link.suffix()), &Cmd::new(&bin));
+    assert_eq!(
+        c.last().native.status.signal(),
+        Some(libc::SIGALRM),
+        "{}",
+        c.last().native.report()
+    );
+});
+
+// clone's exit signal (CSIGNAL) other than SIGCHLD reaches the parent at the child's end.
+both_links!(proc_exit_signal, |link| {
+    let c = simple("proc_exit_signal", link);
+    let out = c.last().native.stdout_str();
+    assert!(out.contains("SIGUSR1 1 (pid matches 1, CLD_EXITED 1, status 7), SIGCHLD 0"), "{out}");
+});
+
+// signalfd: records of blocked signals read as Linux gives them (EAGAIN, poll/epoll readiness,
+// mask changes, sigqueue values, a blocking read woken from another process, a forked child's
+// own signals).
+link_tests!("sandbox::differential_c", sig_signalfd, [static_ => Static, static_pie => StaticPie, dynamic => Dynamic], |link| {
+    let c = simple("sig_signalfd", link);
+    let out = c.last().native.stdout_str();
+    for l in [
+        "empty: -1 EAGAIN, readable 0",
+        "read 256 bytes: signo 10 code 0 pid ok 1 uid ok 1; signo 12 code 0 pid ok 1 uid ok 1;",
+        "sigqueue: 128 bytes, signo is RTMIN 1, code SI_QUEUE 1, int 1234",
+        "epoll after kill: 1 data 7",
+        "blocking read: 128 bytes, signo USR1 1, from child 1",
+        "child: exit 9",
+        "made and closed 40 in turn",
+    ] {
+        assert!(out.contains(l), "missing {l:?} in:\n{out}");
+    }
+});
+
+// Credentials are each thread's: a raw setresuid in one thread changes its own only, and every
+// call it makes afterwards (a burst of getuid, which could be served from another host thread;
+// an open) is answered with them.
+both_links!(proc_thread_creds, |link| {
+    let c = simple("proc_thread_creds", link);
+    let out = c.last().native.stdout_str();
+    assert!(out.contains("thread getuid burst wrong: 0"), "{out}");
+    if out.contains("root 1") {
+        assert!(out.contains("thread setresuid: ok") && out.contains("thread opens root's file: EACCES"), "{out}");
+    }
+});
+
+// A process that dropped its privileges still forks, vforks and starts threads (the KVM device
+// may be root's only: a forked child builds its VM from the descriptor its parent had open).
+both_links!(proc_drop_privs, |link| {
+    let c = simple("proc_drop_privs", link);
+    let out = c.last().native.stdout_str();
+    for l in ["fork: exit 7", "vfork: exit 8", "thread: ok", "fork in fork: exit 9"] {
         assert!(out.contains(l), "missing {l:?} in:\n{out}");
     }
 });

@@ -58,11 +58,11 @@ fn assert_all_fail(out: &Output, calls: &[String], errno: &str) {
 #[test]
 fn nested_pointers_into_runtime_fault() {
     gated!(nested_pointers_into_runtime_fault);
-    let (own, _d1) = run_native(&Cmd::new(prog()).arg("own"));
+    let (own, _d1) = run_native(&Cmd::new(prog()).host_maps().arg("own"));
     own.assert_success().assert_last_line("alive");
     let calls: Vec<String> = call_lines(&own).into_iter().map(|(c, _)| c).collect();
     assert!(calls.len() >= 30, "{}", own.report());
-    let cmd = Cmd::new(prog()).arg("runtime");
+    let cmd = Cmd::new(prog()).host_maps().arg("runtime");
     let (native, _d2) = run_native(&cmd);
     assert_eq!(native.code(), Some(2), "natively there is no runtime\n{}", native.report());
     assert!(native.stdout_str().contains("no foreign mapping"), "{}", native.report());
@@ -79,7 +79,7 @@ fn nested_pointers_into_runtime_fault() {
 #[test]
 fn nested_pointers_own_control() {
     gated!(nested_pointers_own_control);
-    let c = common::assert_same("nested-ptr-own", &Cmd::new(prog()).arg("own"));
+    let c = common::assert_same("nested-ptr-own", &Cmd::new(prog()).host_maps().arg("own"));
     let n = &c.last().native;
     n.assert_success().assert_last_line("alive");
     assert!(!n.stdout_str().contains("EFAULT"), "{}", n.report());
@@ -89,8 +89,8 @@ fn nested_pointers_own_control() {
 #[test]
 fn runtime_descriptors_in_nested_arguments_ebadf() {
     gated!(runtime_descriptors_in_nested_arguments_ebadf);
-    let cmd = Cmd::new(prog()).arg("fds");
-    // Natively the highest descriptor is whatever the test's parent left open, or none.
+    let cmd = Cmd::new(prog()).host_maps().arg("fds");
+    // Natively nothing is open at the program's RLIMIT_NOFILE: EBADF there too.
     let (native, _nd) = run_native(&cmd);
     assert!(matches!(native.code(), Some(0 | 2)), "{}", native.report());
     let Some((out, _sd)) = sandboxed(&cmd) else { return };
@@ -114,7 +114,7 @@ fn runtime_descriptors_in_nested_arguments_ebadf() {
 #[test]
 fn tiocsti_refused() {
     gated!(tiocsti_refused);
-    let cmd = Cmd::new(prog()).arg("tiocsti");
+    let cmd = Cmd::new(prog()).host_maps().arg("tiocsti");
     let (native, _nd) = run_native(&cmd);
     native.assert_success().assert_last_line("alive");
     let Some((out, _sd)) = sandboxed(&cmd) else { return };

@@ -10,12 +10,12 @@ use common::{Cmd, Link, build_c, run_native, run_sandboxed};
 fn iovec_flipped_by_another_thread_never_leaks() {
     gated!(iovec_flipped_by_another_thread_never_leaks);
     let prog = build_c("escape_race", Link::Static);
-    let native = run_native(&Cmd::new(&prog));
+    let native = run_native(&Cmd::new(&prog).host_maps());
     assert_eq!(native.0.code(), Some(2), "natively there is no runtime\n{}", native.0.report());
     if common::selfcheck() {
         return;
     }
-    let (out, _dir) = run_sandboxed(&Cmd::new(&prog));
+    let (out, _dir) = run_sandboxed(&Cmd::new(&prog).host_maps());
     assert_eq!(out.code(), Some(0), "{}", out.report());
     let s = out.stdout_str();
     assert!(

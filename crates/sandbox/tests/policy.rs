@@ -251,7 +251,8 @@ fn clients_reach_allowed_addresses_and_ports_only() {
         format!("[::1]:{}/tcp", ok6.port()),
     ];
     let opts: Vec<&str> = allow.iter().map(String::as_str).collect();
-    let clients: Vec<(&str, Box<dyn Fn(&TcpPeer) -> Cmd>)> = vec![
+    type Client<'a> = Box<dyn Fn(&TcpPeer) -> Cmd + 'a>;
+    let clients: Vec<(&str, Client)> = vec![
         (
             "busybox wget",
             Box::new(|p: &TcpPeer| cmd(BUSYBOX, &["wget", "-q", "-O", "-", &p.url()], &opts)),
@@ -1318,7 +1319,7 @@ fn syscall_rules_deny_and_log() {
     // The network is not mediated by a file without [network].
     let peer = TcpPeer::start("127.0.0.1");
     let (out, _d) = run_sandboxed(&cmd(
-        &probe(),
+        probe(),
         &["connect", "127.0.0.1", &peer.port().to_string()],
         &["--policy", &policy],
     ));

@@ -1290,6 +1290,69 @@ all_links!(ctrl_c_parent_kills_child, |link| {
     assert_eq!(out, "ready\ngot SIGINT; child ended by signal 2\n");
 });
 
+/// What Python reads of its own /proc: its descriptors (os.listdir of /proc/self/fd, which
+/// subprocess's close_fds and os.closerange users rely on), its threads, its maps and stack
+/// (threading's stack size, faulthandler), its cmdline, status and limits: as natively.
+const PYTHON_PROC_SCRIPT: &str = r#"
+import os, resource, subprocess, sys, threading
+soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+fds = [int(x) for x in os.listdir("/proc/self/fd")]
+print("fds below the limit", all(f < soft for f in fds), "std there", {0, 1, 2} <= set(fds))
+r, w = os.pipe()
+print("a new pipe is listed", {r, w} <= set(int(x) for x in os.listdir("/proc/self/fd")))
+print("subprocess close_fds", subprocess.run(["/bin/sh", "-c", "exit 7"], close_fds=True).returncode)
+print("subprocess pass_fds", subprocess.run(["/bin/sh", "-c", "echo x >&%d" % w], pass_fds=[w]).returncode,
+      os.read(r, 10))
+go = threading.Event()
+ts = [threading.Thread(target=go.wait) for _ in range(3)]
+for t in ts: t.start()
+tasks = os.listdir("/proc/self/task")
+print("tasks", len(tasks), "active", threading.active_count())
+names = {open("/proc/self/task/%s/comm" % t).read().strip() for t in tasks}
+print("thread names", sorted(names))
+go.set()
+for t in ts: t.join()
+maps = open("/proc/self/maps").read().splitlines()
+print("maps parse", all(len(l.split()) >= 5 for l in maps), "stack", sum(l.endswith("[stack]") for l in maps))
+print("maps has the interpreter", any(l.endswith(os.path.realpath(sys.executable)) for l in maps))
+cmd = open("/proc/self/cmdline", "rb").read().split(b"\0")[:-1]
+print("cmdline", cmd == [os.fsencode(a) for a in sys.orig_argv])
+status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines())
+print("status", status["Name"].strip(), status["Threads"].strip(), int(status["VmSize"].split()[0]) < 64 << 20)
+lim = [l for l in open("/proc/self/limits") if l.startswith("Max open files")][0].split()
+print("limits", int(lim[3]) == soft)
+print("stat", open("/proc/self/stat").read().split(") ")[1].split()[17])
+"#;
+
+kvm_test!(debian_python3_proc_self, {
+    require("/usr/bin/python3", "python3");
+    let cmd = Cmd::new("/usr/bin/python3")
+        .args(["-c", PYTHON_PROC_SCRIPT])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LC_ALL", "C.UTF-8")
+        .timeout(LONG);
+    let c = assert_same("deb-python3-proc", &cmd);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "fds below the limit True std there True",
+            "a new pipe is listed True",
+            "subprocess close_fds 7",
+            "subprocess pass_fds 0 b'x\\n'",
+            "tasks 4 active 4",
+            "thread names ['python3']",
+            "maps parse True stack 1",
+            "maps has the interpreter True",
+            "cmdline True",
+            "status python3 1 True",
+            "limits True",
+            "stat 1",
+        ],
+    );
+});
+
 kvm_test!(ctrl_c_python_keyboard_interrupt, {
     require("/usr/bin/python3", "python3");
     let cmd = Cmd::new("/usr/bin/python3").args([
@@ -1334,6 +1397,207 @@ all_links!(posix_timer_create, |link| {
             "interval read back 40 ms: 1",
             "timer signal handled 3 times (at least 3: 1), siginfo ok 1",
             "no signal after timer_delete: 1",
+            "done",
+        ],
+    );
+});
+
+// =============================================================================================
+// f. Signal storms: a 50 us interval timer must not stop the program (each mode runs 0.3 s
+//    natively; the time limit catches a hang), nor keep a SIGTERM from ending it
+// =============================================================================================
+
+all_links!(signal_storm_busy_loop, |link| {
+    let c = c_run("sig_storm", link, &["busy"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &["busy: ran 0.3 s under a 50 us timer, rounds > 0 1, signals handled 1", "done"],
+    );
+});
+
+all_links!(signal_storm_system_calls, |link| {
+    let c = c_run("sig_storm", link, &["calls"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &["calls: ran 0.3 s under a 50 us timer, rounds > 0 1, signals handled 1", "done"],
+    );
+});
+
+all_links!(signal_storm_sleeps, |link| {
+    let c = c_run("sig_storm", link, &["sleep"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &["sleep: ran 0.3 s under a 50 us timer, rounds > 0 1, signals handled 1", "done"],
+    );
+});
+
+// A blocked signal, however often the host sees it, neither interrupts a sleep nor makes it
+// start over: relative timeouts keep counting (nanosleep, poll, FUTEX_WAIT).
+all_links!(signal_storm_blocked_timed_waits, |link| {
+    let c = c_run("sig_storm", link, &["blocked"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "main: nanosleep 0.3 s returned 0, took at least 0.3 s 1, less than 5 s 1",
+            "main: poll 300 ms returned 0, took at least 0.3 s 1, less than 5 s 1",
+            "main: futex wait 0.3 s returned -1 (ETIMEDOUT), took at least 0.3 s 1, less than 5 s 1",
+            "SIGALRM pending afterwards 1, handled 0",
+            "done",
+        ],
+    );
+});
+
+// The same while another thread takes the storm's signals.
+all_links!(signal_storm_other_thread_takes_them, |link| {
+    let c = c_run("sig_storm", link, &["thread"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "main: nanosleep 0.3 s returned 0, took at least 0.3 s 1, less than 5 s 1",
+            "main: futex wait 0.3 s returned -1 (ETIMEDOUT), took at least 0.3 s 1, less than 5 s 1",
+            "the other thread handled signals: 1",
+            "done",
+        ],
+    );
+});
+
+// Children dying of SIGSEGV one after the other under a storm: each is counted.
+all_links!(signal_storm_children_die_of_sigsegv, |link| {
+    let c = c_run("sig_storm", link, &["children"]);
+    c.last().native.assert_success();
+    assert_lines(&native_out(&c), &["children killed by SIGSEGV: 20 of 20, SIGCHLD handled 1"]);
+});
+
+// With core dumps allowed (the soft RLIMIT_CORE raised to the hard one), children that die of
+// SIGSEGV dump core as natively: the parent's SIGCHLD says CLD_DUMPED exactly when waitpid
+// says WCOREDUMP (the sandbox reported CLD_KILLED and no core dump before).
+all_links!(children_dump_core_as_natively, |link| {
+    let c = c_run("sig_storm", link, &["dumped"]);
+    c.last().native.assert_success();
+    let out = native_out(&c);
+    assert!(
+        out.lines().any(|l| l.starts_with("SIGCHLD says dumped exactly when waitpid does: 1, ")),
+        "{out}"
+    );
+});
+
+// Several pending signals are all delivered at once, the handler of the highest number first,
+// as Linux does (one per return to the program before: a storm starved higher numbers).
+all_links!(pending_signals_delivered_together, |link| {
+    let c = c_run("sig_storm", link, &["order"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &["handlers run before sigprocmask returned: 3, in the order T21", "done"],
+    );
+});
+
+// SIGTERM from outside ends the program under a 20 us timer storm (it needed SIGKILL before),
+// with its default action and with a handler.
+all_links!(sigterm_ends_a_signal_storm, |link| {
+    for (mode, expected) in [("term", Err(libc::SIGTERM)), ("handler", Ok(3))] {
+        let cmd = Cmd::new(build_c("sig_storm", link)).arg(mode);
+        let out = assert_same_interrupted(
+            &format!("storm-{mode}-{}", link.suffix()),
+            &cmd,
+            libc::SIGTERM,
+            expected,
+        );
+        assert_eq!(out, "ready\n");
+    }
+});
+
+// =============================================================================================
+// g. Signals with the runtime's numbers between sandboxed processes, and SIGIO with a fault's
+//    number: ordinary signals for the program, as natively
+// =============================================================================================
+
+// SIGRTMAX-1 and SIGRTMAX-2 by kill, sigqueue, tgkill and pidfd_send_signal end a child that
+// waits in pause, a busy loop or a blocking read (their default action terminates).
+all_links!(runtime_signal_numbers_from_another_process_kill, |link| {
+    let c = c_run("sig_foreign", link, &["kill"]);
+    c.last().native.assert_success();
+    let out = native_out(&c);
+    assert_eq!(out.lines().filter(|l| l.ends_with(": killed by SIGRTMAX-1")).count(), 12, "{out}");
+    assert_eq!(out.lines().filter(|l| l.ends_with(": killed by SIGRTMAX-2")).count(), 12, "{out}");
+    assert_lines(&out, &["SIGRTMAX-1 by tgkill to a child in read: killed by SIGRTMAX-1", "done"]);
+});
+
+// With handlers, each route delivers its siginfo (si_code, sigqueue's value, the sender).
+all_links!(runtime_signal_numbers_from_another_process_handled, |link| {
+    let c = c_run("sig_foreign", link, &["handler"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "SIGRTMAX-1 by kill: handler got SIGRTMAX-1, si_code SI_USER, value 0, from the parent 1",
+            "SIGRTMAX-1 by sigqueue: handler got SIGRTMAX-1, si_code SI_QUEUE, value 4242, from \
+             the parent 1",
+            "SIGRTMAX-2 by pidfd: handler got SIGRTMAX-2, si_code SI_USER, value 0, from the \
+             parent 1",
+            "the child: exited with 0",
+            "done",
+        ],
+    );
+});
+
+// F_SETSIG(SIGSEGV) with O_ASYNC: SIGSEGV from a pipe's SIGIO reaches the program's handler,
+// or ends the program with its default action; the supervisor does not take it for a fault.
+all_links!(sigio_with_a_fault_signal_number, |link| {
+    let c = c_run("sig_foreign", link, &["setsig"]);
+    c.last().native.assert_success();
+    let out = native_out(&c);
+    assert_lines(
+        &out,
+        &["F_GETSIG: SIGSEGV", "a child with the default action: killed by SIGSEGV", "done"],
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("SIGSEGV by SIGIO: 3 handled, si_code ")
+            && l.ends_with(", si_fd is the pipe 1, POLLIN in si_band 1")),
+        "{out}"
+    );
+    assert!(
+        !common::contains(&c.last().sandboxed.stderr, b"internal error"),
+        "{}",
+        c.last().sandboxed.report()
+    );
+});
+
+// The runtime's numbers by F_SETSIG, by pthread_kill within the process and as the parent's
+// death signal: delivered to the program (or ending it) as natively.
+all_links!(runtime_signal_routes, |link| {
+    let c = c_run("sig_foreign", link, &["routes"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "SIGRTMAX-1 by F_SETSIG: handled 1, si_code POLL_IN",
+            "SIGRTMAX-2 by F_SETSIG: handled 1, si_code POLL_IN",
+            "SIGRTMAX-1 by pthread_kill: handled 1, in the target thread 1, si_code SI_TKILL",
+            "SIGRTMAX-2 by pthread_kill: handled 1, in the target thread 1, si_code SI_TKILL",
+            "an orphan with PR_SET_PDEATHSIG SIGRTMAX-1: killed by SIGRTMAX-1",
+            "done",
+        ],
+    );
+});
+
+// A signal from another process that arrives the moment the target is about to block in a
+// forwarded call ends it every time (it stayed blocked with the signal undelivered before,
+// a few times in a hundred: a SIGTERM from outside did not end the sandbox).
+all_links!(signal_just_before_a_blocking_call, |link| {
+    let c = c_run("sig_foreign", link, &["window"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "SIGTERM the moment a child is about to block in read: 50 of 50 ended by it",
+            "SIGRTMAX-1 the moment a child is about to block in read: 50 of 50 ended by it",
+            "SIGRTMAX-2 the moment a child is about to block in read: 50 of 50 ended by it",
             "done",
         ],
     );

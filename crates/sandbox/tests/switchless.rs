@@ -46,8 +46,11 @@ fn bursts_as_natively_without_switchless() {
     burst(&["--no-switchless"], "switchless-burst-off");
 }
 
-/// The names of the sandbox's threads after a burst of calls, as the program sees them.
-fn thread_names(opts: &[&str]) -> Vec<String> {
+/// The names of the sandbox's threads after a burst of calls: (as the program sees them in
+/// /proc/self/task, as the host has them in /proc/PID/task, read from outside while the
+/// program waits).
+fn thread_names(opts: &[&str]) -> (Vec<String>, Vec<String>) {
+    use std::io::{BufRead, BufReader};
     let bin = build_c("switchless_burst", Link::Static);
     let mut cmd = Cmd::new(&bin).args(["in.bin", "threads"]);
     for o in opts {
@@ -55,11 +58,36 @@ fn thread_names(opts: &[&str]) -> Vec<String> {
     }
     let dir = common::WorkDir::new("switchless-threads");
     input(dir.path());
-    let out = common::run_in(common::Mode::Sandboxed, &cmd, dir.path());
-    out.assert_success();
-    let s = out.stdout_str();
-    let line = s.lines().find_map(|l| l.strip_prefix("threads:")).unwrap_or_default();
-    line.split_whitespace().map(str::to_owned).collect()
+    let mut child = common::command_for(common::Mode::Sandboxed, &cmd)
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the sandbox");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped"));
+    let mut seen = Vec::new();
+    let mut line = String::new();
+    while lines.read_line(&mut line).unwrap_or(0) > 0 {
+        if line.trim_end() == "waiting" {
+            break;
+        }
+        if let Some(l) = line.strip_prefix("threads:") {
+            seen = l.split_whitespace().map(str::to_owned).collect();
+        }
+        line.clear();
+    }
+    let mut host = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", child.id())) {
+        for t in tasks.flatten() {
+            if let Ok(n) = std::fs::read_to_string(t.path().join("comm")) {
+                host.push(n.trim_end().to_owned());
+            }
+        }
+    }
+    drop(child.stdin.take());
+    let status = child.wait().expect("wait for the sandbox");
+    assert!(status.success(), "{status}: program view {seen:?}, host {host:?}");
+    (seen, host)
 }
 
 #[test]
@@ -73,8 +101,11 @@ fn server_thread_exactly_where_used() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The kernel truncates thread names to 15 bytes.
     let server = |names: &[String]| names.iter().any(|n| n == "sandbox-switchl");
-    let on = thread_names(&[]);
+    let (seen, on) = thread_names(&[]);
     assert_eq!(server(&on), ring3 && cpus >= 2, "ring3 {ring3}, {cpus} CPUs: {on:?}");
-    let off = thread_names(&["--no-switchless"]);
+    // The program sees its own thread only, named as the program.
+    assert_eq!(seen, ["switchless_burs"], "the program's view of its threads");
+    let (seen, off) = thread_names(&["--no-switchless"]);
     assert!(!server(&off), "--no-switchless still has a server: {off:?}");
+    assert_eq!(seen, ["switchless_burs"], "the program's view of its threads");
 }

@@ -125,7 +125,9 @@ fn new_thread(
     child.stop = Stop::Interrupted;
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let spawned = std::thread::Builder::new().name("sandbox-thread".into()).spawn(move || {
+    // No name of its own: the host thread inherits its creator's, which is the program
+    // thread's name (`comm`), as a new thread's is on Linux (and what /proc shows of it).
+    let spawned = std::thread::Builder::new().spawn(move || {
         child.register();
         let _ = tid_tx.send(child.tid);
         if go_rx.recv().is_err() {
@@ -185,9 +187,21 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         let _vf = proc.vfork_done.lock().unwrap();
         let _rl = proc.rlimits_lock();
         let _fdwin = crate::fdwin::window().lock();
+        let _reader = crate::hostread::lock();
         let pid = sys::fork()?;
         if pid == 0 {
             sys::clear_pending();
+            sys::forget_exit_signals();
+        } else {
+            // Recorded while host signals are blocked: the child's end cannot come first.
+            let exit_signal = (flags & CSIGNAL) as i32;
+            if exit_signal != libc::SIGCHLD && !sys::set_exit_signal(pid, exit_signal) {
+                tracing::debug!(
+                    pid,
+                    exit_signal,
+                    "exit-signal table full; the child ends with SIGCHLD"
+                );
+            }
         }
         Ok::<i32, Errno>(pid)
     })?;
@@ -196,7 +210,9 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
             let _ = sys::write_program(ptid, &pid.to_ne_bytes());
         }
         if let Some(h) = handoff {
-            h.wait(pid);
+            let mask = ctx.thread.sigmask;
+            let fatal = ctx.thread.proc.fatal_signals() & !mask;
+            h.wait(pid, || sys::pending_signals() & fatal != 0);
         }
         return Ok(pid as u64);
     }
@@ -233,15 +249,24 @@ fn child_setup(
 ) -> Result<(), String> {
     let old = ctx.thread.proc.clone();
     // Same host, same verdict: skip the platform probe.
-    let cfg = dune::VmConfig { platform: Some(old.vm.platform()), ..crate::vm_config() };
+    // The parent's /dev/kvm descriptor serves the new VM (duplicated): the program may have
+    // dropped the privileges that opening the device takes.
+    let kvm_fd = old.vm.host().raw_fd();
+    let cfg = dune::VmConfig {
+        platform: Some(old.vm.platform()),
+        kvm_fd: Some(kvm_fd),
+        ..crate::vm_config()
+    };
     // The parent VM's descriptors are the parent's business: closed before the new VM needs
     // descriptors of its own, so that a fork works with a full descriptor table, as Linux's
     // fork needs none. (The parent's VM objects in this copy are never used again.)
-    for &fd in &vm_fds {
+    for &fd in vm_fds.iter().filter(|&&fd| fd != kvm_fd) {
         sys::close(fd);
         crate::fdwin::window().closed(fd);
     }
     let vm = dune::Vm::new(cfg).map_err(|e| e.to_string())?;
+    sys::close(kvm_fd);
+    crate::fdwin::window().closed(kvm_fd);
     let mm = old.mm.lock().unwrap().clone_for(vm.clone()).map_err(|e| e.to_string())?;
     let policy = old.policy.clone();
     let exe = old.exe.lock().unwrap().clone();
@@ -254,6 +279,7 @@ fn child_setup(
         proc.set_rlimit_view(r, old.rlimit_view(r).to_vec());
     }
     *proc.vfork_done.lock().unwrap() = handoff;
+    super::signalfd::after_fork();
     let mut vcpu = vm.create_vcpu().map_err(|e| e.to_string())?;
     vcpu.set_user_context(regs).map_err(|e| e.to_string())?;
     let mut s = vcpu.sregs().map_err(|e| e.to_string())?;

@@ -1,7 +1,7 @@
 //! System calls the supervisor implements itself, or forwards only after custom validation
 //! (nested pointers, memory management, process state).
 
-use super::{Ctx, Exit, PATH_MAX, check_fd, copy_cstr, copy_in, copy_out, read_u64};
+use super::{Ctx, Exit, check_fd, copy_cstr, copy_in, copy_out, read_u64};
 use crate::errno::Errno;
 use crate::mm::{Kind, PAGE, page_up};
 use crate::signals::{self, Action};
@@ -131,10 +131,9 @@ pub fn prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             ctx.proc().check(a[1], 4)?;
             host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0])
         }
-        libc::PR_SET_PDEATHSIG => {
-            refuse_runtime_signal(a[1])?;
-            host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0])
-        }
+        // The parent's death signal comes from the parent: a program signal whatever its
+        // number (see the routes of signals, before `kill`).
+        libc::PR_SET_PDEATHSIG => host(libc::SYS_prctl, [a[0], a[1], 0, 0, 0, 0]),
         // Everything else (PR_SET_MM, PR_SET_SECCOMP, PR_SET_PTRACER, ...) would change the
         // supervisor, not just the program.
         _ => Err(Errno::EINVAL),
@@ -354,7 +353,7 @@ pub fn rt_sigreturn(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
             what: "bad rt_sigreturn frame".into(),
         })))
     };
-    let Ok(uc) = copy_in(ctx.proc(), frame + signals::UC, 304) else { bad(ctx) };
+    let Ok(uc) = copy_in(ctx.proc(), frame.wrapping_add(signals::UC), 304) else { bad(ctx) };
     let r = signals::parse_ucontext(&uc);
     let mut regs = r.regs;
     regs.rflags =
@@ -388,6 +387,12 @@ pub fn rt_sigreturn(ctx: &mut Ctx<'_>, _a: &[u64; 6]) -> SysResult {
     ctx.thread.vcpu.set_user_context(&regs).map_err(|_| Errno(libc::EIO))?;
     ctx.replaced = true;
     Ok(regs.rax)
+}
+
+/// Waits until a signal outside `mask` is pending or the process ends its other threads
+/// (`true`), for a blocking emulated call (signalfd's read). See [`wait_unmasked`].
+pub(crate) fn wait_for(ctx: &Ctx<'_>, mask: u64) -> bool {
+    wait_unmasked(ctx, mask, None)
 }
 
 /// Waits for a signal not in `mask` to be recorded; returns false on timeout. The check and the
@@ -489,22 +494,30 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
 }
 
-/// Signals between processes are forwarded, with two exceptions that keep the host's signals
-/// meaning what the supervisor thinks they mean:
+/// The routes of signals. A supervisor takes a signal with one of the runtime's own numbers
+/// (`SIGRTMAX-1` kicks a vCPU, `SIGRTMAX-2` interrupts a blocking host call) for its own only
+/// when it comes from its own process by `tgkill` or `kill`, or from one of its timers (see
+/// `sys`); from anywhere else (another process, `sigqueue`, `F_SETSIG`, the parent's death
+/// signal) it is the program's. So the program's own calls must never bring such a signal to
+/// this process by one of those routes:
 ///
-/// - The two signal numbers the runtime uses itself (`SIGRTMAX-1` kicks a vCPU, `SIGRTMAX-2`
-///   interrupts a blocking host call) are recorded for the program directly when aimed at the
-///   calling thread or this process; any other route that would bring them back to this process
-///   (a process group, another thread of ours, a timer, `F_SETSIG`, `PR_SET_PDEATHSIG`, a pidfd)
-///   is refused with `EINVAL`, because the host could not tell them from the runtime's own.
-/// - A `siginfo` with `si_code >= 0` claims to come from the kernel (a fault, a timer). Linux
-///   lets a process send such a one only to itself; the sandbox records it for the program
-///   directly, so a forged "fault" never reaches the supervisor's host handler.
+/// - `kill`, `tgkill` and `tkill` of this process or one of its threads are recorded for the
+///   program directly, or sent marked as the program's ([`sys::send_to_own_thread`]), which
+///   also keeps the receiving supervisor thread from taking a `SIGABRT` for its own `abort`;
+/// - a `kill` of its own process group or of every process, a `pidfd_send_signal` to a process
+///   group, and a timer (`timer_create`) with one of the runtime's numbers are refused with
+///   `EINVAL`.
+///
+/// A `siginfo` with `si_code >= 0` claims to come from the kernel (a fault, a timer), and one
+/// with `SI_TKILL` from `tgkill`. Linux lets a process send such a one only to itself; the
+/// sandbox records it for the program directly, so a forged "fault" or runtime `tgkill` never
+/// reaches the supervisor's host handler.
 fn is_runtime_signal(sig: u64) -> bool {
     sig as i32 == sys::kick_signal() || sig as i32 == sys::interrupt_signal()
 }
 
-/// `EINVAL` for the runtime's own signal numbers on routes that would reach this process.
+/// `EINVAL` for the runtime's own signal numbers on routes that may reach this process from
+/// itself.
 fn refuse_runtime_signal(sig: u64) -> Result<(), Errno> {
     if is_runtime_signal(sig) { Err(Errno::EINVAL) } else { Ok(()) }
 }
@@ -546,12 +559,21 @@ fn si_code(info: &[u8]) -> i32 {
     i32::from_ne_bytes(info[8..12].try_into().unwrap())
 }
 
+/// Whether a siginfo claims to come from the kernel or from `tgkill` (which Linux accepts in
+/// `rt_sigqueueinfo` and friends only when a process signals itself).
+fn kernel_style(info: &[u8]) -> bool {
+    si_code(info) >= 0 || si_code(info) == libc::SI_TKILL
+}
+
 pub fn kill(_ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (pid, me) = (a[0] as i32, std::process::id() as i32);
+    let sig = a[1] as i32;
+    if pid == me && sig != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+        // Recorded for the program directly, so that only the runtime's own signals reach
+        // this process from itself through the host.
+        return post_to_program(a[1], None, libc::SI_USER, false);
+    }
     if is_runtime_signal(a[1]) {
-        if pid == me {
-            return post_to_program(a[1], None, libc::SI_USER, false);
-        }
         // 0: our process group; -1: every process we may signal; -pgrp: maybe ours.
         // SAFETY: getpgrp cannot fail and touches no memory.
         #[allow(unsafe_code)]
@@ -564,33 +586,34 @@ pub fn kill(_ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn tkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    if is_runtime_signal(a[1]) {
-        if a[0] as i32 == ctx.thread.tid {
-            return post_to_program(a[1], None, libc::SI_TKILL, true);
-        }
-        if is_own_thread(a[0] as i32) {
-            return Err(Errno::EINVAL);
-        }
+    let tid = a[0] as i32;
+    if a[1] != 0 && (tid == ctx.thread.tid || is_own_thread(tid)) {
+        return own_thread_signal(a[0], a[1]);
     }
     host(libc::SYS_tkill, [a[0], a[1], 0, 0, 0, 0])
 }
 
-pub fn tgkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    if is_runtime_signal(a[2]) && a[0] as i32 == std::process::id() as i32 {
-        if a[1] as i32 == ctx.thread.tid {
-            return post_to_program(a[2], None, libc::SI_TKILL, true);
-        }
-        return Err(Errno::EINVAL);
+pub fn tgkill(_ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[2] != 0 && a[0] as i32 == std::process::id() as i32 {
+        return own_thread_signal(a[1], a[2]);
     }
     host(libc::SYS_tgkill, [a[0], a[1], a[2], 0, 0, 0])
 }
 
+/// `tgkill` of thread `tid` of this process with `sig` (1..=64), marked as the program's.
+fn own_thread_signal(tid: u64, sig: u64) -> SysResult {
+    if !(1..=64).contains(&(sig as i32)) {
+        return Err(Errno::EINVAL);
+    }
+    if tid as i32 <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    sys::send_to_own_thread(tid as i32, sig as i32)
+}
+
 pub fn rt_sigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let info = copy_in(ctx.proc(), a[2], 128)?;
-    if a[0] as i32 == std::process::id() as i32
-        && a[1] != 0
-        && (is_runtime_signal(a[1]) || si_code(&info) >= 0)
-    {
+    if a[0] as i32 == std::process::id() as i32 && a[1] != 0 && kernel_style(&info) {
         return post_to_program(a[1], Some(&info), 0, false);
     }
     host(libc::SYS_rt_sigqueueinfo, [a[0], a[1], info.as_ptr() as u64, 0, 0, 0])
@@ -598,27 +621,53 @@ pub fn rt_sigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn rt_tgsigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let info = copy_in(ctx.proc(), a[3], 128)?;
-    if a[0] as i32 == std::process::id() as i32
-        && a[2] != 0
-        && (is_runtime_signal(a[2]) || si_code(&info) >= 0)
-    {
+    if a[0] as i32 == std::process::id() as i32 && a[2] != 0 && kernel_style(&info) {
         if a[1] as i32 == ctx.thread.tid {
             return post_to_program(a[2], Some(&info), 0, true);
         }
-        // Another thread of ours: the host could not tell it from the runtime's own.
-        return Err(if is_runtime_signal(a[2]) { Errno::EINVAL } else { Errno::EPERM });
+        // Linux refuses such a siginfo for any thread but the caller.
+        return Err(Errno::EPERM);
     }
     host(libc::SYS_rt_tgsigqueueinfo, [a[0], a[1], a[2], info.as_ptr() as u64, 0, 0])
 }
 
-/// `pidfd_send_signal(pidfd, sig, info, flags)`: the pidfd may name this process, so the
-/// runtime's signal numbers are refused and a kernel-style `siginfo` (`si_code >= 0`, which
-/// Linux accepts only for oneself) gets `EPERM`.
+/// The process (or thread) a pidfd refers to (`Pid:` in its fdinfo), if it is one.
+fn pidfd_target(fd: u64) -> Option<i32> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd as i32)).ok()?;
+    info.lines().find_map(|l| l.strip_prefix("Pid:")).and_then(|p| p.trim().parse().ok())
+}
+
+/// `pidfd_send_signal(pidfd, sig, info, flags)`. A signal for this very process (the pidfd
+/// names it, without `PIDFD_SIGNAL_PROCESS_GROUP`) is recorded for the program directly, as
+/// `kill` of oneself is; to a process group that may include this one, the runtime's signal
+/// numbers are refused; a kernel-style `siginfo` (`si_code >= 0` or `SI_TKILL`) for another
+/// process gets `EPERM`, as in Linux.
 pub fn pidfd_send_signal(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    const THREAD: u64 = 1; // PIDFD_SIGNAL_THREAD
+    const GROUP: u64 = 4; // PIDFD_SIGNAL_PROCESS_GROUP
     check_fd(ctx.proc(), a[0])?;
-    refuse_runtime_signal(a[1])?;
     let info = if a[2] != 0 { Some(copy_in(ctx.proc(), a[2], 128)?) } else { None };
-    if info.as_deref().is_some_and(|i| si_code(i) >= 0) {
+    let sig = a[1] as i32;
+    let me = std::process::id() as i32;
+    let own = a[3] & !(THREAD | 2 | GROUP) == 0
+        && a[3] & GROUP == 0
+        && (1..=64).contains(&sig)
+        && sig != libc::SIGKILL
+        && sig != libc::SIGSTOP
+        && pidfd_target(a[0]) == Some(me);
+    if own {
+        if info.as_deref().is_some_and(|i| i32::from_ne_bytes(i[0..4].try_into().unwrap()) != sig) {
+            return Err(Errno::EINVAL);
+        }
+        if a[3] & THREAD != 0 && info.is_none() {
+            return own_thread_signal(me as u64, a[1]);
+        }
+        return post_to_program(a[1], info.as_deref(), libc::SI_USER, a[3] & THREAD != 0);
+    }
+    if a[3] & GROUP != 0 {
+        refuse_runtime_signal(a[1])?;
+    }
+    if info.as_deref().is_some_and(kernel_style) {
         return Err(Errno::EPERM);
     }
     let infop = info.as_ref().map_or(0, |i| i.as_ptr() as u64);
@@ -644,23 +693,7 @@ pub fn timer_create(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 // ---------------------------------------------------------------------------------------------
 // Files.
 
-fn readlink_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
-    if dirfd as i32 != libc::AT_FDCWD {
-        check_fd(ctx.proc(), dirfd)?;
-    }
-    let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
-    ctx.proc().check(buf, size)?;
-    if super::open::is_own_exe(p.as_bytes()) {
-        if (size as i64) <= 0 {
-            return Err(Errno::EINVAL);
-        }
-        let exe = ctx.proc().exe.lock().unwrap().as_os_str().as_encoded_bytes().to_vec();
-        let n = exe.len().min(size as usize);
-        copy_out(ctx.proc(), buf, &exe[..n])?;
-        return Ok(n as u64);
-    }
-    host(libc::SYS_readlinkat, [dirfd, p.as_ptr() as u64, buf, size, 0, 0])
-}
+use super::open::readlink_common;
 
 pub fn readlink(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     readlink_common(ctx, libc::AT_FDCWD as u64, a[0], a[1], a[2])
@@ -671,6 +704,7 @@ pub fn readlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn close(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let _gate = crate::fdwin::window().program_change();
     check_fd(ctx.proc(), a[0])?;
     let r = host(libc::SYS_close, [a[0], 0, 0, 0, 0, 0]);
     // Linux frees the number even when close reports an error (other than EBADF).
@@ -681,6 +715,7 @@ pub fn close(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// `dup2`/`dup3`: `newfd` must be below the program's `RLIMIT_NOFILE` (`EBADF`, as Linux), which
 /// also keeps it out of the runtime's descriptor window.
 fn dup_onto(ctx: &mut Ctx<'_>, nr: i64, a: [u64; 6]) -> SysResult {
+    let _gate = crate::fdwin::window().program_change();
     check_fd(ctx.proc(), a[0])?;
     let limit = crate::fdwin::window().program_limit().0;
     if a[1] as i32 as i64 >= limit as i64 || (a[1] as i32) < 0 {
@@ -697,6 +732,13 @@ pub fn dup3(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     dup_onto(ctx, libc::SYS_dup3, [a[0], a[1], a[2], 0, 0, 0])
 }
 
+/// `dup`: forwarded under the window's gate (see `fdwin`).
+pub fn dup(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let _gate = crate::fdwin::window().program_change();
+    check_fd(ctx.proc(), a[0])?;
+    host(libc::SYS_dup, [a[0], 0, 0, 0, 0, 0])
+}
+
 pub fn close_range(_ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (first, last, flags) = (a[0] as u32, a[1] as u32, a[2]);
     // CLOSE_RANGE_UNSHARE would give the calling thread a private descriptor table, which the
@@ -707,6 +749,7 @@ pub fn close_range(_ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     // Close (or mark) the program's descriptors in [first, last]: all below the runtime's
     // window (fdwin). Placeholders that enforce a lowered RLIMIT_NOFILE are put back.
     let win = crate::fdwin::window();
+    let _gate = win.program_change();
     let last = last.min(win.floor() as u32 - 1);
     if first <= last {
         host(libc::SYS_close_range, [u64::from(first), u64::from(last), flags, 0, 0, 0])?;
@@ -721,9 +764,15 @@ pub fn close_range(_ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// `CLOSE_RANGE_CLOEXEC` from `<linux/close_range.h>`: mark instead of close.
 const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
 
+/// `F_SETSIG` and `F_GETSIG` (include/uapi/asm-generic/fcntl.h; the libc crate lacks them).
+const F_SETSIG: i32 = 10;
+const F_GETSIG: i32 = 11;
+
 pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_fd(ctx.proc(), a[0])?;
     let cmd = a[1] as i32;
+    let _gate = matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC)
+        .then(|| crate::fdwin::window().program_change());
+    check_fd(ctx.proc(), a[0])?;
     // A lowest number at or above the program's RLIMIT_NOFILE: EINVAL, as Linux.
     if matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC)
         && a[2] as i32 as i64 >= crate::fdwin::window().program_limit().0 as i64
@@ -731,12 +780,8 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     match cmd {
-        11 /* F_SETSIG */ => {
-            refuse_runtime_signal(a[2])?;
-            host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
-        }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL
-        | libc::F_SETFL | libc::F_GETOWN | libc::F_SETOWN | 12 /* F_GETSIG */
+        | libc::F_SETFL | libc::F_GETOWN | libc::F_SETOWN | F_SETSIG | F_GETSIG
         | libc::F_GETLEASE | libc::F_SETLEASE | libc::F_NOTIFY | libc::F_GETPIPE_SZ
         | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS => {
             host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
@@ -793,23 +838,38 @@ pub fn pwritev2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 /// A waiting call with an optional signal mask (`sigmask`, 0 for none): the mask becomes the
 /// program's for the call (see [`temporary_mask`]); the host call itself runs with host signals
-/// unblocked atomically, after a check that nothing deliverable is pending already.
+/// unblocked atomically, after a check that nothing deliverable is pending already. A host
+/// signal that interrupts it for nothing (see `syscall::restart`) does not end the wait;
+/// `timeout_ms` (`epoll_pwait`'s, -1 for none; the others' timeouts are updated by the kernel)
+/// keeps counting, and `call` gets what is left of it.
 fn masked_wait(
     ctx: &mut Ctx<'_>,
     sigmask: u64,
-    call: impl FnOnce(&libc::sigset_t) -> SysResult,
+    timeout_ms: i32,
+    mut call: impl FnMut(&libc::sigset_t, u64) -> SysResult,
 ) -> SysResult {
     if sigmask != 0 {
         let mask = read_u64(ctx.proc(), sigmask)?;
         temporary_mask(ctx, mask);
     }
-    let blocked = ctx.thread.sigmask;
-    let r = sys::with_signals_blocked(|usual| {
-        if sigmask != 0 && sys::pending_signals() & !blocked != 0 {
-            return Err(Errno(libc::EINTR));
+    let deadline = (timeout_ms >= 0)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64));
+    let r = loop {
+        let blocked = ctx.thread.sigmask;
+        let left = deadline.map_or(u64::MAX, |d| {
+            let l = d.saturating_duration_since(std::time::Instant::now());
+            l.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as u64
+        });
+        let r = sys::with_signals_blocked(|usual| {
+            if sigmask != 0 && sys::pending_signals() & !blocked != 0 {
+                return Err(Errno(libc::EINTR));
+            }
+            call(usual, left)
+        });
+        if r != Err(Errno(libc::EINTR)) || !ctx.thread.may_resume_call() {
+            break r;
         }
-        call(usual)
-    });
+    };
     if r != Err(Errno(libc::EINTR))
         && let Some(old) = ctx.thread.saved_mask.take()
     {
@@ -826,7 +886,7 @@ pub fn ppoll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[3] != 0 && a[4] != 8 {
         return Err(Errno::EINVAL);
     }
-    masked_wait(ctx, a[3], |usual| {
+    masked_wait(ctx, a[3], -1, |usual, _| {
         host(libc::SYS_ppoll, [a[0], a[1], a[2], usual as *const _ as u64, 8, 0])
     })
 }
@@ -853,7 +913,7 @@ pub fn pselect6(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     } else {
         0
     };
-    masked_wait(ctx, sigmask, |usual| {
+    masked_wait(ctx, sigmask, -1, |usual, _| {
         let data: [u64; 2] = [usual as *const _ as u64, 8];
         host(libc::SYS_pselect6, [a[0], a[1], a[2], a[3], a[4], data.as_ptr() as u64])
     })
@@ -865,8 +925,9 @@ pub fn epoll_pwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[4] != 0 && a[5] != 8 {
         return Err(Errno::EINVAL);
     }
-    masked_wait(ctx, a[4], |usual| {
-        host(libc::SYS_epoll_pwait, [a[0], a[1], a[2], a[3], usual as *const _ as u64, 8])
+    masked_wait(ctx, a[4], a[3] as i32, |usual, left| {
+        let timeout = if a[3] as i32 >= 0 { left } else { a[3] };
+        host(libc::SYS_epoll_pwait, [a[0], a[1], a[2], timeout, usual as *const _ as u64, 8])
     })
 }
 
@@ -933,9 +994,21 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let anon = flags & libc::MAP_ANONYMOUS != 0;
-    if !anon {
+    // A file is mapped through a private duplicate, checked first: another program thread
+    // cannot dup2 a descriptor over the number in between. A KVM object (a copy taken while a
+    // new vCPU's descriptor still had a program number) is refused: a vCPU's kvm_run page
+    // would let the program write the registers KVM loads at the next entry.
+    let file = if anon {
+        None
+    } else {
         check_fd(ctx.proc(), fd as u64)?;
-    }
+        let dup = crate::fdwin::window().duplicate(fd).map_err(|e| Errno::from_io(&e))?;
+        let st = sys::fstat(dup.raw())?;
+        if crate::fdwin::runtime_object(Some(dup.raw()), &st).is_some() {
+            return Err(Errno::EBADF);
+        }
+        Some((dup, crate::mm::FileId { dev: st.st_dev, ino: st.st_ino }))
+    };
     let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0;
     let mut mm = ctx.proc().mm.lock().unwrap();
     let at = if fixed {
@@ -964,8 +1037,11 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     };
     let host_flags = (flags & !(libc::MAP_FIXED_NOREPLACE | libc::MAP_32BIT | libc::MAP_GROWSDOWN))
         | libc::MAP_FIXED;
-    let kind = if anon { Kind::Anon } else { Kind::File { offset: off, file: sys::file_id(fd)? } };
-    mm.map_fixed(at, len, prot, host_flags, if anon { -1 } else { fd }, kind)
+    let (kind, fd) = match &file {
+        None => (Kind::Anon, -1),
+        Some((dup, id)) => (Kind::File { offset: off, file: *id }, dup.raw()),
+    };
+    mm.map_fixed(at, len, prot, host_flags, fd, kind)
 }
 
 pub fn munmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

@@ -101,9 +101,22 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         held.borrow_mut().push(fd);
         #[allow(unsafe_code)]
         // SAFETY: `fd` now holds the file just opened, owned by nothing else.
-        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        // No name of one of the runtime's files (`/proc/self/fd/N` of the trace file) makes
+        // it a program: it is not even read.
+        if crate::fdwin::runtime_object_of(fd)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.0))?
+            .is_some()
+        {
+            return Err(std::io::Error::from_raw_os_error(libc::EACCES));
+        }
+        Ok(file)
     };
-    let prepared = loader::prepare_named(&file, &name, inaccessible, &argv, &place);
+    // Each file is at a number of the program's from its open to its move (fdwin's gate).
+    let prepared = {
+        let _creating = crate::fdwin::window().creating();
+        loader::prepare_named(&file, &name, inaccessible, &argv, &place)
+    };
     let held = held.into_inner();
     let mut prepared = match prepared {
         Ok(p) => p,
@@ -133,11 +146,12 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         Err(e) => {
             // Too late to return an error: Linux kills the process with SIGSEGV here.
             eprintln!("sandbox: execve: {e}");
-            sys::die_by_signal(libc::SIGSEGV);
+            sys::die_by_signal(libc::SIGSEGV, true);
             std::process::exit(128 + libc::SIGSEGV);
         }
     };
     *proc.exe_id.lock().unwrap() = Some(loaded.exe_id);
+    sys::set_thread_name(crate::comm_of(name.as_os_str().as_bytes()));
     let regs =
         Regs { rip: loaded.entry, rsp: loaded.sp, rflags: dune::USER_RFLAGS, ..Regs::default() };
     let vcpu = &mut ctx.thread.vcpu;
@@ -208,7 +222,7 @@ fn end_other_threads(ctx: &Ctx<'_>) {
             "sandbox: execve: {} other thread(s) did not stop within 10 s; ending the process",
             left - 1
         );
-        sys::die_by_signal(libc::SIGKILL);
+        sys::die_by_signal(libc::SIGKILL, false);
         sys::exit_now(128 + libc::SIGKILL);
     }
     proc.dying.store(false, Ordering::SeqCst);

@@ -20,6 +20,9 @@ pub(crate) mod ioctl;
 pub(crate) mod net;
 pub(crate) mod open;
 pub(crate) mod prlimit;
+pub mod procfs;
+mod restart;
+pub mod signalfd;
 pub(crate) mod sockopt;
 pub(crate) mod system;
 pub(crate) mod sysv;
@@ -84,12 +87,17 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
     } else {
         None
     };
-    let res = allowed(ctx.proc(), ctx.thread.tid, sc.nr).and_then(|()| match spec(sc.nr) {
-        None => Err(Errno::ENOSYS),
-        Some(spec) => match spec.imp {
-            Imp::Forward => forward(ctx.proc(), sc.nr, spec, sc.args),
-            Imp::Emulate(h) => h(ctx, &sc.args),
-        },
+    let res = allowed(ctx.proc(), ctx.thread.tid, sc.nr).and_then(|()| {
+        // A signalfd's read is the supervisor's (see signalfd.rs).
+        if sc.nr == 0
+            && let Some(res) = signalfd::read(ctx, &sc.args)
+        {
+            return res;
+        }
+        match spec(sc.nr) {
+            None => Err(Errno::ENOSYS),
+            Some(spec) => restart::call(ctx, sc, spec),
+        }
     });
     finish(ctx.proc(), ctx.thread.tid, sc, res, text)
 }
@@ -112,7 +120,10 @@ fn allowed(proc: &Process, tid: i32, nr: u64) -> Result<(), Errno> {
 /// Traces `sc` with its outcome (for the program thread `tid`) and returns the value for RAX:
 /// the result, or `-errno`. `text`: the call as the trace shows it, if rendered before.
 fn finish(proc: &Process, tid: i32, sc: &Syscall, res: SysResult, text: Option<String>) -> u64 {
-    crate::trace::syscall(proc, tid, sc, res, text);
+    // A call that did not start is traced when it is made.
+    if res != Err(sys::NOT_STARTED) {
+        crate::trace::syscall(proc, tid, sc, res, text);
+    }
     match res {
         Ok(v) => v,
         Err(e) => (-i64::from(e.0)) as u64,
@@ -150,7 +161,7 @@ pub fn serve(proc: &Process, tid: i32, sc: &Syscall) -> Option<u64> {
     // Validated as the program named it; carried out on the protected duplicate.
     let replace = private.as_ref().map(|d| (0, d.raw() as u64));
     let res =
-        allowed(proc, tid, sc.nr).and_then(|()| forward_table(proc, sc.nr, spec, sc.args, replace));
+        allowed(proc, tid, sc.nr).and_then(|()| forward_as(proc, sc.nr, spec, sc.args, replace));
     drop(private);
     Some(finish(proc, tid, sc, res, None))
 }
@@ -177,12 +188,12 @@ pub use crate::uaccess::{copy_cstr, copy_in, copy_out, read_u32, read_u64};
 
 /// Validates the arguments of `spec` and performs the call on the host.
 pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResult {
-    forward_table(proc, nr, spec, args, None)
+    forward_as(proc, nr, spec, args, None)
 }
 
 /// [`forward`], validating `args` as they are but making the call with argument `i` replaced
 /// by `value` when `replace` is `Some((i, value))` (a descriptor the runtime duplicated).
-pub(crate) fn forward_table(
+pub(crate) fn forward_as(
     proc: &Process,
     nr: u64,
     spec: &Spec,

@@ -52,7 +52,7 @@ fn host(nr: i64, a: [u64; 6]) -> SysResult {
 /// The call as the table describes it, validated and forwarded (the null policy's path).
 fn forward(proc: &Process, nr: u64, a: &[u64; 6]) -> SysResult {
     let spec = super::spec(nr).ok_or(Errno::ENOSYS)?;
-    super::forward_table(proc, nr, spec, *a, None)
+    super::forward_as(proc, nr, spec, *a, None)
 }
 
 /// The calling program thread.
@@ -113,12 +113,21 @@ fn lexical(path: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An `O_PATH` handle on `path`, in the runtime's window. The kernel creates it at the
+/// program's lowest free number: the window's gate is held from the open to the move
+/// ([`crate::fdwin::FdWindow::creating`]), so no program thread can duplicate it meanwhile.
+fn path_handle(path: &[u8]) -> Result<RuntimeFd, Errno> {
+    let win = crate::fdwin::window();
+    let _gate = win.creating();
+    let fd = sys_net::open_path(path)?;
+    win.adopt(fd).map_err(|e| Errno::from_io(&e))
+}
+
 /// The socket path `path` names for a connect or send: resolved (symlinks followed) when it
 /// exists, with a handle on it whose `/proc/self/fd/N` name the kernel gets instead; else the
 /// lexical path and the error opening it gave.
 fn resolve_unix_target(path: &[u8]) -> (Vec<u8>, Result<RuntimeFd, Errno>) {
-    let handle = sys_net::open_path(path)
-        .and_then(|fd| crate::fdwin::window().adopt(fd).map_err(|e| Errno::from_io(&e)));
+    let handle = path_handle(path);
     match handle {
         Ok(h) => match sys_net::fd_path(h.raw()) {
             Ok(real) => (real, Ok(h)),
@@ -135,10 +144,7 @@ fn resolve_unix_bind(path: &[u8]) -> Vec<u8> {
         Some(i) => (&path[..i], &path[i + 1..]),
         None => (&b"."[..], path),
     };
-    let resolved = sys_net::open_path(dir).ok().and_then(|fd| {
-        let h = crate::fdwin::window().adopt(fd).ok()?;
-        sys_net::fd_path(h.raw()).ok()
-    });
+    let resolved = path_handle(dir).ok().and_then(|h| sys_net::fd_path(h.raw()).ok());
     match resolved {
         Some(mut d) => {
             if d != b"/" {
@@ -326,7 +332,7 @@ fn accept_common(ctx: &mut Ctx<'_>, nr: u64, a: &[u64; 6], flags: u64) -> SysRes
             )?;
         }
         let spec = super::spec(nr).ok_or(Errno::ENOSYS)?;
-        return super::forward_table(proc, nr, spec, *a, Some((0, p.fd())));
+        return super::forward_as(proc, nr, spec, *a, Some((0, p.fd())));
     }
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u64 != 0 {
         return Err(Errno::EINVAL);
@@ -392,6 +398,8 @@ struct Msg {
     /// The name the kernel reads (sendmsg), boxed so its address stays put.
     name: Option<Box<SockAddr>>,
     control: Vec<u8>,
+    /// The private duplicates the copied `SCM_RIGHTS` data names (see [`copy_control`]).
+    _fds: Vec<RuntimeFd>,
 }
 
 impl Msg {
@@ -420,10 +428,11 @@ fn copy_msghdr(ctx: &Ctx<'_>, addr: u64, sending: bool) -> Result<Msg, Errno> {
     };
     // Control data the kernel reads (sendmsg) is copied and every descriptor passed with
     // SCM_RIGHTS checked; a buffer it writes (recvmsg) is range-checked.
+    let mut fds = Vec::new();
     let (control_ptr, control_copy) = if m.control == 0 {
         (0, Vec::new())
     } else if sending {
-        let b = copy_control(ctx, m.control, m.controllen)?;
+        let b = copy_control(ctx, m.control, m.controllen, &mut fds)?;
         (b.as_ptr() as u64, b)
     } else {
         ctx.proc().check(m.control, m.controllen)?;
@@ -436,7 +445,7 @@ fn copy_msghdr(ctx: &Ctx<'_>, addr: u64, sending: bool) -> Result<Msg, Errno> {
     hdr.msg_iovlen = iov.len();
     hdr.msg_control = control_ptr as *mut _;
     hdr.msg_controllen = m.controllen as usize;
-    Ok(Msg { hdr, iov, name: name_copy, control: control_copy })
+    Ok(Msg { hdr, iov, name: name_copy, control: control_copy, _fds: fds })
 }
 
 /// The most control data one sent message may carry (the kernel's own limit,
@@ -467,11 +476,21 @@ fn cmsgs(buf: &[u8]) -> Vec<(i32, i32, std::ops::Range<usize>)> {
 /// (`__scm_send`, net/core/scm.c: each `cmsg_len` at least the 16-byte header and within the
 /// buffer, the next one 8-aligned) and refusing any SCM_RIGHTS descriptor of the runtime's:
 /// passing one to a socket the program reads would hand it a new number for the VM or vCPU.
-fn copy_control(ctx: &Ctx<'_>, control: u64, controllen: u64) -> Result<Vec<u8>, Errno> {
+/// Each descriptor passed is replaced in the copy by a private duplicate (kept in `fds` until
+/// the call is done), checked by what it is: another program thread cannot `dup2` something
+/// else over a number after the check, and a KVM object the program got hold of (a copy
+/// taken while a new vCPU's descriptor still had a program number) is refused, as another
+/// process could map its `kvm_run` page.
+fn copy_control(
+    ctx: &Ctx<'_>,
+    control: u64,
+    controllen: u64,
+    fds: &mut Vec<RuntimeFd>,
+) -> Result<Vec<u8>, Errno> {
     if controllen > CONTROL_MAX {
         return Err(Errno(libc::ENOBUFS));
     }
-    let buf = copy_in(ctx.proc(), control, controllen)?;
+    let mut buf = copy_in(ctx.proc(), control, controllen)?;
     // A header the kernel would reject: EINVAL, as from the kernel.
     let mut off = 0usize;
     while buf.len() - off >= 16 {
@@ -487,10 +506,18 @@ fn copy_control(ctx: &Ctx<'_>, control: u64, controllen: u64) -> Result<Vec<u8>,
     for (level, ty, data) in cmsgs(&buf) {
         if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
             for at in data.clone().step_by(4).take_while(|&o| o + 4 <= data.end) {
-                check_fd(
-                    ctx.proc(),
-                    i32::from_ne_bytes(buf[at..at + 4].try_into().unwrap()) as u64,
-                )?;
+                let fd = i32::from_ne_bytes(buf[at..at + 4].try_into().unwrap());
+                check_fd(ctx.proc(), fd as u64)?;
+                let dup =
+                    crate::fdwin::window().duplicate(fd).map_err(|e| match e.raw_os_error() {
+                        Some(libc::EMFILE) => Errno(libc::ENOBUFS),
+                        _ => Errno::from_io(&e),
+                    })?;
+                if crate::fdwin::runtime_object_of(dup.raw())?.is_some() {
+                    return Err(Errno::EBADF);
+                }
+                buf[at..at + 4].copy_from_slice(&dup.raw().to_ne_bytes());
+                fds.push(dup);
             }
         }
     }
@@ -509,15 +536,9 @@ fn empty_msghdr() -> libc::msghdr {
     }
 }
 
-/// Decides a message to be sent on the pinned socket `p`: control data that would route it
-/// elsewhere is refused, its name decided (and replaced where the kernel must get another).
-fn decide_msg(
-    ctx: &Ctx<'_>,
-    syscall: &str,
-    p: &Pinned,
-    m: &mut Msg,
-    keep: &mut Vec<RuntimeFd>,
-) -> Result<(), Errno> {
+/// Refuses a message whose control data would route it through other addresses than its
+/// destination (see [`crate::policy::Engine::refuses_option`]).
+fn check_control(ctx: &Ctx<'_>, syscall: &str, m: &Msg) -> Result<(), Errno> {
     let engine = &ctx.proc().policy;
     for (level, ty, _) in cmsgs(&m.control) {
         if engine.refuses_option(level, ty) {
@@ -528,6 +549,19 @@ fn decide_msg(
             return Err(engine.refuse(caller(ctx), syscall, "source routing", ev));
         }
     }
+    Ok(())
+}
+
+/// Decides a message to be sent on the pinned socket `p`: control data that would route it
+/// elsewhere is refused, its name decided (and replaced where the kernel must get another).
+fn decide_msg(
+    ctx: &Ctx<'_>,
+    syscall: &str,
+    p: &Pinned,
+    m: &mut Msg,
+    keep: &mut Vec<RuntimeFd>,
+) -> Result<(), Errno> {
+    check_control(ctx, syscall, m)?;
     if let Some(name) = &m.name {
         let mut sa = (**name).clone();
         decide_addr(ctx, syscall, p, endpoint::send_op(&p.kind), &mut sa, keep)?;
@@ -541,6 +575,12 @@ pub fn sendmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc(), a[0])?;
     let mut m = copy_msghdr(ctx, a[1], true)?;
     if !ctx.proc().policy.mediates_network() {
+        return host(libc::SYS_sendmsg, [a[0], &m.hdr as *const _ as u64, a[2], 0, 0, 0]);
+    }
+    if m.name.is_none() {
+        // No address: only where the socket already goes (nothing to decide, no pinning; a
+        // connected socket's sends cost nothing more under a firewall).
+        check_control(ctx, "sendmsg", &m)?;
         return host(libc::SYS_sendmsg, [a[0], &m.hdr as *const _ as u64, a[2], 0, 0, 0]);
     }
     let p = pin(ctx.proc(), a[0])?;
@@ -626,7 +666,24 @@ fn mmsg(ctx: &mut Ctx<'_>, a: &[u64; 6], sending: bool) -> SysResult {
     let mediates = ctx.proc().policy.mediates_network();
     let mut fd = a[0];
     let mut keep = Vec::new();
-    let pinned = if mediates { Some(pin(ctx.proc(), a[0])?) } else { None };
+    // Sends without any address go where the socket already goes: nothing to pin.
+    let unaddressed = sending && msgs.iter().all(|m| m.name.is_none());
+    if mediates && unaddressed {
+        // Those before the first refused one are sent.
+        for (i, m) in msgs.iter().enumerate() {
+            if let Err(e) = check_control(ctx, "sendmmsg", m) {
+                if i == 0 {
+                    return Err(e);
+                }
+                vlen = i as u64;
+                break;
+            }
+        }
+    }
+    let has_control = |m: &Msg| m.hdr.msg_controllen > 0 && !m.hdr.msg_control.is_null();
+    // Receives matter only with control data (descriptors over a unix socket).
+    let needs_pin = if sending { !unaddressed } else { msgs.iter().any(has_control) };
+    let pinned = if mediates && needs_pin { Some(pin(ctx.proc(), a[0])?) } else { None };
     if let Some(p) = &pinned {
         fd = p.fd();
         if sending {
@@ -640,11 +697,12 @@ fn mmsg(ctx: &mut Ctx<'_>, a: &[u64; 6], sending: bool) -> SysResult {
                     break;
                 }
             }
-        } else if p.kind.domain == AF_UNIX
-            && msgs
-                .first()
-                .is_some_and(|m| m.hdr.msg_controllen > 0 && !m.hdr.msg_control.is_null())
-        {
+        } else if p.kind.domain == AF_UNIX && !msgs.first().is_some_and(has_control) {
+            // A later message's control data would reach the program unvetted: only the first
+            // message (without control data, so the kernel discards any descriptors sent
+            // with it) is received.
+            vlen = 1;
+        } else if p.kind.domain == AF_UNIX {
             // Control data (descriptors) from a unix socket: one message, through the guard.
             let m = &msgs[0];
             let namelen = if m.hdr.msg_name.is_null() { 0 } else { m.hdr.msg_namelen };

@@ -1,20 +1,31 @@
-//! `open`, `creat`, `openat` and `openat2`: the program may open anything the host user may,
-//! except a file that reaches a process's memory through procfs (`/proc/PID/mem`,
-//! `/proc/PID/task/TID/mem`, `/proc/PID/map_files/*`). Writes through those bypass page
-//! protections, so `/proc/self/mem` would reach the supervisor's memory.
+//! `open`, `creat`, `openat`, `openat2`, `readlink`, `readlinkat` and `truncate`: the program
+//! may open anything the host user may, except what would reach the runtime. The decision is
+//! made on *what the path resolves to*, never on the path string:
 //!
-//! The check happens *before* the program holds a usable descriptor: the path is resolved once
-//! with `O_PATH` (no read or write access), the file behind it is screened, and only then is it
-//! reopened through `/proc/self/fd/N`, which opens that same file without resolving the path
-//! again (so no symlink swap can slip in between). Opening first and closing a bad descriptor
-//! afterwards would leave a window in which another program thread could `pwrite` through it.
-//! Opens that can only ever create a fresh regular file (`O_CREAT|O_EXCL`, `O_TMPFILE`) need no
-//! screening and go to the kernel as they are.
+//! * one of the runtime's own objects, by identity (`fdwin::runtime_object`: the trace file,
+//!   KVM's device and its anonymous inodes), by whatever name (`/proc/self/fd/N`, `/dev/fd/N`,
+//!   `/proc/thread-self/fd/N`, `openat` on a `/proc/self/fd` directory, a hard link, its own
+//!   path): `EACCES`;
+//! * a procfs object: what [`super::procfs`] decides (the program's own entries show the
+//!   program; a runtime descriptor's or thread's entry is hidden; what would expose the
+//!   supervisor is refused).
+//!
+//! The check happens *before* the program holds a usable descriptor: the path is resolved with
+//! `O_PATH` (no read or write access), first without following a final symlink (so a procfs
+//! link such as `/proc/self/fd/N` or `/proc/self/exe` is seen as the link it is), then, for a
+//! symlink, following it; the object is screened, and only then reopened through
+//! `/proc/self/fd/N`, which opens that same file without resolving the path again (so no
+//! symlink swap can slip in between). Opening first and closing a bad descriptor afterwards
+//! would leave a window in which another program thread could `pwrite` through it. Opens that
+//! can only ever create a fresh regular file (`O_CREAT|O_EXCL`, `O_TMPFILE`) need no screening
+//! and go to the kernel as they are.
 
 use std::ffi::{CStr, CString};
 
-use super::{Ctx, PATH_MAX, check_fd, copy_cstr, copy_in};
+use super::procfs::{self, PROC_SUPER_MAGIC, Verdict};
+use super::{Ctx, PATH_MAX, check_fd, copy_cstr, copy_in, copy_out};
 use crate::errno::Errno;
+use crate::process::Process;
 use crate::sys::{self, SysResult};
 
 /// Calls the host kernel with already-validated arguments.
@@ -25,8 +36,6 @@ fn host(nr: i64, a: [u64; 6]) -> SysResult {
     unsafe { sys::syscall6(nr, a) }
 }
 
-/// `PROC_SUPER_MAGIC` from `<linux/magic.h>`.
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// `O_TMPFILE` includes `O_DIRECTORY`; both bits mean "unnamed temporary file".
 const O_TMPFILE: u64 = libc::O_TMPFILE as u64;
 const O_CREAT: u64 = libc::O_CREAT as u64;
@@ -53,15 +62,6 @@ pub fn is_own_exe(path: &[u8]) -> bool {
     }
 }
 
-/// The path the kernel should open: the program's executable for its `/proc/self/exe`.
-fn redirect_exe(ctx: &Ctx<'_>, p: CString) -> CString {
-    if is_own_exe(p.as_bytes()) {
-        CString::new(ctx.proc().exe.lock().unwrap().as_os_str().as_encoded_bytes()).unwrap_or(p)
-    } else {
-        p
-    }
-}
-
 fn close(fd: u64) {
     host(libc::SYS_close, [fd, 0, 0, 0, 0, 0]).ok();
 }
@@ -74,22 +74,33 @@ fn fstat(fd: u64) -> Result<libc::stat, Errno> {
     Ok(st)
 }
 
-/// `Err(EACCES)` when the file behind `fd` (an `O_PATH` descriptor) is a procfs file that
-/// exposes a process's memory.
-fn screen(fd: u64) -> Result<(), Errno> {
-    // SAFETY: all-zero bytes are a valid `struct statfs`.
-    #[allow(unsafe_code)]
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    host(libc::SYS_fstatfs, [fd, &raw mut fs as u64, 0, 0, 0, 0])?;
-    if fs.f_type != PROC_SUPER_MAGIC {
-        return Ok(());
-    }
-    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).map_err(|_| Errno::EACCES)?;
-    let s = link.to_string_lossy();
-    if s.ends_with("/mem") || s.contains("/map_files/") {
+/// What an open of the `O_PATH` descriptor `fd` (status `st`) gets: `Err(EACCES)` for one of
+/// the runtime's objects, else the procfs verdict (`Allow` off procfs). `following`: the
+/// program follows a final symlink (only then is a procfs `exe` link the program's executable).
+fn screen(proc: &Process, fd: u64, st: &libc::stat, following: bool) -> Result<Verdict, Errno> {
+    if crate::fdwin::runtime_object(Some(fd as i32), st).is_some() {
         return Err(Errno::EACCES);
     }
-    Ok(())
+    if sys::fs_type(fd as i32)? != PROC_SUPER_MAGIC {
+        return Ok(Verdict::Allow);
+    }
+    // Not placeable in procfs (a mount made in a way the supervisor cannot follow): refused.
+    let loc = procfs::locate(fd as i32, st, proc).ok_or(Errno::EACCES)?;
+    let link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
+    let is_runtime = |n: i32| crate::fdwin::window().is_runtime(n);
+    Ok(match procfs::verdict(loc.who, &loc.rest, link, &is_runtime) {
+        Verdict::Exe if !following => Verdict::Allow,
+        v => v,
+    })
+}
+
+/// The errors of a verdict that refuses (`Hidden`: `ENOENT`, `Refused`: `EACCES`).
+fn refusal(v: Verdict) -> Result<(), Errno> {
+    match v {
+        Verdict::Hidden => Err(Errno::ENOENT),
+        Verdict::Refused => Err(Errno::EACCES),
+        _ => Ok(()),
+    }
 }
 
 /// Which kernel entry point resolves the program's path.
@@ -117,67 +128,199 @@ impl How<'_> {
     }
 }
 
+/// Who opens: the process, the calling thread (for synthesized entries) and the running
+/// executable's identity (for `ETXTBSY`).
+#[derive(Clone, Copy)]
+struct Opener<'a> {
+    proc: &'a Process,
+    caller: procfs::Caller,
+    exe: Option<(u64, u64)>,
+}
+
+impl<'a> Opener<'a> {
+    fn of(ctx: &'a Ctx<'_>) -> Opener<'a> {
+        Opener {
+            proc: ctx.proc(),
+            caller: procfs::Caller { tid: ctx.thread.tid, sigmask: ctx.thread.sigmask },
+            exe: *ctx.proc().exe_id.lock().unwrap(),
+        }
+    }
+}
+
 /// Opens `path` as the program asked, screening the file before any usable descriptor exists.
 fn open_screened(
+    me: Opener<'_>,
     dirfd: u64,
     path: &CStr,
     flags: u64,
     mode: u64,
     how: &How<'_>,
-    exe: Option<(u64, u64)>,
 ) -> SysResult {
+    let Opener { proc, caller, exe } = me;
     if flags & O_TMPFILE == O_TMPFILE || flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL {
         return how.open(dirfd, path, flags, mode);
     }
+    let nofollow = flags & O_NOFOLLOW != 0;
     let mut path = path.to_owned();
     let mut links = 0;
     for _ in 0..CREATE_RETRIES {
-        let probe = O_PATH | O_CLOEXEC | (flags & (O_NOFOLLOW | O_DIRECTORY));
-        let fd = match how.open(dirfd, &path, probe, 0) {
+        // The probes sit at numbers of the program's until the window takes them: no other
+        // thread closes, duplicates or replaces one meanwhile (fdwin's gate).
+        let creating = crate::fdwin::window().creating();
+        // The final component as it is: a symlink (a procfs link among them) stays one.
+        let first =
+            O_PATH | O_CLOEXEC | O_NOFOLLOW | if nofollow { flags & O_DIRECTORY } else { 0 };
+        let fd = match how.open(dirfd, &path, first, 0) {
             // Nothing there yet: create it, exclusively, so what we open is what we made.
             Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
                 match how.open(dirfd, &path, flags | O_EXCL, mode) {
-                    // A dangling symlink (open(2) creates its target) or a racing creator.
-                    Err(Errno::EEXIST) => {
-                        if let Some(target) = dangling_target(dirfd, &path, how)? {
-                            if flags & O_NOFOLLOW != 0 {
-                                return Err(Errno(libc::ELOOP));
-                            }
-                            links += 1;
-                            if links > MAX_SYMLINKS {
-                                return Err(Errno(libc::ELOOP));
-                            }
-                            path = target;
-                        }
-                        continue;
-                    }
+                    Err(Errno::EEXIST) => continue, // a racing creator
                     r => return r,
                 }
             }
             r => r?,
         };
-        let checked = |fd: u64| screen(fd).and_then(|()| text_busy(fd, flags, exe));
+        let st = fstat(fd).inspect_err(|_| close(fd))?;
+        let (fd, st) = if st.st_mode & libc::S_IFMT == libc::S_IFLNK && !nofollow {
+            // A procfs link is judged as the link it is (a runtime descriptor's, the exe).
+            match screen(proc, fd, &st, true) {
+                Ok(Verdict::Exe) => {
+                    close(fd);
+                    drop(creating);
+                    return open_exe(me, flags, mode);
+                }
+                Ok(v) => {
+                    close(fd);
+                    refusal(v)?;
+                }
+                Err(e) => {
+                    close(fd);
+                    return Err(e);
+                }
+            }
+            // Then the object the link leads to.
+            match how.open(dirfd, &path, O_PATH | O_CLOEXEC | (flags & O_DIRECTORY), 0) {
+                Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
+                    // A dangling symlink: open(2) creates its target.
+                    if let Some(target) = dangling_target(dirfd, &path, how)? {
+                        links += 1;
+                        if links > MAX_SYMLINKS {
+                            return Err(Errno(libc::ELOOP));
+                        }
+                        path = target;
+                    }
+                    continue;
+                }
+                r => {
+                    let fd = r?;
+                    (fd, fstat(fd).inspect_err(|_| close(fd))?)
+                }
+            }
+        } else {
+            if flags & O_DIRECTORY != 0 && st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                close(fd);
+                return Err(Errno(libc::ENOTDIR));
+            }
+            (fd, st)
+        };
+        let verdict = match screen(proc, fd, &st, false) {
+            Ok(v) => v,
+            Err(e) => {
+                close(fd);
+                return Err(e);
+            }
+        };
+        if let Err(e) = refusal(verdict) {
+            close(fd);
+            return Err(e);
+        }
         let r = if flags & O_PATH != 0 {
             // The program wants an O_PATH descriptor: this one, at the number it got.
-            checked(fd).and_then(|()| keep_path(fd, flags)).map(|()| fd).inspect_err(|_| close(fd))
+            text_busy(fd, flags, exe)
+                .and_then(|()| keep_path(fd, flags))
+                .map(|()| fd)
+                .inspect_err(|_| close(fd))
         } else {
             // The probe moves to the runtime's window, so the file reopened for the program
             // gets the number open(2) would give (and at the program's descriptor limit, one
             // free number suffices, as natively).
             let probe = crate::fdwin::window().adopt(fd as i32).map_err(|e| Errno::from_io(&e))?;
+            drop(creating);
             let fd = probe.raw() as u64;
-            checked(fd).and_then(|()| reopen(fd, flags))
+            match verdict {
+                Verdict::Synth(entry) => synthesized(proc, caller, fd, &st, entry, flags),
+                _ => text_busy(fd, flags, exe).and_then(|()| reopen(fd, flags)),
+            }
         };
         match r {
             Ok(fd) => return Ok(fd),
             // Unlinked between our steps: again.
-            Err(Errno::ENOENT) => {}
+            Err(Errno::ENOENT) if !matches!(verdict, Verdict::Synth(_)) => {}
             Err(e) => return Err(e),
         }
     }
     Err(Errno::EAGAIN)
 }
 
+/// Opens the program's own executable for its `/proc/self/exe` (which names the supervisor's).
+fn open_exe(me: Opener<'_>, flags: u64, mode: u64) -> SysResult {
+    let path = me.proc.exe.lock().unwrap().as_os_str().as_encoded_bytes().to_vec();
+    let path = CString::new(path).map_err(|_| Errno::ENOENT)?;
+    let at = libc::AT_FDCWD as u64;
+    // The recorded path is canonical: never a link (so never this link again).
+    open_screened(me, at, &path, flags | O_NOFOLLOW, mode, &How::At)
+}
+
+/// The program's descriptor on synthesized content for the procfs object `fd` (`st`): a
+/// memfd filled and sealed, reopened read-only, so the program gets the lowest free number and
+/// a file that reads, seeks and maps like any other. Opening it for writing: `EACCES`, as the
+/// kernel answers for these read-only entries.
+fn synthesized(
+    proc: &Process,
+    caller: procfs::Caller,
+    fd: u64,
+    st: &libc::stat,
+    entry: procfs::Entry,
+    flags: u64,
+) -> SysResult {
+    if writes(flags) {
+        return Err(Errno::EACCES);
+    }
+    // The kernel's own permission check on the entry, as the caller (`environ` and `auxv` are
+    // their owner's only, and a process that is not dumpable owns none of its entries).
+    let magic = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
+    let at = libc::AT_FDCWD as u64;
+    let (r_ok, eaccess) = (libc::R_OK as u64, libc::AT_EACCESS as u64);
+    host(libc::SYS_faccessat2, [at, magic.as_ptr() as u64, r_ok, eaccess, 0, 0])?;
+    let loc = procfs::locate(fd as i32, st, proc).ok_or(Errno::EACCES)?;
+    let bytes = procfs::synthesize(entry, &loc, proc, caller)?;
+    let name = c"procfs";
+    let creating = crate::fdwin::window().creating();
+    let memfd = host(
+        libc::SYS_memfd_create,
+        [name.as_ptr() as u64, (libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) as u64, 0, 0, 0, 0],
+    )?;
+    // In the window while it is written: the program's descriptor is the read-only reopening.
+    let memfd = crate::fdwin::window().adopt(memfd as i32).map_err(|e| Errno::from_io(&e))?;
+    drop(creating);
+    let m = memfd.raw() as u64;
+    let mut done = 0;
+    while done < bytes.len() {
+        let rest = &bytes[done..];
+        let n = host(
+            libc::SYS_pwrite64,
+            [m, rest.as_ptr() as u64, rest.len() as u64, done as u64, 0, 0],
+        )?;
+        if n == 0 {
+            return Err(Errno(libc::EIO));
+        }
+        done += n as usize;
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    host(libc::SYS_fcntl, [m, libc::F_ADD_SEALS as u64, seals as u64, 0, 0, 0])?;
+    let keep = O_CLOEXEC | libc::O_NONBLOCK as u64 | libc::O_LARGEFILE as u64;
+    reopen(m, libc::O_RDONLY as u64 | (flags & keep))
+}
 /// Linux's limit on symlinks followed in one lookup (`MAXSYMLINKS`, include/linux/namei.h).
 const MAX_SYMLINKS: usize = 40;
 
@@ -231,17 +374,57 @@ fn text_busy(fd: u64, flags: u64, exe: Option<(u64, u64)>) -> Result<(), Errno> 
 /// the host's call on the copied path.
 pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let p = copy_cstr(ctx.proc(), a[0], PATH_MAX)?;
-    let exe = *ctx.proc().exe_id.lock().unwrap();
-    if exe.is_some() {
-        let at = libc::AT_FDCWD as u64;
-        if let Ok(fd) = host(libc::SYS_openat, [at, p.as_ptr() as u64, O_PATH | O_CLOEXEC, 0, 0, 0])
-        {
-            let busy = text_busy(fd, libc::O_WRONLY as u64, exe);
-            close(fd);
-            busy?;
-        }
+    let at = libc::AT_FDCWD as u64;
+    let creating = crate::fdwin::window().creating();
+    let fd = host(libc::SYS_openat, [at, p.as_ptr() as u64, O_PATH | O_CLOEXEC, 0, 0, 0])?;
+    // Resolved once, in the window while it is checked and truncated through its magic link.
+    let probe = crate::fdwin::window().adopt(fd as i32).map_err(|e| Errno::from_io(&e))?;
+    drop(creating);
+    let fd = probe.raw() as u64;
+    let st = fstat(fd)?;
+    if crate::fdwin::runtime_object(Some(fd as i32), &st).is_some() {
+        return Err(Errno::EACCES);
     }
-    host(libc::SYS_truncate, [p.as_ptr() as u64, a[1], 0, 0, 0, 0])
+    text_busy(fd, libc::O_WRONLY as u64, *ctx.proc().exe_id.lock().unwrap())?;
+    let magic = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
+    host(libc::SYS_truncate, [magic.as_ptr() as u64, a[1], 0, 0, 0, 0])
+}
+
+/// `readlink`/`readlinkat`: the link is resolved once (`O_PATH | O_NOFOLLOW`) and read through
+/// that descriptor. A procfs link gets the procfs verdict: the program's `exe` names its own
+/// executable, a runtime descriptor's `fd/N` does not exist, `map_files/` is refused.
+pub fn readlink_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
+    if dirfd as i32 != libc::AT_FDCWD {
+        check_fd(ctx.proc(), dirfd)?;
+    }
+    let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
+    ctx.proc().check(buf, size)?;
+    if (size as i32) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+    let fd = host(libc::SYS_openat, [dirfd, p.as_ptr() as u64, flags, 0, 0, 0])?;
+    let r = (|| {
+        let st = fstat(fd)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            return Err(Errno::EINVAL);
+        }
+        match screen(ctx.proc(), fd, &st, true)? {
+            Verdict::Exe => {
+                let exe = ctx.proc().exe.lock().unwrap().as_os_str().as_encoded_bytes().to_vec();
+                let n = exe.len().min(size as usize);
+                copy_out(ctx.proc(), buf, &exe[..n])?;
+                Ok(n as u64)
+            }
+            v => {
+                refusal(v)?;
+                let empty = c"";
+                host(libc::SYS_readlinkat, [fd, empty.as_ptr() as u64, buf, size, 0, 0])
+            }
+        }
+    })();
+    close(fd);
+    r
 }
 
 /// The screened `O_PATH` descriptor `fd` is the program's, with its close-on-exec choice.
@@ -282,15 +465,14 @@ fn open_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) 
     if dirfd as i32 != libc::AT_FDCWD {
         check_fd(ctx.proc(), dirfd)?;
     }
-    let p = redirect_exe(ctx, copy_cstr(ctx.proc(), path, PATH_MAX)?);
+    let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
     // openat(2) ignores every flag but these with O_PATH (fs/open.c, build_open_how).
     let flags = if flags & O_PATH != 0 {
         flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
     } else {
         flags
     };
-    let exe = *ctx.proc().exe_id.lock().unwrap();
-    open_screened(dirfd, &p, flags, mode, &How::At, exe)
+    open_screened(Opener::of(ctx), dirfd, &p, flags, mode, &How::At)
 }
 
 pub fn open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -314,7 +496,7 @@ pub fn openat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[0] as i32 != libc::AT_FDCWD {
         check_fd(ctx.proc(), a[0])?;
     }
-    let p = redirect_exe(ctx, copy_cstr(ctx.proc(), a[1], PATH_MAX)?);
+    let p = copy_cstr(ctx.proc(), a[1], PATH_MAX)?;
     if a[3] > 4096 {
         return Err(Errno(libc::E2BIG));
     }
@@ -350,8 +532,7 @@ pub fn openat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     {
         return Err(Errno::EINVAL);
     }
-    let exe = *ctx.proc().exe_id.lock().unwrap();
-    open_screened(a[0], &p, flags, mode, &How::At2(&how), exe)
+    open_screened(Opener::of(ctx), a[0], &p, flags, mode, &How::At2(&how))
 }
 
 #[cfg(test)]

@@ -197,7 +197,10 @@ pub(super) struct MapLine {
 
 /// The supervisor's mappings (`/proc/self/maps`), in address order.
 pub(super) fn maps() -> Result<Vec<MapLine>, Errno> {
-    let text = std::fs::read_to_string("/proc/self/maps").map_err(|_| Errno(libc::ENOMEM))?;
+    // Through the reader: a descriptor of our own maps must never be the program's to copy.
+    let text = crate::hostread::read(std::path::Path::new("/proc/self/maps"))
+        .map_err(|_| Errno(libc::ENOMEM))?;
+    let text = String::from_utf8_lossy(&text);
     let hex = |s: &str| u64::from_str_radix(s, 16).ok();
     let mut out = Vec::new();
     for line in text.lines() {

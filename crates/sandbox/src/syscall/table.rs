@@ -6,7 +6,9 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{aio, clone, emul, exec, ioctl, net, open, sockopt, system, sysv, xattr};
+use super::{
+    aio, clone, emul, exec, ioctl, net, open, procfs, signalfd, sockopt, system, sysv, xattr,
+};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +139,7 @@ table! {
     29 "shmget" [Int, Int, Hex] F;
     30 "shmat" [Int, Hex, Hex] e(sysv::shmat);
     31 "shmctl" [Int, Int, Hex] e(sysv::shmctl);
-    32 "dup" [Fd] F;
+    32 "dup" [Fd] e(emul::dup);
     33 "dup2" [Fd, Fd] e(emul::dup2);
     34 "pause" [] e(emul::pause);
     35 "nanosleep" [In(Fixed(TIMESPEC)), Out(Fixed(TIMESPEC))] F;
@@ -183,7 +185,7 @@ table! {
     75 "fdatasync" [Fd] F;
     76 "truncate" [Path, Int] e(open::truncate);
     77 "ftruncate" [Fd, Int] F;
-    78 "getdents" [Fd, Out(Of(2)), Int] F;
+    78 "getdents" [Fd, Out(Of(2)), Int] e(procfs::getdents);
     79 "getcwd" [Out(Of(1)), Int] F;
     80 "chdir" [Path] F;
     81 "fchdir" [Fd] F;
@@ -279,7 +281,7 @@ table! {
     202 "futex" [InOut(Fixed(4)), Int, Int, In(Fixed(TIMESPEC)), InOut(Fixed(4)), Int] e(emul::futex);
     203 "sched_setaffinity" [Int, Int, In(Of(1))] F;
     204 "sched_getaffinity" [Int, Int, Out(Of(1))] F;
-    217 "getdents64" [Fd, Out(Of(2)), Int] F;
+    217 "getdents64" [Fd, Out(Of(2)), Int] e(procfs::getdents64);
     218 "set_tid_address" [Hex] e(emul::set_tid_address);
     206 "io_setup" [Int, Hex] e(aio::io_setup);
     207 "io_destroy" [Hex] e(aio::io_destroy);
@@ -329,12 +331,14 @@ table! {
     277 "sync_file_range" [Fd, Int, Int, Hex] F;
     280 "utimensat" [AtFd, Path, In(Fixed(32)), Hex] F;
     281 "epoll_pwait" [Fd, Out(ArgTimes(2, EPOLL_EVENT)), Int, Int, Hex, Int] e(emul::epoll_pwait);
+    282 "signalfd" [Int, Hex, Int] e(signalfd::signalfd);
     283 "timerfd_create" [Int, Hex] F;
     284 "eventfd" [Int] F;
     285 "fallocate" [Fd, Hex, Int, Int] F;
     286 "timerfd_settime" [Fd, Hex, In(Fixed(ITIMER)), Out(Fixed(ITIMER))] F;
     287 "timerfd_gettime" [Fd, Out(Fixed(ITIMER))] F;
     288 "accept4" [Fd, Out(DerefU32(2)), InOut(Fixed(4)), Hex] e(net::accept4);
+    289 "signalfd4" [Int, Hex, Int, Hex] e(signalfd::signalfd4);
     290 "eventfd2" [Int, Hex] F;
     291 "epoll_create1" [Hex] F;
     292 "dup3" [Fd, Fd, Hex] e(emul::dup3);

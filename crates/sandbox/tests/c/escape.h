@@ -1,8 +1,8 @@
 /* Shared by the escape_*.c programs: finding the runtime's memory from inside the sandbox.
  *
- * In the sandbox, /proc/self is the sandbox process, so /proc/self/maps lists the runtime's own
- * mappings (its executable, [heap], [stack]) next to the program's (guest virtual addresses
- * equal the process's own). A mapping counts as the program's own ("own") when it contains an
+ * The sandbox is one process, so the real memory map of the process the harness started (see
+ * read_maps) lists the runtime's own mappings (its executable, [heap], [stack]) next to the
+ * program's (guest virtual addresses equal the process's own). A mapping counts as the program's own ("own") when it contains an
  * address the program knows is its own (code, data, bss, stack, break, TLS, malloc'd blocks,
  * auxv pointers) or is backed by the program's own file. The rest is the runtime's ("foreign").
  * Natively every candidate is own, so the programs report "no foreign mapping" and exit 2. */
@@ -44,9 +44,13 @@ static inline void add_own(struct ctx *c, uintptr_t a) {
     if (a && c->nown < MAX_OWN) c->own[c->nown++] = a;
 }
 
-/* Reads /proc/self/maps; returns the number of mappings or -1 (errno set). */
+/* Reads the process's memory map; returns the number of mappings or -1 (errno set). The
+ * harness serves the real /proc/PID/maps of the process it started (the sandbox itself, in the
+ * sandbox) through the FIFO SBX_HOST_MAPS names: the sandbox's /proc/self/maps shows only the
+ * program's own mappings. Without it, /proc/self/maps. */
 static inline int read_maps(struct ctx *c) {
-    FILE *f = fopen("/proc/self/maps", "r");
+    const char *host = getenv("SBX_HOST_MAPS");
+    FILE *f = fopen(host && *host ? host : "/proc/self/maps", "r");
     if (!f) return -1;
     char line[1024];
     c->nmaps = 0;

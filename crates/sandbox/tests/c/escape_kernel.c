@@ -11,17 +11,18 @@
  *               Natively there is no runtime (exit 2).
  *   sockopt     getsockopt/setsockopt options that take pointers or kernel objects (TCP_ZEROCOPY_
  *               RECEIVE, SO_ATTACH_FILTER, SO_PEERCRED is plain) and plain ones (the control).
- *   scmrights   sendmsg(SCM_RIGHTS) of the highest descriptor in /proc/self/fd that the program
- *               did not open (in the sandbox: the runtime's), then of its own pipe (the
- *               control, used through the received copy). Natively the highest one is
- *               whatever the parent left open, or "foreign none".
+ *   scmrights   sendmsg(SCM_RIGHTS) of every number from RLIMIT_NOFILE up 64 (in the sandbox
+ *               the runtime's window: open, but not the program's; natively nothing), one
+ *               line for the first and "send foreign all: ..." for whether every one gave the
+ *               same, then of its own pipe (the control, used through the received copy).
  *   closerange  close_range(CLOSE_RANGE_UNSHARE) and (CLOSE_RANGE_CLOEXEC), then the
  *               program's own pipe still works.
  *   rlimit      setrlimit(RLIMIT_AS, 256 MiB) through setrlimit(2), getrlimit(2) reads it back,
  *               then a 64 MiB mapping and a thread still work (the limit must not strangle the
  *               supervisor, whose reservation is far larger).
  *   sigroutes   the runtime's signal numbers (SIGRTMAX-1, SIGRTMAX-2) through routes that come
- *               back to this process (process group, timer, F_SETSIG, PR_SET_PDEATHSIG), and
+ *               back to this process (process group and timer: refused in the sandbox;
+ *               F_SETSIG, PR_SET_PDEATHSIG), and
  *               a forged "fault" (rt_sigqueueinfo to oneself with si_code SEGV_MAPERR) followed
  *               by a plain kill(SIGSEGV): the handler must see both, as natively.
  *   addrlen     accept/getsockname/getpeername with too-small, exact and too-large address
@@ -173,26 +174,20 @@ static int scmrights(void) {
     int sv[2], p[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     CHECK(pipe(p) == 0);
-    /* The highest descriptor in /proc/self/fd that is none of ours. */
-    int foreign = -1;
-    DIR *d = opendir("/proc/self/fd");
-    CHECK(d);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        int fd = atoi(e->d_name);
-        if (fd <= 2 || fd == dirfd(d) || fd == sv[0] || fd == sv[1] || fd == p[0] || fd == p[1])
-            continue;
-        if (fd > foreign) foreign = fd;
-    }
-    closedir(d);
-    if (foreign < 0) {
-        printf("foreign none\n");
-    } else {
-        long r = send_fd(sv[0], foreign);
-        printf("send foreign: %s\n", res(r));
+    /* The runtime's window starts at the program's RLIMIT_NOFILE. */
+    struct rlimit rl;
+    CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    int foreign = (int)rl.rlim_cur;
+    long first = send_fd(sv[0], foreign);
+    printf("send foreign: %s\n", res(first));
+    if (first == 1) close(recv_fd(sv[1]));
+    int same = 1;
+    for (int fd = foreign + 1; fd < foreign + 64; fd++) {
+        long r = send_fd(sv[0], fd);
         if (r == 1) close(recv_fd(sv[1]));
+        if (r != -1 || errno != EBADF) same = 0;
     }
+    printf("send foreign all EBADF: %d\n", same);
     long r = send_fd(sv[0], p[1]);
     printf("send own: %s\n", res(r));
     int got = recv_fd(sv[1]);

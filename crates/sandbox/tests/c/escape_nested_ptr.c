@@ -9,9 +9,9 @@
  * "runtime" call must fail with EFAULT; natively there is no foreign mapping (exit 2). One line
  * per call: "<call>: <result>".
  *
- * With "fds": the same calls with a runtime descriptor (the highest one in /proc/self/fd that
- * is none of the program's) as aio_fildes, aio_resfd, the ioctl descriptor, the fsetxattr
- * descriptor: EBADF. Natively: "foreign none" (exit 2). The clock and host-name settings are
+ * With "fds": the same calls with a runtime descriptor (the first number at the program's
+ * RLIMIT_NOFILE: in the sandbox the runtime's window starts there, always open; natively
+ * nothing) as aio_fildes, aio_resfd, the ioctl descriptor, the fsetxattr descriptor: EBADF. The clock and host-name settings are
  * left out on purpose: a sandbox that failed this test there would set the host's clock or
  * name from the runtime's memory.
  *
@@ -20,6 +20,8 @@
  * sandbox, whatever the host allows natively; then whether the bytes arrived. */
 #define _GNU_SOURCE
 #include "escape.h"
+
+#include <sys/resource.h>
 
 #include <dirent.h>
 #include <linux/aio_abi.h>
@@ -76,20 +78,11 @@ static void prep(struct iocb *cb, int op, int fd, const void *buf, size_t n) {
     cb->aio_nbytes = n;
 }
 
-/* The highest descriptor in /proc/self/fd that the program did not open (the runtime's in the
- * sandbox), or -1. */
+/* The first number of the runtime's window in the sandbox: the program's RLIMIT_NOFILE. */
 static int foreign_fd(void) {
-    int foreign = -1;
-    DIR *d = opendir("/proc/self/fd");
-    CHECK(d);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        int fd = atoi(e->d_name);
-        if (fd > 2 && fd != dirfd(d) && fd > foreign) foreign = fd;
-    }
-    closedir(d);
-    return foreign;
+    struct rlimit rl;
+    CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    return (int)rl.rlim_cur;
 }
 
 static int fds(void) {

@@ -7,8 +7,9 @@
  * sizes, getppid/getpid consistency, a pipe round trip in every block (never served by the
  * server), monotonic time never going back, and whether the handler ran. Natively and in
  * the sandbox the output must be the same (except "handler ran" counts, printed as yes/no).
- * With "threads", it then prints the names of its process's threads (/proc/self/task/N/comm),
- * comma-separated: in the sandbox those are the supervisor's. */
+ * With "threads", it then prints the names of its process's threads as it sees them
+ * (/proc/self/task/N/comm: only the program's, in the sandbox too), then "waiting", and waits
+ * for stdin to close (the harness looks at the sandbox's real threads meanwhile). */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -121,7 +122,11 @@ int main(int argc, char **argv) {
             printf(" %s", name);
         }
         closedir(d);
-        printf("\n");
+        printf("\nwaiting\n");
+        fflush(stdout);
+        char b;
+        while (read(0, &b, 1) > 0) {
+        }
     }
     return 0;
 }

@@ -312,6 +312,8 @@ pub struct Cmd {
     pub timeout: Duration,
     /// Extra options for `sandbox run`, before `--` (e.g. `--quiet`).
     pub sandbox_opts: Vec<OsString>,
+    /// Serve the started process's real memory map (see [`Cmd::host_maps`]).
+    pub host_maps: bool,
 }
 
 impl Cmd {
@@ -325,7 +327,18 @@ impl Cmd {
             stdin: None,
             timeout: DEFAULT_TIMEOUT,
             sandbox_opts: Vec::new(),
+            host_maps: false,
         }
+    }
+
+    /// Gives the program the real `/proc/PID/maps` of the process the harness started (the
+    /// sandbox itself, in a sandboxed run), read by the harness from outside: through a FIFO
+    /// named by `SBX_HOST_MAPS`, opened by the program when it wants the map (escape.h). The
+    /// sandbox shows the program only its own mappings in `/proc/self/maps`, so this is how
+    /// the escape tests find the runtime's memory to attack.
+    pub fn host_maps(mut self) -> Cmd {
+        self.host_maps = true;
+        self
     }
 
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Cmd {
@@ -601,13 +614,47 @@ pub fn run_in(mode: Mode, cmd: &Cmd, dir: &Path) -> Output {
     command.current_dir(dir);
     let what = cmd.describe();
     let t = Instant::now();
+    // Outside the working directory, which differential tests compare.
+    let fifo = cmd.host_maps.then(|| {
+        let mut name = dir.as_os_str().to_owned();
+        name.push(".host-maps");
+        let fifo = PathBuf::from(name);
+        let _ = std::fs::remove_file(&fifo);
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).expect("no NUL in a path");
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        let r = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+        assert_eq!(r, 0, "mkfifo {}: {}", fifo.display(), std::io::Error::last_os_error());
+        command.env("SBX_HOST_MAPS", &fifo);
+        fifo
+    });
     let (status, stdout, stderr) = execute(
         command,
         cmd.stdin.as_deref(),
         cmd.timeout,
         &format!("{} run of {what}", mode.label()),
+        fifo.clone(),
     );
+    if let Some(f) = fifo {
+        let _ = std::fs::remove_file(f);
+    }
     Output { mode, status, stdout, stderr, elapsed: t.elapsed(), dir: dir.to_owned(), what }
+}
+
+/// Serves `/proc/<pid>/maps` through `fifo` to every reader that opens it until `done`.
+fn serve_host_maps(fifo: PathBuf, pid: u32, done: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::os::unix::fs::OpenOptionsExt;
+    while !done.load(Ordering::SeqCst) {
+        // Non-blocking: ENXIO while no reader has it open.
+        match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo) {
+            Ok(mut w) => {
+                let maps = std::fs::read(format!("/proc/{pid}/maps")).unwrap_or_default();
+                // SAFETY: F_SETFL on the descriptor `w` owns, clearing O_NONBLOCK.
+                unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&w), libc::F_SETFL, 0) };
+                let _ = w.write_all(&maps);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
 }
 
 /// Spawns `command` with piped stdout/stderr (stdin from `input` or /dev/null), collects the
@@ -619,6 +666,7 @@ fn execute(
     input: Option<&[u8]>,
     timeout: Duration,
     what: &str,
+    host_maps: Option<PathBuf>,
 ) -> (ExitStatus, Vec<u8>, Vec<u8>) {
     use std::os::unix::process::CommandExt;
     command
@@ -628,6 +676,11 @@ fn execute(
         .process_group(0);
     let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start the {what}: {e}"));
     let pid = child.id() as libc::pid_t;
+    let maps_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let maps_server = host_maps.map(|fifo| {
+        let done = maps_done.clone();
+        std::thread::spawn(move || serve_host_maps(fifo, pid as u32, done))
+    });
     let writer = child.stdin.take().map(|mut w| {
         let data = input.unwrap_or_default().to_vec();
         // A program that exits without reading everything closes the pipe: EPIPE is fine.
@@ -663,6 +716,7 @@ fn execute(
             }
             let _ = rx.recv();
             let _ = waiter.join();
+            maps_done.store(true, Ordering::SeqCst);
             let out = out_reader.join().unwrap_or_default();
             let err = err_reader.join().unwrap_or_default();
             panic!(
@@ -673,6 +727,10 @@ fn execute(
         }
     };
     let _ = waiter.join();
+    maps_done.store(true, Ordering::SeqCst);
+    if let Some(t) = maps_server {
+        let _ = t.join();
+    }
     // A descendant that outlived the program (e.g. a forked child that never ended) keeps the
     // pipes open: give it 10 s, then end the group and fail.
     let linger_deadline = Instant::now() + Duration::from_secs(10);

@@ -1,0 +1,322 @@
+//! `signalfd` and `signalfd4`, emulated over the supervisor's own record of the program's
+//! pending signals (the host process catches every signal; nothing of the program's is the
+//! host's to report).
+//!
+//! The program's descriptor is the read end of a pipe; the supervisor keeps the write end in
+//! its descriptor window and writes a byte to it whenever a signal in the descriptor's mask is
+//! recorded, so `poll`, `select` and `epoll` see it readable as they would see a signalfd.
+//! `read` of that descriptor is the supervisor's: it takes pending signals of the mask (the
+//! reading thread's first, then the process's, as Linux's `signalfd_dequeue`) and writes one
+//! 128-byte `struct signalfd_siginfo` for each (include/uapi/linux/signalfd.h); with none
+//! pending it gives `EAGAIN` when the descriptor is non-blocking (`SFD_NONBLOCK`, or
+//! `O_NONBLOCK` set later), else waits for one. The pipe is recognised by its inode, so
+//! `dup`, `fork` and `execve` keep the descriptor working. A forked child gets pipes of its
+//! own in place of its parent's (its pending signals are its own).
+//!
+//! Limits: [`SLOTS`] signalfds per process at once; the slot of one the program has closed
+//! every copy of is reclaimed when a new one needs it.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+
+use super::Ctx;
+use crate::errno::Errno;
+use crate::signals;
+use crate::sys::{self, SysResult};
+
+/// How many signalfds can exist at once.
+pub const SLOTS: usize = 16;
+
+/// `sizeof(struct signalfd_siginfo)`.
+const SIGINFO: usize = 128;
+const SFD_CLOEXEC: u64 = libc::O_CLOEXEC as u64;
+const SFD_NONBLOCK: u64 = libc::O_NONBLOCK as u64;
+
+/// Per slot: the mask (0 = free), the write end (in the window), the read end's inode.
+static MASKS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+static WRITERS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
+static INODES: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+/// Slots in use: 0 keeps `read` and the signal handler from looking further.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Serialises creation and mask changes (never taken in a signal handler).
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// A signal `sig` was recorded for the program: wakes the signalfds whose mask has it.
+/// Async-signal-safe.
+pub fn notify(sig: i32) {
+    if LIVE.load(Ordering::Relaxed) == 0 || !(1..=64).contains(&sig) {
+        return;
+    }
+    let bit = signals::bit(sig);
+    for i in 0..SLOTS {
+        if MASKS[i].load(Ordering::SeqCst) & bit != 0 {
+            let w = WRITERS[i].load(Ordering::SeqCst);
+            if w >= 0 {
+                sys::poke(w);
+            }
+        }
+    }
+}
+
+/// The slot of descriptor `fd` if it is one of the program's signalfds.
+fn slot_of(fd: u64) -> Option<usize> {
+    if LIVE.load(Ordering::SeqCst) == 0 {
+        return None;
+    }
+    let (mode, ino) = sys::mode_and_inode(fd as i32)?;
+    if mode & libc::S_IFMT != libc::S_IFIFO {
+        return None;
+    }
+    (0..SLOTS).find(|&i| MASKS[i].load(Ordering::SeqCst) != 0 && INODES[i].load(Ordering::SeqCst) == ino)
+}
+
+/// `signalfd(fd, mask, sizemask)`.
+pub fn signalfd(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    signalfd4(ctx, &[a[0], a[1], a[2], 0, 0, 0])
+}
+
+/// `signalfd4(fd, mask, sizemask, flags)`.
+pub fn signalfd4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (fd, mask_ptr, size, flags) = (a[0] as i32, a[1], a[2], a[3]);
+    if size != 8 || flags & !(SFD_CLOEXEC | SFD_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mask = super::read_u64(ctx.proc(), mask_ptr)? & !signals::UNBLOCKABLE;
+    // A mask of 0 is a valid signalfd that never fires: keep a bit no signal has.
+    let stored = if mask == 0 { 1 << 63 } else { mask } | (1 << 63);
+    let _g = LOCK.lock().unwrap();
+    if fd != -1 {
+        super::check_fd(ctx.proc(), fd as u64)?;
+        let i = slot_of(fd as u64).ok_or(Errno::EINVAL)?;
+        MASKS[i].store(stored, Ordering::SeqCst);
+        if sys::pending_signals() & mask != 0 {
+            sys::poke(WRITERS[i].load(Ordering::SeqCst));
+        }
+        return Ok(fd as u64);
+    }
+    let free = || (0..SLOTS).find(|&i| MASKS[i].load(Ordering::SeqCst) == 0);
+    let i = match free() {
+        Some(i) => i,
+        None => {
+            reclaim();
+            free().ok_or(Errno(libc::ENOMEM))?
+        }
+    };
+    let creating = crate::fdwin::window().creating();
+    let (r, w) = sys::pipe_pair(flags & SFD_CLOEXEC != 0, flags & SFD_NONBLOCK != 0)?;
+    let placed = crate::fdwin::window().place(w);
+    drop(creating);
+    let w = match placed {
+        Ok(w) => w,
+        Err(e) => {
+            sys::close(r);
+            return Err(Errno::from_io(&e));
+        }
+    };
+    let Some((_, ino)) = sys::mode_and_inode(r) else {
+        sys::close(r);
+        sys::close(w);
+        crate::fdwin::window().closed(w);
+        return Err(Errno::EBADF);
+    };
+    INODES[i].store(ino, Ordering::SeqCst);
+    WRITERS[i].store(w, Ordering::SeqCst);
+    MASKS[i].store(stored, Ordering::SeqCst);
+    LIVE.fetch_add(1, Ordering::SeqCst);
+    if sys::pending_signals() & mask != 0 {
+        sys::poke(w);
+    }
+    Ok(r as u64)
+}
+
+/// Frees the slots of signalfds the program no longer has a descriptor of (called with
+/// [`LOCK`] held, when every slot is taken).
+fn reclaim() {
+    let fds = sys::open_fds_below(crate::fdwin::window().floor());
+    let inodes: Vec<u64> = fds
+        .iter()
+        .filter_map(|&fd| sys::mode_and_inode(fd))
+        .filter(|(m, _)| m & libc::S_IFMT == libc::S_IFIFO)
+        .map(|(_, ino)| ino)
+        .collect();
+    for i in 0..SLOTS {
+        if MASKS[i].load(Ordering::SeqCst) != 0 && !inodes.contains(&INODES[i].load(Ordering::SeqCst)) {
+            MASKS[i].store(0, Ordering::SeqCst);
+            let w = WRITERS[i].swap(-1, Ordering::SeqCst);
+            if w >= 0 {
+                sys::close(w);
+                crate::fdwin::window().closed(w);
+            }
+            LIVE.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// `read(fd, buf, count)` when `fd` is a signalfd: `None` when it is not one (the caller
+/// forwards the call).
+pub fn read(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
+    let i = slot_of(a[0])?;
+    Some(read_slot(ctx, i, a))
+}
+
+fn read_slot(ctx: &mut Ctx<'_>, i: usize, a: &[u64; 6]) -> SysResult {
+    let (fd, buf, count) = (a[0], a[1], a[2]);
+    if (count as usize) < SIGINFO {
+        return Err(Errno::EINVAL);
+    }
+    ctx.proc().check(buf, count)?;
+    let mut done = 0u64;
+    loop {
+        let mask = MASKS[i].load(Ordering::SeqCst) & !(1 << 63);
+        while done + SIGINFO as u64 <= count {
+            let p = sys::pending_signals() & mask;
+            if p == 0 {
+                break;
+            }
+            let sig = p.trailing_zeros() as i32 + 1;
+            let Some(info) = sys::take_signal(sig) else { continue };
+            super::copy_out(ctx.proc(), buf + done, &signalfd_siginfo(&info))?;
+            done += SIGINFO as u64;
+        }
+        if sys::pending_signals() & mask == 0 {
+            sys::drain(WRITERS[i].load(Ordering::SeqCst), fd as i32);
+        }
+        if done > 0 {
+            return Ok(done);
+        }
+        if sys::fd_status_flags(fd as i32).is_some_and(|f| f & libc::O_NONBLOCK != 0) {
+            return Err(Errno(libc::EAGAIN));
+        }
+        // Blocking: wait for a signal of the mask, or one the thread does not block
+        // (interrupting the read, as Linux's signalfd read is interruptible).
+        if !super::emul::wait_for(ctx, ctx.thread.sigmask & !mask) {
+            continue;
+        }
+        if sys::pending_signals() & mask == 0 {
+            return Err(Errno(libc::EINTR));
+        }
+    }
+}
+
+/// A `siginfo_t` (128 bytes, as the supervisor records it) as a `struct signalfd_siginfo`
+/// (include/uapi/linux/signalfd.h), filled as `signalfd_copyinfo` (fs/signalfd.c) fills it:
+/// by the layout the kernel's `siginfo_layout` gives the signal and `si_code`.
+pub fn signalfd_siginfo(info: &[u8; 128]) -> [u8; SIGINFO] {
+    let u32_at = |o: usize| u32::from_ne_bytes(info[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_ne_bytes(info[o..o + 8].try_into().unwrap());
+    let (signo, code) = (u32_at(0), u32_at(8) as i32);
+    let mut out = [0u8; SIGINFO];
+    let mut put = |o: usize, bytes: &[u8]| out[o..o + bytes.len()].copy_from_slice(bytes);
+    put(0, &info[0..12]); // ssi_signo, ssi_errno, ssi_code
+    let sig = signo as i32;
+    // (signal, highest si_code of its own layout) for the fault signals (NSIGILL, ...).
+    let fault_limit = match sig {
+        libc::SIGILL => 11,
+        libc::SIGFPE => 15,
+        libc::SIGSEGV => 10,
+        libc::SIGBUS => 5,
+        libc::SIGTRAP => 6,
+        _ => 0,
+    };
+    enum Layout {
+        Kill,
+        Fault,
+        Chld,
+        Poll,
+        Sys,
+        Timer,
+        Rt,
+    }
+    let layout = if code > libc::SI_USER && code < 0x80 {
+        if code <= fault_limit {
+            Layout::Fault
+        } else if sig == libc::SIGCHLD && code <= 6 {
+            Layout::Chld
+        } else if sig == libc::SIGSYS && code <= 2 {
+            Layout::Sys
+        } else if code <= 6 {
+            Layout::Poll
+        } else {
+            Layout::Kill
+        }
+    } else if code == libc::SI_TIMER {
+        Layout::Timer
+    } else if code == libc::SI_SIGIO {
+        Layout::Poll
+    } else if code < 0 {
+        Layout::Rt
+    } else {
+        Layout::Kill
+    };
+    match layout {
+        Layout::Kill => {
+            put(12, &info[16..24]); // ssi_pid, ssi_uid
+        }
+        Layout::Rt => {
+            put(12, &info[16..24]); // ssi_pid, ssi_uid
+            put(44, &info[24..28]); // ssi_int
+            put(48, &u64_at(24).to_ne_bytes()); // ssi_ptr
+        }
+        Layout::Timer => {
+            put(24, &info[16..20]); // ssi_tid
+            put(32, &info[20..24]); // ssi_overrun
+            put(44, &info[24..28]); // ssi_int
+            put(48, &u64_at(24).to_ne_bytes()); // ssi_ptr
+        }
+        Layout::Poll => {
+            put(28, &(u64_at(16) as u32).to_ne_bytes()); // ssi_band
+            put(20, &info[24..28]); // ssi_fd
+        }
+        Layout::Fault => {
+            put(72, &u64_at(16).to_ne_bytes()); // ssi_addr
+        }
+        Layout::Chld => {
+            put(12, &info[16..24]); // ssi_pid, ssi_uid
+            put(40, &info[24..28]); // ssi_status
+            put(56, &u64_at(32).to_ne_bytes()); // ssi_utime
+            put(64, &u64_at(40).to_ne_bytes()); // ssi_stime
+        }
+        Layout::Sys => {
+            put(88, &u64_at(16).to_ne_bytes()); // ssi_call_addr
+            put(84, &info[24..28]); // ssi_syscall
+            put(96, &info[28..32]); // ssi_arch
+        }
+    }
+    out
+}
+
+/// A forked child: its signals are its own, so each signalfd gets a pipe of its own, put over
+/// every descriptor of the child's that named the parent's.
+pub fn after_fork() {
+    if LIVE.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    let fds = sys::open_fds_below(crate::fdwin::window().floor());
+    for i in 0..SLOTS {
+        if MASKS[i].load(Ordering::SeqCst) == 0 {
+            continue;
+        }
+        let old = INODES[i].load(Ordering::SeqCst);
+        let Ok((r, w)) = sys::pipe_pair(true, false) else { continue };
+        let Ok(w) = crate::fdwin::window().place(w) else {
+            sys::close(r);
+            continue;
+        };
+        for &fd in &fds {
+            if sys::mode_and_inode(fd).is_some_and(|(m, ino)| m & libc::S_IFMT == libc::S_IFIFO && ino == old) {
+                let flags = sys::fd_flags(fd).unwrap_or(0);
+                let status = sys::fd_status_flags(fd).unwrap_or(0);
+                sys::replace_fd(r, fd, flags & libc::FD_CLOEXEC != 0, status & libc::O_NONBLOCK != 0);
+            }
+        }
+        if let Some((_, ino)) = sys::mode_and_inode(r) {
+            INODES[i].store(ino, Ordering::SeqCst);
+        }
+        sys::close(r);
+        let parent_w = WRITERS[i].swap(w, Ordering::SeqCst);
+        if parent_w >= 0 {
+            sys::close(parent_w);
+            crate::fdwin::window().closed(parent_w);
+        }
+    }
+}
