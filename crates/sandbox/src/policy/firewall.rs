@@ -182,6 +182,10 @@ impl Target {
     }
 }
 
+/// A socket of a kind the firewall cannot reason about, which no socket rule names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindRefused;
+
 /// One network rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetRule {
@@ -389,12 +393,12 @@ impl NetPolicy {
 
     /// Whether a socket of kind `k` may be created (or used, when it came from elsewhere):
     /// TCP, UDP, unix and `NETLINK_ROUTE` always; other kinds when a socket rule names them
-    /// (its index).
-    pub fn socket_allowed(&self, k: &SockKind) -> Result<Option<usize>, ()> {
+    /// (its index); [`KindRefused`] otherwise.
+    pub fn socket_allowed(&self, k: &SockKind) -> Result<Option<usize>, KindRefused> {
         match k.transport() {
             Transport::Tcp | Transport::Udp | Transport::Unix | Transport::NetlinkRoute => Ok(None),
             Transport::Other => {
-                self.sockets.iter().position(|s| s.kind.matches(k)).map(Some).ok_or(())
+                self.sockets.iter().position(|s| s.kind.matches(k)).map(Some).ok_or(KindRefused)
             }
         }
     }
@@ -534,5 +538,153 @@ mod tests {
         assert_eq!(p.socket_allowed(&packet), Ok(Some(0)));
         let tcp = SockKind { domain: 2, ty: 1, protocol: 6 };
         assert_eq!(p.socket_allowed(&tcp), Ok(None));
+    }
+
+    mod equivalent_addresses {
+        use super::*;
+        use crate::policy::endpoint::{
+            self, AF_INET, AF_INET6, Decoded, IPPROTO_TCP, IPPROTO_UDP, SOCK_DGRAM, SOCK_STREAM,
+            SockKind,
+        };
+        use proptest::prelude::*;
+        use std::net::{Ipv4Addr, Ipv6Addr};
+
+        /// A policy of up to 6 rules over IPv4 networks written as such or as IPv4-mapped IPv6
+        /// networks (`::ffff:a.b.c.d/96+n`), near 127.0.0.0/8 and 10.0.0.0/8 so that they
+        /// often match, with actions that differ.
+        fn policy() -> impl Strategy<Value = NetPolicy> {
+            let rule = (
+                prop_oneof![Just(127u8), Just(10u8), any::<u8>()],
+                any::<[u8; 3]>(),
+                0u8..=32,
+                any::<bool>(),
+                0u16..4,
+                prop_oneof![Just(Protocol::Any), Just(Protocol::Tcp), Just(Protocol::Udp)],
+                0usize..3,
+            )
+                .prop_map(|(a, rest, prefix, as_mapped, port, protocol, action)| {
+                    let v4 = Ipv4Addr::new(a, rest[0], rest[1], rest[2]);
+                    let net: IpNet = if as_mapped {
+                        format!("{}/{}", v4.to_ipv6_mapped(), 96 + prefix).parse().unwrap()
+                    } else {
+                        format!("{v4}/{prefix}").parse().unwrap()
+                    };
+                    let ports =
+                        if port == 0 { PortRange::ANY } else { PortRange::one(8000 + port) };
+                    let action = [Action::Allow, Action::Deny(Errno(111)), Action::Log][action];
+                    let ops = Ops::NONE.with(Op::Connect).with(Op::Send).with(Op::Bind);
+                    let target = Target::Ip { nets: vec![canonical_net(net)], ports };
+                    NetRule::new("p".into(), action, ops, protocol, target, None)
+                });
+            proptest::collection::vec(rule, 0..6).prop_map(|rules| NetPolicy {
+                default: Action::Deny(Errno::EACCES),
+                default_label: "default".into(),
+                rules,
+                sockets: Vec::new(),
+            })
+        }
+
+        fn verdict(p: &NetPolicy, kind: &SockKind, op: Op, bytes: &[u8]) -> Option<Action> {
+            match endpoint::decode(kind, op, bytes) {
+                Decoded::Reach(ep) => {
+                    let r = Request {
+                        op,
+                        transport: kind.transport(),
+                        endpoint: &ep,
+                        local_port: None,
+                        datagram: kind.datagram(),
+                    };
+                    Some(p.decide(&r))
+                }
+                _ => None,
+            }
+        }
+
+        /// A `sockaddr_in6` for `a` with this flow label and scope id, then trailing bytes.
+        fn in6(a: Ipv6Addr, port: u16, flow: u32, scope: u32, trailing: &[u8]) -> Vec<u8> {
+            let mut b = (AF_INET6 as u16).to_ne_bytes().to_vec();
+            b.extend_from_slice(&port.to_be_bytes());
+            b.extend_from_slice(&flow.to_be_bytes());
+            b.extend_from_slice(&a.octets());
+            b.extend_from_slice(&scope.to_ne_bytes());
+            b.extend_from_slice(trailing);
+            b.truncate(endpoint::SOCKADDR_MAX);
+            b
+        }
+
+        proptest! {
+            /// Canonicalisation never changes the verdict of an equivalent address: an IPv4
+            /// destination decides the same whether written as `sockaddr_in` (with garbage in
+            /// `sin_zero` and after it), as an IPv4-mapped or (for addresses above 0.0.0.1)
+            /// IPv4-compatible IPv6 address with any flow label, scope id and trailing bytes,
+            /// or, for UDP, as `AF_UNSPEC` on an IPv4 socket and `AF_INET` on an IPv6 one.
+            #[test]
+            fn verdicts_of_equivalent_forms_agree(
+                p in policy(),
+                a in prop_oneof![Just(127u8), Just(10u8), any::<u8>()],
+                rest in any::<[u8; 3]>(),
+                port in prop_oneof![8000u16..8004, any::<u16>()],
+                flow in any::<u32>(),
+                scope in any::<u32>(),
+                zero in any::<[u8; 8]>(),
+                trailing in proptest::collection::vec(any::<u8>(), 0..100),
+                udp in any::<bool>(),
+                op in prop_oneof![Just(Op::Connect), Just(Op::Send), Just(Op::Bind)],
+            ) {
+                let v4 = Ipv4Addr::new(a, rest[0], rest[1], rest[2]);
+                let (ty, protocol) = if udp { (SOCK_DGRAM, IPPROTO_UDP) } else { (SOCK_STREAM, IPPROTO_TCP) };
+                let k4 = SockKind { domain: AF_INET, ty, protocol };
+                let k6 = SockKind { domain: AF_INET6, ty, protocol };
+                let op = if op == Op::Send && !udp { Op::Connect } else { op };
+                let plain = endpoint::encode_ip(IpAddr::V4(v4), port);
+                let want = verdict(&p, &k4, op, &plain).expect("a plain sockaddr_in decodes");
+                // Garbage in sin_zero and bytes after the structure.
+                let mut odd = plain.clone();
+                odd[8..16].copy_from_slice(&zero);
+                odd.extend_from_slice(&trailing);
+                odd.truncate(endpoint::SOCKADDR_MAX);
+                prop_assert_eq!(verdict(&p, &k4, op, &odd), Some(want));
+                // IPv4-mapped on an IPv6 socket, flow label, scope id and trailing bytes.
+                let mapped = in6(v4.to_ipv6_mapped(), port, flow, scope, &trailing);
+                prop_assert_eq!(verdict(&p, &k6, op, &mapped), Some(want));
+                // IPv4-compatible.
+                if u32::from(v4) > 1 {
+                    let compat = in6(v4.to_ipv6_compatible(), port, flow, scope, &trailing);
+                    prop_assert_eq!(verdict(&p, &k6, op, &compat), Some(want));
+                }
+                if udp && op != Op::Bind {
+                    // AF_INET on an IPv6 UDP socket.
+                    prop_assert_eq!(verdict(&p, &k6, op, &odd), Some(want));
+                }
+                if udp && op == Op::Send {
+                    // AF_UNSPEC on an IPv4 UDP socket is read as AF_INET.
+                    let mut unspec = odd.clone();
+                    unspec[..2].copy_from_slice(&0u16.to_ne_bytes());
+                    prop_assert_eq!(verdict(&p, &k4, op, &unspec), Some(want));
+                }
+            }
+
+            /// The decision depends on the canonical endpoint only: an IPv6 address that is
+            /// not IPv4 in disguise never takes an IPv4 rule's verdict by accident, and the
+            /// same IPv6 address decides the same with any flow label and scope id.
+            #[test]
+            fn ipv6_scope_and_flow_never_matter(
+                p in policy(),
+                segs in any::<[u16; 8]>(),
+                port in any::<u16>(),
+                flow in any::<u32>(),
+                scope in any::<u32>(),
+                trailing in proptest::collection::vec(any::<u8>(), 0..100),
+            ) {
+                let a = Ipv6Addr::from(segs);
+                let k6 = SockKind { domain: AF_INET6, ty: SOCK_STREAM, protocol: IPPROTO_TCP };
+                let base = verdict(&p, &k6, Op::Connect, &in6(a, port, 0, 0, &[]));
+                prop_assert_eq!(verdict(&p, &k6, Op::Connect, &in6(a, port, flow, scope, &trailing)), base);
+                if endpoint::canonical_ip(IpAddr::V6(a)).is_ipv6() {
+                    // Every rule of `policy()` is an IPv4 network: only the default decides.
+                    prop_assert_eq!(base, Some(Action::Deny(Errno::EACCES)));
+                }
+            }
+        }
     }
 }

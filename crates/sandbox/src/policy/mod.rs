@@ -346,7 +346,7 @@ impl Engine {
         let (action, slot, label) = match net.socket_allowed(kind) {
             Ok(None) => return Ok(()),
             Ok(Some(i)) => (Action::Allow, net.rules.len() + 1 + i, net.sockets[i].label.as_str()),
-            Err(()) => {
+            Err(firewall::KindRefused) => {
                 let errno = match net.default {
                     Action::Deny(e) => e,
                     _ => Errno::EACCES,
