@@ -748,6 +748,106 @@ fn send_from(from: u16, port: u16, texts: &[&str]) {
     }
 }
 
+/// Sockets the sandbox inherits from whoever started it are mediated like the program's own:
+/// an inherited bound UDP socket gets the receive filter before the program runs, and an
+/// inherited TCP listener's connections from denied peers are closed before the program sees
+/// them (and audited).
+#[test]
+fn inherited_sockets_are_mediated() {
+    gated!(inherited_sockets_are_mediated);
+    use std::io::BufRead;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let prog = probe();
+    let dir = common::WorkDir::new("policy-inherited");
+    for m in [Mode::Native, Mode::Sandboxed] {
+        if m == Mode::Sandboxed && selfcheck() {
+            continue;
+        }
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (uport, tport) = (udp.local_addr().unwrap().port(), tcp.local_addr().unwrap().port());
+        let good = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let bad = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let policy = write_policy(
+            dir.path(),
+            "inherited.toml",
+            &format!(
+                "[network]\n\n[[network.rule]]\nop = \"receive\"\naddress = \"127.0.0.1\"\nport = {good}\n\n\
+                 [[network.rule]]\nop = \"accept\"\naddress = \"127.0.0.1\"\n"
+            ),
+        );
+        let (ufd, tfd) = (udp.as_raw_fd(), tcp.as_raw_fd());
+        let c = cmd(
+            &prog,
+            &["inherited", &ufd.to_string(), &tfd.to_string(), "4000"],
+            &["--policy", &policy, "--audit-log", "audit.jsonl"],
+        );
+        let _ = std::fs::remove_file(dir.join("audit.jsonl"));
+        let mut command = common::command_for(m, &c);
+        // SAFETY: between fork and exec only fcntl(2) on two descriptors this process owns.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(move || {
+                for fd in [ufd, tfd] {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        drop((udp, tcp));
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        stdout.read_line(&mut ready).unwrap();
+        assert_eq!(ready, "ready\n", "{m:?}");
+        send_from(bad, uport, &["bad"]);
+        send_from(good, uport, &["good"]);
+        send_from(good, uport, &["quit"]);
+        let denied = socket2_connect_from("127.0.0.2", tport).expect("the kernel connects");
+        // Natively the program may have taken the first connection and ended already.
+        let allowed = TcpStream::connect(("127.0.0.1", tport));
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let _ = child.wait();
+        let got: Vec<&str> = rest.lines().filter_map(|l| l.strip_prefix("got: ")).collect();
+        let accepted = rest.lines().find_map(|l| l.strip_prefix("accepted: "));
+        if m == Mode::Native {
+            assert_eq!(got, ["bad", "good", "quit"], "natively: {rest}");
+            assert_eq!(accepted, Some("127.0.0.2"), "natively: {rest}");
+            continue;
+        }
+        assert_eq!(got, ["good", "quit"], "the denied sender's datagram was dropped: {rest}");
+        assert!(allowed.is_ok(), "{allowed:?}");
+        assert_eq!(accepted, Some("127.0.0.1"), "the denied peer was closed: {rest}");
+        let audit = audit_lines(&std::fs::read_to_string(dir.join("audit.jsonl")).unwrap());
+        let line =
+            audit.iter().find(|l| l["op"] == "accept").unwrap_or_else(|| panic!("{audit:?}"));
+        assert_audit(
+            line,
+            "accept",
+            Some("accept"),
+            Some("ipv4"),
+            Some("127.0.0.2"),
+            Some(denied.local_addr().unwrap().port()),
+            None,
+            &format!("{policy}:1 (default)"),
+            "deny",
+            Some("EACCES"),
+        );
+        assert_eq!(line["protocol"], "tcp");
+        drop((denied, allowed));
+    }
+}
+
 #[test]
 fn udp_receivers_get_datagrams_from_allowed_senders_only() {
     gated!(udp_receivers_get_datagrams_from_allowed_senders_only);
@@ -835,6 +935,11 @@ impl UnixPeer {
                     Ok((mut conn, _)) => {
                         c.fetch_add(1, Ordering::SeqCst);
                         conn.set_nonblocking(false).unwrap();
+                        // The client's line first: closing before it wrote would make its
+                        // write fail (EPIPE) however the firewall decided.
+                        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                        let mut line = [0u8; 64];
+                        let _ = conn.read(&mut line);
                         let _ = conn.write_all(b"pong unix\n");
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),

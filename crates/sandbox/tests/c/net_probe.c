@@ -20,7 +20,15 @@
  *                                   what arrived (fstat type, peer)
  *   race ADDR PORT DPORT N          N connects to PORT while another thread flips the port
  *                                   in the address to DPORT and back: print how many
- *                                   connected */
+ *                                   connected
+ *   inherited UFD TFD MS            descriptors from whoever started us: print "ready", every
+ *                                   datagram on the bound UDP socket UFD (until "quit" or MS
+ *                                   ms), then accept one connection on the TCP listener TFD
+ *                                   and print its peer ("accepted: ADDR")
+ *   connect-loop ADDR PORT N        N TCP connects (each a fresh socket, closed at once):
+ *                                   print "ns-per-connect: T" (cargo xtask bench)
+ *   send-loop ADDR PORT N           N 16-byte sends on one connected UDP socket: print
+ *                                   "ns-per-send: T" (cargo xtask bench) */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -164,6 +172,8 @@ static int cmd_udp(const char *addr, int port, const char *mode) {
     return 0;
 }
 
+static void recv_loop(int fd, int ms, const char *mode);
+
 static int cmd_udp_listen(const char *addr, int port, int ms, const char *mode) {
     struct sockaddr_storage ss;
     socklen_t len = make_addr(addr, port, &ss);
@@ -175,6 +185,70 @@ static int cmd_udp_listen(const char *addr, int port, int ms, const char *mode) 
         return 0;
     printf("ready\n");
     fflush(stdout);
+    recv_loop(fd, ms, mode);
+    printf("done\n");
+    return 0;
+}
+
+static int cmd_inherited(int ufd, int tfd, int ms) {
+    printf("ready\n");
+    fflush(stdout);
+    recv_loop(ufd, ms, "recvfrom");
+    struct sockaddr_in peer;
+    socklen_t len = sizeof peer;
+    int c = accept(tfd, (struct sockaddr *)&peer, &len);
+    if (c < 0) {
+        printf("accept: %s\n", errname(errno));
+        return 0;
+    }
+    char text[INET_ADDRSTRLEN];
+    CHECK(inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text) != NULL);
+    printf("accepted: %s\n", text);
+    close(c);
+    return 0;
+}
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int cmd_connect_loop(const char *addr, int port, int n) {
+    struct sockaddr_storage ss;
+    socklen_t len = make_addr(addr, port, &ss);
+    long long total = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+        CHECK(fd >= 0);
+        long long t0 = now_ns();
+        int r = connect(fd, (struct sockaddr *)&ss, len);
+        total += now_ns() - t0;
+        if (r < 0) {
+            result("connect", r);
+            return 1;
+        }
+        close(fd);
+    }
+    printf("ns-per-connect: %lld\n", total / (n > 0 ? n : 1));
+    return 0;
+}
+
+static int cmd_send_loop(const char *addr, int port, int n) {
+    struct sockaddr_storage ss;
+    socklen_t len = make_addr(addr, port, &ss);
+    int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+    CHECK(fd >= 0);
+    CHECK(connect(fd, (struct sockaddr *)&ss, len) == 0);
+    long long t0 = now_ns();
+    for (int i = 0; i < n; i++)
+        CHECK(send(fd, "0123456789abcdef", 16, 0) == 16);
+    printf("ns-per-send: %lld\n", (now_ns() - t0) / (n > 0 ? n : 1));
+    return 0;
+}
+
+/* Prints every datagram that arrives on fd within ms ms ("got: TEXT"), until "quit". */
+static void recv_loop(int fd, int ms, const char *mode) {
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
@@ -208,8 +282,6 @@ static int cmd_udp_listen(const char *addr, int port, int ms, const char *mode) 
         if (!strcmp(buf, "quit"))
             break;
     }
-    printf("done\n");
-    return 0;
 }
 
 static socklen_t make_unix(const char *name, struct sockaddr_un *su) {
@@ -520,6 +592,12 @@ int main(int argc, char **argv) {
         return cmd_sockets();
     if (argc >= 3 && !strcmp(argv[1], "scm"))
         return cmd_scm(argv[2]);
+    if (argc >= 5 && !strcmp(argv[1], "connect-loop"))
+        return cmd_connect_loop(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc >= 5 && !strcmp(argv[1], "send-loop"))
+        return cmd_send_loop(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc >= 5 && !strcmp(argv[1], "inherited"))
+        return cmd_inherited(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
     if (argc >= 6 && !strcmp(argv[1], "race"))
         return cmd_race(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     fprintf(stderr, "usage: see the comment at the top of net_probe.c\n");
