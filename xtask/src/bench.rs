@@ -14,6 +14,9 @@ pub struct BenchArgs {
     /// Pass `--quick` to criterion (fewer samples; for a smoke test, not for numbers).
     #[arg(long)]
     pub quick: bool,
+    /// Only the firewall section (lighttpd with wrk, connect and send costs), not criterion.
+    #[arg(long)]
+    pub net_only: bool,
     /// Passed on to the criterion binaries, e.g. a benchmark-id filter.
     #[arg(last = true, value_name = "CRITERION ARGS")]
     pub filter: Vec<String>,
@@ -173,6 +176,10 @@ pub const ROWS: &[Row] = &[
 /// Runs `cargo xtask bench`.
 pub fn main(args: &BenchArgs) -> Result<ExitCode, String> {
     println!("host: {}", host_description());
+    if args.net_only {
+        crate::bench_net::main()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let meta = util::Metadata::load()?;
     let mut missing_benches = Vec::new();
     let mut cmd = util::cmd("cargo", ["bench", "--workspace"]);
@@ -224,6 +231,9 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode, String> {
     print!("{}", table(ROWS, &results, why_missing));
     if !ok {
         return Err("cargo bench failed; see its output above".into());
+    }
+    if args.filter.is_empty() {
+        crate::bench_net::main()?;
     }
     Ok(ExitCode::SUCCESS)
 }
