@@ -848,6 +848,20 @@ fn inherited_sockets_are_mediated() {
     }
 }
 
+/// A TCP accept under a firewall waits in the guard; a signal for the program still interrupts
+/// it (EINTR, the handler runs), as natively.
+#[test]
+fn a_guarded_accept_is_interrupted_by_signals() {
+    gated!(a_guarded_accept_is_interrupted_by_signals);
+    let c = cmd(probe(), &["accept-alarm"], &["--allow-bind", "127.0.0.1"]);
+    for m in [Mode::Native, Mode::Sandboxed] {
+        let dir = common::WorkDir::new("policy-accept-alarm");
+        let out = run_in(m, &c, dir.path());
+        assert_eq!(step(&out, "accept"), "EINTR", "{m:?}\n{}", out.report());
+        assert_eq!(step(&out, "handler"), "1", "{m:?}\n{}", out.report());
+    }
+}
+
 #[test]
 fn udp_receivers_get_datagrams_from_allowed_senders_only() {
     gated!(udp_receivers_get_datagrams_from_allowed_senders_only);

@@ -28,7 +28,10 @@
  *   connect-loop ADDR PORT N        N TCP connects (each a fresh socket, closed at once):
  *                                   print "ns-per-connect: T" (cargo xtask bench)
  *   send-loop ADDR PORT N           N 16-byte sends on one connected UDP socket: print
- *                                   "ns-per-send: T" (cargo xtask bench) */
+ *                                   "ns-per-send: T" (cargo xtask bench)
+ *   accept-alarm                    accept on a TCP listener nobody connects to, interrupted
+ *                                   by SIGALRM (a handler without SA_RESTART) after 300 ms:
+ *                                   print accept's result and whether the handler ran */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -37,9 +40,11 @@
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -244,6 +249,33 @@ static int cmd_send_loop(const char *addr, int port, int n) {
     for (int i = 0; i < n; i++)
         CHECK(send(fd, "0123456789abcdef", 16, 0) == 16);
     printf("ns-per-send: %lld\n", (now_ns() - t0) / (n > 0 ? n : 1));
+    return 0;
+}
+
+static volatile sig_atomic_t alarmed;
+
+static void on_alarm(int sig) {
+    (void)sig;
+    alarmed = 1;
+}
+
+static int cmd_accept_alarm(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(listen(fd, 1) == 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+    struct itimerval it = {{0, 0}, {0, 300000}};
+    CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+    result("accept", accept(fd, NULL, NULL));
+    printf("handler: %d\n", (int)alarmed);
     return 0;
 }
 
@@ -592,6 +624,8 @@ int main(int argc, char **argv) {
         return cmd_sockets();
     if (argc >= 3 && !strcmp(argv[1], "scm"))
         return cmd_scm(argv[2]);
+    if (argc >= 2 && !strcmp(argv[1], "accept-alarm"))
+        return cmd_accept_alarm();
     if (argc >= 5 && !strcmp(argv[1], "connect-loop"))
         return cmd_connect_loop(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc >= 5 && !strcmp(argv[1], "send-loop"))
