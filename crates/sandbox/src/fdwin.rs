@@ -155,7 +155,11 @@ impl FdWindow {
     /// A duplicate of the program's descriptor `fd` in the window (for a call the runtime makes
     /// on the program's behalf on a file it checked: another program thread cannot `dup2`
     /// something else over it meanwhile). Errors: `EBADF`, `EMFILE` (window used up).
+    ///
+    /// Holds the gate shared while it copies (a new runtime descriptor at `fd`'s number is
+    /// never copied): not to be called with [`FdWindow::creating`] or a lock `fork` takes held.
     pub fn duplicate(&self, fd: RawFd) -> io::Result<RuntimeFd> {
+        let _gate = self.program_change();
         let Some(slot) = self.spare.lock().unwrap().pop() else {
             return Err(io::Error::from_raw_os_error(libc::EMFILE));
         };
@@ -239,10 +243,11 @@ impl FdWindow {
         self.gate.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Holds the window's locks (across `fork`, so the child never inherits one held, nor a
-    /// gate some thread that the child does not have held).
-    pub fn lock(&self) -> (RwLockWriteGuard<'_, ()>, MutexGuard<'_, Vec<RawFd>>, MutexGuard<'_, BTreeSet<RawFd>>) {
-        (self.creating(), self.spare.lock().unwrap(), self.low.lock().unwrap())
+    /// Holds the window's locks (across `fork`, so the child never inherits one held). The
+    /// gate is not among them: `fork` takes [`FdWindow::creating`] before every other lock (an
+    /// `open` holds the gate while it looks at the process's threads).
+    pub fn lock(&self) -> (MutexGuard<'_, Vec<RawFd>>, MutexGuard<'_, BTreeSet<RawFd>>) {
+        (self.spare.lock().unwrap(), self.low.lock().unwrap())
     }
 }
 

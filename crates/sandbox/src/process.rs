@@ -1069,11 +1069,13 @@ impl Thread {
         // Linux's order (exit_mm_release): robust list first, then the clear-tid word.
         self.proc.release_robust_list(self.tid);
         self.robust_list = (0, 0);
+        // Gone from the thread list (/proc/self/status, task/, signal targets) before a joiner
+        // can wake: a program that joined it never counts it any more.
+        self.proc.threads.lock().unwrap().remove(&self.tid);
         if self.clear_child_tid != 0 && self.proc.check(self.clear_child_tid, 4).is_ok() {
             let _ = sys::write_program(self.clear_child_tid, &0u32.to_ne_bytes());
             sys::futex_wake(self.clear_child_tid, 1);
         }
-        self.proc.threads.lock().unwrap().remove(&self.tid);
         let left = self.proc.live.fetch_sub(1, Ordering::SeqCst) - 1;
         if left == 0 && !killed {
             self.proc.finish(Ok(Outcome::Exited(status)));

@@ -115,6 +115,17 @@ both_links!(proc_drop_privs, |link| {
     }
 });
 
+// fork, open (of /proc/self entries, which look at the process's threads), dup/close and new
+// threads from four threads at once: the descriptor window's gate and the process's locks never
+// deadlock.
+both_links!(thr_fd_stress, |link| {
+    let bin = build_c("thr_fd_stress", link);
+    let c = assert_same(&format!("thr_fd_stress-{}", link.suffix()), &Cmd::new(&bin).timeout(Duration::from_secs(60)));
+    c.last().native.assert_success().assert_last_line("done");
+    let out = c.last().native.stdout_str();
+    assert!(out.contains("fork rounds ok: 60") && out.contains("threads rounds ok: 60"), "{out}");
+});
+
 // fork works with a full descriptor table, and the child's table is as full.
 both_links!(proc_fork_fullfd, |link| {
     let c = simple("proc_fork_fullfd", link);

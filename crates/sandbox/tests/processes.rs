@@ -1317,7 +1317,12 @@ print("maps parse", all(len(l.split()) >= 5 for l in maps), "stack", sum(l.endsw
 print("maps has the interpreter", any(l.endswith(os.path.realpath(sys.executable)) for l in maps))
 cmd = open("/proc/self/cmdline", "rb").read().split(b"\0")[:-1]
 print("cmdline", cmd == [os.fsencode(a) for a in sys.orig_argv])
-status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines())
+# A joined thread's host thread may still be on its way out (natively too, for a shorter while).
+import time
+for _ in range(500):
+    status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines())
+    if status["Threads"].strip() == "1": break
+    time.sleep(0.01)
 print("status", status["Name"].strip(), status["Threads"].strip(), int(status["VmSize"].split()[0]) < 64 << 20)
 lim = [l for l in open("/proc/self/limits") if l.startswith("Max open files")][0].split()
 print("limits", int(lim[3]) == soft)

@@ -176,6 +176,8 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
     // the child uses copies instead of locks a thread that does not exist there may hold.
     let vm_fds = proc.vm.runtime_fds();
     let pid = sys::with_signals_blocked(|_| {
+        // First: a thread holding the gate may take any of the locks below (fdwin).
+        let _gate = crate::fdwin::window().creating();
         let mut trace = proc.trace.lock().unwrap();
         if let Some(t) = trace.as_mut() {
             t.flush();
