@@ -340,14 +340,12 @@ struct ProgramMem<'a>(&'a Process);
 impl robust::RobustMem for ProgramMem<'_> {
     fn read_u64(&self, addr: u64) -> Option<u64> {
         let mut b = [0u8; 8];
-        self.0.check(addr, 8).ok()?;
-        sys::read_program(addr, &mut b).ok()?;
+        crate::uaccess::copy_in_to(self.0, addr, &mut b).ok()?;
         Some(u64::from_ne_bytes(b))
     }
     fn read_u32(&self, addr: u64) -> Option<u32> {
         let mut b = [0u8; 4];
-        self.0.check(addr, 4).ok()?;
-        sys::read_program(addr, &mut b).ok()?;
+        crate::uaccess::copy_in_to(self.0, addr, &mut b).ok()?;
         Some(u32::from_ne_bytes(b))
     }
     fn write_u32(&self, addr: u64, value: u32) -> bool {
@@ -588,12 +586,15 @@ impl Thread {
     fn umip(&mut self, rip: u64) -> Option<Option<u64>> {
         let mut code = [0u8; 15];
         let in_page = (4096 - (rip & 4095)).min(15) as usize;
-        if self.proc.check(rip, 15).is_err()
-            || sys::read_program(rip, &mut code[..in_page]).is_err()
+        let mem = &*self.proc;
+        if mem.check(rip, 15).is_err()
+            || crate::uaccess::copy_in_to(mem, rip, &mut code[..in_page]).is_err()
         {
             return None;
         }
-        let len = if sys::read_program(rip + in_page as u64, &mut code[in_page..]).is_ok() {
+        let len = if crate::uaccess::copy_in_to(mem, rip + in_page as u64, &mut code[in_page..])
+            .is_ok()
+        {
             15
         } else {
             in_page
@@ -641,16 +642,21 @@ impl Thread {
         // Up to 15 bytes, without reading past the end of the code's mapping.
         let mut code = [0u8; 15];
         let in_page = (4096 - (regs.rip & 4095)).min(15) as usize;
-        self.proc.check(regs.rip, 15).ok()?;
-        let len = if sys::read_program(regs.rip, &mut code[..in_page]).is_err() {
+        let mem = &*self.proc;
+        mem.check(regs.rip, 15).ok()?;
+        let len = if crate::uaccess::copy_in_to(mem, regs.rip, &mut code[..in_page]).is_err() {
             0
-        } else if sys::read_program(regs.rip + in_page as u64, &mut code[in_page..]).is_ok() {
+        } else if crate::uaccess::copy_in_to(mem, regs.rip + in_page as u64, &mut code[in_page..])
+            .is_ok()
+        {
             15
         } else {
             in_page
         };
-        let backed =
-            |a| self.proc.check(a, 1).is_err() || sys::read_program(a, &mut [0u8; 1]).is_ok();
+        // An address outside the program range counts as backed (the fault is not a SIGBUS).
+        let backed = |a| {
+            mem.check(a, 1).is_err() || crate::uaccess::copy_in_to(mem, a, &mut [0u8; 1]).is_ok()
+        };
         crate::fault_addr::unbacked_access(
             &code[..len],
             &regs,
@@ -683,7 +689,7 @@ impl Thread {
             return false;
         }
         let mut insn = [0u8; 2];
-        sys::read_program(rip.wrapping_sub(2), &mut insn).is_ok()
+        crate::uaccess::copy_in_to(&*self.proc, rip.wrapping_sub(2), &mut insn).is_ok()
             && insn == [0x0f, 0x05]
             && self.vcpu.regs().is_ok_and(|r| r.rcx == rip)
     }
