@@ -1339,6 +1339,57 @@ fn descriptors_received_over_scm_rights_are_mediated() {
     }
 }
 
+/// recvmmsg cannot take descriptors past the guard: on a unix socket whose later messages
+/// have a control buffer (the first has none), only the first message is received; the
+/// descriptors then come with a recvmsg, vetted (the socket connected to a denied peer is
+/// left out).
+#[test]
+fn recvmmsg_cannot_take_descriptors_past_the_guard() {
+    gated!(recvmmsg_cannot_take_descriptors_past_the_guard);
+    use std::os::fd::AsRawFd;
+    let no = TcpPeer::start("127.0.0.1");
+    let dir = common::WorkDir::new("policy-scm-mmsg");
+    let path = dir.join("pass.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let to_no = TcpStream::connect(no.addr).unwrap();
+    let (pr, _pw) = std::io::pipe().unwrap();
+    let fds = [pr.as_raw_fd(), to_no.as_raw_fd()];
+    let p = path.to_string_lossy().into_owned();
+    for m in [Mode::Native, Mode::Sandboxed] {
+        if m == Mode::Sandboxed && selfcheck() {
+            continue;
+        }
+        let c = cmd(probe(), &["scm-mmsg", &p], &["--allow-unix", &p]);
+        let sender = {
+            let l = listener.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let (mut conn, _) = l.accept().unwrap();
+                conn.write_all(b"one").unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                send_fds(conn.as_raw_fd(), &fds);
+                // Open until the program is done with it.
+                let _ = conn.read(&mut [0u8; 1]);
+            })
+        };
+        let out = run_in(m, &c, dir.path());
+        sender.join().unwrap();
+        let text = out.stdout_str();
+        let got: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("fd: ")).collect();
+        if m == Mode::Native {
+            assert_eq!(step(&out, "mmsg"), "2", "{}", out.report());
+            assert_eq!(got, ["pipe", "socket"], "{}", out.report());
+        } else {
+            assert_eq!(step(&out, "mmsg"), "1", "{}", out.report());
+            assert_eq!(
+                got,
+                ["pipe"],
+                "the denied peer's socket reached the program: {}",
+                out.report()
+            );
+        }
+    }
+}
+
 fn send_fds(sock: i32, fds: &[i32]) {
     #[allow(unsafe_code)]
     // SAFETY: sendmsg with local buffers sized for the descriptors (CMSG_SPACE).

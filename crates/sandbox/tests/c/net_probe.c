@@ -18,6 +18,9 @@
  *   sockets                         socket kinds beyond TCP, UDP and unix
  *   scm PATH                        receive descriptors over the unix socket PATH and say
  *                                   what arrived (fstat type, peer)
+ *   scm-mmsg PATH                   recvmmsg of two messages over the unix socket PATH, only
+ *                                   the second with a control buffer ("mmsg: N", what the
+ *                                   second's descriptors are), then recvmsg with one ("fd: ...")
  *   race ADDR PORT DPORT N          N connects to PORT while another thread flips the port
  *                                   in the address to DPORT and back: print how many
  *                                   connected
@@ -564,6 +567,60 @@ static int cmd_scm(const char *path) {
     return 0;
 }
 
+static void print_fds(struct msghdr *mh) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *fds = (int *)CMSG_DATA(c);
+        for (int i = 0; i < k; i++) {
+            struct stat st;
+            if (fstat(fds[i], &st) < 0)
+                printf("fd: %s\n", errname(errno));
+            else
+                printf("fd: %s\n", S_ISSOCK(st.st_mode) ? "socket" : S_ISFIFO(st.st_mode) ? "pipe" : "file");
+        }
+    }
+}
+
+static int cmd_scm_mmsg(const char *path) {
+    struct sockaddr_un su;
+    socklen_t len = make_unix(path, &su);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    CHECK(connect(fd, (struct sockaddr *)&su, len) == 0);
+    char d0[3], d1[3];
+    union {
+        char buf[CMSG_SPACE(8 * sizeof(int))];
+        struct cmsghdr align;
+    } u, u2;
+    struct iovec iov[2] = {{d0, sizeof d0}, {d1, sizeof d1}};
+    struct mmsghdr mh[2];
+    memset(mh, 0, sizeof mh);
+    mh[0].msg_hdr.msg_iov = &iov[0];
+    mh[0].msg_hdr.msg_iovlen = 1;
+    mh[1].msg_hdr.msg_iov = &iov[1];
+    mh[1].msg_hdr.msg_iovlen = 1;
+    mh[1].msg_hdr.msg_control = u.buf;
+    mh[1].msg_hdr.msg_controllen = sizeof u.buf;
+    int n = recvmmsg(fd, mh, 2, MSG_CMSG_CLOEXEC, NULL);
+    printf("mmsg: %d\n", n < 0 ? -errno : n);
+    if (n == 2)
+        print_fds(&mh[1].msg_hdr);
+    if (n != 1)
+        return 0;
+    /* The second message, now with a control buffer. */
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov[1];
+    m.msg_iovlen = 1;
+    m.msg_control = u2.buf;
+    m.msg_controllen = sizeof u2.buf;
+    CHECK(recvmsg(fd, &m, MSG_CMSG_CLOEXEC) >= 0);
+    print_fds(&m);
+    return 0;
+}
+
 struct race {
     struct sockaddr_in *addr;
     int port, dport;
@@ -624,6 +681,8 @@ int main(int argc, char **argv) {
         return cmd_sockets();
     if (argc >= 3 && !strcmp(argv[1], "scm"))
         return cmd_scm(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "scm-mmsg"))
+        return cmd_scm_mmsg(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "accept-alarm"))
         return cmd_accept_alarm();
     if (argc >= 5 && !strcmp(argv[1], "connect-loop"))
