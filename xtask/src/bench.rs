@@ -96,6 +96,21 @@ pub const ROWS: &[Row] = &[
         id: "sandbox/getppid_sandboxed_exits",
         baseline: Some("exits/syscall_round_trip"),
     },
+    Row {
+        label: "firewall: decode and decide one connect (1 rule)",
+        id: "sandbox/firewall_decide_1",
+        baseline: None,
+    },
+    Row {
+        label: "firewall: decode and decide one connect (16 rules, the last matches)",
+        id: "sandbox/firewall_decide_16",
+        baseline: None,
+    },
+    Row {
+        label: "firewall: pin a socket (dup, 3 getsockopt, give back)",
+        id: "sandbox/firewall_pin",
+        baseline: Some("sandbox/getppid_native"),
+    },
     Row { label: "static hello, native", id: "sandbox/hello_native", baseline: None },
     Row {
         label: "static hello, sandbox",
