@@ -14,6 +14,9 @@ pub struct BenchArgs {
     /// Pass `--quick` to criterion (fewer samples; for a smoke test, not for numbers).
     #[arg(long)]
     pub quick: bool,
+    /// Only the firewall section (lighttpd with wrk, connect and send costs), not criterion.
+    #[arg(long)]
+    pub net_only: bool,
     /// Passed on to the criterion binaries, e.g. a benchmark-id filter.
     #[arg(last = true, value_name = "CRITERION ARGS")]
     pub filter: Vec<String>,
@@ -92,6 +95,21 @@ pub const ROWS: &[Row] = &[
         label: "getppid, sandbox --no-switchless",
         id: "sandbox/getppid_sandboxed_exits",
         baseline: Some("exits/syscall_round_trip"),
+    },
+    Row {
+        label: "firewall: decode and decide one connect (1 rule)",
+        id: "sandbox/firewall_decide_1",
+        baseline: None,
+    },
+    Row {
+        label: "firewall: decode and decide one connect (16 rules, the last matches)",
+        id: "sandbox/firewall_decide_16",
+        baseline: None,
+    },
+    Row {
+        label: "firewall: pin a socket (dup, 3 getsockopt, give back)",
+        id: "sandbox/firewall_pin",
+        baseline: Some("sandbox/getppid_native"),
     },
     Row { label: "static hello, native", id: "sandbox/hello_native", baseline: None },
     Row {
@@ -173,6 +191,10 @@ pub const ROWS: &[Row] = &[
 /// Runs `cargo xtask bench`.
 pub fn main(args: &BenchArgs) -> Result<ExitCode, String> {
     println!("host: {}", host_description());
+    if args.net_only {
+        crate::bench_net::main()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let meta = util::Metadata::load()?;
     let mut missing_benches = Vec::new();
     let mut cmd = util::cmd("cargo", ["bench", "--workspace"]);
@@ -224,6 +246,9 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode, String> {
     print!("{}", table(ROWS, &results, why_missing));
     if !ok {
         return Err("cargo bench failed; see its output above".into());
+    }
+    if args.filter.is_empty() {
+        crate::bench_net::main()?;
     }
     Ok(ExitCode::SUCCESS)
 }

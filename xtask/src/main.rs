@@ -10,6 +10,7 @@
 //! modules natively and in the sandbox and compares them test by test (see [`compat`]).
 
 mod bench;
+mod bench_net;
 mod compat;
 mod compat_expected;
 mod compat_results;

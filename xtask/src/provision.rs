@@ -37,6 +37,8 @@ pub const PACKAGES: &[Package] = &[
     Package { name: "dash", check: Check::Binary("dash") },
     Package { name: "bash", check: Check::Binary("bash") },
     Package { name: "coreutils", check: Check::Binary("cat") },
+    // A server inside the sandbox under a firewall policy (tests/policy.rs, `xtask bench`).
+    Package { name: "lighttpd", check: Check::File("/usr/sbin/lighttpd") },
 ];
 
 /// The C toolchain of [`PACKAGES`] (`gcc -static`): what building the demo needs.

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{RunOptions, SandboxError};
+use crate::errno::Errno;
+use crate::policy::{Action, NetDefault, Policy, PolicyError, Rule};
+use crate::{AuditOptions, RunOptions, SandboxError};
 
 /// Exit status when the sandbox itself could not run (KVM unusable, internal error).
 pub const EXIT_RUNTIME: i32 = 125;
@@ -18,11 +20,24 @@ Examples:
   sandbox run --trace=calls.txt -- ./hello  ... or to a file
   sandbox run --env-clear --env HOME=/tmp -- ./prog   start with only HOME set
 
+Policies (README.md, section Policies):
+  sandbox run --deny-net -- ./prog           no network (socketpair still works)
+  sandbox run --allow-connect 127.0.0.1:8080 -- curl http://127.0.0.1:8080/
+  sandbox run --allow-connect '[::1]:8000-8100/tcp' --allow-send 10.0.0.0/8:53/udp -- ./prog
+  sandbox run --allow-bind 0.0.0.0:8000 -- python3 -m http.server 8000
+  sandbox run --allow-unix /run/app.sock --allow-unix @abstract-name -- ./client
+  sandbox run --policy my-policy.toml --audit-log audit.jsonl --stats -- ./prog
+Once any network rule is given, every bind, connect, send, listen and accept that
+no rule allows is denied (EACCES) and logged as one JSON line (to stderr, or to
+--audit-log FILE). Rules are tried in order: the first that matches decides
+(--allow-* options come before the policy file's rules).
+
 Exit status: the program's; if it dies of a signal, the sandbox dies of the same
 signal (if the signal was a fault, after one line on stderr naming it, the fault
 address and RIP, unless --quiet). 127: PROGRAM not found. 126: not executable or
 not a valid x86-64 ELF. 125: the sandbox could not start (e.g. /dev/kvm unusable;
-the message names the fix). 2: a usage error.
+the message names the fix). 2: a usage error, or a malformed policy (the
+message names the file, line and column).
 
 The sandbox binary is target/release/sandbox after `cargo xtask run` (or
 `cargo install --path crates/sandbox` puts it on PATH).";
@@ -39,8 +54,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run PROGRAM in the sandbox under the null policy (every call allowed, every argument
-    /// validated).
+    /// Run PROGRAM in the sandbox under a policy (by default the null policy: every supported
+    /// call allowed, every argument validated).
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
 }
@@ -73,6 +88,48 @@ struct RunArgs {
     /// exit: about 3-4x faster each, at the cost of a second CPU while the burst lasts.
     #[arg(long)]
     no_switchless: bool,
+    /// The policy: a built-in one by NAME (null, deny-net, loopback) or a policy FILE
+    /// (TOML, see README.md "Policies"). A value with a `/` or ending in `.toml` is a file
+    /// (write ./NAME for a file in the working directory).
+    #[arg(long, value_name = "FILE|NAME")]
+    policy: Option<String>,
+    /// Allow connecting to ADDR[:PORT][/PROTO] (and answers from there): an address, CIDR
+    /// network, host name (resolved once, at start), any, localhost or loopback; IPv6 in
+    /// brackets, e.g. `[::1]:8000-8100/tcp`. Repeatable.
+    #[arg(long, value_name = "ADDR[:PORT][/PROTO]")]
+    allow_connect: Vec<String>,
+    /// Allow binding and listening on ADDR[:PORT][/PROTO], and accepting connections and
+    /// datagrams from anyone on those ports, e.g. `0.0.0.0:8000` (exactly the wildcard
+    /// address; `any:8000` for any local address). Repeatable.
+    #[arg(long, value_name = "ADDR[:PORT][/PROTO]")]
+    allow_bind: Vec<String>,
+    /// Allow sending datagrams to ADDR[:PORT][/PROTO] (and answers from there), e.g.
+    /// `10.0.0.0/8:53/udp`. Repeatable.
+    #[arg(long, value_name = "ADDR[:PORT][/PROTO]")]
+    allow_send: Vec<String>,
+    /// Allow every operation on a unix socket PATH (a directory ending in `/`: every path
+    /// below it) or abstract @NAME. Repeatable.
+    #[arg(long, value_name = "PATH|@NAME")]
+    allow_unix: Vec<String>,
+    /// No network: every bind, connect, send, listen and accept is denied (EACCES);
+    /// socketpair and descriptors already open still work.
+    #[arg(long)]
+    deny_net: bool,
+    /// `--net=host`: the network is not mediated (the null policy's behaviour, made explicit;
+    /// it cannot be combined with network rules).
+    #[arg(long, value_name = "MODE", value_parser = ["host"], require_equals = true)]
+    net: Option<String>,
+    /// Write audit lines (one JSON object per denied or logged call) to FILE, appended,
+    /// instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+    /// Audit allowed network decisions too, not only denials and `log` rules.
+    #[arg(long)]
+    audit_allowed: bool,
+    /// Count the policy's decisions per rule and print a summary when the program ends (to
+    /// stderr, or to the audit log).
+    #[arg(long)]
+    stats: bool,
     /// The program and its arguments. The program is found through the PATH of its
     /// environment (after --env-clear/--env) as env(1) finds it; a name with a `/` is used as
     /// it is.
@@ -131,6 +188,79 @@ fn resolve(name: &OsStr, path: Option<&OsStr>) -> Result<PathBuf, NotFound> {
     Err(NotFound { errno })
 }
 
+/// The policy the options name: `--policy` (or null), then the `--allow-*` rules in front of
+/// its rules, then `--deny-net` or `--net=host`.
+fn policy_of(args: &RunArgs) -> Result<Policy, PolicyError> {
+    use crate::policy::spec::{Shorthand, shorthand};
+    let mut policy = match &args.policy {
+        None => Policy::null(),
+        Some(v) if v.contains('/') || v.ends_with(".toml") => crate::policy::file::load(v)?,
+        Some(v) => Policy::builtin(v).ok_or_else(|| PolicyError::Option {
+            option: "--policy".into(),
+            value: v.clone(),
+            message: format!(
+                "no built-in policy of that name (built-ins: {}); for a file, write ./{v}",
+                crate::policy::BUILTINS.iter().map(|b| b.0).collect::<Vec<_>>().join(", ")
+            ),
+        })?,
+    };
+    let mut rules = Vec::new();
+    let mut first = None;
+    for (which, values) in [
+        (Shorthand::Connect, &args.allow_connect),
+        (Shorthand::Bind, &args.allow_bind),
+        (Shorthand::Send, &args.allow_send),
+        (Shorthand::Unix, &args.allow_unix),
+    ] {
+        for v in values {
+            let made = shorthand(which, v).map_err(|message| PolicyError::Option {
+                option: which.option().into(),
+                value: v.clone(),
+                message,
+            })?;
+            first.get_or_insert_with(|| format!("{} {v}", which.option()));
+            rules.extend(made);
+        }
+    }
+    let net_rules = policy.rules.iter().any(|r| !matches!(r, Rule::Syscall(_)));
+    if args.deny_net && (first.is_some() || net_rules) {
+        return Err(PolicyError::Conflict(
+            "--deny-net cannot be combined with network rules (--allow-*, or a policy with \
+             [network] rules); drop one or the other"
+                .into(),
+        ));
+    }
+    if args.net.is_some() && (first.is_some() || args.deny_net || policy.network.is_some()) {
+        return Err(PolicyError::Conflict(
+            "--net=host leaves the network unmediated: it cannot be combined with --allow-*, \
+             --deny-net or a policy that mediates the network"
+                .into(),
+        ));
+    }
+    if let Some(label) = first {
+        if policy.name == "null" {
+            policy.name = "command line".into();
+        }
+        let _ = label;
+        policy.network.get_or_insert(NetDefault {
+            action: Action::Deny(Errno::EACCES),
+            label: "default".into(),
+        });
+        rules.append(&mut policy.rules);
+        policy.rules = rules;
+    }
+    if args.deny_net {
+        policy.network =
+            Some(NetDefault { action: Action::Deny(Errno::EACCES), label: "--deny-net".into() });
+        if policy.name == "null" {
+            policy.name = "deny-net".into();
+        }
+    }
+    // Compiles, or says why not.
+    crate::policy::Engine::new(&policy, crate::policy::audit::Sink::none())?;
+    Ok(policy)
+}
+
 fn environment(args: &RunArgs) -> Vec<Vec<u8>> {
     let mut env: Vec<(OsString, OsString)> =
         if args.env_clear { Vec::new() } else { std::env::vars_os().collect() };
@@ -177,6 +307,13 @@ pub fn main() -> i32 {
             .try_init();
     }
     let Command::Run(args) = cli.command;
+    let policy = match policy_of(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("sandbox: {e}");
+            return 2;
+        }
+    };
     let name = args.argv[0].clone();
     let envp = environment(&args);
     let search = envp.iter().rev().find_map(|e| e.strip_prefix(b"PATH=")).map(OsStr::from_bytes);
@@ -200,6 +337,12 @@ pub fn main() -> i32 {
         trace: args.trace.clone().map(PathBuf::from),
         quiet: args.quiet,
         switchless: !args.no_switchless,
+        policy,
+        audit: AuditOptions {
+            log: args.audit_log.clone(),
+            allowed: args.audit_allowed,
+            stats: args.stats,
+        },
     };
     match crate::run(&opts) {
         Ok(never) => match never {},

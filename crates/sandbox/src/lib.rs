@@ -18,6 +18,7 @@ pub mod cli;
 pub mod errno;
 pub mod fault_addr;
 pub mod fdwin;
+pub mod guard;
 pub mod hostread;
 pub mod loader;
 pub mod mm;
@@ -28,8 +29,11 @@ pub mod signals;
 pub mod switchless;
 #[allow(unsafe_code)]
 pub mod sys;
+#[allow(unsafe_code)]
+pub mod sys_net;
 pub mod syscall;
 pub mod trace;
+pub mod uaccess;
 pub mod umip;
 
 use std::path::PathBuf;
@@ -53,6 +57,21 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Serve simple system calls without exits where the host allows ([`switchless`]).
     pub switchless: bool,
+    /// The policy.
+    pub policy: policy::Policy,
+    /// Where audit lines go, and what else is recorded.
+    pub audit: AuditOptions,
+}
+
+/// `--audit-log`, `--audit-allowed`, `--stats`.
+#[derive(Clone, Debug, Default)]
+pub struct AuditOptions {
+    /// Audit lines to this file (appended) instead of stderr.
+    pub log: Option<PathBuf>,
+    /// Allowed decisions get a line too.
+    pub allowed: bool,
+    /// Count decisions; print a summary at exit.
+    pub stats: bool,
 }
 
 /// Why a run could not happen.
@@ -82,6 +101,18 @@ pub enum SandboxError {
          own descriptors sit above the program's: raise it, e.g. `ulimit -n 1024`"
     )]
     NoFile(u64),
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log {0}: {1}")]
+    Audit(PathBuf, std::io::Error),
+    /// The policy could not be compiled.
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
+    /// An inherited socket cannot be mediated.
+    #[error(
+        "descriptor {0} is a UDP socket the firewall cannot filter ({1}); start the sandbox \
+         without it, or with --net=host"
+    )]
+    Inherited(i32, errno::Errno),
     /// The runtime failed while the program ran.
     #[error(transparent)]
     Run(#[from] process::RunError),
@@ -143,6 +174,33 @@ pub fn vm_config() -> VmConfig {
     }
 }
 
+/// Where the policy's audit lines go: the audit log (appended), or the sandbox's stderr as it
+/// is now (the program may point its own descriptor 2 elsewhere later); a descriptor of the
+/// runtime's either way. Nowhere for a policy that can write none.
+fn audit_sink(opts: &RunOptions) -> Result<policy::audit::Sink, SandboxError> {
+    use std::os::fd::{AsFd, IntoRawFd};
+    let quiet = opts.policy.rules.is_empty() && opts.policy.network.is_none();
+    let a = &opts.audit;
+    let file = match &a.log {
+        Some(p) => std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(p)
+            .map(|f| f.into_raw_fd())
+            .map_err(|e| SandboxError::Audit(p.clone(), e))?,
+        None if quiet && !a.stats => return Ok(policy::audit::Sink::none()),
+        None => std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(|f| f.into_raw_fd())
+            .map_err(|e| SandboxError::Audit("stderr".into(), e))?,
+    };
+    let fd = fdwin::window()
+        .place(file)
+        .map_err(|e| SandboxError::Audit(a.log.clone().unwrap_or_else(|| "stderr".into()), e))?;
+    Ok(policy::audit::Sink::to_fd(fd, a.allowed, a.stats))
+}
+
 /// Runs the program described by `opts` to its end. Returns only on errors before the program
 /// starts; afterwards the process ends with the program (exit status or signal).
 pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> {
@@ -162,7 +220,11 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     if nofile < MIN_NOFILE {
         return Err(SandboxError::NoFile(nofile));
     }
-    fd_window().map_err(SandboxError::Window)?;
+    let window = fd_window().map_err(SandboxError::Window)?;
+    let engine = std::sync::Arc::new(policy::Engine::new(&opts.policy, audit_sink(opts)?)?);
+    guard::filter_inherited(&engine, window.floor())
+        .map_err(|(fd, e)| SandboxError::Inherited(fd, e))?;
+    policy::audit::set_root();
     let vm = Vm::new(vm_config())?;
     tracing::debug!(elapsed = ?t0.elapsed(), platform = ?vm.platform(), "VM created");
     let base = vm.layout().base;
@@ -183,8 +245,7 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     // The host thread carries the program's name (its `comm`, what /proc shows), as execve
     // names a process after the file it runs.
     sys::set_thread_name(comm_of(opts.path.as_os_str().as_encoded_bytes()));
-    let proc =
-        Process::new(vm.clone(), mm, Box::new(policy::NullPolicy), opts.path.clone(), opts.quiet);
+    let proc = Process::new(vm.clone(), mm, engine, opts.path.clone(), opts.quiet);
     *proc.exe_id.lock().unwrap() = Some(loaded.exe_id);
     if let Some(t) = &opts.trace {
         let out: Box<dyn std::io::Write + Send> = if t.as_os_str() == "-" {

@@ -14,7 +14,7 @@ use dune::{IretFrame, Kicker, Regs, Trap, Vcpu, Vm};
 
 use crate::errno::Errno;
 use crate::mm::Mm;
-use crate::policy::Policy;
+use crate::policy::Engine;
 use crate::robust;
 use crate::signals::{self, Action, Default};
 use crate::sys;
@@ -82,8 +82,8 @@ pub struct Process {
     pub range: std::ops::Range<u64>,
     /// The address space.
     pub mm: Mutex<Mm>,
-    /// The policy.
-    pub policy: Mutex<Box<dyn Policy>>,
+    /// The policy, compiled: immutable, consulted without a lock.
+    pub policy: Arc<Engine>,
     /// The system-call trace, when enabled.
     pub trace: Mutex<Option<Tracer>>,
     /// Signal dispositions (index = signal number).
@@ -125,13 +125,13 @@ fn xstate_size(vm: &Vm) -> usize {
 
 impl Process {
     /// A process over `mm` with `policy`; `exe` is the program's executable.
-    pub fn new(vm: Arc<Vm>, mm: Mm, policy: Box<dyn Policy>, exe: PathBuf, quiet: bool) -> Process {
+    pub fn new(vm: Arc<Vm>, mm: Mm, policy: Arc<Engine>, exe: PathBuf, quiet: bool) -> Process {
         Process {
             range: mm.range(),
             xstate_size: xstate_size(&vm),
             vm,
             mm: Mutex::new(mm),
-            policy: Mutex::new(policy),
+            policy,
             trace: Mutex::new(None),
             actions: Mutex::new([Action::default(); 65]),
             exe: Mutex::new(std::fs::canonicalize(&exe).unwrap_or(exe)),
@@ -151,11 +151,7 @@ impl Process {
     /// `Err(EFAULT)` unless `[addr, addr + len)` lies in the program range (`len` 0: always
     /// fine). See `mm` for why this is the whole of pointer validation.
     pub fn check(&self, addr: u64, len: u64) -> Result<(), Errno> {
-        let ok = len == 0
-            || addr
-                .checked_add(len)
-                .is_some_and(|end| addr >= self.range.start && end <= self.range.end);
-        if ok { Ok(()) } else { Err(Errno::EFAULT) }
+        crate::uaccess::check(self, addr, len)
     }
 
     /// Whether `fd` is one of the runtime's own descriptors ([`crate::fdwin`]): the program may
@@ -296,6 +292,11 @@ impl Process {
     /// Ends the whole process with `outcome`: flushes the trace, prints the report line for a
     /// fault (unless quiet), and exits with the status, or dies of the signal.
     pub fn finish(&self, outcome: Result<Outcome, RunError>) -> ! {
+        if let Some(s) = self.policy.summary()
+            && crate::policy::audit::is_root()
+        {
+            self.policy.sink().write_text(&s);
+        }
         self.release_all_robust_lists();
         if let Some(h) = self.vfork_done.lock().unwrap().take() {
             h.release();
@@ -339,14 +340,12 @@ struct ProgramMem<'a>(&'a Process);
 impl robust::RobustMem for ProgramMem<'_> {
     fn read_u64(&self, addr: u64) -> Option<u64> {
         let mut b = [0u8; 8];
-        self.0.check(addr, 8).ok()?;
-        sys::read_program(addr, &mut b).ok()?;
+        crate::uaccess::copy_in_to(self.0, addr, &mut b).ok()?;
         Some(u64::from_ne_bytes(b))
     }
     fn read_u32(&self, addr: u64) -> Option<u32> {
         let mut b = [0u8; 4];
-        self.0.check(addr, 4).ok()?;
-        sys::read_program(addr, &mut b).ok()?;
+        crate::uaccess::copy_in_to(self.0, addr, &mut b).ok()?;
         Some(u32::from_ne_bytes(b))
     }
     fn write_u32(&self, addr: u64, value: u32) -> bool {
@@ -587,12 +586,15 @@ impl Thread {
     fn umip(&mut self, rip: u64) -> Option<Option<u64>> {
         let mut code = [0u8; 15];
         let in_page = (4096 - (rip & 4095)).min(15) as usize;
-        if self.proc.check(rip, 15).is_err()
-            || sys::read_program(rip, &mut code[..in_page]).is_err()
+        let mem = &*self.proc;
+        if mem.check(rip, 15).is_err()
+            || crate::uaccess::copy_in_to(mem, rip, &mut code[..in_page]).is_err()
         {
             return None;
         }
-        let len = if sys::read_program(rip + in_page as u64, &mut code[in_page..]).is_ok() {
+        let len = if crate::uaccess::copy_in_to(mem, rip + in_page as u64, &mut code[in_page..])
+            .is_ok()
+        {
             15
         } else {
             in_page
@@ -640,16 +642,21 @@ impl Thread {
         // Up to 15 bytes, without reading past the end of the code's mapping.
         let mut code = [0u8; 15];
         let in_page = (4096 - (regs.rip & 4095)).min(15) as usize;
-        self.proc.check(regs.rip, 15).ok()?;
-        let len = if sys::read_program(regs.rip, &mut code[..in_page]).is_err() {
+        let mem = &*self.proc;
+        mem.check(regs.rip, 15).ok()?;
+        let len = if crate::uaccess::copy_in_to(mem, regs.rip, &mut code[..in_page]).is_err() {
             0
-        } else if sys::read_program(regs.rip + in_page as u64, &mut code[in_page..]).is_ok() {
+        } else if crate::uaccess::copy_in_to(mem, regs.rip + in_page as u64, &mut code[in_page..])
+            .is_ok()
+        {
             15
         } else {
             in_page
         };
-        let backed =
-            |a| self.proc.check(a, 1).is_err() || sys::read_program(a, &mut [0u8; 1]).is_ok();
+        // An address outside the program range counts as backed (the fault is not a SIGBUS).
+        let backed = |a| {
+            mem.check(a, 1).is_err() || crate::uaccess::copy_in_to(mem, a, &mut [0u8; 1]).is_ok()
+        };
         crate::fault_addr::unbacked_access(
             &code[..len],
             &regs,
@@ -682,7 +689,7 @@ impl Thread {
             return false;
         }
         let mut insn = [0u8; 2];
-        sys::read_program(rip.wrapping_sub(2), &mut insn).is_ok()
+        crate::uaccess::copy_in_to(&*self.proc, rip.wrapping_sub(2), &mut insn).is_ok()
             && insn == [0x0f, 0x05]
             && self.vcpu.regs().is_ok_and(|r| r.rcx == rip)
     }

@@ -185,7 +185,6 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         let _mm = proc.mm.lock().unwrap();
         let _actions = proc.actions.lock().unwrap();
         let _threads = proc.threads.lock().unwrap();
-        let _policy = proc.policy.lock().unwrap();
         let _exe = proc.exe.lock().unwrap();
         let _vf = proc.vfork_done.lock().unwrap();
         let _rl = proc.rlimits_lock();
@@ -271,7 +270,7 @@ fn child_setup(
     sys::close(kvm_fd);
     crate::fdwin::window().closed(kvm_fd);
     let mm = old.mm.lock().unwrap().clone_for(vm.clone()).map_err(|e| e.to_string())?;
-    let policy = old.policy.lock().unwrap().boxed_clone();
+    let policy = old.policy.clone();
     let exe = old.exe.lock().unwrap().clone();
     let proc = Process::new(vm.clone(), mm, policy, exe, old.quiet);
     *proc.actions.lock().unwrap() = *old.actions.lock().unwrap();

@@ -17,11 +17,12 @@ pub(crate) mod clone;
 pub(crate) mod emul;
 pub(crate) mod exec;
 pub(crate) mod ioctl;
+pub(crate) mod net;
 pub(crate) mod open;
 pub(crate) mod prlimit;
-pub mod signalfd;
 pub mod procfs;
 mod restart;
+pub mod signalfd;
 pub(crate) mod sockopt;
 pub(crate) mod system;
 pub(crate) mod sysv;
@@ -34,7 +35,7 @@ use std::ffi::CString;
 use dune::Syscall;
 
 use crate::errno::Errno;
-use crate::policy::Verdict;
+use crate::policy::Caller;
 use crate::process::{Process, Thread};
 use crate::sys::{self, SysResult};
 use table::{Arg, Imp, Len, Spec, TABLE};
@@ -86,24 +87,33 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
     } else {
         None
     };
-    // A signalfd's read is the supervisor's (see signalfd.rs).
-    if sc.nr == 0
-        && let Some(res) = signalfd::read(ctx, &sc.args)
-    {
-        return finish(ctx.proc(), ctx.thread.tid, sc, res, text);
-    }
-    let res = match spec(sc.nr) {
-        None => Err(Errno::ENOSYS),
-        Some(spec) => allowed(ctx.proc(), spec, sc).and_then(|()| restart::call(ctx, sc, spec)),
-    };
+    let res = allowed(ctx.proc(), ctx.thread.tid, sc.nr).and_then(|()| {
+        // A signalfd's read is the supervisor's (see signalfd.rs).
+        if sc.nr == 0
+            && let Some(res) = signalfd::read(ctx, &sc.args)
+        {
+            return res;
+        }
+        match spec(sc.nr) {
+            None => Err(Errno::ENOSYS),
+            Some(spec) => restart::call(ctx, sc, spec),
+        }
+    });
     finish(ctx.proc(), ctx.thread.tid, sc, res, text)
 }
 
-/// The policy's verdict on `sc` (raw arguments): `Err` with the errno it denies it with.
-fn allowed(proc: &Process, spec: &Spec, sc: &Syscall) -> Result<(), Errno> {
-    match proc.policy.lock().unwrap().check(sc.nr, spec.name, &sc.args) {
-        Verdict::Allow => Ok(()),
-        Verdict::Deny(e) => Err(e),
+/// The policy's system-call rule about call `nr` of program thread `tid`, if it has one: `Err`
+/// with the errno of a denial (audited). One table load for a call no rule names. Network
+/// rules are applied by the socket calls themselves ([`net`]), on their copied arguments.
+#[inline]
+fn allowed(proc: &Process, tid: i32, nr: u64) -> Result<(), Errno> {
+    match proc.policy.syscall_rule(nr) {
+        None => Ok(()),
+        Some(rule) => {
+            let name = crate::policy::syscall_names::NAMES.get(nr as usize).copied().unwrap_or("?");
+            let caller = Caller { pid: std::process::id() as i32, tid };
+            proc.policy.apply_syscall(caller, rule, name)
+        }
     }
 }
 
@@ -151,7 +161,7 @@ pub fn serve(proc: &Process, tid: i32, sc: &Syscall) -> Option<u64> {
     // Validated as the program named it; carried out on the protected duplicate.
     let replace = private.as_ref().map(|d| (0, d.raw() as u64));
     let res =
-        allowed(proc, spec, sc).and_then(|()| forward_as(proc, sc.nr, spec, sc.args, replace));
+        allowed(proc, tid, sc.nr).and_then(|()| forward_as(proc, sc.nr, spec, sc.args, replace));
     drop(private);
     Some(finish(proc, tid, sc, res, None))
 }
@@ -173,56 +183,8 @@ fn len_of(len: Len, a: &[u64; 6], deref: &[(usize, u64, Box<u32>)]) -> Result<u6
     })
 }
 
-/// Reads a `u32` of program memory.
-pub fn read_u32(mm: &Process, addr: u64) -> Result<u32, Errno> {
-    let mut b = [0u8; 4];
-    mm.check(addr, 4)?;
-    sys::read_program(addr, &mut b)?;
-    Ok(u32::from_ne_bytes(b))
-}
-
-/// Reads a `u64` of program memory.
-pub fn read_u64(mm: &Process, addr: u64) -> Result<u64, Errno> {
-    let mut b = [0u8; 8];
-    mm.check(addr, 8)?;
-    sys::read_program(addr, &mut b)?;
-    Ok(u64::from_ne_bytes(b))
-}
-
-/// Copies `len` bytes of program memory into a supervisor buffer.
-pub fn copy_in(mm: &Process, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
-    mm.check(addr, len)?;
-    let mut v = vec![0u8; usize::try_from(len).map_err(|_| Errno::EFAULT)?];
-    sys::read_program(addr, &mut v)?;
-    Ok(v)
-}
-
-/// Copies bytes into program memory.
-pub fn copy_out(mm: &Process, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
-    mm.check(addr, bytes.len() as u64)?;
-    sys::write_program(addr, bytes)
-}
-
-/// Copies a NUL-terminated string of at most `max` bytes (NUL included) from program memory.
-/// Errors: `EFAULT` (unreadable or outside the program), `ENAMETOOLONG`.
-pub fn copy_cstr(mm: &Process, addr: u64, max: usize) -> Result<CString, Errno> {
-    let mut out = Vec::new();
-    let mut at = addr;
-    while out.len() < max {
-        // Read up to the end of the page, so an unmapped next page is never touched needlessly.
-        let chunk = (4096 - (at % 4096)).min((max - out.len()) as u64);
-        let mut buf = vec![0u8; chunk as usize];
-        mm.check(at, chunk)?;
-        sys::read_program(at, &mut buf)?;
-        if let Some(nul) = buf.iter().position(|&b| b == 0) {
-            out.extend_from_slice(&buf[..nul]);
-            return Ok(CString::new(out).expect("no interior NUL"));
-        }
-        out.extend_from_slice(&buf);
-        at += chunk;
-    }
-    Err(Errno(libc::ENAMETOOLONG))
-}
+// Program memory is reached through `uaccess` only; these names stay for the handlers.
+pub use crate::uaccess::{copy_cstr, copy_in, copy_out, read_u32, read_u64};
 
 /// Validates the arguments of `spec` and performs the call on the host.
 pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResult {
@@ -231,7 +193,7 @@ pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResul
 
 /// [`forward`], validating `args` as they are but making the call with argument `i` replaced
 /// by `value` when `replace` is `Some((i, value))` (a descriptor the runtime duplicated).
-fn forward_as(
+pub(crate) fn forward_as(
     proc: &Process,
     nr: u64,
     spec: &Spec,

@@ -58,14 +58,14 @@ pub fn other(ctx: &Ctx<'_>, pid: i32, resource: u32, new: u64, old: u64) -> SysR
         let floor = crate::fdwin::window().floor() as u64;
         let window = sys::getrlimit(libc::RLIMIT_NOFILE).rlim_cur.saturating_sub(floor);
         let mut b = [0u8; 16];
-        sys::read_program(old, &mut b)?;
+        crate::uaccess::copy_in_to(ctx.proc(), old, &mut b)?;
         for half in b.chunks_exact_mut(8) {
             let v = u64::from_ne_bytes(half.try_into().unwrap());
             if v != libc::RLIM_INFINITY {
                 half.copy_from_slice(&v.saturating_sub(window).to_ne_bytes());
             }
         }
-        sys::write_program(old, &b)?;
+        super::copy_out(ctx.proc(), old, &b)?;
     }
     Ok(r)
 }

@@ -955,7 +955,7 @@ fn read_range(proc: &Process, start: u64, end: u64) -> Vec<u8> {
     while at < end && out.len() < (1 << 24) {
         let n = (PAGE - at % PAGE).min(end - at);
         let mut buf = vec![0u8; n as usize];
-        if proc.check(at, n).is_err() || sys::read_program(at, &mut buf).is_err() {
+        if crate::uaccess::copy_in_to(proc, at, &mut buf).is_err() {
             break;
         }
         out.extend(buf);

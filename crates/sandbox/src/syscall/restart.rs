@@ -28,11 +28,17 @@ const FUTEX_WAIT: u64 = 0;
 const FUTEX_WAIT_BITSET: u64 = 9;
 const FUTEX_BITSET_MATCH_ANY: u64 = 0xffff_ffff;
 
-/// Emulated calls that only validate and forward, so that running them again is running the
-/// host call again: the vector and message I/O calls, `fcntl` (`F_SETLKW`), `ioctl`, `futex`.
+/// Emulated calls that only validate (and decide) and forward, so that running them again is
+/// running the host call again: the vector and message I/O calls, `fcntl` (`F_SETLKW`),
+/// `ioctl`, `futex`, and the socket calls the firewall mediates (`syscall::net`: their first
+/// host call through `sys::syscall6` is the call itself, or the wait for the guard's answer).
 fn emulated_forwarder(nr: u64) -> bool {
     matches!(nr, 16 | 19 | 20 | 46 | 47 | 72 | 202 | 295 | 296 | 299 | 307 | 327 | 328)
+        || NET_CALLS.contains(&nr)
 }
+
+/// `socket`, `connect`, `accept`, `sendto`, `bind`, `listen`, `socketpair`, `accept4`.
+const NET_CALLS: [u64; 8] = [41, 42, 43, 44, 49, 50, 53, 288];
 
 /// A relative timeout being counted down across attempts.
 #[derive(Clone, Copy, Debug)]

@@ -21,6 +21,11 @@
 //! than this table, gets `ENOPROTOOPT`: fail closed.
 //!
 //! Levels not listed at all (SCTP, TLS, ALG, Bluetooth, ...) get `ENOPROTOOPT` too.
+//!
+//! Under a firewall policy, options that would send packets through other addresses than the
+//! destination the firewall decided on (`IP_OPTIONS` source routes, IPv6 routing headers and
+//! next hops, `IPV6_2292PKTOPTIONS`) and `SO_DETACH_FILTER` (the receive filter) are refused
+//! with the policy's errno, audited ([`crate::policy::Engine::refuses_option`]).
 
 use super::{Ctx, check_fd, copy_in, copy_out, read_u32};
 use crate::errno::Errno;
@@ -104,6 +109,18 @@ fn plain(level: i32, name: i32, dir: Dir) -> bool {
 /// `setsockopt(fd, level, name, value, len)`: the value is copied and the kernel gets the copy.
 pub fn setsockopt(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc(), a[0])?;
+    let engine = &ctx.proc().policy;
+    if engine.refuses_option(a[1] as i32, a[2] as i32) {
+        // Under a firewall: source routes and next hops would send packets through other
+        // addresses than the one decided on; the receive filter stays.
+        let why = if a[1] as i32 == libc::SOL_SOCKET { "receive filter" } else { "source routing" };
+        let ev = crate::policy::audit::Event {
+            address: Some(format!("option level={} name={}", a[1] as i32, a[2] as i32)),
+            ..Default::default()
+        };
+        let caller = crate::policy::Caller { pid: std::process::id() as i32, tid: ctx.thread.tid };
+        return Err(engine.refuse(caller, "setsockopt", why, ev));
+    }
     if !plain(a[1] as i32, a[2] as i32, Dir::Set) {
         return Err(Errno(libc::ENOPROTOOPT));
     }

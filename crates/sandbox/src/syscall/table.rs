@@ -6,7 +6,9 @@
 //! Struct sizes are x86-64 Linux's (include/uapi/asm-generic, arch/x86/include/uapi).
 
 use super::Handler;
-use super::{aio, clone, emul, exec, ioctl, open, procfs, signalfd, sockopt, system, sysv, xattr};
+use super::{
+    aio, clone, emul, exec, ioctl, net, open, procfs, signalfd, sockopt, system, sysv, xattr,
+};
 
 /// How many bytes a pointer argument covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +48,8 @@ pub enum Arg {
     InOut(Len),
     /// A socket address the kernel reads, length in argument `i`: copied into supervisor
     /// memory before the kernel sees it, so another thread cannot change it after the check.
-    /// (Policies are consulted on the raw arguments, before this copy.)
+    /// The socket calls that take one are emulated ([`super::net`]): the policy decides on
+    /// that copy, decoded, and the kernel gets the same copy.
     SockAddr(usize),
 }
 
@@ -145,19 +148,19 @@ table! {
     38 "setitimer" [Int, In(Fixed(ITIMER)), Out(Fixed(ITIMER))] F;
     39 "getpid" [] F;
     40 "sendfile" [Fd, Fd, InOut(Fixed(8)), Int] F;
-    41 "socket" [Int, Hex, Int] F;
-    42 "connect" [Fd, SockAddr(2), Int] F;
-    43 "accept" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
-    44 "sendto" [Fd, In(Of(2)), Int, Hex, SockAddr(5), Int] F;
+    41 "socket" [Int, Hex, Int] e(net::socket);
+    42 "connect" [Fd, SockAddr(2), Int] e(net::connect);
+    43 "accept" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] e(net::accept);
+    44 "sendto" [Fd, In(Of(2)), Int, Hex, SockAddr(5), Int] e(net::sendto);
     45 "recvfrom" [Fd, Out(Of(2)), Int, Hex, Out(DerefU32(5)), InOut(Fixed(4))] F;
-    46 "sendmsg" [Fd, Hex, Hex] e(emul::sendmsg);
-    47 "recvmsg" [Fd, Hex, Hex] e(emul::recvmsg);
+    46 "sendmsg" [Fd, Hex, Hex] e(net::sendmsg);
+    47 "recvmsg" [Fd, Hex, Hex] e(net::recvmsg);
     48 "shutdown" [Fd, Int] F;
-    49 "bind" [Fd, SockAddr(2), Int] F;
-    50 "listen" [Fd, Int] F;
+    49 "bind" [Fd, SockAddr(2), Int] e(net::bind);
+    50 "listen" [Fd, Int] e(net::listen);
     51 "getsockname" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
     52 "getpeername" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
-    53 "socketpair" [Int, Hex, Int, Out(Fixed(8))] F;
+    53 "socketpair" [Int, Hex, Int, Out(Fixed(8))] e(net::socketpair);
     54 "setsockopt" [Fd, Int, Int, In(Of(4)), Int] e(sockopt::setsockopt);
     55 "getsockopt" [Fd, Int, Int, Out(DerefU32(4)), InOut(Fixed(4))] e(sockopt::getsockopt);
     56 "clone" [Hex, Hex, Hex, Hex, Hex] e(clone::clone);
@@ -334,7 +337,7 @@ table! {
     285 "fallocate" [Fd, Hex, Int, Int] F;
     286 "timerfd_settime" [Fd, Hex, In(Fixed(ITIMER)), Out(Fixed(ITIMER))] F;
     287 "timerfd_gettime" [Fd, Out(Fixed(ITIMER))] F;
-    288 "accept4" [Fd, Out(DerefU32(2)), InOut(Fixed(4)), Hex] F;
+    288 "accept4" [Fd, Out(DerefU32(2)), InOut(Fixed(4)), Hex] e(net::accept4);
     289 "signalfd4" [Int, Hex, Int, Hex] e(signalfd::signalfd4);
     290 "eventfd2" [Int, Hex] F;
     291 "epoll_create1" [Hex] F;
@@ -344,11 +347,11 @@ table! {
     295 "preadv" [Fd, Hex, Int, Int, Int] e(emul::preadv);
     296 "pwritev" [Fd, Hex, Int, Int, Int] e(emul::pwritev);
     297 "rt_tgsigqueueinfo" [Int, Int, Int, Hex] e(emul::rt_tgsigqueueinfo);
-    299 "recvmmsg" [Fd, Hex, Int, Hex, Hex] e(emul::recvmmsg);
+    299 "recvmmsg" [Fd, Hex, Int, Hex, Hex] e(net::recvmmsg);
     302 "prlimit64" [Int, Int, In(Fixed(RLIMIT)), Out(Fixed(RLIMIT))] e(emul::prlimit64);
     305 "clock_adjtime" [Int, InOut(Fixed(TIMEX))] F;
     306 "syncfs" [Fd] F;
-    307 "sendmmsg" [Fd, Hex, Int, Hex] e(emul::sendmmsg);
+    307 "sendmmsg" [Fd, Hex, Int, Hex] e(net::sendmmsg);
     309 "getcpu" [Out(Fixed(4)), Out(Fixed(4)), Hex] e(emul::getcpu);
     316 "renameat2" [AtFd, Path, AtFd, Path, Hex] F;
     318 "getrandom" [Out(Of(1)), Int, Hex] F;
