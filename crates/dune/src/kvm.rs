@@ -58,7 +58,10 @@ impl KvmHost {
     /// A duplicate of the open KVM device descriptor `fd`, placed by `placer`, checked as
     /// [`KvmHost::open`] checks a device it opens. Errors: [`KvmError::Open`] (`EBADF`,
     /// `EMFILE`), then as [`KvmHost::open`].
-    pub(crate) fn duplicate(fd: RawFd, placer: Option<&dyn crate::FdPlacer>) -> Result<Self, KvmError> {
+    pub(crate) fn duplicate(
+        fd: RawFd,
+        placer: Option<&dyn crate::FdPlacer>,
+    ) -> Result<Self, KvmError> {
         let kvm = crate::sys::dup_kvm(fd, placer).map_err(KvmError::Open)?;
         Self::checked(kvm, &format!("/proc/self/fd/{fd}"))
     }

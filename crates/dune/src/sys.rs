@@ -561,7 +561,10 @@ pub(crate) fn open_kvm(
 }
 
 /// A duplicate of the KVM device descriptor `fd` where `placer` puts it.
-pub(crate) fn dup_kvm(fd: RawFd, placer: Option<&dyn crate::FdPlacer>) -> io::Result<kvm_ioctls::Kvm> {
+pub(crate) fn dup_kvm(
+    fd: RawFd,
+    placer: Option<&dyn crate::FdPlacer>,
+) -> io::Result<kvm_ioctls::Kvm> {
     use std::os::fd::FromRawFd;
     let _creating = placer.map(|p| p.creating());
     let fd = with_room(placer, || {

@@ -368,7 +368,14 @@ impl Mm {
     /// `Err(ENOMEM)` when mapping `[addr, addr + len)` with `prot`, sharing and `kind` would
     /// take the program past [`Mm::limits`] (the part already mapped is replaced, so it counts
     /// once), as Linux's `may_expand_vm` refuses it before anything is changed.
-    pub fn may_expand(&self, addr: u64, len: u64, prot: i32, shared: bool, kind: Kind) -> Result<(), Errno> {
+    pub fn may_expand(
+        &self,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        shared: bool,
+        kind: Kind,
+    ) -> Result<(), Errno> {
         let MemLimits { address_space, data } = self.limits;
         if address_space == u64::MAX && data == u64::MAX {
             return Ok(());

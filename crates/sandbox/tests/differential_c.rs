@@ -102,7 +102,11 @@ both_links!(proc_thread_creds, |link| {
     let out = c.last().native.stdout_str();
     assert!(out.contains("thread getuid burst wrong: 0"), "{out}");
     if out.contains("root 1") {
-        assert!(out.contains("thread setresuid: ok") && out.contains("thread opens root's file: EACCES"), "{out}");
+        assert!(
+            out.contains("thread setresuid: ok")
+                && out.contains("thread opens root's file: EACCES"),
+            "{out}"
+        );
     }
 });
 
@@ -121,7 +125,10 @@ both_links!(proc_drop_privs, |link| {
 // deadlock.
 both_links!(thr_fd_stress, |link| {
     let bin = build_c("thr_fd_stress", link);
-    let c = assert_same(&format!("thr_fd_stress-{}", link.suffix()), &Cmd::new(&bin).timeout(Duration::from_secs(60)));
+    let c = assert_same(
+        &format!("thr_fd_stress-{}", link.suffix()),
+        &Cmd::new(&bin).timeout(Duration::from_secs(60)),
+    );
     c.last().native.assert_success().assert_last_line("done");
     let out = c.last().native.stdout_str();
     assert!(out.contains("fork rounds ok: 60") && out.contains("threads rounds ok: 60"), "{out}");

@@ -841,7 +841,9 @@ fn kvm_copies_taken_while_a_vcpu_is_made_are_inert() {
     out.assert_success().assert_last_line("done");
     let s = out.stdout_str();
     eprintln!("{}", s.lines().find(|l| l.starts_with("kvm copies caught")).unwrap_or("?"));
-    for l in ["threads started: 1", "kvm copies caught: 0", "mmap ok: 0", "scm ok: 0", "ioctl ok: 0"] {
+    for l in
+        ["threads started: 1", "kvm copies caught: 0", "mmap ok: 0", "scm ok: 0", "ioctl ok: 0"]
+    {
         assert!(s.contains(&format!("{l}\n")), "{l}\n{}", out.report());
     }
 }

@@ -67,7 +67,8 @@ fn slot_of(fd: u64) -> Option<usize> {
     if mode & libc::S_IFMT != libc::S_IFIFO {
         return None;
     }
-    (0..SLOTS).find(|&i| MASKS[i].load(Ordering::SeqCst) != 0 && INODES[i].load(Ordering::SeqCst) == ino)
+    (0..SLOTS)
+        .find(|&i| MASKS[i].load(Ordering::SeqCst) != 0 && INODES[i].load(Ordering::SeqCst) == ino)
 }
 
 /// `signalfd(fd, mask, sizemask)`.
@@ -140,7 +141,9 @@ fn reclaim() {
         .map(|(_, ino)| ino)
         .collect();
     for i in 0..SLOTS {
-        if MASKS[i].load(Ordering::SeqCst) != 0 && !inodes.contains(&INODES[i].load(Ordering::SeqCst)) {
+        if MASKS[i].load(Ordering::SeqCst) != 0
+            && !inodes.contains(&INODES[i].load(Ordering::SeqCst))
+        {
             MASKS[i].store(0, Ordering::SeqCst);
             let w = WRITERS[i].swap(-1, Ordering::SeqCst);
             if w >= 0 {
@@ -200,13 +203,7 @@ type Sink<'a> = dyn FnMut(u64, &[u8; SIGINFO]) -> Result<(), Errno> + 'a;
 /// Takes pending signals of slot `i`'s mask as records, handing each to `put` with its offset
 /// in the caller's buffer of `count` bytes; waits for one unless the descriptor `fd` is
 /// non-blocking.
-fn read_slot(
-    ctx: &Ctx<'_>,
-    i: usize,
-    fd: u64,
-    count: u64,
-    put: &mut Sink<'_>,
-) -> SysResult {
+fn read_slot(ctx: &Ctx<'_>, i: usize, fd: u64, count: u64, put: &mut Sink<'_>) -> SysResult {
     if (count as usize) < SIGINFO {
         return Err(Errno::EINVAL);
     }
@@ -348,10 +345,17 @@ pub fn after_fork() {
             continue;
         };
         for &fd in &fds {
-            if sys::mode_and_inode(fd).is_some_and(|(m, ino)| m & libc::S_IFMT == libc::S_IFIFO && ino == old) {
+            if sys::mode_and_inode(fd)
+                .is_some_and(|(m, ino)| m & libc::S_IFMT == libc::S_IFIFO && ino == old)
+            {
                 let flags = sys::fd_flags(fd).unwrap_or(0);
                 let status = sys::fd_status_flags(fd).unwrap_or(0);
-                sys::replace_fd(r, fd, flags & libc::FD_CLOEXEC != 0, status & libc::O_NONBLOCK != 0);
+                sys::replace_fd(
+                    r,
+                    fd,
+                    flags & libc::FD_CLOEXEC != 0,
+                    status & libc::O_NONBLOCK != 0,
+                );
             }
         }
         if let Some((_, ino)) = sys::mode_and_inode(r) {
