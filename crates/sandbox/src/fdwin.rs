@@ -5,7 +5,9 @@
 //! (`/dev/kvm`, the VM, one per vCPU, the trace file, short-lived private duplicates) sit in a
 //! window `[floor, top)` at the top of the host's soft limit, and **every number of the window
 //! is always open**: a number the runtime is not using holds a placeholder (a duplicate of one
-//! `/dev/null` descriptor). So:
+//! empty sealed memfd of the runtime's, which no name reaches: see [`runtime_object`]). A
+//! number already open at start-up (inherited from whoever started the sandbox) gets one too.
+//! So:
 //!
 //! * a descriptor the program creates by any route (`open`, `socket`, `accept`, `pipe`,
 //!   `dup`, `SCM_RIGHTS`, ...) can only land below `floor`: the host kernel itself answers
@@ -74,26 +76,28 @@ pub fn window() -> &'static FdWindow {
 }
 
 /// Sets up the window `[floor, top)`: every number not open gets a placeholder. Once per
-/// process tree, while the process has one thread. Errors: opening `/dev/null`, `dup3`.
+/// process tree, while the process has one thread. Errors: `memfd_create`, `dup3`.
 pub fn init(floor: RawFd, top: RawFd) -> io::Result<&'static FdWindow> {
     if let Some(w) = WINDOW.get() {
         return Ok(w);
     }
     learn_anon_device();
-    let null = std::os::fd::IntoRawFd::into_raw_fd(std::fs::File::open("/dev/null")?);
+    // The placeholder: an empty memfd of the runtime's own, so that no name reaches one (a
+    // symlink to `/proc/self/fd/N` is refused by identity, as every runtime file).
+    let placeholder = placeholder_file()?;
     let filler = top - 1;
-    dup3(null, filler)?;
-    if null != filler {
-        close(null);
+    dup3(placeholder, filler)?;
+    if placeholder != filler {
+        close(placeholder);
     }
+    add_runtime_file(filler)?;
     let mut spare = Vec::new();
     for fd in (floor..filler).rev() {
-        // Numbers already open (inherited from whoever started the sandbox) stay as they are,
-        // out of the program's reach like every window number.
-        if !is_open(fd) {
-            dup3(filler, fd)?;
-            spare.push(fd);
-        }
+        // A number already open (inherited from whoever started the sandbox, which the program
+        // could never use: it is above its RLIMIT_NOFILE) gets a placeholder too, so that
+        // nothing of the outside world stays reachable through the window.
+        dup3(filler, fd)?;
+        spare.push(fd);
     }
     let w = FdWindow {
         floor,
@@ -361,6 +365,25 @@ pub fn runtime_object(fd: Option<RawFd>, st: &libc::stat) -> Option<RuntimeObjec
 pub fn runtime_object_of(fd: RawFd) -> Result<Option<RuntimeObject>, crate::errno::Errno> {
     let st = crate::sys::fstat(fd)?;
     Ok(runtime_object(Some(fd), &st))
+}
+
+/// A new empty, sealed memfd (close-on-exec).
+fn placeholder_file() -> io::Result<RawFd> {
+    #[allow(unsafe_code)]
+    // SAFETY: memfd_create with a NUL-terminated name; fcntl on the new descriptor.
+    unsafe {
+        let fd = libc::memfd_create(
+            c"sandbox-placeholder".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let seals =
+            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        libc::fcntl(fd, libc::F_ADD_SEALS, seals);
+        Ok(fd)
+    }
 }
 
 fn is_open(fd: RawFd) -> bool {

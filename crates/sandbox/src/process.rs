@@ -703,6 +703,12 @@ impl Thread {
         let mut ctx = Ctx { thread: self, exit: None, replaced: false };
         let rax = syscall::dispatch(&mut ctx, sc);
         let (exit, replaced) = (ctx.exit, ctx.replaced);
+        if crate::switchless::changes_credentials(sc.nr) && self.server.is_some() {
+            // The server thread has the credentials this thread had when it made it: a new one
+            // (made from this thread at the next burst) has the ones it has now.
+            self.stop_server();
+            self.start_server();
+        }
         if rax as i64 == -i64::from(sys::NOT_STARTED.0) && exit.is_none() && !replaced {
             // A signal came before the call could start: the program takes it as if it had
             // come before its `syscall`, then makes the call (from the `syscall` again).

@@ -52,9 +52,20 @@ pub fn thread_independent_clock(id: u64) -> bool {
 /// `read`, `fstat`, `lseek`, `pread64`, `getpid`, `gettimeofday`, `getppid`, `time`,
 /// `clock_gettime`, `clock_getres`. Not `getuid` and the like: credentials belong to each
 /// thread (a raw `setuid` call changes the caller's only; glibc's broadcast makes it every
-/// thread's), and the server's are not the program thread's.
+/// thread's). A server's are its vCPU thread's, as it is made again after every call that
+/// may change them ([`changes_credentials`]), and reads that check permission at read time
+/// (`/proc/PID/io`, 0600 sysctls) depend on that.
 pub fn eligible(nr: u64) -> bool {
     matches!(nr, 0 | 5 | 8 | 17 | 39 | 96 | 110 | 201 | 228 | 229)
+}
+
+/// Calls that may change the calling thread's credentials, which a server thread made before
+/// does not share (a thread's credentials are its own; a new thread copies its creator's):
+/// `setuid`, `setgid`, `setreuid`, `setregid`, `setgroups`, `setresuid`, `setresgid`,
+/// `setfsuid`, `setfsgid`, `capset`, `prctl` (securebits, keep-caps, the bounding set),
+/// `unshare` and `setns` (user namespaces). After one the vCPU thread's server is made again.
+pub fn changes_credentials(nr: u64) -> bool {
+    matches!(nr, 105 | 106 | 113 | 114 | 116 | 117 | 119 | 122 | 123 | 126 | 157 | 272 | 308)
 }
 
 #[derive(Debug, Default)]

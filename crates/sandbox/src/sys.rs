@@ -1332,52 +1332,64 @@ pub fn has_effective_cap(cap: u32) -> bool {
     r == 0 && cap < 64 && d[(cap / 32) as usize].effective & (1 << (cap % 32)) != 0
 }
 
-/// Writes one byte to `fd` (a non-blocking pipe of the runtime's), ignoring a full pipe.
-/// Async-signal-safe.
+/// Sends one byte to `fd` (the runtime's end of a signalfd's socket pair), ignoring a full
+/// buffer and a peer that is gone (`MSG_NOSIGNAL`: no `SIGPIPE`). Async-signal-safe.
 pub fn poke(fd: i32) {
     let b = 1u8;
-    // SAFETY: writes one byte from a local; `write` is async-signal-safe.
-    unsafe { libc::write(fd, (&raw const b).cast(), 1) };
+    // SAFETY: sends one byte from a local; `send` is async-signal-safe.
+    unsafe { libc::send(fd, (&raw const b).cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
 }
 
-/// Empties the pipe whose read end is `r` without blocking (as many bytes as `FIONREAD`
-/// says are there). `_w` is its write end (kept for symmetry of the callers).
-pub fn drain(_w: i32, r: i32) {
+/// Empties the socket `fd` without blocking (as many bytes as `FIONREAD` says are there).
+pub fn drain(fd: i32) {
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes an int.
-    if unsafe { libc::ioctl(r, libc::FIONREAD, &mut n) } < 0 || n <= 0 {
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } < 0 || n <= 0 {
         return;
     }
     let mut buf = vec![0u8; n as usize];
-    // SAFETY: reads at most `n` bytes, which are there, into a local buffer.
-    unsafe { libc::read(r, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: receives at most `n` bytes, which are there, into a local buffer.
+    unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
 }
 
-/// A pipe whose write end is non-blocking and close-on-exec, and whose read end is
-/// close-on-exec and non-blocking as asked: (read end, write end).
-pub fn pipe_pair(cloexec_read: bool, nonblock_read: bool) -> Result<(i32, i32), Errno> {
+/// A Unix stream socket pair for a signalfd: (the program's end, the runtime's end). The
+/// program's end is shut down for writing, close-on-exec and non-blocking as asked; the
+/// runtime's is close-on-exec and non-blocking.
+pub fn signal_socket_pair(cloexec: bool, nonblock: bool) -> Result<(i32, i32), Errno> {
     let mut fds = [0i32; 2];
-    let flags = libc::O_NONBLOCK | if cloexec_read { libc::O_CLOEXEC } else { 0 };
+    let ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
     // SAFETY: `fds` has room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } < 0 {
+    if unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) } < 0 {
         return Err(Errno::last());
     }
-    // SAFETY: fcntl on the two descriptors just created.
+    let (p, r) = (fds[0], fds[1]);
+    // SAFETY: fcntl and shutdown on the two descriptors just created.
     unsafe {
-        libc::fcntl(fds[1], libc::F_SETFD, libc::FD_CLOEXEC);
-        if !nonblock_read {
-            libc::fcntl(fds[0], libc::F_SETFL, 0);
+        libc::shutdown(p, libc::SHUT_WR);
+        if !cloexec {
+            libc::fcntl(p, libc::F_SETFD, 0);
         }
+        if nonblock {
+            libc::fcntl(p, libc::F_SETFL, libc::O_NONBLOCK);
+        }
+        libc::fcntl(r, libc::F_SETFL, libc::O_NONBLOCK);
     }
-    Ok((fds[0], fds[1]))
+    Ok((p, r))
 }
 
-/// `(st_mode, st_ino)` of the file open on `fd`, or `None`.
-pub fn mode_and_inode(fd: i32) -> Option<(u32, u64)> {
+/// Whether the peer of the connected socket `fd` has closed (`POLLHUP`).
+pub fn peer_gone(fd: i32) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: polls one descriptor without waiting.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLHUP != 0 }
+}
+
+/// `(st_mode, st_dev, st_ino)` of the file open on `fd`, or `None`.
+pub fn file_identity(fd: i32) -> Option<(u32, u64, u64)> {
     // SAFETY: `st` is a plain C struct the kernel fills; zeroed is valid.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is writable and sized for `struct stat`.
-    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_mode, st.st_ino))
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_mode, st.st_dev, st.st_ino))
 }
 
 /// The file status flags (`F_GETFL`) of `fd`, or `None` if it is not open.

@@ -89,6 +89,10 @@ link_tests!("sandbox::differential_c", sig_signalfd, [static_ => Static, static_
         "child: exit 9",
         "made and closed 40 in turn",
         "readv 256 bytes: signo 10 then 12",
+        "after a closed one's signal: alive, read 128",
+        "write: -1 EINVAL",
+        "reopen for writing: -1 ENXIO",
+        "made 1 with every other slot taken",
     ] {
         assert!(out.contains(l), "missing {l:?} in:\n{out}");
     }
@@ -104,7 +108,8 @@ both_links!(proc_thread_creds, |link| {
     if out.contains("root 1") {
         assert!(
             out.contains("thread setresuid: ok")
-                && out.contains("thread opens root's file: EACCES"),
+                && out.contains("thread opens root's file: EACCES")
+                && out.contains("root's sysctl read after the drop: 0 of 200"),
             "{out}"
         );
     }

@@ -834,6 +834,9 @@ pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     vec_io(ctx, libc::SYS_readv, a)
 }
 pub fn writev(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if let Some(r) = super::signalfd::write(ctx, a[0]) {
+        return r;
+    }
     vec_io(ctx, libc::SYS_writev, a)
 }
 pub fn preadv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

@@ -88,9 +88,14 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
         None
     };
     let res = allowed(ctx.proc(), ctx.thread.tid, sc.nr).and_then(|()| {
-        // A signalfd's read is the supervisor's (see signalfd.rs).
+        // A signalfd's read and write are the supervisor's (see signalfd.rs).
         if sc.nr == 0
             && let Some(res) = signalfd::read(ctx, &sc.args)
+        {
+            return res;
+        }
+        if sc.nr == 1
+            && let Some(res) = signalfd::write(ctx, sc.args[0])
         {
             return res;
         }

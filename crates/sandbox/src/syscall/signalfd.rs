@@ -2,19 +2,24 @@
 //! pending signals (the host process catches every signal; nothing of the program's is the
 //! host's to report).
 //!
-//! The program's descriptor is the read end of a pipe; the supervisor keeps the write end in
-//! its descriptor window and writes a byte to it whenever a signal in the descriptor's mask is
-//! recorded, so `poll`, `select` and `epoll` see it readable as they would see a signalfd.
-//! `read` of that descriptor is the supervisor's: it takes pending signals of the mask (the
-//! reading thread's first, then the process's, as Linux's `signalfd_dequeue`) and writes one
-//! 128-byte `struct signalfd_siginfo` for each (include/uapi/linux/signalfd.h); with none
-//! pending it gives `EAGAIN` when the descriptor is non-blocking (`SFD_NONBLOCK`, or
-//! `O_NONBLOCK` set later), else waits for one. `readv` of it is the supervisor's too. The pipe is recognised by its inode, so
-//! `dup`, `fork` and `execve` keep the descriptor working. A forked child gets pipes of its
-//! own in place of its parent's (its pending signals are its own).
+//! The program's descriptor is one end of a Unix stream socket pair, shut down for writing;
+//! the supervisor keeps the other end in its descriptor window and sends a byte to it
+//! (`MSG_NOSIGNAL`: never a `SIGPIPE`, whether or not the program still has its end) whenever
+//! a signal in the descriptor's mask is recorded, so `poll`, `select` and `epoll` see it
+//! readable as they would see a signalfd. `read` and `readv` of that descriptor are the
+//! supervisor's, on a private duplicate of it (so a number closed or replaced meanwhile by
+//! another thread is never what is read or drained): they take pending signals of the mask
+//! (the reading thread's first, then the process's, as Linux's `signalfd_dequeue`) and write
+//! one 128-byte `struct signalfd_siginfo` for each (include/uapi/linux/signalfd.h); with none
+//! pending they give `EAGAIN` when the descriptor is non-blocking (`SFD_NONBLOCK`, or
+//! `O_NONBLOCK` set later), else wait for one. `write` and `writev` give `EINVAL`, as Linux's.
+//! The socket is recognised by its device and inode, so `dup`, `fork` and `execve` keep the
+//! descriptor working; a socket cannot be reopened through `/proc/self/fd` (`ENXIO`, as for a
+//! signalfd). A forked child gets sockets of its own in place of its parent's (its pending
+//! signals are its own).
 //!
 //! Limits: [`SLOTS`] signalfds per process at once; the slot of one the program has closed
-//! every copy of is reclaimed when a new one needs it.
+//! every copy of (its peer hangs up) is reclaimed when a new one needs it.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
@@ -32,9 +37,11 @@ const SIGINFO: usize = 128;
 const SFD_CLOEXEC: u64 = libc::O_CLOEXEC as u64;
 const SFD_NONBLOCK: u64 = libc::O_NONBLOCK as u64;
 
-/// Per slot: the mask (0 = free), the write end (in the window), the read end's inode.
+/// Per slot: the mask (0 = free), the runtime's end (in the window), the program's end's
+/// device and inode.
 static MASKS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 static WRITERS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
+static DEVS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 static INODES: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// Slots in use: 0 keeps `read` and the signal handler from looking further.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -63,12 +70,33 @@ fn slot_of(fd: u64) -> Option<usize> {
     if LIVE.load(Ordering::SeqCst) == 0 {
         return None;
     }
-    let (mode, ino) = sys::mode_and_inode(fd as i32)?;
-    if mode & libc::S_IFMT != libc::S_IFIFO {
+    let (mode, dev, ino) = sys::file_identity(fd as i32)?;
+    if mode & libc::S_IFMT != libc::S_IFSOCK {
         return None;
     }
-    (0..SLOTS)
-        .find(|&i| MASKS[i].load(Ordering::SeqCst) != 0 && INODES[i].load(Ordering::SeqCst) == ino)
+    (0..SLOTS).find(|&i| {
+        MASKS[i].load(Ordering::SeqCst) != 0
+            && INODES[i].load(Ordering::SeqCst) == ino
+            && DEVS[i].load(Ordering::SeqCst) == dev
+    })
+}
+
+/// The program's descriptor `fd` as a signalfd: its slot and a private duplicate, or `None`
+/// when it is not one (a runtime descriptor, another file, or a number another thread
+/// replaced between the looks).
+fn signalfd_at(ctx: &Ctx<'_>, fd: u64) -> Option<(usize, crate::fdwin::RuntimeFd)> {
+    if LIVE.load(Ordering::SeqCst) == 0 || super::check_fd(ctx.proc(), fd).is_err() {
+        return None;
+    }
+    let i = slot_of(fd)?;
+    let dup = crate::fdwin::window().duplicate(fd as i32).ok()?;
+    (slot_of(dup.raw() as u64) == Some(i)).then_some((i, dup))
+}
+
+/// `write` or `writev` of a signalfd: `EINVAL`, as Linux's (a signalfd has no write); `None`
+/// when `fd` is not one.
+pub fn write(ctx: &Ctx<'_>, fd: u64) -> Option<SysResult> {
+    signalfd_at(ctx, fd).map(|_| Err(Errno::EINVAL))
 }
 
 /// `signalfd(fd, mask, sizemask)`.
@@ -87,8 +115,7 @@ pub fn signalfd4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let stored = if mask == 0 { 1 << 63 } else { mask } | (1 << 63);
     let _g = LOCK.lock().unwrap();
     if fd != -1 {
-        super::check_fd(ctx.proc(), fd as u64)?;
-        let i = slot_of(fd as u64).ok_or(Errno::EINVAL)?;
+        let (i, _dup) = signalfd_at(ctx, fd as u64).ok_or(Errno::EINVAL)?;
         MASKS[i].store(stored, Ordering::SeqCst);
         if sys::pending_signals() & mask != 0 {
             sys::poke(WRITERS[i].load(Ordering::SeqCst));
@@ -104,7 +131,7 @@ pub fn signalfd4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         }
     };
     let creating = crate::fdwin::window().creating();
-    let (r, w) = sys::pipe_pair(flags & SFD_CLOEXEC != 0, flags & SFD_NONBLOCK != 0)?;
+    let (r, w) = sys::signal_socket_pair(flags & SFD_CLOEXEC != 0, flags & SFD_NONBLOCK != 0)?;
     let placed = crate::fdwin::window().place(w);
     drop(creating);
     let w = match placed {
@@ -114,12 +141,13 @@ pub fn signalfd4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             return Err(Errno::from_io(&e));
         }
     };
-    let Some((_, ino)) = sys::mode_and_inode(r) else {
+    let Some((_, dev, ino)) = sys::file_identity(r) else {
         sys::close(r);
         sys::close(w);
         crate::fdwin::window().closed(w);
         return Err(Errno::EBADF);
     };
+    DEVS[i].store(dev, Ordering::SeqCst);
     INODES[i].store(ino, Ordering::SeqCst);
     WRITERS[i].store(w, Ordering::SeqCst);
     MASKS[i].store(stored, Ordering::SeqCst);
@@ -130,26 +158,16 @@ pub fn signalfd4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(r as u64)
 }
 
-/// Frees the slots of signalfds the program no longer has a descriptor of (called with
-/// [`LOCK`] held, when every slot is taken).
+/// Frees the slots of signalfds the program no longer has a descriptor of: their runtime end
+/// sees its peer hang up (`POLLHUP`). Called with [`LOCK`] held, when every slot is taken.
 fn reclaim() {
-    let fds = sys::open_fds_below(crate::fdwin::window().floor());
-    let inodes: Vec<u64> = fds
-        .iter()
-        .filter_map(|&fd| sys::mode_and_inode(fd))
-        .filter(|(m, _)| m & libc::S_IFMT == libc::S_IFIFO)
-        .map(|(_, ino)| ino)
-        .collect();
     for i in 0..SLOTS {
-        if MASKS[i].load(Ordering::SeqCst) != 0
-            && !inodes.contains(&INODES[i].load(Ordering::SeqCst))
-        {
+        let w = WRITERS[i].load(Ordering::SeqCst);
+        if MASKS[i].load(Ordering::SeqCst) != 0 && w >= 0 && sys::peer_gone(w) {
             MASKS[i].store(0, Ordering::SeqCst);
-            let w = WRITERS[i].swap(-1, Ordering::SeqCst);
-            if w >= 0 {
-                sys::close(w);
-                crate::fdwin::window().closed(w);
-            }
+            WRITERS[i].store(-1, Ordering::SeqCst);
+            sys::close(w);
+            crate::fdwin::window().closed(w);
             LIVE.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -158,19 +176,19 @@ fn reclaim() {
 /// `read(fd, buf, count)` when `fd` is a signalfd: `None` when it is not one (the caller
 /// forwards the call).
 pub fn read(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
-    let i = slot_of(a[0])?;
+    let (i, dup) = signalfd_at(ctx, a[0])?;
     let (buf, count) = (a[1], a[2]);
     Some(ctx.proc().check(buf, count).and_then(|()| {
         let proc = ctx.proc();
         let mut put = |at: u64, rec: &[u8; SIGINFO]| super::copy_out(proc, buf + at, rec);
-        read_slot(ctx, i, a[0], count, &mut put)
+        read_slot(ctx, i, dup.raw(), count, &mut put)
     }))
 }
 
 /// `readv(fd, iov, iovcnt)` when `fd` is a signalfd (Linux's `signalfd_read_iter`: records
 /// fill the vectors in order, one may straddle two): `None` when it is not one.
 pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
-    let i = slot_of(a[0])?;
+    let (i, dup) = signalfd_at(ctx, a[0])?;
     Some(super::emul::copy_iovecs(ctx, a[1], a[2]).and_then(|iov| {
         let count: u64 = iov.iter().map(|v| v.iov_len as u64).sum();
         let proc = ctx.proc();
@@ -193,7 +211,7 @@ pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
             }
             Ok(())
         };
-        read_slot(ctx, i, a[0], count, &mut put)
+        read_slot(ctx, i, dup.raw(), count, &mut put)
     }))
 }
 
@@ -201,9 +219,9 @@ pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
 type Sink<'a> = dyn FnMut(u64, &[u8; SIGINFO]) -> Result<(), Errno> + 'a;
 
 /// Takes pending signals of slot `i`'s mask as records, handing each to `put` with its offset
-/// in the caller's buffer of `count` bytes; waits for one unless the descriptor `fd` is
-/// non-blocking.
-fn read_slot(ctx: &Ctx<'_>, i: usize, fd: u64, count: u64, put: &mut Sink<'_>) -> SysResult {
+/// in the caller's buffer of `count` bytes; waits for one unless the descriptor (`fd`, the
+/// runtime's private duplicate of the program's) is non-blocking.
+fn read_slot(ctx: &Ctx<'_>, i: usize, fd: i32, count: u64, put: &mut Sink<'_>) -> SysResult {
     if (count as usize) < SIGINFO {
         return Err(Errno::EINVAL);
     }
@@ -221,12 +239,12 @@ fn read_slot(ctx: &Ctx<'_>, i: usize, fd: u64, count: u64, put: &mut Sink<'_>) -
             done += SIGINFO as u64;
         }
         if sys::pending_signals() & mask == 0 {
-            sys::drain(WRITERS[i].load(Ordering::SeqCst), fd as i32);
+            sys::drain(fd);
         }
         if done > 0 {
             return Ok(done);
         }
-        if sys::fd_status_flags(fd as i32).is_some_and(|f| f & libc::O_NONBLOCK != 0) {
+        if sys::fd_status_flags(fd).is_some_and(|f| f & libc::O_NONBLOCK != 0) {
             return Err(Errno(libc::EAGAIN));
         }
         // Blocking: wait for a signal of the mask, or one the thread does not block
@@ -327,8 +345,9 @@ pub fn signalfd_siginfo(info: &[u8; 128]) -> [u8; SIGINFO] {
     out
 }
 
-/// A forked child: its signals are its own, so each signalfd gets a pipe of its own, put over
-/// every descriptor of the child's that named the parent's.
+/// A forked child: its signals are its own, so each signalfd gets a socket pair of its own,
+/// put over every descriptor of the child's that named the parent's. (The child has one
+/// thread here, so listing its descriptors may open a directory at a number of the program's.)
 pub fn after_fork() {
     if LIVE.load(Ordering::SeqCst) == 0 {
         return;
@@ -338,16 +357,16 @@ pub fn after_fork() {
         if MASKS[i].load(Ordering::SeqCst) == 0 {
             continue;
         }
-        let old = INODES[i].load(Ordering::SeqCst);
-        let Ok((r, w)) = sys::pipe_pair(true, false) else { continue };
+        let (old_dev, old_ino) = (DEVS[i].load(Ordering::SeqCst), INODES[i].load(Ordering::SeqCst));
+        let Ok((r, w)) = sys::signal_socket_pair(true, false) else { continue };
         let Ok(w) = crate::fdwin::window().place(w) else {
             sys::close(r);
             continue;
         };
         for &fd in &fds {
-            if sys::mode_and_inode(fd)
-                .is_some_and(|(m, ino)| m & libc::S_IFMT == libc::S_IFIFO && ino == old)
-            {
+            if sys::file_identity(fd).is_some_and(|(m, d, ino)| {
+                m & libc::S_IFMT == libc::S_IFSOCK && d == old_dev && ino == old_ino
+            }) {
                 let flags = sys::fd_flags(fd).unwrap_or(0);
                 let status = sys::fd_status_flags(fd).unwrap_or(0);
                 sys::replace_fd(
@@ -358,7 +377,8 @@ pub fn after_fork() {
                 );
             }
         }
-        if let Some((_, ino)) = sys::mode_and_inode(r) {
+        if let Some((_, dev, ino)) = sys::file_identity(r) {
+            DEVS[i].store(dev, Ordering::SeqCst);
             INODES[i].store(ino, Ordering::SeqCst);
         }
         sys::close(r);

@@ -4,8 +4,9 @@
  * program's RLIMIT_NOFILE up is the runtime's (the trace file, /dev/kvm, the VM, the vCPUs,
  * placeholders); natively nothing is open there. For each route (/proc/self/fd/N, /dev/fd/N,
  * /proc/thread-self/fd/N, /proc/PID/fd/N, /proc/PID/task/TID/fd/N, openat and openat2 on a
- * /proc/self/fd directory descriptor) and each of 288 numbers it tries to open (read, write,
- * append, truncate, O_PATH, O_PATH|O_NOFOLLOW), readlink and truncate(2); whatever opens for
+ * /proc/self/fd directory descriptor, a symlink to /proc/self/fd/N) and each of 288 numbers it
+ * tries to open (read, write, append, truncate, O_PATH, O_PATH|O_NOFOLLOW; through the symlink
+ * all but the last), readlink and truncate(2); whatever opens for
  * writing gets "PWNED" written. One line per route: "route R: opened K readlink L truncated T".
  * Then the trace file TRACE by its own path, a hard link and a symlink to it, and /dev/kvm:
  * "<what>: ok|E...". Natively TRACE is a stand-in file the harness made.
@@ -64,9 +65,13 @@ struct open_how_v0 {
 static const int flag_sets[] = {O_RDONLY, O_RDWR, O_WRONLY | O_APPEND, O_RDONLY | O_TRUNC,
                                 O_PATH, O_PATH | O_NOFOLLOW};
 
-/* One attempt: route 0..4 by path, 5 openat, 6 openat2 (relative to dirfd). */
+/* The symlink of route 7 (in /tmp: the working directory may not be writable for "user"). */
+static char symlink_name[64];
+
+/* One attempt: route 0..4 by path, 5 openat, 6 openat2 (relative to dirfd), 7 the symlink. */
 static int open_route(int route, int dirfd, const char *path, const char *rel, int flags) {
     if (route == 5) return openat(dirfd, rel, flags);
+    if (route == 7) return open(symlink_name, flags);
     if (route == 6) {
         struct open_how_v0 how = {(unsigned long long)flags, 0, 0};
         return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
@@ -87,10 +92,12 @@ static int names(const char *trace) {
     const long tid = (long)syscall(SYS_gettid);
     static const char *const labels[] = {"/proc/self/fd/N", "/dev/fd/N", "/proc/thread-self/fd/N",
                                          "/proc/PID/fd/N", "/proc/PID/task/TID/fd/N",
-                                         "openat(/proc/self/fd, N)", "openat2(/proc/self/fd, N)"};
+                                         "openat(/proc/self/fd, N)", "openat2(/proc/self/fd, N)",
+                                         "a symlink to /proc/self/fd/N"};
+    snprintf(symlink_name, sizeof symlink_name, "/tmp/sbx-fdlink-%ld", pid);
     int dirfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY);
     CHECK(dirfd >= 0);
-    for (int route = 0; route < 7; route++) {
+    for (int route = 0; route < 8; route++) {
         int opened = 0, links = 0, truncs = 0;
         for (int n = lim; n < lim + SPAN; n++) {
             char path[128], rel[32];
@@ -103,7 +110,13 @@ static int names(const char *trace) {
             case 4: snprintf(path, sizeof path, "/proc/%ld/task/%ld/fd/%d", pid, tid, n); break;
             default: snprintf(path, sizeof path, "/proc/self/fd/%d", n); break;
             }
+            if (route == 7) {
+                unlink(symlink_name);
+                CHECK(symlink(path, symlink_name) == 0);
+            }
             for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
+                /* O_PATH|O_NOFOLLOW on the symlink opens the symlink itself. */
+                if (route == 7 && (flag_sets[i] & O_NOFOLLOW)) continue;
                 int fd = open_route(route, dirfd, path, rel, flag_sets[i]);
                 if (fd >= 0) {
                     opened++;
@@ -115,6 +128,9 @@ static int names(const char *trace) {
                 char buf[256];
                 if (readlink(path, buf, sizeof buf) >= 0) links++;
                 if (truncate(path, 0) == 0) truncs++;
+            } else if (route == 7) {
+                if (truncate(symlink_name, 0) == 0) truncs++;
+                unlink(symlink_name);
             } else {
                 char buf[256];
                 if (readlinkat(dirfd, rel, buf, sizeof buf) >= 0) links++;
