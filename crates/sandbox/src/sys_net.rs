@@ -1,4 +1,4 @@
-//! The `unsafe` operations of network mediation ([`crate::syscall::net`], [`crate::guard`],
+//! The `unsafe` operations of network mediation (`syscall::net`, [`crate::guard`],
 //! [`crate::policy::audit`]): socket queries and filters on descriptors the runtime holds,
 //! descriptor passing over the guard's channel, and the shared statistics page.
 //!

@@ -17,7 +17,7 @@ pub(crate) mod clone;
 pub(crate) mod emul;
 pub(crate) mod exec;
 pub(crate) mod ioctl;
-pub(crate) mod net;
+pub mod net;
 pub(crate) mod open;
 pub(crate) mod prlimit;
 pub mod procfs;

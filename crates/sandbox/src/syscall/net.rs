@@ -1,7 +1,7 @@
 //! Socket calls: `socket`, `socketpair`, `bind`, `connect`, `listen`, `accept`, `accept4`,
 //! `sendto`, `sendmsg`, `sendmmsg`, `recvmsg`, `recvmmsg` (`recvfrom`, `shutdown`,
 //! `getsockname`, `getpeername` are forwarded by the table; socket options are in
-//! [`super::sockopt`]).
+//! `syscall::sockopt`).
 //!
 //! Under a policy that does not mediate the network (null, `--net=host`) each call is
 //! validated and forwarded exactly as the table would ([`super::forward`]). Under a firewall:

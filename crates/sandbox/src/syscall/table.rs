@@ -48,7 +48,7 @@ pub enum Arg {
     InOut(Len),
     /// A socket address the kernel reads, length in argument `i`: copied into supervisor
     /// memory before the kernel sees it, so another thread cannot change it after the check.
-    /// The socket calls that take one are emulated ([`super::net`]): the policy decides on
+    /// The socket calls that take one are emulated (`syscall::net`): the policy decides on
     /// that copy, decoded, and the kernel gets the same copy.
     SockAddr(usize),
 }
