@@ -692,7 +692,8 @@ fn result_lines(out: &Output) -> Vec<(String, String)> {
 // The trace file (the runtime's) by every name: /proc/self/fd/N, /dev/fd/N,
 // /proc/thread-self/fd/N, /proc/PID/fd/N, /proc/PID/task/TID/fd/N, openat and openat2 on a
 // /proc/self/fd directory, a symlink to /proc/self/fd/N (for every number of the window: the
-// runtime's descriptors and its placeholders), its own path, a hard link, a
+// runtime's descriptors and its placeholders; also chmod and chown through it), its own path,
+// a hard link, a
 // symlink; read, write, append, O_TRUNC, O_PATH, truncate(2). Nothing opens, nothing is
 // written or truncated: the trace is whole at the end. /dev/kvm is refused too.
 procfs_tests!(runtime_descriptors_by_name, |link, user| {

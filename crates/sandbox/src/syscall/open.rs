@@ -390,6 +390,83 @@ pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     host(libc::SYS_truncate, [magic.as_ptr() as u64, a[1], 0, 0, 0, 0])
 }
 
+/// Resolves `path` (relative to `dirfd`; following a final symlink unless `nofollow`) once, to
+/// a descriptor in the window: `EACCES` when it is one of the runtime's objects (the trace
+/// file, KVM's device), whatever name reached it.
+fn probe_path(
+    ctx: &Ctx<'_>,
+    dirfd: u64,
+    path: u64,
+    nofollow: bool,
+) -> Result<crate::fdwin::RuntimeFd, Errno> {
+    if dirfd as i32 != libc::AT_FDCWD {
+        check_fd(ctx.proc(), dirfd)?;
+    }
+    let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
+    let flags = O_PATH | O_CLOEXEC | if nofollow { O_NOFOLLOW } else { 0 };
+    let creating = crate::fdwin::window().creating();
+    let fd = host(libc::SYS_openat, [dirfd, p.as_ptr() as u64, flags, 0, 0, 0])?;
+    let probe = crate::fdwin::window().adopt(fd as i32).map_err(|e| Errno::from_io(&e))?;
+    drop(creating);
+    let st = fstat(probe.raw() as u64)?;
+    if crate::fdwin::runtime_object(Some(probe.raw()), &st).is_some() {
+        return Err(Errno::EACCES);
+    }
+    Ok(probe)
+}
+
+/// `chmod(path, mode)` and `fchmodat(dirfd, path, mode)`: on the file the path reaches,
+/// screened ([`probe_path`]), through its descriptor's magic link.
+pub fn chmod(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    chmod_at(ctx, libc::AT_FDCWD as u64, a[0], a[1])
+}
+
+/// See [`chmod`].
+pub fn fchmodat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    chmod_at(ctx, a[0], a[1], a[2])
+}
+
+fn chmod_at(ctx: &Ctx<'_>, dirfd: u64, path: u64, mode: u64) -> SysResult {
+    let probe = probe_path(ctx, dirfd, path, false)?;
+    let magic = CString::new(format!("/proc/self/fd/{}", probe.raw())).expect("no NUL in a number");
+    let at = libc::AT_FDCWD as u64;
+    host(libc::SYS_fchmodat, [at, magic.as_ptr() as u64, mode, 0, 0, 0])
+}
+
+/// `chown`, `lchown` and `fchownat`: on the file the path reaches, screened ([`probe_path`]),
+/// through its descriptor (`AT_EMPTY_PATH`). `fchownat` with `AT_EMPTY_PATH` and an empty path
+/// changes `dirfd`'s own file, a descriptor of the program's.
+pub fn chown(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    chown_at(ctx, libc::AT_FDCWD as u64, a[0], a[1], a[2], 0)
+}
+
+/// See [`chown`].
+pub fn lchown(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    chown_at(ctx, libc::AT_FDCWD as u64, a[0], a[1], a[2], libc::AT_SYMLINK_NOFOLLOW as u64)
+}
+
+/// See [`chown`].
+pub fn fchownat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    chown_at(ctx, a[0], a[1], a[2], a[3], a[4])
+}
+
+fn chown_at(ctx: &Ctx<'_>, dirfd: u64, path: u64, uid: u64, gid: u64, flags: u64) -> SysResult {
+    let (nofollow, empty) = (libc::AT_SYMLINK_NOFOLLOW as u64, libc::AT_EMPTY_PATH as u64);
+    if flags & !(nofollow | empty) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & empty != 0 {
+        let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
+        if p.as_bytes().is_empty() {
+            check_fd(ctx.proc(), dirfd)?;
+            return host(libc::SYS_fchownat, [dirfd, p.as_ptr() as u64, uid, gid, flags, 0]);
+        }
+    }
+    let probe = probe_path(ctx, dirfd, path, flags & nofollow != 0)?;
+    let fd = probe.raw() as u64;
+    host(libc::SYS_fchownat, [fd, c"".as_ptr() as u64, uid, gid, empty, 0])
+}
+
 /// `readlink`/`readlinkat`: the link is resolved once (`O_PATH | O_NOFOLLOW`) and read through
 /// that descriptor. A procfs link gets the procfs verdict: the program's `exe` names its own
 /// executable, a runtime descriptor's `fd/N` does not exist, `map_files/` is refused.

@@ -197,11 +197,11 @@ table! {
     87 "unlink" [Path] F;
     88 "symlink" [Path, Path] F;
     89 "readlink" [Path, Out(Of(2)), Int] e(emul::readlink);
-    90 "chmod" [Path, Hex] F;
+    90 "chmod" [Path, Hex] e(open::chmod);
     91 "fchmod" [Fd, Hex] F;
-    92 "chown" [Path, Int, Int] F;
+    92 "chown" [Path, Int, Int] e(open::chown);
     93 "fchown" [Fd, Int, Int] F;
-    94 "lchown" [Path, Int, Int] F;
+    94 "lchown" [Path, Int, Int] e(open::lchown);
     95 "umask" [Hex] F;
     96 "gettimeofday" [Out(Fixed(TIMEVAL)), Out(Fixed(8))] F;
     97 "getrlimit" [Int, Out(Fixed(RLIMIT))] e(emul::getrlimit);
@@ -312,7 +312,7 @@ table! {
     257 "openat" [AtFd, Path, Hex, Hex] e(open::openat);
     258 "mkdirat" [AtFd, Path, Hex] F;
     259 "mknodat" [AtFd, Path, Hex, Hex] F;
-    260 "fchownat" [AtFd, Path, Int, Int, Hex] F;
+    260 "fchownat" [AtFd, Path, Int, Int, Hex] e(open::fchownat);
     261 "futimesat" [AtFd, Path, In(Fixed(32))] F;
     262 "newfstatat" [AtFd, Path, Out(Fixed(STAT)), Hex] F;
     263 "unlinkat" [AtFd, Path, Hex] F;
@@ -320,7 +320,7 @@ table! {
     265 "linkat" [AtFd, Path, AtFd, Path, Hex] F;
     266 "symlinkat" [Path, AtFd, Path] F;
     267 "readlinkat" [AtFd, Path, Out(Of(3)), Int] e(emul::readlinkat);
-    268 "fchmodat" [AtFd, Path, Hex] F;
+    268 "fchmodat" [AtFd, Path, Hex] e(open::fchmodat);
     269 "faccessat" [AtFd, Path, Hex] F;
     270 "pselect6" [Int, InOut(FdSet), InOut(FdSet), InOut(FdSet), InOut(Fixed(TIMESPEC)), Hex] e(emul::pselect6);
     271 "ppoll" [InOut(ArgTimes(1, POLLFD)), Int, InOut(Fixed(TIMESPEC)), Hex, Int] e(emul::ppoll);
