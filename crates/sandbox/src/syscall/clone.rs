@@ -186,6 +186,8 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         let _actions = proc.actions.lock().unwrap();
         let _threads = proc.threads.lock().unwrap();
         let _exe = proc.exe.lock().unwrap();
+        // Read by the child (child_setup): an open in another thread takes it for a moment.
+        let _exe_id = proc.exe_id.lock().unwrap();
         let _vf = proc.vfork_done.lock().unwrap();
         let _rl = proc.rlimits_lock();
         let _fdwin = crate::fdwin::window().lock();
