@@ -1377,6 +1377,28 @@ pub fn signal_socket_pair(cloexec: bool, nonblock: bool) -> Result<(i32, i32), E
     Ok((p, r))
 }
 
+/// A real non-blocking signalfd with an empty mask (for probing the host's), or `None`.
+pub fn host_signalfd_probe() -> Option<i32> {
+    let mask = 0u64;
+    let flags = libc::SFD_NONBLOCK | libc::SFD_CLOEXEC;
+    // SAFETY: signalfd4 reads 8 bytes of mask from a local.
+    let fd = unsafe { libc::syscall(libc::SYS_signalfd4, -1, &raw const mask, 8, flags) };
+    (fd >= 0).then_some(fd as i32)
+}
+
+/// `readv` of `fd` into two 100-byte vectors fails with `EAGAIN` (rather than another error).
+pub fn readv_would_block(fd: i32) -> bool {
+    let mut a = [0u8; 100];
+    let mut b = [0u8; 100];
+    let iov = [
+        libc::iovec { iov_base: a.as_mut_ptr().cast(), iov_len: a.len() },
+        libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() },
+    ];
+    // SAFETY: reads into two local buffers the vectors describe.
+    let r = unsafe { libc::readv(fd, iov.as_ptr(), 2) };
+    r < 0 && Errno::last().0 == libc::EAGAIN
+}
+
 /// Whether the peer of the connected socket `fd` has closed (`POLLHUP`).
 pub fn peer_gone(fd: i32) -> bool {
     let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };

@@ -189,6 +189,29 @@ pub fn read(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
 /// fill the vectors in order, one may straddle two): `None` when it is not one.
 pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
     let (i, dup) = signalfd_at(ctx, a[0])?;
+    if !host_reads_vectors() {
+        // The host's signalfd has `read` only: its readv is one read per vector
+        // (`do_loop_readv_writev`), stopping at the first error or short read.
+        return Some(super::emul::copy_iovecs(ctx, a[1], a[2]).and_then(|iov| {
+            let mut total = 0u64;
+            for v in &iov {
+                let (base, len) = (v.iov_base as u64, v.iov_len as u64);
+                let proc = ctx.proc();
+                let mut put = |at: u64, rec: &[u8; SIGINFO]| super::copy_out(proc, base + at, rec);
+                match read_slot(ctx, i, dup.raw(), len, &mut put) {
+                    Ok(n) => {
+                        total += n;
+                        if n != len {
+                            break;
+                        }
+                    }
+                    Err(e) if total == 0 => return Err(e),
+                    Err(_) => break,
+                }
+            }
+            Ok(total)
+        }));
+    }
     Some(super::emul::copy_iovecs(ctx, a[1], a[2]).and_then(|iov| {
         let count: u64 = iov.iter().map(|v| v.iov_len as u64).sum();
         let proc = ctx.proc();
@@ -213,6 +236,25 @@ pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Option<SysResult> {
         };
         read_slot(ctx, i, dup.raw(), count, &mut put)
     }))
+}
+
+/// Whether the host kernel's signalfd reads into several vectors at once (`read_iter`, newer
+/// kernels) rather than one `read` per vector (Linux 6.1 and others): asked of a real
+/// signalfd once, with vectors of 100 and 100 bytes (`EAGAIN` with `read_iter`, `EINVAL`
+/// from the first vector's `read` without).
+fn host_reads_vectors() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let win = crate::fdwin::window();
+        let fd = {
+            let _creating = win.creating();
+            match sys::host_signalfd_probe() {
+                Some(fd) => win.adopt(fd),
+                None => return true,
+            }
+        };
+        fd.is_ok_and(|fd| sys::readv_would_block(fd.raw()))
+    })
 }
 
 /// Where a record goes: (offset in the caller's buffer, record).
