@@ -288,7 +288,7 @@ fn synthesized(
     }
     // The kernel's own permission check on the entry, as the caller (`environ` and `auxv` are
     // their owner's only, and a process that is not dumpable owns none of its entries).
-    let magic = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
+    let magic = magic_path(fd as i32);
     let at = libc::AT_FDCWD as u64;
     let (r_ok, eaccess) = (libc::R_OK as u64, libc::AT_EACCESS as u64);
     host(libc::SYS_faccessat2, [at, magic.as_ptr() as u64, r_ok, eaccess, 0, 0])?;
@@ -373,36 +373,27 @@ fn text_busy(fd: u64, flags: u64, exe: Option<(u64, u64)>) -> Result<(), Errno> 
 /// `truncate(path, length)`: `ETXTBSY` for the running executable (see [`text_busy`]), else
 /// the host's call on the copied path.
 pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let p = copy_cstr(ctx.proc(), a[0], PATH_MAX)?;
-    let at = libc::AT_FDCWD as u64;
-    let creating = crate::fdwin::window().creating();
-    let fd = host(libc::SYS_openat, [at, p.as_ptr() as u64, O_PATH | O_CLOEXEC, 0, 0, 0])?;
     // Resolved once, in the window while it is checked and truncated through its magic link.
-    let probe = crate::fdwin::window().adopt(fd as i32).map_err(|e| Errno::from_io(&e))?;
-    drop(creating);
+    let p = copy_cstr(ctx.proc(), a[0], PATH_MAX)?;
+    let probe = probe_path(ctx, libc::AT_FDCWD as u64, &p, false)?;
     let fd = probe.raw() as u64;
-    let st = fstat(fd)?;
-    if crate::fdwin::runtime_object(Some(fd as i32), &st).is_some() {
-        return Err(Errno::EACCES);
-    }
     text_busy(fd, libc::O_WRONLY as u64, *ctx.proc().exe_id.lock().unwrap())?;
-    let magic = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
-    host(libc::SYS_truncate, [magic.as_ptr() as u64, a[1], 0, 0, 0, 0])
+    host(libc::SYS_truncate, [magic_path(probe.raw()).as_ptr() as u64, a[1], 0, 0, 0, 0])
 }
 
-/// Resolves `path` (relative to `dirfd`; following a final symlink unless `nofollow`) once, to
-/// a descriptor in the window: `EACCES` when it is one of the runtime's objects (the trace
-/// file, KVM's device), whatever name reached it.
+/// Resolves the copied path `p` (relative to `dirfd`; following a final symlink unless
+/// `nofollow`) once, to a descriptor in the window: `EACCES` when it is one of the runtime's
+/// objects (the trace file, KVM's device, the window's placeholders), whatever name reached it;
+/// otherwise the errors of `openat(O_PATH)`.
 fn probe_path(
     ctx: &Ctx<'_>,
     dirfd: u64,
-    path: u64,
+    p: &CStr,
     nofollow: bool,
 ) -> Result<crate::fdwin::RuntimeFd, Errno> {
     if dirfd as i32 != libc::AT_FDCWD {
         check_fd(ctx.proc(), dirfd)?;
     }
-    let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
     let flags = O_PATH | O_CLOEXEC | if nofollow { O_NOFOLLOW } else { 0 };
     let creating = crate::fdwin::window().creating();
     let fd = host(libc::SYS_openat, [dirfd, p.as_ptr() as u64, flags, 0, 0, 0])?;
@@ -427,10 +418,16 @@ pub fn fchmodat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 fn chmod_at(ctx: &Ctx<'_>, dirfd: u64, path: u64, mode: u64) -> SysResult {
-    let probe = probe_path(ctx, dirfd, path, false)?;
-    let magic = CString::new(format!("/proc/self/fd/{}", probe.raw())).expect("no NUL in a number");
+    let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
+    let probe = probe_path(ctx, dirfd, &p, false)?;
     let at = libc::AT_FDCWD as u64;
-    host(libc::SYS_fchmodat, [at, magic.as_ptr() as u64, mode, 0, 0, 0])
+    host(libc::SYS_fchmodat, [at, magic_path(probe.raw()).as_ptr() as u64, mode, 0, 0, 0])
+}
+
+/// `/proc/self/fd/N`: the magic link through which a call by path reaches descriptor `fd`'s
+/// file itself.
+fn magic_path(fd: i32) -> CString {
+    CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number")
 }
 
 /// `chown`, `lchown` and `fchownat`: on the file the path reaches, screened ([`probe_path`]),
@@ -455,14 +452,12 @@ fn chown_at(ctx: &Ctx<'_>, dirfd: u64, path: u64, uid: u64, gid: u64, flags: u64
     if flags & !(nofollow | empty) != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & empty != 0 {
-        let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
-        if p.as_bytes().is_empty() {
-            check_fd(ctx.proc(), dirfd)?;
-            return host(libc::SYS_fchownat, [dirfd, p.as_ptr() as u64, uid, gid, flags, 0]);
-        }
+    let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
+    if flags & empty != 0 && p.as_bytes().is_empty() {
+        check_fd(ctx.proc(), dirfd)?;
+        return host(libc::SYS_fchownat, [dirfd, p.as_ptr() as u64, uid, gid, flags, 0]);
     }
-    let probe = probe_path(ctx, dirfd, path, flags & nofollow != 0)?;
+    let probe = probe_path(ctx, dirfd, &p, flags & nofollow != 0)?;
     let fd = probe.raw() as u64;
     host(libc::SYS_fchownat, [fd, c"".as_ptr() as u64, uid, gid, empty, 0])
 }
@@ -520,7 +515,7 @@ fn reopen(fd: u64, flags: u64) -> SysResult {
         // O_NOFOLLOW on a symlink, which open(2) refuses.
         return Err(Errno(libc::ELOOP));
     }
-    let magic = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
+    let magic = magic_path(fd as i32);
     let flags = flags & !(O_CREAT | O_EXCL | O_NOFOLLOW);
     let at = libc::AT_FDCWD as u64;
     let new = host(libc::SYS_openat, [at, magic.as_ptr() as u64, flags, 0, 0, 0])?;
