@@ -20,7 +20,14 @@ Examples:
   sandbox run --trace=calls.txt -- ./hello  ... or to a file
   sandbox run --env-clear --env HOME=/tmp -- ./prog   start with only HOME set
 
-Policies (README.md, section Policies):
+Policies (README.md, section Policies). Without policy options the program runs
+under the `workspace` profile: it reads the system but not ~/.ssh, ~/.gnupg, ~/.aws
+and other credential stores, writes only the working directory and a private
+/tmp, has no network, and signals only its own processes.
+  sandbox run --policy null -- ./prog        validation only: everything else allowed
+  sandbox run --policy readonly -- ./prog    workspace, but the working directory read-only
+  sandbox run --rw ./out --hide ~/.config -- ./prog   workspace plus two rules
+  sandbox policy show workspace              the profile as a policy file
   sandbox run --deny-net -- ./prog           no network (socketpair still works)
   sandbox run --allow-connect 127.0.0.1:8080 -- curl http://127.0.0.1:8080/
   sandbox run --allow-connect '[::1]:8000-8100/tcp' --allow-send 10.0.0.0/8:53/udp -- ./prog
@@ -54,10 +61,26 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run PROGRAM in the sandbox under a policy (by default the null policy: every supported
-    /// call allowed, every argument validated).
+    /// Run PROGRAM in the sandbox under a policy (by default the `workspace` profile: read
+    /// the system except secrets, write the working directory and a private /tmp, no network).
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Show the built-in policies, or one policy as a policy file.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print a built-in policy (null, deny-net, loopback, workspace, readonly) or a policy
+    /// FILE as a policy file, each rule with its origin.
+    Show {
+        /// The policy.
+        #[arg(value_name = "NAME|FILE")]
+        policy: String,
+    },
+    /// List the built-in policies.
+    List,
 }
 
 #[derive(Debug, Args)]
@@ -88,11 +111,35 @@ struct RunArgs {
     /// exit: about 3-4x faster each, at the cost of a second CPU while the burst lasts.
     #[arg(long)]
     no_switchless: bool,
-    /// The policy: a built-in one by NAME (null, deny-net, loopback) or a policy FILE
-    /// (TOML, see README.md "Policies"). A value with a `/` or ending in `.toml` is a file
-    /// (write ./NAME for a file in the working directory).
+    /// The policy: a built-in one by NAME (workspace, the default; readonly; null, validation
+    /// only; deny-net; loopback) or a policy FILE (TOML, see README.md "Policies"). A value
+    /// with a `/` or ending in `.toml` is a file (write ./NAME for a file in the working
+    /// directory).
     #[arg(long, value_name = "FILE|NAME")]
     policy: Option<String>,
+    /// PATH and everything below it readable (not writable, not executable). Once any
+    /// filesystem rule applies, paths no rule names are denied; the longest matching rule
+    /// wins. Repeatable; relative to the working directory, `~` for $HOME.
+    #[arg(long, value_name = "PATH")]
+    ro: Vec<String>,
+    /// PATH and everything below it readable and writable (create, modify, rename, delete,
+    /// change attributes). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    rw: Vec<String>,
+    /// PATH and everything below it readable and executable. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    exec: Vec<String>,
+    /// PATH and everything below it hidden: every call answers ENOENT, as if absent.
+    /// Repeatable.
+    #[arg(long, value_name = "PATH")]
+    hide: Vec<String>,
+    /// Give the program its own empty /tmp and /dev/shm (host directories made for the run,
+    /// removed after it; the workspace and readonly profiles have it).
+    #[arg(long)]
+    private_tmp: bool,
+    /// Keep the private /tmp after the run (its host path is printed on stderr).
+    #[arg(long)]
+    keep_tmp: bool,
     /// Allow connecting to ADDR[:PORT][/PROTO] (and answers from there): an address, CIDR
     /// network, host name (resolved once, at start), any, localhost or loopback; IPv6 in
     /// brackets, e.g. `[::1]:8000-8100/tcp`. Repeatable.
@@ -191,18 +238,18 @@ fn resolve(name: &OsStr, path: Option<&OsStr>) -> Result<PathBuf, NotFound> {
 /// The policy the options name: `--policy` (or null), then the `--allow-*` rules in front of
 /// its rules, then `--deny-net` or `--net=host`.
 fn policy_of(args: &RunArgs) -> Result<Policy, PolicyError> {
+    use crate::policy::fs::{Access, FsAccess, FsRule};
     use crate::policy::spec::{Shorthand, shorthand};
     let mut policy = match &args.policy {
-        None => Policy::null(),
-        Some(v) if v.contains('/') || v.ends_with(".toml") => crate::policy::file::load(v)?,
-        Some(v) => Policy::builtin(v).ok_or_else(|| PolicyError::Option {
-            option: "--policy".into(),
-            value: v.clone(),
-            message: format!(
-                "no built-in policy of that name (built-ins: {}); for a file, write ./{v}",
-                crate::policy::BUILTINS.iter().map(|b| b.0).collect::<Vec<_>>().join(", ")
-            ),
-        })?,
+        None => {
+            let mut p = Policy::builtin("workspace").expect("a built-in profile");
+            if args.net.is_some() {
+                // `--net=host` on the default profile: everything of it but the firewall.
+                p.network = None;
+            }
+            p
+        }
+        Some(v) => named_policy(v)?,
     };
     let mut rules = Vec::new();
     let mut first = None;
@@ -222,7 +269,7 @@ fn policy_of(args: &RunArgs) -> Result<Policy, PolicyError> {
             rules.extend(made);
         }
     }
-    let net_rules = policy.rules.iter().any(|r| !matches!(r, Rule::Syscall(_)));
+    let net_rules = policy.rules.iter().any(|r| matches!(r, Rule::Net(_) | Rule::Socket(_)));
     if args.deny_net && (first.is_some() || net_rules) {
         return Err(PolicyError::Conflict(
             "--deny-net cannot be combined with network rules (--allow-*, or a policy with \
@@ -256,9 +303,56 @@ fn policy_of(args: &RunArgs) -> Result<Policy, PolicyError> {
             policy.name = "deny-net".into();
         }
     }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut fs_rules = Vec::new();
+    for (option, list, access) in [
+        ("--hide", &args.hide, FsAccess::Hide),
+        ("--rw", &args.rw, FsAccess::Allow(Access::R.with(Access::W))),
+        ("--exec", &args.exec, FsAccess::Allow(Access::R.with(Access::X))),
+        ("--ro", &args.ro, FsAccess::Allow(Access::R)),
+    ] {
+        for v in list {
+            let rule = FsRule::new(format!("{option} {v}"), v, access, None, &cwd, home.as_deref())
+                .map_err(|message| PolicyError::Option {
+                    option: option.into(),
+                    value: v.clone(),
+                    message,
+                })?;
+            fs_rules.push(Rule::Fs(rule));
+        }
+    }
+    if !fs_rules.is_empty() {
+        if policy.name == "null" {
+            policy.name = "command line".into();
+            policy.confine_processes = true;
+        }
+        // In front: the first rule on a path decides it.
+        fs_rules.append(&mut policy.rules);
+        policy.rules = fs_rules;
+    }
+    if args.private_tmp {
+        policy.private_tmp = true;
+        policy.confine_processes = true;
+    }
     // Compiles, or says why not.
     crate::policy::Engine::new(&policy, crate::policy::audit::Sink::none())?;
     Ok(policy)
+}
+
+/// The policy `--policy v` names: a file (with a `/` or ending in `.toml`) or a built-in one.
+fn named_policy(v: &str) -> Result<Policy, PolicyError> {
+    if v.contains('/') || v.ends_with(".toml") {
+        return crate::policy::file::load(v);
+    }
+    Policy::builtin(v).ok_or_else(|| PolicyError::Option {
+        option: "--policy".into(),
+        value: v.into(),
+        message: format!(
+            "no built-in policy of that name (built-ins: {}); for a file, write ./{v}",
+            crate::policy::BUILTINS.iter().map(|b| b.0).collect::<Vec<_>>().join(", ")
+        ),
+    })
 }
 
 fn environment(args: &RunArgs) -> Vec<Vec<u8>> {
@@ -306,7 +400,27 @@ pub fn main() -> i32 {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    let Command::Run(args) = cli.command;
+    let args = match cli.command {
+        Command::Run(args) => args,
+        Command::Policy(PolicyCommand::List) => {
+            for (name, what) in crate::policy::BUILTINS {
+                println!("{name:<10} {what}");
+            }
+            return 0;
+        }
+        Command::Policy(PolicyCommand::Show { policy }) => {
+            return match named_policy(&policy) {
+                Ok(p) => {
+                    print!("{}", crate::policy::show::render(&p));
+                    0
+                }
+                Err(e) => {
+                    eprintln!("sandbox: {e}");
+                    2
+                }
+            };
+        }
+    };
     let policy = match policy_of(&args) {
         Ok(p) => p,
         Err(e) => {
@@ -337,6 +451,8 @@ pub fn main() -> i32 {
         trace: args.trace.clone().map(PathBuf::from),
         quiet: args.quiet,
         switchless: !args.no_switchless,
+        default_policy: args.policy.is_none(),
+        keep_tmp: args.keep_tmp,
         policy,
         audit: AuditOptions {
             log: args.audit_log.clone(),

@@ -59,6 +59,11 @@ pub struct RunOptions {
     pub switchless: bool,
     /// The policy.
     pub policy: policy::Policy,
+    /// The policy is the default profile (not asked for): its first denial says so on
+    /// stderr, and its audit lines go only to an `--audit-log`.
+    pub default_policy: bool,
+    /// Keep the private `/tmp` after the run.
+    pub keep_tmp: bool,
     /// Where audit lines go, and what else is recorded.
     pub audit: AuditOptions,
 }
@@ -104,6 +109,9 @@ pub enum SandboxError {
     /// The audit log could not be opened.
     #[error("cannot open the audit log {0}: {1}")]
     Audit(PathBuf, std::io::Error),
+    /// The private `/tmp` could not be made.
+    #[error("cannot make the private /tmp in {0}: {1}; set TMPDIR to a writable directory")]
+    PrivateTmp(PathBuf, std::io::Error),
     /// The policy could not be compiled.
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
@@ -179,8 +187,11 @@ pub fn vm_config() -> VmConfig {
 /// runtime's either way. Nowhere for a policy that can write none.
 fn audit_sink(opts: &RunOptions) -> Result<policy::audit::Sink, SandboxError> {
     use std::os::fd::{AsFd, IntoRawFd};
-    let quiet = opts.policy.rules.is_empty() && opts.policy.network.is_none();
     let a = &opts.audit;
+    // The default profile audits only to a log asked for: its denials are expected, and the
+    // first one says so on stderr once (see `run`).
+    let quiet = (opts.policy.rules.is_empty() && opts.policy.network.is_none())
+        || (opts.default_policy && !a.allowed);
     let file = match &a.log {
         Some(p) => std::fs::OpenOptions::new()
             .append(true)
@@ -199,6 +210,166 @@ fn audit_sink(opts: &RunOptions) -> Result<policy::audit::Sink, SandboxError> {
         .place(file)
         .map_err(|e| SandboxError::Audit(a.log.clone().unwrap_or_else(|| "stderr".into()), e))?;
     Ok(policy::audit::Sink::to_fd(fd, a.allowed, a.stats))
+}
+
+/// The run's private `/tmp` (host directory, kept after the run), removed by the first
+/// sandboxed process when it ends.
+static PRIVATE_TMP: std::sync::OnceLock<(PathBuf, bool)> = std::sync::OnceLock::new();
+
+/// Removes the run's private `/tmp` (or says where it was kept); once, by the first sandboxed
+/// process.
+pub fn end_private_tmp() {
+    if let Some((dir, keep)) = PRIVATE_TMP.get()
+        && policy::audit::is_root()
+    {
+        if *keep {
+            let _ = sys_net::write_all(
+                2,
+                format!("sandbox: the private /tmp is kept in {}\n", dir.display()).as_bytes(),
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The paths of the supervisor's own files: its executable and every file it has mapped (the
+/// libraries it runs from), canonical; the program may never write them.
+fn supervisor_files() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    if let Ok(exe) = std::fs::canonicalize("/proc/self/exe") {
+        out.push(exe.into_os_string().into_encoded_bytes());
+    }
+    if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
+        for line in maps.lines() {
+            if let Some(i) = line.find(" /")
+                && let Ok(p) = std::fs::canonicalize(line[i + 1..].trim())
+            {
+                let p = p.into_os_string().into_encoded_bytes();
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Makes the private `/tmp` and `/dev/shm` of a run: a host directory `sandbox-PID-N` in the
+/// host's temporary directory, with `tmp` and `shm` in it (mode 0700 and 1777 inside).
+/// Returns the rules and redirects that make the program see them.
+fn private_tmp(
+    keep: bool,
+    rules: &[policy::Rule],
+) -> Result<(Vec<policy::Rule>, policy::Redirects), SandboxError> {
+    use policy::fs::{Access, FsAccess, FsRule};
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let base = std::fs::canonicalize(std::env::temp_dir()).unwrap_or_else(|_| "/tmp".into());
+    let mut dir = None;
+    for n in 0..100u32 {
+        let d = base.join(format!("sandbox-{}-{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+            Ok(()) => {
+                dir = Some(d);
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(SandboxError::PrivateTmp(d, e)),
+        }
+    }
+    let dir = dir.ok_or_else(|| {
+        SandboxError::PrivateTmp(base.clone(), std::io::ErrorKind::AlreadyExists.into())
+    })?;
+    let _ = PRIVATE_TMP.set((dir.clone(), keep));
+    let (tmp, shm) = (dir.join("tmp"), dir.join("shm"));
+    for d in [&tmp, &shm] {
+        std::fs::create_dir(d).map_err(|e| SandboxError::PrivateTmp(d.clone(), e))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o1777))
+            .map_err(|e| SandboxError::PrivateTmp(d.clone(), e))?;
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let label = "--private-tmp";
+    let rwx = FsAccess::Allow(Access::R.with(Access::W).with(Access::X));
+    let mut out = Vec::new();
+    let mut hide = |p: &str| -> Result<(), SandboxError> {
+        let r = FsRule::new(label, p, FsAccess::Hide, None, &cwd, None)
+            .map_err(|m| SandboxError::PrivateTmp(p.into(), std::io::Error::other(m)))?;
+        out.push(policy::Rule::Fs(r));
+        Ok(())
+    };
+    hide("/tmp")?;
+    hide("/dev/shm")?;
+    hide(&base.to_string_lossy())?;
+    for d in [&tmp, &shm] {
+        let r = FsRule::new(label, &d.to_string_lossy(), rwx, None, &cwd, None)
+            .map_err(|m| SandboxError::PrivateTmp(d.clone(), std::io::Error::other(m)))?;
+        out.push(policy::Rule::Fs(r));
+    }
+    let bytes = |p: &std::path::Path| p.as_os_str().as_encoded_bytes().to_vec();
+    let tmp_canon = std::fs::canonicalize("/tmp").unwrap_or_else(|_| "/tmp".into());
+    // Rules of their own below /tmp (a working directory there) stay the host's.
+    let except = rules
+        .iter()
+        .filter_map(|r| match r {
+            policy::Rule::Fs(f)
+                if policy::is_below(&f.path, &bytes(&tmp_canon))
+                    || policy::is_below(&f.path, b"/dev/shm") =>
+            {
+                Some(f.path.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let mut except: Vec<Vec<u8>> = except;
+    // Paths already in the run's directory stay there (a path is redirected once).
+    except.push(bytes(&dir));
+    let redirects = policy::Redirects {
+        dirs: vec![(b"/tmp".to_vec(), bytes(&tmp)), (b"/dev/shm".to_vec(), bytes(&shm))],
+        except,
+    };
+    Ok((out, redirects))
+}
+
+/// The policy engine of a run: the policy, its private `/tmp` if it has one, the
+/// supervisor's own files protected, and the default profile's notice.
+fn engine_for(opts: &RunOptions) -> Result<policy::Engine, SandboxError> {
+    let mut policy = opts.policy.clone();
+    let mut redirects = None;
+    if policy.private_tmp {
+        let (mut rules, r) = private_tmp(opts.keep_tmp, &policy.rules)?;
+        rules.append(&mut policy.rules);
+        policy.rules = rules;
+        redirects = Some(r);
+    }
+    let mut engine = policy::Engine::new(&policy, audit_sink(opts)?)?;
+    if let Some(r) = redirects {
+        engine.set_redirects(r);
+    }
+    if policy.mediates_files() {
+        for f in supervisor_files() {
+            engine.protect(&f);
+        }
+        for p in opts.trace.iter().chain(opts.audit.log.iter()) {
+            if let Ok(c) = std::fs::canonicalize(p) {
+                engine.protect(c.as_os_str().as_encoded_bytes());
+            }
+        }
+    }
+    if opts.default_policy {
+        use std::os::fd::{AsFd, IntoRawFd};
+        if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned()
+            && let Ok(fd) = fdwin::window().place(fd.into_raw_fd())
+        {
+            let text = format!(
+                "sandbox: the default policy `{}` denied a call (it allows reading the system, \
+                 writing the working directory and a private /tmp; no network). See `sandbox \
+                 policy show {0}`; --policy null allows everything.\n",
+                policy.name
+            );
+            engine.set_notice(text, fd);
+        }
+    }
+    Ok(engine)
 }
 
 /// Runs the program described by `opts` to its end. Returns only on errors before the program
@@ -221,7 +392,7 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
         return Err(SandboxError::NoFile(nofile));
     }
     let window = fd_window().map_err(SandboxError::Window)?;
-    let engine = std::sync::Arc::new(policy::Engine::new(&opts.policy, audit_sink(opts)?)?);
+    let engine = std::sync::Arc::new(engine_for(opts)?);
     guard::filter_inherited(&engine, window.floor())
         .map_err(|(fd, e)| SandboxError::Inherited(fd, e))?;
     policy::audit::set_root();

@@ -113,6 +113,19 @@ impl Event {
         e
     }
 
+    /// A filesystem decision: `op` (`stat`, `read`, `write`, `exec`, `move`) on `path` as
+    /// the host kernel resolved it.
+    pub fn fs(syscall: &str, op: &'static str, path: &[u8]) -> Event {
+        Event {
+            syscall: syscall.into(),
+            op: Some(op),
+            protocol: None,
+            family: Some("file".into()),
+            path: Some(text(path)),
+            ..Event::default()
+        }
+    }
+
     /// A socket of kind `kind` being created or used.
     pub fn socket(syscall: &str, kind: &SockKind) -> Event {
         let family = match kind.domain {

@@ -18,6 +18,18 @@
 //! deny = ["ptrace", "kill"]
 //! errno = "EPERM"
 //! log = ["execve"]
+//!
+//! [filesystem]                # present: the file system is mediated (default deny)
+//! ro = ["/"]                  # readable (shorthands; relative paths from the working
+//! exec = ["/usr"]             #   directory at start, `~` for $HOME)
+//! rw = ["."]                  # readable and writable
+//! hide = ["~/.ssh"]           # as if absent (ENOENT)
+//! private-tmp = true          # an empty /tmp (and /dev/shm) of the program's own
+//!
+//! [[filesystem.rule]]         # the longest path that is a prefix decides
+//! path = "/srv/data"
+//! access = "rw"               # letters of r, w, x; or "hide", or "none"
+//! errno = "EPERM"             # its denials' errno
 //! ```
 //!
 //! Unknown keys, unknown names and values of the wrong type are errors, reported as
@@ -91,6 +103,26 @@ impl<'de> Deserialize<'de> for Port {
 struct FileToml {
     network: Option<Spanned<NetworkToml>>,
     syscalls: Option<SyscallsToml>,
+    filesystem: Option<FilesystemToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FilesystemToml {
+    ro: Option<Vec<Spanned<String>>>,
+    rw: Option<Vec<Spanned<String>>>,
+    exec: Option<Vec<Spanned<String>>>,
+    hide: Option<Vec<Spanned<String>>>,
+    private_tmp: Option<bool>,
+    rule: Option<Vec<Spanned<FsRuleToml>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FsRuleToml {
+    path: Spanned<String>,
+    access: Spanned<String>,
+    errno: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,7 +301,57 @@ pub fn parse(path: &str, text: &str) -> Result<Policy, PolicyError> {
             add(l, Action::Log)?;
         }
     }
-    Ok(Policy { name: path.into(), rules, network })
+    let mut private_tmp = false;
+    if let Some(fs) = &file.filesystem {
+        use super::fs::{Access, FsAccess, FsRule};
+        let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let mut add = |p: &Spanned<String>,
+                       access: FsAccess,
+                       errno: Option<Errno>|
+         -> Result<(), PolicyError> {
+            let r =
+                FsRule::new(src.label(p.span()), p.get_ref(), access, errno, &cwd, home.as_deref())
+                    .map_err(|m| src.err(p.span(), m))?;
+            rules.push(Rule::Fs(r));
+            Ok(())
+        };
+        for r in fs.rule.iter().flatten() {
+            let rr = r.get_ref();
+            let access = match rr.access.get_ref().as_str() {
+                "hide" => FsAccess::Hide,
+                "none" => FsAccess::Allow(Access::NONE),
+                a => FsAccess::Allow(Access::parse(a).ok_or_else(|| {
+                    src.err(
+                        rr.access.span(),
+                        format!(
+                            "unknown access `{a}`; expected letters of r, w, x, or hide, or none"
+                        ),
+                    )
+                })?),
+            };
+            let errno = match &rr.errno {
+                Some(e) => Some(spec::parse_errno(e.get_ref()).map_err(|m| src.err(e.span(), m))?),
+                None => None,
+            };
+            add(&rr.path, access, errno)?;
+        }
+        let rx = Access::R.with(Access::X);
+        for (list, access) in [
+            (&fs.hide, FsAccess::Hide),
+            (&fs.rw, FsAccess::Allow(Access::R.with(Access::W))),
+            (&fs.exec, FsAccess::Allow(rx)),
+            (&fs.ro, FsAccess::Allow(Access::R)),
+        ] {
+            for p in list.iter().flatten() {
+                add(p, access, None)?;
+            }
+        }
+        private_tmp = fs.private_tmp.unwrap_or(false);
+    }
+    let mut p = Policy::with(path, rules, network);
+    p.private_tmp = private_tmp;
+    Ok(p)
 }
 
 /// The number of the system call `name`; the calls the sandbox itself needs to end a program

@@ -307,6 +307,23 @@ impl SocketKindName {
         v.join(", ")
     }
 
+    /// The name a policy file uses for this kind ([`SocketKindName::parse`] reads it back).
+    pub fn name(self) -> String {
+        match self {
+            SocketKindName::Raw => "raw".into(),
+            SocketKindName::Icmp => "icmp".into(),
+            SocketKindName::Sctp => "sctp".into(),
+            SocketKindName::UdpLite => "udplite".into(),
+            SocketKindName::Mptcp => "mptcp".into(),
+            SocketKindName::Packet => "packet".into(),
+            SocketKindName::Netlink => "netlink".into(),
+            SocketKindName::Family(af) => FAMILY_NAMES
+                .iter()
+                .find(|(_, n)| *n == af)
+                .map_or_else(|| format!("af-{af}"), |(name, _)| (*name).to_string()),
+        }
+    }
+
     /// The kind named `s`.
     pub fn parse(s: &str) -> Option<SocketKindName> {
         Some(match s {

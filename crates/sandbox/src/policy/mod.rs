@@ -19,14 +19,23 @@
 //! to the program. The null policy's validation (pointers, copies, the runtime's
 //! descriptors) always runs as well: a policy can only refuse more.
 //!
-//! Rule kinds are an enum ([`Rule`]) so that a policy can grow new kinds (a filesystem rule
-//! comes next) without changing how the others are written, matched or audited.
+//! * **filesystem rules** (`[filesystem]`, `--ro`, `--rw`, `--hide`, `--exec`): every call
+//!   that names a path ([`crate::syscall::paths`]) resolves it once, in the host kernel, to a
+//!   descriptor the supervisor holds, asks the engine about the path that descriptor really
+//!   has ([`fs`]), and carries out the call on that descriptor;
+//! * **process confinement** (every policy but null): signals, waits and queries reach only
+//!   the sandbox's own processes ([`crate::family`]).
+//!
+//! Rule kinds are an enum ([`Rule`]) so that a policy can grow new kinds without changing how
+//! the others are written, matched or audited.
 
 pub mod audit;
 pub mod bpf;
 pub mod endpoint;
 pub mod file;
 pub mod firewall;
+pub mod fs;
+pub mod show;
 pub mod spec;
 pub mod syscall_names;
 
@@ -79,6 +88,8 @@ pub enum Rule {
     Socket(SocketRule),
     /// About a system call.
     Syscall(SyscallRule),
+    /// About a path and what is below it.
+    Fs(fs::FsRule),
 }
 
 /// The network default of a policy that mediates the network.
@@ -100,6 +111,11 @@ pub struct Policy {
     /// `None`: the network is not mediated (the null policy, `--net=host`); `Some`: the
     /// firewall is on, with this default for requests no rule matches.
     pub network: Option<NetDefault>,
+    /// The program gets its own empty `/tmp` (a host directory made for the run).
+    pub private_tmp: bool,
+    /// Signals, waits and process queries reach only the sandbox's own processes (every
+    /// policy but null).
+    pub confine_processes: bool,
 }
 
 /// The built-in policies, by name (`--policy NAME`), with what each does.
@@ -113,12 +129,58 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "loopback",
         "the network of this host only: any operation on 127.0.0.0/8, ::1 and unix sockets",
     ),
+    (
+        "workspace",
+        "the default: read the system but not secrets (~/.ssh, ~/.gnupg, ~/.aws, ...), write \
+         only the working directory and a private /tmp, no network, no signals outside the sandbox",
+    ),
+    ("readonly", "workspace without writing the working directory"),
+];
+
+/// Credential stores the `workspace` and `readonly` profiles hide, relative to `~`.
+pub const SECRETS: &[&str] = &[
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".config/gcloud",
+    ".kube",
+    ".docker",
+    ".netrc",
+    ".git-credentials",
+    ".pgpass",
+    ".password-store",
+    ".local/share/keyrings",
+    ".config/gh",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".npmrc",
+    ".pypirc",
+    ".mozilla",
+    ".config/google-chrome",
+    ".config/chromium",
 ];
 
 impl Policy {
     /// The null policy.
     pub fn null() -> Policy {
-        Policy { name: "null".into(), rules: Vec::new(), network: None }
+        Policy {
+            name: "null".into(),
+            rules: Vec::new(),
+            network: None,
+            private_tmp: false,
+            confine_processes: false,
+        }
+    }
+
+    /// A policy named `name` with these rules and network default, confining processes.
+    pub fn with(name: &str, rules: Vec<Rule>, network: Option<NetDefault>) -> Policy {
+        Policy { name: name.into(), rules, network, private_tmp: false, confine_processes: true }
+    }
+
+    /// Whether the policy has filesystem rules (and so mediates the file system).
+    pub fn mediates_files(&self) -> bool {
+        self.rules.iter().any(|r| matches!(r, Rule::Fs(_)))
     }
 
     /// The built-in policy `name`, if there is one.
@@ -128,7 +190,12 @@ impl Policy {
             || Some(NetDefault { action: Action::Deny(Errno::EACCES), label: label.clone() });
         Some(match name {
             "null" => Policy::null(),
-            "deny-net" => Policy { name: name.into(), rules: Vec::new(), network: deny() },
+            "deny-net" => Policy::with(name, Vec::new(), deny()),
+            "workspace" | "readonly" => {
+                let mut p = Policy::with(name, profile_rules(name, &label)?, deny());
+                p.private_tmp = true;
+                p
+            }
             "loopback" => {
                 let all = Op::ALL.iter().fold(firewall::Ops::NONE, |s, &o| s.with(o));
                 let rule = |target| {
@@ -141,9 +208,9 @@ impl Policy {
                         None,
                     ))
                 };
-                Policy {
-                    name: name.into(),
-                    rules: vec![
+                Policy::with(
+                    name,
+                    vec![
                         rule(firewall::Target::Ip {
                             nets: firewall::loopback_nets(),
                             ports: firewall::PortRange::ANY,
@@ -151,8 +218,8 @@ impl Policy {
                         rule(firewall::Target::UnixPath(None)),
                         rule(firewall::Target::UnixAbstract(None)),
                     ],
-                    network: deny(),
-                }
+                    deny(),
+                )
             }
             _ => return None,
         })
@@ -171,11 +238,51 @@ impl Policy {
             match r {
                 Rule::Net(n) => p.rules.push(n.clone()),
                 Rule::Socket(s) => p.sockets.push(s.clone()),
-                Rule::Syscall(_) => {}
+                Rule::Syscall(_) | Rule::Fs(_) => {}
             }
         }
         Some(p)
     }
+}
+
+/// The filesystem rules of the profile `name` (`workspace`, `readonly`), made canonical
+/// against the working directory and `$HOME` now. The private `/tmp` and `/dev/shm` are
+/// added when the run makes them.
+fn profile_rules(name: &str, label: &str) -> Option<Vec<Rule>> {
+    use fs::{Access, FsAccess, FsRule};
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let (r, rx, rw) = (
+        FsAccess::Allow(Access::R),
+        FsAccess::Allow(Access::R.with(Access::X)),
+        FsAccess::Allow(Access::R.with(Access::W)),
+    );
+    let rwx = FsAccess::Allow(Access::R.with(Access::W).with(Access::X));
+    let mut given: Vec<(String, FsAccess)> = vec![
+        ("/".into(), rx),
+        ("/proc".into(), r),
+        ("/sys".into(), r),
+        ("/dev/null".into(), rw),
+        ("/dev/zero".into(), rw),
+        ("/dev/full".into(), rw),
+        ("/dev/random".into(), rw),
+        ("/dev/urandom".into(), rw),
+        ("/dev/tty".into(), rw),
+        ("/dev/ptmx".into(), rw),
+        ("/dev/pts".into(), rw),
+    ];
+    if home.is_some() {
+        given.extend(SECRETS.iter().map(|s| (format!("~/{s}"), FsAccess::Hide)));
+    }
+    if name == "workspace" {
+        given.push((cwd.to_string_lossy().into_owned(), rwx));
+    }
+    let mut rules = Vec::new();
+    for (p, a) in given {
+        let rule = FsRule::new(label, &p, a, None, &cwd, home.as_deref()).ok()?;
+        rules.push(Rule::Fs(rule));
+    }
+    Some(rules)
 }
 
 /// Why a policy cannot be used.
@@ -243,6 +350,59 @@ pub struct Engine {
     recv_filter: Option<Vec<bpf::Insn>>,
     audit: audit::Sink,
     counters: audit::Counters,
+    /// The filesystem rules, when the policy has any.
+    fs: Option<fs::FsPolicy>,
+    /// Whether processes are confined to the sandbox's own.
+    confine: bool,
+    /// Written once, to this descriptor of the runtime's, at the first denial (the default
+    /// profile says that it applies).
+    notice: Option<(String, i32)>,
+    /// Whether the notice was written, in memory shared with forked children.
+    noticed: Option<&'static [std::sync::atomic::AtomicU64]>,
+    /// The run's private directories.
+    redirects: Redirects,
+}
+
+/// The private directories of a run (`--private-tmp`): absolute paths the program names below
+/// `from` reach `to`, a host directory made for the run, instead; paths below one of `except`
+/// (a rule of their own inside `from`, such as a working directory in `/tmp`) do not.
+#[derive(Clone, Debug, Default)]
+pub struct Redirects {
+    /// `(from, to)`: `/tmp` → the run's directory.
+    pub dirs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Paths left as they are.
+    pub except: Vec<Vec<u8>>,
+}
+
+/// Whether `p` is `dir` or below it (by whole components).
+pub fn is_below(p: &[u8], dir: &[u8]) -> bool {
+    p == dir || (p.starts_with(dir) && (dir == b"/" || p.get(dir.len()) == Some(&b'/')))
+}
+
+/// `p` with empty and `.` components dropped (`//tmp/./x` → `/tmp/x`); `None` when it has
+/// `..` components or is relative (left to the kernel, and to the rules on what it resolves).
+fn lexical(p: &[u8]) -> Option<Vec<u8>> {
+    if p.first() != Some(&b'/') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(p.len());
+    for c in p.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return None,
+            c => {
+                out.push(b'/');
+                out.extend_from_slice(c);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    if p.ends_with(b"/") && out != b"/" {
+        out.push(b'/');
+    }
+    Some(out)
 }
 
 /// Socket options and control messages that route a packet through other addresses than the
@@ -274,7 +434,148 @@ impl Engine {
             net.as_ref().map_or(0, |n| n.rules.len() + n.sockets.len() + 1) + syscalls.len();
         let counters =
             if audit.stats { audit::Counters::new(slots) } else { audit::Counters::none() };
-        Ok(Engine { name: policy.name.clone(), table, syscalls, net, recv_filter, audit, counters })
+        let fs_rules: Vec<fs::FsRule> = policy
+            .rules
+            .iter()
+            .filter_map(|r| if let Rule::Fs(f) = r { Some(f.clone()) } else { None })
+            .collect();
+        let fs = if fs_rules.is_empty() { None } else { Some(fs::FsPolicy::new(&fs_rules)) };
+        Ok(Engine {
+            name: policy.name.clone(),
+            table,
+            syscalls,
+            net,
+            recv_filter,
+            audit,
+            counters,
+            fs,
+            confine: policy.confine_processes,
+            notice: None,
+            noticed: None,
+            redirects: Redirects::default(),
+        })
+    }
+
+    /// Sets the run's private directories.
+    pub fn set_redirects(&mut self, r: Redirects) {
+        self.redirects = r;
+    }
+
+    /// The run's private directories.
+    pub fn redirects(&self) -> &Redirects {
+        &self.redirects
+    }
+
+    /// The path the kernel gets for the program's absolute path `p` (a private directory put
+    /// in), or `None` to keep `p`.
+    pub fn redirect(&self, p: &[u8]) -> Option<Vec<u8>> {
+        if self.redirects.dirs.is_empty() || p.first() != Some(&b'/') {
+            return None;
+        }
+        let l = lexical(p)?;
+        let bare = l.strip_suffix(b"/").filter(|b| !b.is_empty()).unwrap_or(&l);
+        if self.redirects.except.iter().any(|e| is_below(bare, e)) {
+            return None;
+        }
+        let (from, to) = self.redirects.dirs.iter().find(|(f, _)| is_below(bare, f))?;
+        Some([&to[..], &l[from.len()..]].concat())
+    }
+
+    /// The inverse of [`Engine::redirect`], for paths the kernel reports (`getcwd`).
+    pub fn unredirect(&self, p: &[u8]) -> Option<Vec<u8>> {
+        let (from, to) = self.redirects.dirs.iter().find(|(_, t)| is_below(p, t))?;
+        Some([&from[..], &p[to.len()..]].concat())
+    }
+
+    /// Writes `text` to `fd` (a descriptor of the runtime's: the sandbox's stderr) once, at
+    /// the first denial of any kind.
+    pub fn set_notice(&mut self, text: String, fd: i32) {
+        self.notice = Some((text, fd));
+        self.noticed = crate::sys_net::shared_counters(1);
+    }
+
+    /// Makes the supervisor's own file `path` (canonical) never writable by the program.
+    pub fn protect(&mut self, path: &[u8]) {
+        if let Some(f) = &mut self.fs {
+            f.protect(path);
+        }
+    }
+
+    /// The filesystem rules, if the policy mediates the file system.
+    pub fn fs(&self) -> Option<&fs::FsPolicy> {
+        self.fs.as_ref()
+    }
+
+    /// Whether signals, waits and queries are confined to the sandbox's own processes.
+    pub fn confines_processes(&self) -> bool {
+        self.confine
+    }
+
+    /// Decides `need` on `path` (as the host kernel resolved it) for `caller`'s call
+    /// `syscall`: `Err` with the errno of a denial, audited first. Allowed without filesystem
+    /// rules.
+    pub fn decide_path(
+        &self,
+        caller: Caller,
+        syscall: &str,
+        path: &[u8],
+        need: fs::Need,
+    ) -> Result<(), Errno> {
+        let Some(f) = &self.fs else { return Ok(()) };
+        match f.decide(path, need) {
+            Ok(()) => {
+                if self.audit.allowed {
+                    self.audit.write(
+                        caller,
+                        &audit::Event::fs(syscall, need.name(), path),
+                        Action::Allow,
+                        "allowed",
+                    );
+                }
+                Ok(())
+            }
+            Err(r) => Err(self.fs_denied(caller, syscall, need.name(), path, r)),
+        }
+    }
+
+    /// Whether `caller` may move or link `src` to `dst` ([`fs::FsPolicy::may_move`]).
+    pub fn decide_move(
+        &self,
+        caller: Caller,
+        syscall: &str,
+        src: &[u8],
+        dst: &[u8],
+    ) -> Result<(), Errno> {
+        let Some(f) = &self.fs else { return Ok(()) };
+        f.may_move(src, dst).map_err(|r| self.fs_denied(caller, syscall, "move", src, r))
+    }
+
+    fn fs_denied(
+        &self,
+        caller: Caller,
+        syscall: &str,
+        op: &'static str,
+        path: &[u8],
+        r: fs::Refusal,
+    ) -> Errno {
+        self.audit.write(
+            caller,
+            &audit::Event::fs(syscall, op, path),
+            Action::Deny(r.errno),
+            &r.rule,
+        );
+        self.first_denial();
+        r.errno
+    }
+
+    /// The notice of the first denial, once.
+    pub fn first_denial(&self) {
+        if let Some((text, fd)) = &self.notice
+            && let Some([once]) = self.noticed
+            && once.swap(1, COUNT_ORDER) == 0
+        {
+            crate::sys_net::write_all(*fd, text.as_bytes());
+        }
     }
 
     /// The null policy, auditing nowhere.
@@ -399,6 +700,9 @@ impl Engine {
         };
         if write {
             self.audit.write(caller, &event(), action, label);
+        }
+        if matches!(action, Action::Deny(_)) {
+            self.first_denial();
         }
         match action {
             Action::Deny(e) => Err(e),

@@ -13,6 +13,7 @@ use dune::Regs;
 use super::{Ctx, PATH_MAX, check_fd, copy_cstr, read_u64};
 use crate::errno::Errno;
 use crate::loader;
+use crate::policy::fs::Need;
 use crate::signals::{self, Action};
 use crate::sys::{self, SysResult};
 
@@ -59,6 +60,7 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
         return Err(Errno::EINVAL);
     }
     let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
+    let p = super::paths::redirect(ctx.proc(), &p);
     let p = p.as_bytes();
     // What to open, and what the kernel would call it (fs/exec.c alloc_bprm: "/dev/fd/N" or
     // "/dev/fd/N/path" for a descriptor-relative execveat).
@@ -109,6 +111,15 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
             .is_some()
         {
             return Err(std::io::Error::from_raw_os_error(libc::EACCES));
+        }
+        // Under filesystem rules, every file execve opens (the program, a script's
+        // interpreter, the ELF interpreter) needs execute access, as the kernel's open_exec
+        // needs MAY_EXEC.
+        if super::paths::mediated(ctx.proc()) {
+            let path = super::paths::path_of(fd)
+                .and_then(|p| super::paths::decide(ctx, "execve", &p, Need::Exec))
+                .map_err(|e| std::io::Error::from_raw_os_error(e.0));
+            path?;
         }
         Ok(file)
     };

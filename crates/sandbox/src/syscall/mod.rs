@@ -19,6 +19,7 @@ pub(crate) mod exec;
 pub(crate) mod ioctl;
 pub mod net;
 pub(crate) mod open;
+pub mod paths;
 pub(crate) mod prlimit;
 pub mod procfs;
 mod restart;
@@ -196,6 +197,17 @@ pub fn forward(proc: &Process, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResul
     forward_as(proc, nr, spec, args, None)
 }
 
+/// [`forward`] for the thread of `ctx`: under filesystem rules, every path the call resolves
+/// is resolved and decided on first, and the kernel gets a path through the supervisor's
+/// probe instead ([`paths`]).
+pub fn forward_ctx(ctx: &Ctx<'_>, nr: u64, spec: &Spec, args: [u64; 6]) -> SysResult {
+    if paths::mediated(ctx.proc()) {
+        forward_checked(ctx.proc(), nr, spec, args, None, Some(ctx))
+    } else {
+        forward_as(ctx.proc(), nr, spec, args, None)
+    }
+}
+
 /// [`forward`], validating `args` as they are but making the call with argument `i` replaced
 /// by `value` when `replace` is `Some((i, value))` (a descriptor the runtime duplicated).
 pub(crate) fn forward_as(
@@ -205,7 +217,22 @@ pub(crate) fn forward_as(
     args: [u64; 6],
     replace: Option<(usize, u64)>,
 ) -> SysResult {
+    forward_checked(proc, nr, spec, args, replace, None)
+}
+
+/// [`forward_as`], with the filesystem rules applied to the thread of `fs` when given.
+fn forward_checked(
+    proc: &Process,
+    nr: u64,
+    spec: &Spec,
+    args: [u64; 6],
+    replace: Option<(usize, u64)>,
+    fs: Option<&Ctx<'_>>,
+) -> SysResult {
     let mut a = args;
+    // Probes of the paths decided on (filesystem rules), open until the call is made.
+    let mut held: Vec<paths::Resolved> = Vec::new();
+    let mut empty = [false; 6];
     // Copies the kernel gets instead of program memory; they must outlive the call.
     let mut strings: Vec<CString> = Vec::new();
     let mut blobs: Vec<Vec<u8>> = Vec::new();
@@ -237,7 +264,13 @@ pub(crate) fn forward_as(
             }
             Arg::Path | Arg::Str => {
                 if a[i] != 0 {
-                    let s = copy_cstr(proc, a[i], PATH_MAX)?;
+                    let mut s = copy_cstr(proc, a[i], PATH_MAX)?;
+                    empty[i] = s.is_empty();
+                    if let (Some(ctx), Arg::Path) = (fs, kind)
+                        && let Some(k) = paths::forwarded_path(ctx, nr, i, &args, &s, &mut held)?
+                    {
+                        s = k;
+                    }
                     a[i] = s.as_ptr() as u64;
                     strings.push(s);
                 }
@@ -259,6 +292,9 @@ pub(crate) fn forward_as(
             }
         }
     }
+    if let Some(ctx) = fs {
+        paths::forwarded_checks(ctx, nr, &args, &empty, &held)?;
+    }
     if let Some((i, value)) = replace {
         a[i] = value;
     }
@@ -269,7 +305,7 @@ pub(crate) fn forward_as(
     // a program descriptor that was checked); the table lists only calls that leave the
     // supervisor's own state alone (see table.rs).
     let r = unsafe { sys::syscall6(nr as i64, a) };
-    drop((strings, blobs));
+    drop((strings, blobs, held));
     if r.is_ok() {
         for (_, addr, copy) in &deref {
             // The call happened; a length word the program unmapped meanwhile only loses it

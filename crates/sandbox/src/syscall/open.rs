@@ -22,9 +22,11 @@
 
 use std::ffi::{CStr, CString};
 
+use super::paths;
 use super::procfs::{self, PROC_SUPER_MAGIC, Verdict};
 use super::{Ctx, PATH_MAX, check_fd, copy_cstr, copy_in, copy_out};
 use crate::errno::Errno;
+use crate::policy::fs::Need;
 use crate::process::Process;
 use crate::sys::{self, SysResult};
 
@@ -135,15 +137,57 @@ struct Opener<'a> {
     proc: &'a Process,
     caller: procfs::Caller,
     exe: Option<(u64, u64)>,
+    /// The calling thread, for the filesystem rules' decisions (`None`: no rules).
+    fs: Option<&'a Ctx<'a>>,
+    /// The call's name, for audit lines.
+    syscall: &'static str,
 }
 
 impl<'a> Opener<'a> {
-    fn of(ctx: &'a Ctx<'_>) -> Opener<'a> {
+    fn of(ctx: &'a Ctx<'a>, syscall: &'static str) -> Opener<'a> {
         Opener {
             proc: ctx.proc(),
             caller: procfs::Caller { tid: ctx.thread.tid, sigmask: ctx.thread.sigmask },
             exe: *ctx.proc().exe_id.lock().unwrap(),
+            fs: if paths::mediated(ctx.proc()) { Some(ctx) } else { None },
+            syscall,
         }
+    }
+
+    /// Decides an open with `flags` of the file the runtime's descriptor `fd` holds.
+    fn decide_open(&self, fd: u64, flags: u64) -> Result<(), Errno> {
+        let Some(ctx) = self.fs else { return Ok(()) };
+        let need = open_need(flags);
+        paths::decide(ctx, self.syscall, &paths::path_of(fd as i32)?, need)
+    }
+
+    /// An open that creates `path` (relative to `dirfd`): decided on the new entry, and made
+    /// in the pinned parent directory.
+    fn create(&self, dirfd: u64, path: &CStr, flags: u64, mode: u64, how: &How<'_>) -> SysResult {
+        let Some(ctx) = self.fs else { return how.open(dirfd, path, flags, mode) };
+        // Probes keep the program's `openat2` resolve constraints.
+        let probe = |d: u64, p: &CStr, f: u64| how.open(d, p, f, 0);
+        if flags & O_TMPFILE == O_TMPFILE {
+            // An unnamed file in directory `path`: a write there.
+            let dir = paths::pinned(ctx, dirfd, path, O_DIRECTORY, &probe)?;
+            paths::decide(ctx, self.syscall, &paths::path_of(dir.raw())?, Need::Write)?;
+            return how.open(dir.raw() as u64, c".", flags, mode);
+        }
+        let e = paths::entry_with(ctx, self.syscall, dirfd, path, Need::Write, &probe)?;
+        let name = e.name.as_deref().unwrap_or(c".");
+        how.open(e.probe.raw() as u64, name, flags, mode)
+    }
+}
+
+/// What opening with `flags` needs of the file.
+fn open_need(flags: u64) -> Need {
+    if flags & O_PATH != 0 {
+        return Need::Stat;
+    }
+    match (flags & libc::O_ACCMODE as u64) as i32 {
+        libc::O_RDONLY if flags & libc::O_TRUNC as u64 == 0 => Need::Read,
+        libc::O_RDONLY | libc::O_WRONLY => Need::Write,
+        _ => Need::ReadWrite,
     }
 }
 
@@ -156,9 +200,9 @@ fn open_screened(
     mode: u64,
     how: &How<'_>,
 ) -> SysResult {
-    let Opener { proc, caller, exe } = me;
+    let Opener { proc, caller, exe, .. } = me;
     if flags & O_TMPFILE == O_TMPFILE || flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL {
-        return how.open(dirfd, path, flags, mode);
+        return me.create(dirfd, path, flags, mode, how);
     }
     let nofollow = flags & O_NOFOLLOW != 0;
     let mut path = path.to_owned();
@@ -173,7 +217,11 @@ fn open_screened(
         let fd = match how.open(dirfd, &path, first, 0) {
             // Nothing there yet: create it, exclusively, so what we open is what we made.
             Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
-                match how.open(dirfd, &path, flags | O_EXCL, mode) {
+                // Under filesystem rules the parent is pinned by a probe of its own.
+                if me.fs.is_some() {
+                    drop(creating);
+                }
+                match me.create(dirfd, &path, flags | O_EXCL, mode, how) {
                     Err(Errno::EEXIST) => continue, // a racing creator
                     r => return r,
                 }
@@ -230,7 +278,7 @@ fn open_screened(
                 return Err(e);
             }
         };
-        if let Err(e) = refusal(verdict) {
+        if let Err(e) = refusal(verdict).and_then(|()| me.decide_open(fd, flags)) {
             close(fd);
             return Err(e);
         }
@@ -375,7 +423,7 @@ fn text_busy(fd: u64, flags: u64, exe: Option<(u64, u64)>) -> Result<(), Errno> 
 pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     // Resolved once, in the window while it is checked and truncated through its magic link.
     let p = copy_cstr(ctx.proc(), a[0], PATH_MAX)?;
-    let probe = probe_path(ctx, libc::AT_FDCWD as u64, &p, false)?;
+    let probe = probe_path(ctx, libc::AT_FDCWD as u64, &p, false, "truncate")?;
     let fd = probe.raw() as u64;
     text_busy(fd, libc::O_WRONLY as u64, *ctx.proc().exe_id.lock().unwrap())?;
     host(libc::SYS_truncate, [magic_path(probe.raw()).as_ptr() as u64, a[1], 0, 0, 0, 0])
@@ -390,10 +438,12 @@ fn probe_path(
     dirfd: u64,
     p: &CStr,
     nofollow: bool,
+    syscall: &str,
 ) -> Result<crate::fdwin::RuntimeFd, Errno> {
     if dirfd as i32 != libc::AT_FDCWD {
         check_fd(ctx.proc(), dirfd)?;
     }
+    let p = &paths::redirect(ctx.proc(), p);
     let flags = O_PATH | O_CLOEXEC | if nofollow { O_NOFOLLOW } else { 0 };
     let creating = crate::fdwin::window().creating();
     let fd = host(libc::SYS_openat, [dirfd, p.as_ptr() as u64, flags, 0, 0, 0])?;
@@ -402,6 +452,10 @@ fn probe_path(
     let st = fstat(probe.raw() as u64)?;
     if crate::fdwin::runtime_object(Some(probe.raw()), &st).is_some() {
         return Err(Errno::EACCES);
+    }
+    // Every caller changes the file (its size, mode or owner).
+    if paths::mediated(ctx.proc()) {
+        paths::decide(ctx, syscall, &paths::path_of(probe.raw())?, Need::Write)?;
     }
     Ok(probe)
 }
@@ -419,7 +473,7 @@ pub fn fchmodat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 fn chmod_at(ctx: &Ctx<'_>, dirfd: u64, path: u64, mode: u64) -> SysResult {
     let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
-    let probe = probe_path(ctx, dirfd, &p, false)?;
+    let probe = probe_path(ctx, dirfd, &p, false, "chmod")?;
     let at = libc::AT_FDCWD as u64;
     host(libc::SYS_fchmodat, [at, magic_path(probe.raw()).as_ptr() as u64, mode, 0, 0, 0])
 }
@@ -455,9 +509,10 @@ fn chown_at(ctx: &Ctx<'_>, dirfd: u64, path: u64, uid: u64, gid: u64, flags: u64
     let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
     if flags & empty != 0 && p.as_bytes().is_empty() {
         check_fd(ctx.proc(), dirfd)?;
+        paths::decide_fd(ctx, "fchownat", dirfd, Need::Write)?;
         return host(libc::SYS_fchownat, [dirfd, p.as_ptr() as u64, uid, gid, flags, 0]);
     }
-    let probe = probe_path(ctx, dirfd, &p, flags & nofollow != 0)?;
+    let probe = probe_path(ctx, dirfd, &p, flags & nofollow != 0, "chown")?;
     let fd = probe.raw() as u64;
     host(libc::SYS_fchownat, [fd, c"".as_ptr() as u64, uid, gid, empty, 0])
 }
@@ -470,6 +525,7 @@ pub fn readlink_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, size:
         check_fd(ctx.proc(), dirfd)?;
     }
     let p = copy_cstr(ctx.proc(), path, PATH_MAX)?;
+    let p = paths::redirect(ctx.proc(), &p);
     ctx.proc().check(buf, size)?;
     if (size as i32) <= 0 {
         return Err(Errno::EINVAL);
@@ -477,6 +533,9 @@ pub fn readlink_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, buf: u64, size:
     let flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
     let fd = host(libc::SYS_openat, [dirfd, p.as_ptr() as u64, flags, 0, 0, 0])?;
     let r = (|| {
+        if paths::mediated(ctx.proc()) {
+            paths::decide(ctx, "readlink", &paths::path_of(fd as i32)?, Need::Stat)?;
+        }
         let st = fstat(fd)?;
         if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
             return Err(Errno::EINVAL);
@@ -533,7 +592,14 @@ fn reopen(fd: u64, flags: u64) -> SysResult {
     }
 }
 
-fn open_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
+fn open_common(
+    ctx: &mut Ctx<'_>,
+    name: &'static str,
+    dirfd: u64,
+    path: u64,
+    flags: u64,
+    mode: u64,
+) -> SysResult {
     if dirfd as i32 != libc::AT_FDCWD {
         check_fd(ctx.proc(), dirfd)?;
     }
@@ -544,20 +610,21 @@ fn open_common(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) 
     } else {
         flags
     };
-    open_screened(Opener::of(ctx), dirfd, &p, flags, mode, &How::At)
+    let p = paths::redirect(ctx.proc(), &p);
+    open_screened(Opener::of(ctx, name), dirfd, &p, flags, mode, &How::At)
 }
 
 pub fn open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    open_common(ctx, libc::AT_FDCWD as u64, a[0], a[1], a[2])
+    open_common(ctx, "open", libc::AT_FDCWD as u64, a[0], a[1], a[2])
 }
 
 pub fn creat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let flags = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
-    open_common(ctx, libc::AT_FDCWD as u64, a[0], flags, a[1])
+    open_common(ctx, "creat", libc::AT_FDCWD as u64, a[0], flags, a[1])
 }
 
 pub fn openat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    open_common(ctx, a[0], a[1], a[2], a[3])
+    open_common(ctx, "openat", a[0], a[1], a[2], a[3])
 }
 
 /// `openat2(dirfd, path, how, size)`; `size` at least `OPEN_HOW_SIZE_VER0` (24) and at most a
@@ -604,7 +671,8 @@ pub fn openat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     {
         return Err(Errno::EINVAL);
     }
-    open_screened(Opener::of(ctx), a[0], &p, flags, mode, &How::At2(&how))
+    let p = paths::redirect(ctx.proc(), &p);
+    open_screened(Opener::of(ctx, "openat2"), a[0], &p, flags, mode, &How::At2(&how))
 }
 
 #[cfg(test)]

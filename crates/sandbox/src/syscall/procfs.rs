@@ -1118,6 +1118,8 @@ pub enum Listing {
     Fds,
     /// `task/`: only program threads (and the leader).
     Tasks(Vec<i32>),
+    /// A directory with entries the filesystem rules hide: all but these names.
+    Hidden(Vec<Vec<u8>>),
 }
 
 /// What the program may see of the directory open on `fd` (a private duplicate).
@@ -1172,6 +1174,7 @@ pub fn keeps(listing: &Listing, name: &[u8]) -> bool {
         Listing::All => true,
         Listing::Fds => number(name).is_some_and(|fd| !crate::fdwin::window().is_runtime(fd)),
         Listing::Tasks(t) => number(name).is_some_and(|n| t.contains(&n)),
+        Listing::Hidden(h) => !h.iter().any(|n| n == name),
     }
 }
 
@@ -1195,7 +1198,14 @@ fn dirents(ctx: &mut super::Ctx<'_>, a: &[u64; 6], nr: i64, old: bool) -> sys::S
     ctx.proc().check(a[1], count)?;
     let dup = crate::fdwin::window().duplicate(a[0] as i32).map_err(|e| Errno::from_io(&e))?;
     let fd = dup.raw() as u64;
-    let listing = listing(dup.raw(), ctx.proc());
+    let mut listing = listing(dup.raw(), ctx.proc());
+    if listing == Listing::All
+        && let Some(fs) = ctx.proc().policy.fs()
+        && let Ok(dir) = super::paths::path_of(dup.raw())
+        && let Some(names) = fs.hidden_names_in(&dir)
+    {
+        listing = Listing::Hidden(names.to_vec());
+    }
     #[allow(unsafe_code)]
     if listing == Listing::All {
         // SAFETY: the buffer was range-checked for `count` bytes; the descriptor is the

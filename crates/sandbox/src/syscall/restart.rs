@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use dune::Syscall;
 
 use super::table::{Imp, Spec};
-use super::{Ctx, forward, forward_as};
+use super::{Ctx, forward_as};
 use crate::errno::Errno;
 use crate::sys::{self, SysResult};
 
@@ -191,7 +191,7 @@ fn once(ctx: &mut Ctx<'_>, sc: &Syscall, spec: &Spec, again: Option<Timeout>) ->
         Some(Timeout::Kept) | None => {}
     }
     match spec.imp {
-        Imp::Forward => forward(ctx.proc(), sc.nr, spec, args),
+        Imp::Forward => super::forward_ctx(ctx, sc.nr, spec, args),
         Imp::Emulate(h) => h(ctx, &args),
     }
 }

@@ -7,7 +7,7 @@
 
 use super::Handler;
 use super::{
-    aio, clone, emul, exec, ioctl, net, open, procfs, signalfd, sockopt, system, sysv, xattr,
+    aio, clone, emul, exec, ioctl, net, open, paths, procfs, signalfd, sockopt, system, sysv, xattr,
 };
 
 /// How many bytes a pointer argument covers.
@@ -186,7 +186,7 @@ table! {
     76 "truncate" [Path, Int] e(open::truncate);
     77 "ftruncate" [Fd, Int] F;
     78 "getdents" [Fd, Out(Of(2)), Int] e(procfs::getdents);
-    79 "getcwd" [Out(Of(1)), Int] F;
+    79 "getcwd" [Out(Of(1)), Int] e(paths::getcwd);
     80 "chdir" [Path] F;
     81 "fchdir" [Fd] F;
     82 "rename" [Path, Path] F;

@@ -13,8 +13,9 @@
 
 use std::ffi::CString;
 
-use super::{Ctx, PATH_MAX, check_fd, copy_cstr, copy_in};
+use super::{Ctx, PATH_MAX, check_fd, copy_cstr, copy_in, paths};
 use crate::errno::Errno;
+use crate::policy::fs::Need;
 use crate::sys::{self, SysResult};
 
 /// Calls the host kernel with already-validated arguments.
@@ -75,6 +76,38 @@ fn ptr(p: &Option<CString>) -> u64 {
     p.as_ref().map_or(0, |s| s.as_ptr() as u64)
 }
 
+/// The directory descriptor and path the kernel gets for the program's `dirfd` and copied
+/// path `p`: under filesystem rules, the object resolved and decided on (`need`), through the
+/// supervisor's probe, which the third element keeps open; otherwise as they are.
+fn decided(
+    ctx: &Ctx<'_>,
+    syscall: &str,
+    dirfd: u64,
+    p: Option<CString>,
+    at_flags: u64,
+    need: Need,
+) -> Result<(u64, Option<CString>, Option<paths::Resolved>), Errno> {
+    let Some(s) = p.as_ref().filter(|_| paths::mediated(ctx.proc())) else {
+        return Ok((dirfd, p, None));
+    };
+    if s.is_empty() && at_flags & libc::AT_EMPTY_PATH as u64 != 0 {
+        paths::decide_fd(ctx, syscall, dirfd, need)?;
+        return Ok((dirfd, p, None));
+    }
+    let nofollow = at_flags & libc::AT_SYMLINK_NOFOLLOW as u64 != 0;
+    let r = paths::object(ctx, syscall, dirfd, s, nofollow, need)?;
+    Ok((libc::AT_FDCWD as u64, Some(r.kernel.clone()), Some(r)))
+}
+
+/// `AT_SYMLINK_NOFOLLOW` for the `l*` calls.
+fn at_flags_of(nr: i64) -> u64 {
+    if matches!(nr, libc::SYS_lsetxattr | libc::SYS_lremovexattr) {
+        libc::AT_SYMLINK_NOFOLLOW as u64
+    } else {
+        0
+    }
+}
+
 /// A directory descriptor argument: `AT_FDCWD` or a descriptor that is not the runtime's.
 fn dirfd(ctx: &Ctx<'_>, fd: u64) -> Result<(), Errno> {
     if fd as i32 == libc::AT_FDCWD { Ok(()) } else { check_fd(ctx.proc(), fd) }
@@ -88,6 +121,8 @@ fn set_path(ctx: &Ctx<'_>, nr: i64, a: &[u64; 6]) -> SysResult {
     let n = name(ctx, a[1])?;
     let v = value(ctx, a[2], a[3])?;
     let p = path(ctx, a[0])?;
+    let at = libc::AT_FDCWD as u64;
+    let (_, p, _held) = decided(ctx, "setxattr", at, p, at_flags_of(nr), Need::Write)?;
     host(nr, [ptr(&p), n.as_ptr() as u64, v.as_ptr() as u64, a[3], a[4], 0])
 }
 
@@ -109,6 +144,7 @@ pub fn fsetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
     let n = name(ctx, a[1])?;
     let v = value(ctx, a[2], a[3])?;
+    paths::decide_fd(ctx, "fsetxattr", a[0], Need::Write)?;
     host(libc::SYS_fsetxattr, [a[0], n.as_ptr() as u64, v.as_ptr() as u64, a[3], a[4], 0])
 }
 
@@ -116,6 +152,8 @@ pub fn fsetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 fn remove_path(ctx: &Ctx<'_>, nr: i64, a: &[u64; 6]) -> SysResult {
     let n = name(ctx, a[1])?;
     let p = path(ctx, a[0])?;
+    let at = libc::AT_FDCWD as u64;
+    let (_, p, _held) = decided(ctx, "removexattr", at, p, at_flags_of(nr), Need::Write)?;
     host(nr, [ptr(&p), n.as_ptr() as u64, 0, 0, 0, 0])
 }
 
@@ -133,6 +171,7 @@ pub fn lremovexattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn fremovexattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc(), a[0])?;
     let n = name(ctx, a[1])?;
+    paths::decide_fd(ctx, "fremovexattr", a[0], Need::Write)?;
     host(libc::SYS_fremovexattr, [a[0], n.as_ptr() as u64, 0, 0, 0, 0])
 }
 
@@ -144,7 +183,8 @@ pub fn removexattrat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
     let n = name(ctx, a[3])?;
     let p = path(ctx, a[1])?;
-    host(SYS_REMOVEXATTRAT, [a[0], ptr(&p), a[2], n.as_ptr() as u64, 0, 0])
+    let (d, p, _held) = decided(ctx, "removexattrat", a[0], p, a[2], Need::Write)?;
+    host(SYS_REMOVEXATTRAT, [d, ptr(&p), a[2], n.as_ptr() as u64, 0, 0])
 }
 
 /// The program's `struct xattr_args` (`usize` bytes at `addr`) as `copy_struct_from_user`
@@ -185,9 +225,10 @@ pub fn setxattrat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let n = name(ctx, a[3])?;
     let v = value(ctx, value_at, u64::from(size))?;
     let p = path(ctx, a[1])?;
+    let (d, p, _held) = decided(ctx, "setxattrat", a[0], p, a[2], Need::Write)?;
     let args = XattrArgs { value: v.as_ptr() as u64, size, flags };
     let argp = &raw const args as u64;
-    host(SYS_SETXATTRAT, [a[0], ptr(&p), a[2], n.as_ptr() as u64, argp, ARGS_SIZE])
+    host(SYS_SETXATTRAT, [d, ptr(&p), a[2], n.as_ptr() as u64, argp, ARGS_SIZE])
 }
 
 /// `getxattrat(dfd, path, at_flags, name, args, usize)`: the kernel writes at most
@@ -201,7 +242,8 @@ pub fn getxattrat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let n = name(ctx, a[3])?;
     ctx.proc().check(value_at, u64::from(size).min(SIZE_MAX))?;
     let p = path(ctx, a[1])?;
+    let (d, p, _held) = decided(ctx, "getxattrat", a[0], p, a[2], Need::Stat)?;
     let args = XattrArgs { value: value_at, size, flags };
     let argp = &raw const args as u64;
-    host(SYS_GETXATTRAT, [a[0], ptr(&p), a[2], n.as_ptr() as u64, argp, ARGS_SIZE])
+    host(SYS_GETXATTRAT, [d, ptr(&p), a[2], n.as_ptr() as u64, argp, ARGS_SIZE])
 }
