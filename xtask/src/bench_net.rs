@@ -164,6 +164,10 @@ pub fn main() -> Result<(), String> {
 
     let run = |opts: &[&str]| -> Vec<String> {
         let mut v = vec![sandbox.clone(), "run".to_string()];
+        if !opts.iter().any(|o| o.starts_with("--policy")) {
+            // Firewall rules on the null policy: the figures are the firewall's alone.
+            v.extend(["--policy".to_string(), "null".to_string()]);
+        }
         v.extend(opts.iter().map(|s| s.to_string()));
         v.push("--".into());
         v

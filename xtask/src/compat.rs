@@ -566,7 +566,12 @@ fn run_mode(
             Mode::Native => Command::new(PYTHON),
             Mode::Sandbox => {
                 let mut c = Command::new(sandbox);
-                c.arg("run").args(&args.sandbox_arg).arg("--").arg(PYTHON);
+                c.arg("run");
+                // CPython's suite against native Linux: the null policy unless asked otherwise.
+                if !args.sandbox_arg.iter().any(|a| a.starts_with("--policy")) {
+                    c.args(["--policy", "null"]);
+                }
+                c.args(&args.sandbox_arg).arg("--").arg(PYTHON);
                 c
             }
         };

@@ -41,7 +41,7 @@ pub fn main(args: &RunArgs) -> Result<ExitCode, String> {
     } else {
         args.program.clone()
     };
-    let mut cmd = util::cmd(&sandbox.to_string_lossy(), ["run", "--"]);
+    let mut cmd = util::cmd(&sandbox.to_string_lossy(), ["run", "--policy", "null", "--"]);
     cmd.args(&program);
     Ok(ExitCode::from(shell_status(util::run(&mut cmd)?)))
 }

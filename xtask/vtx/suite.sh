@@ -14,7 +14,7 @@ d() {
     shift 2
     "$@" <$IN >/tmp/native.out 2>/tmp/native.err
     nrc=$?
-    timeout 300 $SB run -- "$@" <$IN >/tmp/sandbox.out 2>/tmp/sandbox.err
+    timeout 300 $SB run --policy null -- "$@" <$IN >/tmp/sandbox.out 2>/tmp/sandbox.err
     src=$?
     if [ "$nrc" != "$src" ]; then
         why="exit status: native $nrc, sandbox $src"
@@ -37,7 +37,7 @@ d() {
 BB=/bin/busybox
 # Which paths did the sandbox's start-up probe choose? (logged at debug level when the VM is
 # created: "VM created ... platform=Platform { syscall_path: .., tlb_flush: .. }").
-SANDBOX_LOG=debug $SB run -- /vtx/bin/hello >/dev/null 2>/tmp/sandbox.log
+SANDBOX_LOG=debug $SB run --policy null -- /vtx/bin/hello >/dev/null 2>/tmp/sandbox.log
 created=$(grep 'VM created' /tmp/sandbox.log)
 echo "VTX-PLATFORM sandbox: $(echo "$created" | grep -o 'Platform {[^}]*}')"
 case $created in
@@ -134,7 +134,7 @@ done
 # vmcall: natively (Bochs is the hardware here) #UD, SIGILL (132). In the sandbox: SIGILL on AMD-V
 # (KVM's emulator raises #GP, the sandbox reports what hardware would), or "returned" on VT-x
 # (KVM answers a CPL-3 vmcall itself with -KVM_EPERM). Never a hang, never another signal.
-timeout 300 $SB run -q -- /vtx/bin/priv vmcall </dev/null >/tmp/sandbox.out 2>/tmp/sandbox.err
+timeout 300 $SB run --policy null -q -- /vtx/bin/priv vmcall </dev/null >/tmp/sandbox.out 2>/tmp/sandbox.err
 src=$?
 if [ $src = 132 ] || { [ $src = 0 ] && grep -q "vmcall returned" /tmp/sandbox.out; }; then
     pass sandbox/escape-vmcall
@@ -150,7 +150,7 @@ done
 d sig-tf 133 /vtx/bin/sigesc tf
 
 # --trace writes an strace-style line per system call and the exit.
-if $SB run --trace -- $BB true 2>/tmp/trace.err && grep -q 'exited with 0' /tmp/trace.err; then
+if $SB run --policy null --trace -- $BB true 2>/tmp/trace.err && grep -q 'exited with 0' /tmp/trace.err; then
     pass sandbox/trace
 else
     head -c 1500 /tmp/trace.err

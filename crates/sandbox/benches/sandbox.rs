@@ -144,14 +144,14 @@ fn per_call(id: &str, n: u64, runs: usize, wrap: impl Fn(&[String]) -> Command) 
 
 fn sandboxed(args: &[&Path]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
-    c.args(["run", "--"]).args(args);
+    c.args(["run", "--policy", "null", "--"]).args(args);
     c
 }
 
 /// `sandbox run --no-switchless`: every system call exits to the vCPU thread.
 fn sandboxed_exits(args: &[&Path]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
-    c.args(["run", "--no-switchless", "--"]).args(args);
+    c.args(["run", "--policy", "null", "--no-switchless", "--"]).args(args);
     c
 }
 

@@ -64,7 +64,7 @@ enum Command {
     /// Run PROGRAM in the sandbox under a policy (by default the `workspace` profile: read
     /// the system except secrets, write the working directory and a private /tmp, no network).
     #[command(after_help = RUN_EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show the built-in policies, or one policy as a policy file.
     #[command(subcommand)]
     Policy(PolicyCommand),

@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod errno;
+pub mod family;
 pub mod fault_addr;
 pub mod fdwin;
 pub mod guard;
@@ -223,7 +224,7 @@ pub fn end_private_tmp() {
         && policy::audit::is_root()
     {
         if *keep {
-            let _ = sys_net::write_all(
+            sys_net::write_all(
                 2,
                 format!("sandbox: the private /tmp is kept in {}\n", dir.display()).as_bytes(),
             );
@@ -396,6 +397,7 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     guard::filter_inherited(&engine, window.floor())
         .map_err(|(fd, e)| SandboxError::Inherited(fd, e))?;
     policy::audit::set_root();
+    family::init();
     let vm = Vm::new(vm_config())?;
     tracing::debug!(elapsed = ?t0.elapsed(), platform = ?vm.platform(), "VM created");
     let base = vm.layout().base;

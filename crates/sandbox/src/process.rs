@@ -298,6 +298,7 @@ impl Process {
             self.policy.sink().write_text(&s);
         }
         crate::end_private_tmp();
+        crate::family::leave();
         self.release_all_robust_lists();
         if let Some(h) = self.vfork_done.lock().unwrap().take() {
             h.release();

@@ -436,8 +436,15 @@ impl Inside {
         use std::os::unix::process::CommandExt;
         let log = dir.join("server.log");
         let f = std::fs::File::create(&log).unwrap();
+        // The rules the test gives, on the null policy (not the default profile).
+        let base: &[&str] = if opts.iter().any(|o| o.starts_with("--policy")) {
+            &[]
+        } else {
+            &["--policy", "null"]
+        };
         let child = std::process::Command::new(common::sandbox_bin())
             .arg("run")
+            .args(base)
             .args(opts)
             .arg("--")
             .arg(program)
@@ -1548,7 +1555,7 @@ fn malformed_policies_are_refused_before_anything_runs() {
         (vec!["--net=host", "--deny-net"], "sandbox: --net=host leaves the network unmediated"),
         (
             vec!["--policy", "nonesuch"],
-            "sandbox: --policy nonesuch: no built-in policy of that name (built-ins: null, deny-net, loopback)",
+            "sandbox: --policy nonesuch: no built-in policy of that name (built-ins: null, deny-net, loopback, workspace, readonly)",
         ),
         (
             vec!["--policy", "./missing.toml"],

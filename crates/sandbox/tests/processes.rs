@@ -605,7 +605,9 @@ all_links!(segv_handler_recovers, |link| {
 kvm_test!(tstp_in_orphaned_process_group_is_discarded, {
     let sandbox = common::sandbox_bin();
     let script = "$0 \"$@\" & p=$!; sleep 0.3; kill -TSTP $p; wait $p; echo status $?";
-    for prefix in [vec![], vec![sandbox.clone(), "run".into(), "--".into()]] {
+    for prefix in
+        [vec![], vec![sandbox.clone(), "run".into(), "--policy".into(), "null".into(), "--".into()]]
+    {
         let mut cmd = std::process::Command::new("timeout");
         cmd.args(["20", "setsid", "-w", "sh", "-c", script]).args(&prefix);
         cmd.args(["/bin/sleep", "1"]);
@@ -615,7 +617,7 @@ kvm_test!(tstp_in_orphaned_process_group_is_discarded, {
     }
     use std::os::unix::process::CommandExt;
     let mut child = std::process::Command::new(&sandbox)
-        .args(["run", "--", "/bin/sleep", "2"])
+        .args(["run", "--policy", "null", "--", "/bin/sleep", "2"])
         .process_group(0)
         .spawn()
         .unwrap();
@@ -640,7 +642,16 @@ kvm_test!(trace_is_strace_style, {
     let dir = common::WorkDir::new("trace-lines");
     let out = std::process::Command::new(common::sandbox_bin())
         .current_dir(dir.path())
-        .args(["run", "--trace=t.txt", "--", "/bin/busybox", "cat", "missing-file"])
+        .args([
+            "run",
+            "--policy",
+            "null",
+            "--trace=t.txt",
+            "--",
+            "/bin/busybox",
+            "cat",
+            "missing-file",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -662,7 +673,7 @@ kvm_test!(trace_is_strace_style, {
     // A delivered signal, a forked child's exit, and death by a signal, named.
     let out = std::process::Command::new(common::sandbox_bin())
         .current_dir(dir.path())
-        .args(["run", "--trace=s.txt", "--", "/bin/busybox", "sh", "-c"])
+        .args(["run", "--policy", "null", "--trace=s.txt", "--", "/bin/busybox", "sh", "-c"])
         .arg("/bin/busybox true; kill -USR1 $$")
         .output()
         .unwrap();
@@ -687,7 +698,7 @@ kvm_test!(trace_is_strace_style, {
     let long = "a".repeat(5000);
     let out = std::process::Command::new(common::sandbox_bin())
         .current_dir(dir.path())
-        .args(["run", "--trace=l.txt", "--", "/bin/busybox", "sh", "-c"])
+        .args(["run", "--policy", "null", "--trace=l.txt", "--", "/bin/busybox", "sh", "-c"])
         .arg(format!("exec /bin/busybox true {long}"))
         .output()
         .unwrap();

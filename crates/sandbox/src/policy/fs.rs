@@ -317,7 +317,8 @@ impl FsPolicy {
     /// directory would carry that rule's files under another rule).
     pub fn may_move(&self, src: &[u8], dst: &[u8]) -> Result<(), Refusal> {
         let refuse = |why: &str| Err(Refusal { errno: Errno(libc::EXDEV), rule: why.into() });
-        if self.above_rules.contains(src) || self.above_rules.contains(dst) {
+        let rule_below = |p: &[u8]| self.above_rules.contains(p) || self.protected.contains(p);
+        if rule_below(src) || rule_below(dst) {
             return refuse("a rule below the renamed path");
         }
         match (self.access_of(src), self.access_of(dst)) {

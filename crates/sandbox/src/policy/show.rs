@@ -49,7 +49,7 @@ fn net_rule(out: &mut String, r: &NetRule) {
             let _ = writeln!(out, "address = [{}]", nets.join(", "));
             let _ = writeln!(out, "port = {}", quote(&ports.to_string()));
         }
-        Target::UnixPath(None) => out.push_str("path = \"any\"\n"),
+        Target::UnixPath(None) => out.push_str("family = \"unix-path\"\n"),
         Target::UnixPath(Some(m)) => {
             let mut p = String::from_utf8_lossy(&m.path).into_owned();
             if m.subtree {
@@ -57,7 +57,7 @@ fn net_rule(out: &mut String, r: &NetRule) {
             }
             let _ = writeln!(out, "path = {}", quote(&p));
         }
-        Target::UnixAbstract(None) => out.push_str("abstract = \"any\"\n"),
+        Target::UnixAbstract(None) => out.push_str("family = \"unix-abstract\"\n"),
         Target::UnixAbstract(Some(n)) => {
             let _ = writeln!(out, "abstract = {}", quote(&String::from_utf8_lossy(n)));
         }

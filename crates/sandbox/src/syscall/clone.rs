@@ -210,6 +210,8 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
         Ok::<i32, Errno>(pid)
     })?;
     if pid > 0 {
+        // A member of the sandbox before the program learns its pid.
+        crate::family::add(pid);
         if flags & CLONE_PARENT_SETTID != 0 {
             let _ = sys::write_program(ptid, &pid.to_ne_bytes());
         }

@@ -14,6 +14,7 @@
 
 pub(crate) mod aio;
 pub(crate) mod clone;
+mod confine;
 pub(crate) mod emul;
 pub(crate) mod exec;
 pub(crate) mod ioctl;
@@ -98,6 +99,9 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
         if sc.nr == 1
             && let Some(res) = signalfd::write(ctx, sc.args[0])
         {
+            return res;
+        }
+        if let Some(res) = confine::gate(ctx, sc.nr, &sc.args) {
             return res;
         }
         match spec(sc.nr) {

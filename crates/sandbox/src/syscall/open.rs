@@ -88,6 +88,13 @@ fn screen(proc: &Process, fd: u64, st: &libc::stat, following: bool) -> Result<V
     }
     // Not placeable in procfs (a mount made in a way the supervisor cannot follow): refused.
     let loc = procfs::locate(fd as i32, st, proc).ok_or(Errno::EACCES)?;
+    if matches!(loc.who, procfs::Who::Other) && proc.policy.confines_processes() {
+        // Another process's entries, under confinement: only the sandbox's own exist.
+        let pid = paths::proc_pid(&paths::path_of(fd as i32)?);
+        if pid.is_some_and(|p| !crate::family::contains(p)) {
+            return Ok(Verdict::Hidden);
+        }
+    }
     let link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
     let is_runtime = |n: i32| crate::fdwin::window().is_runtime(n);
     Ok(match procfs::verdict(loc.who, &loc.rest, link, &is_runtime) {

@@ -87,7 +87,21 @@ pub fn path_of(fd: i32) -> Result<Vec<u8>, Errno> {
 
 /// Decides `need` on `path` for the calling thread's call `syscall` (audited).
 pub fn decide(ctx: &Ctx<'_>, syscall: &str, path: &[u8], need: Need) -> Result<(), Errno> {
+    if ctx.proc().policy.confines_processes()
+        && let Some(pid) = proc_pid(path)
+        && !crate::family::contains(pid)
+    {
+        // Another process's /proc entries, under confinement: absent.
+        return Err(Errno::ENOENT);
+    }
     ctx.proc().policy.decide_path(caller(ctx), syscall, path, need)
+}
+
+/// The pid of a `/proc/PID[/...]` path.
+pub fn proc_pid(path: &[u8]) -> Option<i32> {
+    let rest = path.strip_prefix(b"/proc/")?;
+    let n = rest.split(|&b| b == b'/').next()?;
+    std::str::from_utf8(n).ok()?.parse().ok()
 }
 
 /// Decides `need` on the file of the program's descriptor `fd`; nothing without rules.
@@ -139,6 +153,11 @@ pub fn pinned(
     if dirfd as i32 != libc::AT_FDCWD {
         check_fd(ctx.proc(), dirfd)?;
     }
+    pinned_at(dirfd, p, flags, open)
+}
+
+/// [`pinned`] relative to a descriptor of the runtime's own (a probe) or `AT_FDCWD`.
+fn pinned_at(dirfd: u64, p: &CStr, flags: u64, open: &Opener<'_>) -> Result<RuntimeFd, Errno> {
     let creating = crate::fdwin::window().creating();
     let fd = open(dirfd, p, flags | O_PATH | O_CLOEXEC)?;
     let probe = crate::fdwin::window().adopt(fd as i32).map_err(|e| Errno::from_io(&e))?;
@@ -236,7 +255,7 @@ pub fn entry_with(
     if trailing {
         // `NAME/` follows NAME if it is a symlink: decide on where it leads too.
         let pf = parent.raw() as u64;
-        if let Ok(target) = pinned(ctx, pf, &name, 0, open) {
+        if let Ok(target) = pinned_at(pf, &name, 0, open) {
             decide(ctx, syscall, &path_of(target.raw())?, need)?;
         }
     }

@@ -1120,6 +1120,8 @@ pub enum Listing {
     Tasks(Vec<i32>),
     /// A directory with entries the filesystem rules hide: all but these names.
     Hidden(Vec<Vec<u8>>),
+    /// `/proc` under process confinement: the names that are not numbers, and these pids.
+    Pids(Vec<i32>),
 }
 
 /// What the program may see of the directory open on `fd` (a private duplicate).
@@ -1175,6 +1177,7 @@ pub fn keeps(listing: &Listing, name: &[u8]) -> bool {
         Listing::Fds => number(name).is_some_and(|fd| !crate::fdwin::window().is_runtime(fd)),
         Listing::Tasks(t) => number(name).is_some_and(|n| t.contains(&n)),
         Listing::Hidden(h) => !h.iter().any(|n| n == name),
+        Listing::Pids(p) => number(name).is_none_or(|n| p.contains(&n)),
     }
 }
 
@@ -1205,6 +1208,12 @@ fn dirents(ctx: &mut super::Ctx<'_>, a: &[u64; 6], nr: i64, old: bool) -> sys::S
         && let Some(names) = fs.hidden_names_in(&dir)
     {
         listing = Listing::Hidden(names.to_vec());
+    }
+    if listing == Listing::All
+        && ctx.proc().policy.confines_processes()
+        && super::paths::path_of(dup.raw()).is_ok_and(|d| d == b"/proc")
+    {
+        listing = Listing::Pids(crate::family::members());
     }
     #[allow(unsafe_code)]
     if listing == Listing::All {

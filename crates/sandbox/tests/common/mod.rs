@@ -424,7 +424,17 @@ impl Cmd {
 
     fn sandbox_command(&self) -> Command {
         let mut c = Command::new(sandbox_bin());
-        c.arg("run").args(&self.sandbox_opts);
+        c.arg("run");
+        // Differential tests compare with native Linux: the null policy, unless a test names
+        // its own.
+        if !self
+            .sandbox_opts
+            .iter()
+            .any(|o| o == "--policy" || o.to_string_lossy().starts_with("--policy="))
+        {
+            c.args(["--policy", "null"]);
+        }
+        c.args(&self.sandbox_opts);
         if self.env_clear {
             c.arg("--env-clear");
         }

@@ -1,0 +1,74 @@
+//! Process confinement (every policy but null): the calls that signal or query a process by
+//! its id reach only the sandbox's own processes ([`crate::family`]); another process answers
+//! `ESRCH` (it does not exist, as far as the program can tell), a process group or user as a
+//! whole `EPERM` where it would reach past the sandbox.
+
+use super::Ctx;
+use crate::errno::Errno;
+use crate::family;
+use crate::sys::SysResult;
+
+const ESRCH: Errno = Errno(libc::ESRCH);
+
+/// The outcome of call `nr` with arguments `a` under confinement when it differs from the
+/// call's own: `Some(result)` (refused, or carried out here for a group), `None` to go on.
+pub fn gate(ctx: &mut Ctx<'_>, nr: u64, a: &[u64; 6]) -> Option<SysResult> {
+    if !ctx.proc().policy.confines_processes() {
+        return None;
+    }
+    let pid = a[0] as i32;
+    let ours = |p: i32| p == 0 || family::contains(p);
+    let refuse = |ok: bool| if ok { None } else { Some(Err(ESRCH)) };
+    match nr {
+        // kill: a process, or a group (0, -1, -PGID) as the sandbox's members of it.
+        62 if pid > 0 => refuse(family::contains(pid)),
+        62 => Some(kill_group(ctx, pid, a[1])),
+        // tkill(tid), tgkill(tgid, tid), rt_sigqueueinfo(tgid), rt_tgsigqueueinfo(tgid, tid).
+        200 => refuse(family::contains_thread(pid)),
+        129 | 234 | 297 => refuse(family::contains(pid)),
+        // pidfd_open(pid): a descriptor to signal or wait for it with.
+        434 => refuse(family::contains(pid)),
+        // prlimit64 and the scheduler calls by pid (0: the caller).
+        302 | 142..=145 | 148 | 203 | 204 | 314 | 315 => refuse(ours(pid)),
+        // getpriority/setpriority(which, who): PRIO_PROCESS only; a group or a user would
+        // reach other processes.
+        140 | 141 => match a[0] {
+            0 => refuse(ours(a[1] as i32)),
+            _ => Some(Err(Errno::EPERM)),
+        },
+        _ => None,
+    }
+}
+
+/// `kill(pid <= 0, sig)`: 0 is the caller's process group, -1 every process it may signal,
+/// -PGID a group; each means the sandbox's members of it only (the caller last, as the
+/// kernel signals it too). `ESRCH` when there is none.
+fn kill_group(ctx: &mut Ctx<'_>, pid: i32, sig: u64) -> SysResult {
+    let me = std::process::id() as i32;
+    #[allow(unsafe_code)]
+    // SAFETY: getpgid takes no pointers.
+    let group = |p: i32| unsafe { libc::getpgid(p) };
+    #[allow(unsafe_code)]
+    // SAFETY: getpgrp takes no pointers and cannot fail.
+    let mine = unsafe { libc::getpgrp() };
+    let mut targets: Vec<i32> = family::members()
+        .into_iter()
+        .filter(|&p| match pid {
+            0 => group(p) == mine,
+            -1 => p != me,
+            g => group(p) == -g,
+        })
+        .collect();
+    targets.sort_by_key(|&p| p == me);
+    if targets.is_empty() {
+        return Err(ESRCH);
+    }
+    let (mut sent, mut last) = (false, ESRCH);
+    for t in targets {
+        match super::emul::kill(ctx, &[t as u64, sig, 0, 0, 0, 0]) {
+            Ok(_) => sent = true,
+            Err(e) => last = e,
+        }
+    }
+    if sent { Ok(0) } else { Err(last) }
+}

@@ -1,0 +1,373 @@
+//! Filesystem rules (`--ro`, `--rw`, `--exec`, `--hide`, the `workspace` profile): every path
+//! call against a writable, a read-only, a hidden and an unlisted area, static and dynamic;
+//! the escape tricks (symlinks, `..`, `/proc/self/root`, `/proc/self/cwd`, magic links,
+//! `O_PATH` and dirfd forms, hard links, renames); a racing symlink swap; and real programs
+//! under the default profile. Natively every call succeeds (the tests run as the tree's
+//! owner), so each difference is the policy's.
+
+#[macro_use]
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{Link, WorkDir, build_c};
+
+/// The test tree: `rw`, `ro`, `hidden`, `unlisted`, each with `f`, `t`, `r1`, `u` (files),
+/// `d`, `rd` (directories), `l` (a symlink to `f`); and in `rw` symlinks into the others.
+fn tree(w: &WorkDir) -> PathBuf {
+    let root = w.join("tree");
+    for area in ["rw", "ro", "hidden", "unlisted"] {
+        let a = root.join(area);
+        std::fs::create_dir_all(a.join("d")).unwrap();
+        std::fs::create_dir_all(a.join("rd")).unwrap();
+        for f in ["f", "t", "r1", "u"] {
+            std::fs::write(a.join(f), b"content\n").unwrap();
+        }
+        symlink("f", a.join("l")).unwrap();
+    }
+    let rw = root.join("rw");
+    symlink(root.join("ro/f"), rw.join("to_ro")).unwrap();
+    symlink(root.join("hidden/f"), rw.join("to_hidden")).unwrap();
+    symlink("../hidden/f", rw.join("rel_hidden")).unwrap();
+    symlink(root.join("hidden/d"), rw.join("to_hidden_dir")).unwrap();
+    root
+}
+
+/// `sandbox run --policy null` with these rules, plus what a program needs to load (the
+/// system's libraries and the test binaries, executable).
+fn sandboxed(rules: &[String], prog: &Path, args: &[&str]) -> Output {
+    let mut c = Command::new(common::sandbox_bin());
+    c.args(["run", "--policy", "null"]);
+    for sys in ["/usr", "/lib", "/lib64", "/etc"] {
+        c.args(["--exec", sys]);
+    }
+    c.arg("--exec").arg(prog.parent().unwrap());
+    c.args(rules).arg("--").arg(prog).args(args);
+    c.output().unwrap()
+}
+
+fn lines(o: &Output) -> Vec<(String, String)> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect()
+}
+
+fn rules(root: &Path) -> Vec<String> {
+    let r = |o: &str, p: &str| [o.to_string(), root.join(p).to_string_lossy().into_owned()];
+    [r("--rw", "rw"), r("--ro", "ro"), r("--hide", "hidden")].concat()
+}
+
+/// The calls that change something (the rest look or read).
+const WRITES: &[&str] = &[
+    "access-w",
+    "open-write",
+    "open-trunc",
+    "creat",
+    "creat2",
+    "mkdir",
+    "mknod",
+    "symlink",
+    "link",
+    "chmod",
+    "chown",
+    "lchown",
+    "utimes",
+    "utime",
+    "utimensat",
+    "truncate",
+    "setxattr",
+    "removexattr",
+    "rename",
+    "unlink",
+    "rmdir",
+    "fchmod",
+    "fchown",
+    "futimens",
+];
+
+fn every_call(link: Link) {
+    let prog = build_c("fs_rules", link);
+    // Natively, on a fresh tree: everything succeeds (the baseline the rules change).
+    let w = WorkDir::new("fs-calls-native");
+    let root = tree(&w);
+    let native = Command::new(&prog).arg("calls").arg(root.join("rw")).output().unwrap();
+    let native = lines(&native);
+    assert!(native.len() >= 39, "{native:?}");
+    for (call, r) in &native {
+        assert_eq!(r, "ok", "natively {call} fails: the test tree is wrong");
+    }
+    let w = WorkDir::new("fs-calls");
+    let root = tree(&w);
+    for (area, read, write) in [
+        ("rw", "ok", "ok"),
+        ("ro", "ok", "EROFS"),
+        ("hidden", "ENOENT", "ENOENT"),
+        ("unlisted", "EACCES", "EACCES"),
+    ] {
+        let out = sandboxed(&rules(&root), &prog, &["calls", &root.join(area).to_string_lossy()]);
+        let got = lines(&out);
+        assert_eq!(got.len(), native.len(), "{area}: {}", String::from_utf8_lossy(&out.stderr));
+        let wrong: Vec<String> = got
+            .iter()
+            .filter(|(call, r)| {
+                let want = if WRITES.contains(&call.as_str()) { write } else { read };
+                r != want
+            })
+            .map(|(c, r)| format!("{c}={r}"))
+            .collect();
+        assert!(wrong.is_empty(), "{area} ({link:?}): unexpected results {wrong:?}");
+    }
+    // Nothing below ro, hidden or unlisted changed.
+    for area in ["ro", "hidden", "unlisted"] {
+        let a = root.join(area);
+        for absent in ["new", "new2", "nd", "fifo", "sl", "hl", "r2"] {
+            assert!(!a.join(absent).exists(), "{area}/{absent} was made");
+        }
+        assert_eq!(std::fs::read(a.join("t")).unwrap(), b"content\n", "{area}/t truncated");
+        assert!(a.join("u").exists() && a.join("rd").exists() && a.join("r1").exists());
+    }
+}
+
+link_tests!("fs_policy", calls, [static_ => Static, dynamic => Dynamic], |link| {
+    every_call(link)
+});
+
+link_tests!("fs_policy", escapes, [static_ => Static, dynamic => Dynamic], |link| {
+    let prog = build_c("fs_rules", link);
+    let w = WorkDir::new("fs-escape");
+    let root = tree(&w);
+    let out = sandboxed(&rules(&root), &prog, &["escape", &root.to_string_lossy()]);
+    let got = lines(&out);
+    let want = [
+        ("symlink-to-ro-write", "EROFS"),
+        ("symlink-to-ro-read", "ok"),
+        ("symlink-to-hidden", "ENOENT"),
+        ("relative-symlink-to-hidden", "ENOENT"),
+        ("dotdot", "ENOENT"),
+        ("proc-root", "ENOENT"),
+        ("proc-cwd", "ENOENT"),
+        ("relative-dotdot", "ENOENT"),
+        ("magic-link-write", "EROFS"),
+        ("magic-link-read", "ok"),
+        ("empty-path-chown", "EROFS"),
+        ("dirfd-dotdot", "ENOENT"),
+        ("dirfd-dotdot-create", "EROFS"),
+        ("linkat-empty-path", "EXDEV"),
+        ("hardlink-ro", "EXDEV"),
+        ("hardlink-follow", "EXDEV"),
+        ("rename-ro-into-rw", "EROFS"),
+        ("rename-rw-into-ro", "EROFS"),
+        ("rename-hidden-out", "ENOENT"),
+        ("rename-parent-of-hidden", "EACCES"),
+        ("symlink-trailing-slash", "ENOENT"),
+        ("stat-trailing-slash", "ENOENT"),
+        ("dirfd-hidden", "ENOENT"),
+        ("fstatat-hidden", "ENOENT"),
+        ("listing-shows-hidden", "no"),
+    ];
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (trick, result) in want {
+        let r = got.iter().find(|(t, _)| t == trick).map(|(_, r)| r.as_str());
+        assert_eq!(r, Some(result), "{trick}: {got:?}\n{stderr}");
+    }
+    assert_eq!(std::fs::read(root.join("ro/f")).unwrap(), b"content\n");
+    assert!(root.join("ro/d").exists() && root.join("hidden").exists());
+});
+
+link_tests!("fs_policy", symlink_race, [static_ => Static], |link| {
+    let prog = build_c("fs_rules", link);
+    let w = WorkDir::new("fs-race");
+    let root = tree(&w);
+    let out = sandboxed(&rules(&root), &prog, &["race", &root.to_string_lossy(), "3000"]);
+    let got = lines(&out);
+    let value = |k: &str| -> i64 {
+        got.iter()
+            .find(|(t, _)| t == "race")
+            .and_then(|_| {
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("race {k} ")).map(|v| v.parse().unwrap()))
+            })
+            .unwrap_or_else(|| panic!("no race {k}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    assert!(value("opened") > 0, "the writable file was never opened");
+    assert_eq!(value("ro-written"), 0, "a write reached the read-only file");
+    assert_eq!(std::fs::read(root.join("ro/f")).unwrap(), b"content\n");
+});
+
+/// Runs a shell command under the default profile (no policy option) in `dir`.
+fn workspace(dir: &Path, script: &str, extra: &[&str]) -> Output {
+    Command::new(common::sandbox_bin())
+        .arg("run")
+        .args(extra)
+        .args(["--", "/bin/sh", "-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn workspace_writes_the_working_directory_only() {
+    gated!(workspace_writes_the_working_directory_only);
+    let w = WorkDir::new("fs-workspace");
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let probe = Path::new(&home).join(format!(".sandbox-fs-probe-{}", std::process::id()));
+    let log = w.join("audit.jsonl");
+    let script = format!(
+        "echo in-cwd > out.txt && cat out.txt; echo x > {p} || echo home-refused; \
+         echo t > /tmp/private && cat /tmp/private; ls /tmp",
+        p = probe.display()
+    );
+    let out = workspace(w.path(), &script, &["--audit-log", &log.to_string_lossy()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("in-cwd") && stdout.contains("home-refused"), "{stdout}");
+    assert!(stdout.lines().filter(|l| *l == "t" || *l == "private").count() == 2, "{stdout}");
+    assert!(!probe.exists(), "the program wrote $HOME");
+    assert_eq!(std::fs::read(w.join("out.txt")).unwrap(), b"in-cwd\n");
+    // The host's /tmp did not get the file, and the private one is gone.
+    assert!(!Path::new("/tmp/private").exists());
+    let audit = std::fs::read_to_string(&log).unwrap();
+    let line = audit.lines().find(|l| l.contains(&*probe.to_string_lossy())).expect(&audit);
+    for field in
+        ["\"op\":\"write\"", "\"action\":\"deny\"", "\"errno\":\"EROFS\"", "\"family\":\"file\""]
+    {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    assert!(line.contains("--policy workspace"), "{line}");
+}
+
+#[test]
+fn workspace_hides_secrets_and_says_once_which_profile_applies() {
+    gated!(workspace_hides_secrets_and_says_once_which_profile_applies);
+    let w = WorkDir::new("fs-secrets");
+    let home = w.join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), b"secret").unwrap();
+    std::fs::write(home.join(".profile"), b"public").unwrap();
+    let cwd = w.join("proj");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let out = Command::new(common::sandbox_bin())
+        .args(["run", "--", "/bin/sh", "-c"])
+        .arg("cat ~/.profile; cat ~/.ssh/id_ed25519; ls -a ~; cat ~/.ssh/id_ed25519; true")
+        .env("HOME", &home)
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("public") && !stdout.contains("secret"), "{stdout}");
+    assert!(!stdout.lines().any(|l| l == ".ssh"), "the listing shows .ssh: {stdout}");
+    assert!(stderr.contains("No such file"), "{stderr}");
+    assert_eq!(stderr.matches("the default policy `workspace`").count(), 1, "{stderr}");
+}
+
+#[test]
+fn supervisor_files_are_never_writable() {
+    gated!(supervisor_files_are_never_writable);
+    let w = WorkDir::new("fs-supervisor");
+    // A copy of the sandbox is the supervisor here, so a failure cannot harm the real one.
+    let sbx = w.join("sandbox-copy");
+    std::fs::copy(common::sandbox_bin(), &sbx).unwrap();
+    let libc = std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.find(" /").map(|i| l[i + 1..].to_string()).filter(|p| p.contains("libc.so"))
+        })
+        .map(|p| std::fs::canonicalize(p).unwrap());
+    let before = libc.as_ref().map(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let script = format!(
+        "rm -f {s} || echo rm-refused; mv {s} {s}.moved || echo mv-refused; \
+         touch {l} || echo touch-refused",
+        s = sbx.display(),
+        l = libc.as_ref().map_or("/nonexistent".into(), |p| p.display().to_string()),
+    );
+    let out = Command::new(&sbx)
+        .args(["run", "--policy", "null", "--rw", "/", "--", "/bin/sh", "-c", &script])
+        .current_dir(w.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(sbx.exists(), "the supervisor's executable was removed: {stdout}");
+    assert!(stdout.contains("rm-refused") && stdout.contains("mv-refused"), "{stdout}");
+    if let (Some(p), Some(b)) = (libc, before) {
+        assert!(stdout.contains("touch-refused"), "{stdout}");
+        assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), b);
+    }
+}
+
+#[test]
+fn python_and_tar_under_the_workspace_profile() {
+    gated!(python_and_tar_under_the_workspace_profile);
+    let python = Path::new("/usr/bin/python3");
+    if !python.exists() {
+        eprintln!("skipped: no /usr/bin/python3");
+        return;
+    }
+    let w = WorkDir::new("fs-real");
+    let cwd = w.join("proj");
+    std::fs::create_dir_all(&cwd).unwrap();
+    // A crafted archive: a member above the working directory, an absolute one, and a
+    // symlink out of it followed by a file through the symlink.
+    let outside = w.join(format!("escaped-{}", std::process::id()));
+    let make = format!(
+        "import io, tarfile\n\
+         t = tarfile.open('{cwd}/evil.tar', 'w')\n\
+         def add(name, data=b'x', **kw):\n\
+         \x20   i = tarfile.TarInfo(name); i.size = len(data)\n\
+         \x20   for k, v in kw.items(): setattr(i, k, v)\n\
+         \x20   t.addfile(i, io.BytesIO(data) if i.type == tarfile.REGTYPE else None)\n\
+         add('../escaped-up')\n\
+         add('{outside}')\n\
+         add('link', type=tarfile.SYMTYPE, linkname='{wdir}')\n\
+         add('link/escaped-link')\n\
+         add('inside.txt')\n\
+         t.close()\n",
+        cwd = cwd.display(),
+        outside = outside.display(),
+        wdir = w.path().display()
+    );
+    assert!(Command::new(python).args(["-c", &make]).status().unwrap().success());
+    let out =
+        workspace(&cwd, "tar -xPf evil.tar; python3 -c \"open('py.txt','w').write('ok')\"", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(cwd.join("inside.txt").exists(), "{stderr}");
+    assert_eq!(std::fs::read(cwd.join("py.txt")).unwrap_or_default(), b"ok", "{stderr}");
+    assert!(
+        !outside.exists() && !w.join("escaped-up").exists() && !w.join("escaped-link").exists()
+    );
+}
+
+#[test]
+fn processes_outside_the_sandbox_cannot_be_signalled_or_seen() {
+    gated!(processes_outside_the_sandbox_cannot_be_signalled_or_seen);
+    let w = WorkDir::new("fs-processes");
+    let mut outside = Command::new("/bin/sleep").arg("60").spawn().unwrap();
+    let pid = outside.id();
+    let script = format!(
+        "kill -TERM {pid}; echo outside=$?; test -e /proc/{pid} && echo seen || echo unseen; \
+         ls /proc | grep -qx {pid} && echo listed || echo unlisted; \
+         sleep 30 & c=$!; kill $c; echo own=$?; wait $c; echo waited=$?"
+    );
+    let out = workspace(w.path(), &script, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let alive = outside.try_wait().unwrap().is_none();
+    assert!(alive, "the process outside was killed: {stdout}");
+    for want in ["outside=1", "unseen", "unlisted", "own=0", "waited=143"] {
+        assert!(stdout.lines().any(|l| l == want), "{want}: {stdout}");
+    }
+    // Under the null policy the same process is reachable (the confinement is the policy's).
+    let out = Command::new(common::sandbox_bin())
+        .args(["run", "--policy", "null", "--", "/bin/sh", "-c"])
+        .arg(format!("test -e /proc/{pid} && echo seen"))
+        .output()
+        .unwrap();
+    let _ = outside.kill();
+    let _ = outside.wait();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("seen") || !Path::new("/proc/self").exists()
+    );
+}
