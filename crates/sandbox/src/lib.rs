@@ -14,6 +14,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod checkpoint;
 pub mod cli;
 pub mod errno;
 pub mod fault_addr;
@@ -61,6 +62,9 @@ pub struct RunOptions {
     pub policy: policy::Policy,
     /// Where audit lines go, and what else is recorded.
     pub audit: AuditOptions,
+    /// `--checkpoint-on SIGNAL -o IMAGE`: that signal, sent by another process, checkpoints
+    /// the program to IMAGE ([`checkpoint`]).
+    pub checkpoint_on: Option<(i32, PathBuf)>,
 }
 
 /// `--audit-log`, `--audit-allowed`, `--stats`.
@@ -116,10 +120,13 @@ pub enum SandboxError {
     /// The runtime failed while the program ran.
     #[error(transparent)]
     Run(#[from] process::RunError),
+    /// An image cannot be restored.
+    #[error("cannot restore: {0}")]
+    Restore(Box<checkpoint::restore::RestoreError>),
 }
 
 /// A guard of this many bytes separates the program range from the runtime's system area.
-const GUARD: u64 = 1 << 30;
+pub(crate) const GUARD: u64 = 1 << 30;
 
 /// Descriptor numbers below the soft `RLIMIT_NOFILE` the sandbox started with that the runtime
 /// takes for itself (`/dev/kvm`, the VM, the trace file, the first vCPUs).
@@ -177,10 +184,12 @@ pub fn vm_config() -> VmConfig {
 /// Where the policy's audit lines go: the audit log (appended), or the sandbox's stderr as it
 /// is now (the program may point its own descriptor 2 elsewhere later); a descriptor of the
 /// runtime's either way. Nowhere for a policy that can write none.
-fn audit_sink(opts: &RunOptions) -> Result<policy::audit::Sink, SandboxError> {
+fn audit_sink(
+    policy: &policy::Policy,
+    a: &AuditOptions,
+) -> Result<policy::audit::Sink, SandboxError> {
     use std::os::fd::{AsFd, IntoRawFd};
-    let quiet = opts.policy.rules.is_empty() && opts.policy.network.is_none();
-    let a = &opts.audit;
+    let quiet = policy.rules.is_empty() && policy.network.is_none();
     let file = match &a.log {
         Some(p) => std::fs::OpenOptions::new()
             .append(true)
@@ -201,10 +210,14 @@ fn audit_sink(opts: &RunOptions) -> Result<policy::audit::Sink, SandboxError> {
     Ok(policy::audit::Sink::to_fd(fd, a.allowed, a.stats))
 }
 
-/// Runs the program described by `opts` to its end. Returns only on errors before the program
-/// starts; afterwards the process ends with the program (exit status or signal).
-pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> {
-    let t0 = std::time::Instant::now();
+/// What `run` and `restore` share before a VM exists: the host signal handlers (returns the
+/// signals ignored at start), the runtime's descriptor window, the compiled policy and its
+/// audit sink.
+pub(crate) fn prepare(
+    policy: &policy::Policy,
+    audit: &AuditOptions,
+    switchless: bool,
+) -> Result<(u64, std::sync::Arc<policy::Engine>), SandboxError> {
     let ignored = sys::install_host_signal_handlers();
     // Default-ignored signals are ignored by the host too (see signals::host_ignores).
     for sig in 1..=64 {
@@ -215,16 +228,24 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     #[cfg(debug_assertions)]
     crash_for_test();
     trace::set_root_pid();
-    SWITCHLESS.store(opts.switchless, std::sync::atomic::Ordering::Relaxed);
+    SWITCHLESS.store(switchless, std::sync::atomic::Ordering::Relaxed);
     let nofile = sys::getrlimit(libc::RLIMIT_NOFILE).rlim_cur;
     if nofile < MIN_NOFILE {
         return Err(SandboxError::NoFile(nofile));
     }
     let window = fd_window().map_err(SandboxError::Window)?;
-    let engine = std::sync::Arc::new(policy::Engine::new(&opts.policy, audit_sink(opts)?)?);
+    let engine = std::sync::Arc::new(policy::Engine::new(policy, audit_sink(policy, audit)?)?);
     guard::filter_inherited(&engine, window.floor())
         .map_err(|(fd, e)| SandboxError::Inherited(fd, e))?;
     policy::audit::set_root();
+    Ok((ignored, engine))
+}
+
+/// Runs the program described by `opts` to its end. Returns only on errors before the program
+/// starts; afterwards the process ends with the program (exit status or signal).
+pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> {
+    let t0 = std::time::Instant::now();
+    let (ignored, engine) = prepare(&opts.policy, &opts.audit, opts.switchless)?;
     let vm = Vm::new(vm_config())?;
     tracing::debug!(elapsed = ?t0.elapsed(), platform = ?vm.platform(), "VM created");
     let base = vm.layout().base;
@@ -284,6 +305,10 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
         }
     }
     let proc = std::sync::Arc::new(proc);
+    if let Some((sig, out)) = &opts.checkpoint_on {
+        checkpoint::save::arm(&proc, *sig, out.clone(), opts.policy.name.clone())
+            .map_err(SandboxError::Window)?;
+    }
     let mut thread = process::Thread::new(proc, vcpu);
     thread.register();
     tracing::debug!(elapsed = ?t0.elapsed(), "entering the program");
