@@ -230,7 +230,8 @@ fn width_for(addr: u64) -> u8 {
 /// before it continues.
 pub fn restore(opts: &RestoreOptions) -> Result<std::convert::Infallible, SandboxError> {
     let img = image::read(&opts.image).map_err(RestoreError::from)?;
-    let m = &img.meta;
+    let meta = img.meta.clone();
+    let m = &meta;
     check_files(m, opts.allow_changed_files)?;
     let (ignored, engine) = crate::prepare(&opts.policy, &opts.audit, opts.switchless)?;
     let _ = ignored;
@@ -253,7 +254,9 @@ pub fn restore(opts: &RestoreOptions) -> Result<std::convert::Infallible, Sandbo
         }
         .into());
     }
-    // The vCPUs first: the XSAVE check needs one, before the memory is rebuilt.
+    let mut mm = mm::Mm::new(vm.clone(), mm::PROGRAM_LO, hi, base)
+        .map_err(|e| SandboxError::Reserve(e, base))?;
+    // The vCPUs before the memory is rebuilt: the XSAVE check needs one.
     let mut vcpus = Vec::with_capacity(m.threads.len());
     let supported = supported_xstate(&vm);
     for t in &m.threads {
@@ -261,9 +264,11 @@ pub fn restore(opts: &RestoreOptions) -> Result<std::convert::Infallible, Sandbo
         load_thread(&mut vcpu, t, m.host.xcr0, supported)?;
         vcpus.push(vcpu);
     }
-    let mut mm = mm::Mm::new(vm.clone(), mm::PROGRAM_LO, hi, base)
-        .map_err(|e| SandboxError::Reserve(e, base))?;
     memory(&mut mm, &img)?;
+    // The image's descriptor has a number of the program's: closed before the program's
+    // descriptors take their numbers (the mappings made from it keep the file).
+    let Image { file, path: image_path, .. } = img;
+    drop(file);
     descriptors(m)?;
     std::env::set_current_dir(&m.cwd)
         .map_err(|source| RestoreError::Cwd { path: m.cwd.clone(), source })?;
@@ -329,7 +334,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<std::convert::Infallible, Sandbo
     for tx in go {
         let _ = tx.send(());
     }
-    tracing::debug!(image = %img.path.display(), "restored; entering the program");
+    tracing::debug!(image = %image_path.display(), "restored; entering the program");
     thread.run();
     thread.stop_server();
     loop {
