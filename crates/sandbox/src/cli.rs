@@ -63,6 +63,22 @@ enum Command {
     /// process's. Takes the same policy options as `run`.
     #[command(after_help = RESTORE_EXAMPLES)]
     Restore(RestoreArgs),
+    /// Checkpoint the program of a running sandbox (by the sandbox's pid, as `ps` shows it)
+    /// to IMAGE: its threads stop where no system call is half done, the image is written,
+    /// and the sandbox exits with status 0 (or, with --leave-running, the program continues).
+    /// Only the sandbox's owner (same uid) or root can ask; the program itself cannot. If the
+    /// program holds something an image cannot (a pipe, a socket, a child process), the
+    /// checkpoint is refused and the program continues; the exit status is then 1.
+    Checkpoint {
+        /// The sandbox's pid.
+        pid: i32,
+        /// The image file to write.
+        #[arg(long, short = 'o', value_name = "IMAGE")]
+        output: PathBuf,
+        /// Let the program continue after the image is written.
+        #[arg(long)]
+        leave_running: bool,
+    },
     /// Work with checkpoint images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -73,6 +89,7 @@ Examples:
   sandbox run --policy null --checkpoint-on SIGUSR2 -o prog.img -- ./prog &
   kill -USR2 $!                      prog stops; prog.img is written; the sandbox exits 0
   sandbox restore prog.img           prog continues where it stopped
+  sandbox checkpoint PID -o b.img --leave-running   the same, asked by pid; goes on
   sandbox image inspect prog.img     what the image holds
 
 Exit status: the program's, as for `run`; 125 if the image cannot be restored
@@ -411,6 +428,22 @@ pub fn main() -> i32 {
     let args = match cli.command {
         Command::Run(args) => args,
         Command::Restore(args) => return restore_main(&args),
+        Command::Checkpoint { pid, output, leave_running } => {
+            return match crate::checkpoint::save::request(pid, &output, leave_running) {
+                Ok((true, m)) => {
+                    eprintln!("sandbox: {pid}: {m}");
+                    0
+                }
+                Ok((false, m)) => {
+                    eprintln!("sandbox: {pid}: {m}");
+                    1
+                }
+                Err(e) => {
+                    eprintln!("sandbox: {e}");
+                    EXIT_RUNTIME
+                }
+            };
+        }
         Command::Image(ImageCommand::Inspect { image }) => {
             return match crate::checkpoint::image::read(&image) {
                 Ok(img) => {

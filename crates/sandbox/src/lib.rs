@@ -309,6 +309,9 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
         checkpoint::save::arm(&proc, *sig, out.clone(), opts.policy.name.clone())
             .map_err(SandboxError::Window)?;
     }
+    if let Err(e) = checkpoint::save::listen(&proc, opts.policy.name.clone()) {
+        tracing::warn!(%e, "no checkpoint channel (sandbox checkpoint PID will not reach it)");
+    }
     let mut thread = process::Thread::new(proc, vcpu);
     thread.register();
     tracing::debug!(elapsed = ?t0.elapsed(), "entering the program");

@@ -1205,6 +1205,70 @@ pub fn peek_pending(thread: bool) -> Vec<(i32, [u8; 128])> {
     out
 }
 
+/// A listening Unix stream socket bound to the abstract name `name` (close-on-exec), its
+/// descriptor in the runtime's window. Call before the program runs (the descriptor is
+/// created at the program's lowest free number first).
+pub fn abstract_listener(name: &[u8]) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    let l = std::os::unix::net::UnixListener::bind_addr(&addr)?;
+    l.set_nonblocking(true)?;
+    let fd = crate::fdwin::window().place(l.into_raw_fd())?;
+    // SAFETY: `fd` was just made by moving the listener's descriptor; nothing else owns it.
+    Ok(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
+}
+
+/// Waits for a connection on `l` (from [`abstract_listener`]) and accepts it with the
+/// window's gate held, so that the new descriptor, which the kernel puts at the program's
+/// lowest free number, is in the window before any program call can name it.
+pub fn accept_in_window(
+    l: &std::os::unix::net::UnixListener,
+) -> io::Result<std::os::unix::net::UnixStream> {
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+    loop {
+        let mut p = libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: polls one pollfd we own.
+        let r = unsafe { libc::poll(&mut p, 1, -1) };
+        if r < 0 && Errno::last().0 != libc::EINTR {
+            return Err(io::Error::last_os_error());
+        }
+        if r <= 0 {
+            continue;
+        }
+        let gate = crate::fdwin::window().creating();
+        let (s, _) = match l.accept() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        let fd = crate::fdwin::window().place(s.into_raw_fd())?;
+        drop(gate);
+        // SAFETY: `fd` was just made by moving the accepted socket's descriptor; nothing else
+        // owns it.
+        let s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+        s.set_nonblocking(false)?;
+        return Ok(s);
+    }
+}
+
+/// `SO_PEERCRED` of a connected Unix socket: the peer's pid and uid.
+pub fn peer_cred(fd: i32) -> Option<(i32, u32)> {
+    let mut c = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes a `struct ucred` of the length given.
+    let r = unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut c).cast(), &mut len)
+    };
+    (r == 0).then_some((c.pid, c.uid))
+}
+
+/// The real user id of the supervisor.
+pub fn getuid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
 /// Sets the process's umask; returns the previous one.
 pub fn set_umask(mask: u32) -> u32 {
     // SAFETY: umask has no preconditions and cannot fail.

@@ -317,6 +317,102 @@ link_tests!("sandbox::checkpoint", refuses_child_processes, [static_ => Static],
     refused("child", &["the program has child processes ("]);
 });
 
+/// `sandbox run --policy null -- bin scenario` in `dir`, once it printed "ready".
+fn running(bin: &Path, scenario: &str, dir: &WorkDir) -> Child {
+    let mut child = sandbox_cmd()
+        .args(["run", "--policy", "null", "--"])
+        .arg(bin)
+        .arg(scenario)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("run.stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("run.stderr")).unwrap())
+        .spawn()
+        .expect("spawn the sandbox");
+    let deadline = Instant::now() + LIMIT;
+    while !std::fs::read_to_string(dir.join("run.stdout")).unwrap_or_default().contains("ready") {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            // SAFETY: signals our own child by its pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            panic!("{scenario}: no \"ready\"");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child
+}
+
+/// `sandbox checkpoint PID -o IMAGE [extra]`.
+fn checkpoint_pid(pid: u32, image: &Path, extra: &[&str]) -> std::process::Output {
+    sandbox_cmd()
+        .args(["checkpoint", &pid.to_string(), "-o"])
+        .arg(image)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+link_tests!("sandbox::checkpoint", checkpoint_by_pid, [static_ => Static, dynamic => Dynamic], |link| {
+    let bin = build_c("ckpt", link);
+    let dir = WorkDir::new("ckpt-by-pid");
+    let mut child = running(&bin, "threads", &dir);
+    // --leave-running: the image is written, the program goes on...
+    let a = checkpoint_pid(child.id(), &dir.join("a.img"), &["--leave-running"]);
+    let err = String::from_utf8_lossy(&a.stderr);
+    assert!(a.status.success() && err.contains("the program continues"), "{a:?}");
+    assert!(child.try_wait().unwrap().is_none(), "the sandbox ended");
+    std::thread::sleep(Duration::from_millis(300));
+    // ...and can be checkpointed again, which ends it.
+    let b = checkpoint_pid(child.id(), &dir.join("b.img"), &[]);
+    assert!(b.status.success(), "{b:?}");
+    assert!(String::from_utf8_lossy(&b.stderr).contains("the program is stopped"), "{b:?}");
+    let status = wait_for(&mut child, LIMIT, "the checkpointed sandbox");
+    assert!(status.success(), "{status:?}");
+    for img in ["a.img", "b.img"] {
+        let (status, out, err) = restore_in(dir.path(), &dir.join(img), &[]);
+        assert!(status.success() && out.contains("pass"), "{img}: {status:?}\n{out}\n{err}");
+        assert!(out.contains("threads: 4 joined"), "{img}: {out}");
+    }
+});
+
+link_tests!("sandbox::checkpoint", checkpoint_by_pid_refused, [static_ => Static], |link| {
+    let bin = build_c("ckpt", link);
+    let dir = WorkDir::new("ckpt-by-pid-refused");
+    let mut child = running(&bin, "pipe", &dir);
+    let r = checkpoint_pid(child.id(), &dir.join("a.img"), &[]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{r:?}");
+    assert!(err.contains("descriptor 3 is a pipe or FIFO"), "{err}");
+    assert!(!dir.join("a.img").exists());
+    std::fs::write(dir.join("go"), b"").unwrap();
+    let status = wait_for(&mut child, LIMIT, "the refused sandbox");
+    assert!(status.success(), "{status:?}");
+    let out = std::fs::read_to_string(dir.join("run.stdout")).unwrap();
+    assert!(out.contains("carried on") && out.contains("pass"), "{out}");
+    // No sandbox there.
+    let r = checkpoint_pid(child.id(), &dir.join("a.img"), &[]);
+    assert_eq!(r.status.code(), Some(125), "{r:?}");
+    assert!(String::from_utf8_lossy(&r.stderr).contains("cannot reach sandbox"), "{r:?}");
+});
+
+link_tests!("sandbox::checkpoint", the_program_cannot_checkpoint_itself, [static_ => Static], |link| {
+    let bin = build_c("ckpt", link);
+    let dir = WorkDir::new("ckpt-self");
+    let out = sandbox_cmd()
+        .args(["run", "--policy", "null", "--"])
+        .arg(&bin)
+        .arg("selfck")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("answer: refused the sandboxed program cannot checkpoint itself"),
+        "{text}"
+    );
+});
+
 // ---------------------------------------------------------------------------------------------
 // Damaged images and hosts that cannot take them
 // ---------------------------------------------------------------------------------------------

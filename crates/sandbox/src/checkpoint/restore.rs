@@ -304,6 +304,9 @@ pub fn restore(opts: &RestoreOptions) -> Result<std::convert::Infallible, Sandbo
         super::save::arm(&proc, *sig, out.clone(), opts.policy.name.clone())
             .map_err(SandboxError::Window)?;
     }
+    if let Err(e) = super::save::listen(&proc, opts.policy.name.clone()) {
+        tracing::warn!(%e, "no checkpoint channel (sandbox checkpoint PID will not reach it)");
+    }
     for p in &m.pending {
         sys::post_signal(p.sig, &info_of(&p.info), false);
     }

@@ -28,7 +28,8 @@ use crate::sys;
 const STOP_WITHIN: Duration = Duration::from_secs(10);
 
 /// `--checkpoint-on SIG -o IMAGE`: from now on, `sig` sent to the sandbox by another process
-/// checkpoints the program to `out`. Starts the coordinator thread.
+/// checkpoints the program to `out`. Starts the coordinator thread. Call before the program
+/// runs.
 pub fn arm(proc: &Arc<Process>, sig: i32, out: PathBuf, policy: String) -> std::io::Result<()> {
     let (rx, tx) = sys::socket_pair().map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
     let rx = crate::fdwin::window().place(rx)?;
@@ -38,31 +39,183 @@ pub fn arm(proc: &Arc<Process>, sig: i32, out: PathBuf, policy: String) -> std::
     std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
         while sys::wait_poke(rx) {
             let out = absolute(&out);
-            match take(&proc, &out, &policy) {
-                Ok(s) => {
-                    proc.trace_line(&format!("+++ checkpointed to {} +++", out.display()));
-                    if let Some(t) = proc.trace.lock().unwrap().as_mut() {
-                        t.flush();
-                    }
-                    eprintln!(
-                        "sandbox: checkpoint written to {} ({} threads, {} mappings, {} KiB of \
-                         pages, image {} KiB); the program is stopped",
-                        out.display(),
-                        s.threads,
-                        s.vmas,
-                        s.page_bytes / 1024,
-                        s.size / 1024
-                    );
-                    sys::exit_now(0);
-                }
+            let _ = answer(&proc, &out, &policy, false, true);
+        }
+    })?;
+    Ok(())
+}
+
+/// One checkpoint at a time, whoever asks.
+static TAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes a checkpoint to `out` and reports it on stderr. With `exit`, success ends the
+/// sandbox with status 0, unless `leave_running` (the program goes on); a refusal always lets
+/// the program go on. Returns the report line (the request channel sends it to the
+/// requester, then ends the sandbox itself).
+fn answer(
+    proc: &Arc<Process>,
+    out: &Path,
+    policy: &str,
+    leave_running: bool,
+    exit: bool,
+) -> Result<String, String> {
+    let _one = TAKING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let r = match take(proc, out, policy) {
+        Ok(s) => {
+            let line = format!(
+                "checkpoint written to {} ({} threads, {} mappings, {} KiB of pages, image {} \
+                 KiB); the program {}",
+                out.display(),
+                s.threads,
+                s.vmas,
+                s.page_bytes / 1024,
+                s.size / 1024,
+                if leave_running { "continues" } else { "is stopped" }
+            );
+            eprintln!("sandbox: {line}");
+            if leave_running {
+                proc.ckpt.release();
+                return Ok(line);
+            }
+            proc.trace_line(&format!("+++ checkpointed to {} +++", out.display()));
+            if let Some(t) = proc.trace.lock().unwrap().as_mut() {
+                t.flush();
+            }
+            Ok(line)
+        }
+        Err(e) => {
+            eprintln!("sandbox: checkpoint refused: {e}; the program continues");
+            proc.ckpt.release();
+            Err(format!("checkpoint refused: {e}; the program continues"))
+        }
+    };
+    if r.is_ok() && !leave_running && exit {
+        sys::exit_now(0);
+    }
+    r
+}
+
+/// The abstract Unix socket name of the checkpoint channel of sandbox `pid`.
+pub fn channel_name(pid: i32) -> String {
+    format!("dune-sandbox/checkpoint/{pid}")
+}
+
+/// The request channel of `sandbox checkpoint PID`: a Unix socket on the abstract name
+/// [`channel_name`] of this sandbox's pid, its descriptors in the runtime's window. A
+/// request is served only for a peer with the sandbox's uid (or root) whose pid is not the
+/// sandbox's own (the program runs in the sandbox's process; a process it forks would make
+/// the checkpoint refused anyway). Call before the program runs.
+pub fn listen(proc: &Arc<Process>, policy: String) -> std::io::Result<()> {
+    let l = sys::abstract_listener(channel_name(std::process::id() as i32).as_bytes())?;
+    let proc = proc.clone();
+    std::thread::Builder::new().name("checkpoint-channel".into()).spawn(move || {
+        loop {
+            match sys::accept_in_window(&l) {
+                Ok(s) => serve(&proc, s, &policy),
                 Err(e) => {
-                    eprintln!("sandbox: checkpoint refused: {e}; the program continues");
-                    proc.ckpt.release();
+                    tracing::warn!(%e, "checkpoint channel: accept failed");
+                    std::thread::sleep(Duration::from_millis(100));
                 }
             }
         }
     })?;
     Ok(())
+}
+
+/// The request: `checkpoint v1`, `leave-running 0|1`, the image's absolute path, one per
+/// line. The answer: `ok MESSAGE` or `refused MESSAGE`, one line.
+fn serve(proc: &Arc<Process>, s: std::os::unix::net::UnixStream, policy: &str) {
+    use std::io::{BufRead, Write};
+    use std::os::fd::AsRawFd;
+    let reply = |ok: bool, msg: &str| {
+        let mut w = &s;
+        let _ = writeln!(w, "{} {msg}", if ok { "ok" } else { "refused" });
+        let _ = w.flush();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut lines = Vec::new();
+    let mut r = std::io::BufReader::new(std::io::Read::take(&s, 16 << 10));
+    for _ in 0..3 {
+        let mut l = String::new();
+        if r.read_line(&mut l).is_err() || l.len() > 4096 {
+            return reply(false, "malformed request");
+        }
+        lines.push(l.trim_end_matches('\n').to_string());
+    }
+    drop(r);
+    // The whole request is read first: an answer before it would meet a peer still writing.
+    let Some((pid, uid)) = sys::peer_cred(s.as_raw_fd()) else { return };
+    if uid != sys::getuid() && uid != 0 {
+        return reply(false, "only the sandbox's owner (its uid) may checkpoint it");
+    }
+    if pid == std::process::id() as i32 {
+        return reply(false, "the sandboxed program cannot checkpoint itself");
+    }
+    let leave = match (lines[0].as_str(), lines[1].as_str()) {
+        ("checkpoint v1", "leave-running 0") => false,
+        ("checkpoint v1", "leave-running 1") => true,
+        _ => return reply(false, "malformed request (another version of sandbox?)"),
+    };
+    let out = PathBuf::from(&lines[2]);
+    if !out.is_absolute() {
+        return reply(false, "the image path must be absolute");
+    }
+    let res = answer(proc, &out, policy, leave, false);
+    match &res {
+        Ok(line) => reply(true, line),
+        Err(line) => reply(false, line),
+    }
+    if res.is_ok() && !leave {
+        sys::exit_now(0);
+    }
+}
+
+/// Why `sandbox checkpoint PID` could not ask.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// No sandbox listens for that pid.
+    #[error("cannot reach sandbox {pid}: {source} (is it a sandbox of this user, still running?)")]
+    Connect {
+        /// The pid.
+        pid: i32,
+        /// What the host said.
+        source: std::io::Error,
+    },
+    /// The conversation broke off.
+    #[error("sandbox {pid} did not answer: {source}")]
+    Io {
+        /// The pid.
+        pid: i32,
+        /// What the host said.
+        source: std::io::Error,
+    },
+}
+
+/// `sandbox checkpoint PID -o IMAGE [--leave-running]`: asks sandbox `pid` through its
+/// channel. `Ok((true, message))` when the image was written, `Ok((false, message))` when
+/// the sandbox refused.
+pub fn request(pid: i32, out: &Path, leave_running: bool) -> Result<(bool, String), RequestError> {
+    use std::io::{BufRead, Write};
+    use std::os::linux::net::SocketAddrExt;
+    let connect = |source| RequestError::Connect { pid, source };
+    let io = |source| RequestError::Io { pid, source };
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(channel_name(pid).as_bytes())
+        .map_err(connect)?;
+    let mut s = std::os::unix::net::UnixStream::connect_addr(&addr).map_err(connect)?;
+    let out = absolute(out);
+    write!(s, "checkpoint v1\nleave-running {}\n{}\n", u8::from(leave_running), out.display())
+        .map_err(io)?;
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).map_err(io)?;
+    let line = line.trim_end();
+    match line.split_once(' ') {
+        Some(("ok", m)) => Ok((true, m.to_string())),
+        Some(("refused", m)) => Ok((false, m.to_string())),
+        _ => Err(io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "no answer (the sandbox may have ended)",
+        ))),
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -7,12 +7,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -417,6 +419,31 @@ static int refuse(const char *what) {
     return 0;
 }
 
+/* The program asks its own supervisor for a checkpoint through the request channel of
+ * `sandbox checkpoint PID`: refused. */
+static int selfck(void) {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(s >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "dune-sandbox/checkpoint/%d",
+                     (int)getpid());
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+    if (connect(s, (struct sockaddr *)&a, len) != 0) {
+        printf("connect: %s\n", errname(errno));
+        pass();
+    }
+    const char req[] = "checkpoint v1\nleave-running 1\n/tmp/self.img\n";
+    CHECK(write(s, req, sizeof req - 1) == (ssize_t)(sizeof req - 1));
+    char buf[512] = {0};
+    ssize_t got = read(s, buf, sizeof buf - 1);
+    CHECK(got > 0);
+    printf("answer: %s", buf);
+    if (access("/tmp/self.img", F_OK) == 0)
+        FAIL("an image was written");
+    pass();
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *s = argc > 1 ? argv[1] : "";
@@ -438,6 +465,8 @@ int main(int argc, char **argv) {
         return sparse();
     if (!strcmp(s, "threads"))
         return threads();
+    if (!strcmp(s, "selfck"))
+        return selfck();
     if (!strcmp(s, "socket") || !strcmp(s, "pipe") || !strcmp(s, "child"))
         return refuse(s);
     fprintf(stderr, "usage: ckpt SCENARIO\n");
