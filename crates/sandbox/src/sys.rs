@@ -1215,6 +1215,7 @@ pub fn abstract_listener(name: &[u8]) -> io::Result<std::os::unix::net::UnixList
     let l = std::os::unix::net::UnixListener::bind_addr(&addr)?;
     l.set_nonblocking(true)?;
     let fd = crate::fdwin::window().place(l.into_raw_fd())?;
+    crate::fdwin::add_runtime_file(fd)?;
     // SAFETY: `fd` was just made by moving the listener's descriptor; nothing else owns it.
     Ok(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
 }
@@ -1243,6 +1244,8 @@ pub fn accept_in_window(
             Err(e) => return Err(e),
         };
         let fd = crate::fdwin::window().place(s.into_raw_fd())?;
+        // No name opens it (`/proc/self/fd/N` through a symlink, say) while it is served.
+        crate::fdwin::set_transient_runtime_file(Some(fd));
         drop(gate);
         // SAFETY: `fd` was just made by moving the accepted socket's descriptor; nothing else
         // owns it.

@@ -522,6 +522,21 @@ link_tests!("sandbox::checkpoint", damaged_images_are_refused, [static_ => Stati
     rejected(&t, "run-outside", &bad, "is malformed: page run");
     let bad = edit_meta(&good, |m| m["threads"] = serde_json::json!([]));
     rejected(&t, "no-threads", &bad, "is malformed: no threads");
+    // A crafted image cannot hand the program what it may not open: KVM, /proc (the
+    // supervisor's), a thread context outside user mode.
+    for (name, path) in [("kvm", "/dev/kvm"), ("proc", "/proc/self/status")] {
+        let bad = edit_meta(&good, |m| {
+            let fd = serde_json::json!({"fd": 9, "cloexec": false,
+                "kind": {"Device": {"path": path, "flags": 2}}});
+            m["fds"].as_array_mut().unwrap().push(fd);
+        });
+        let want = if name == "kvm" { "one of the runtime's own files" } else { "a /proc file" };
+        refused_here(&t, name, &bad, want);
+    }
+    let bad = edit_meta(&good, |m| {
+        m["threads"][0]["regs"][16] = serde_json::json!(0xffff_8000_0000_0000u64);
+    });
+    refused_here(&t, "kernel-rip", &bad, "saved context is not a user-mode one");
     // The original image still restores after all that.
     restore_passes(&t, "counter");
 });

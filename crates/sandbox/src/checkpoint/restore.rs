@@ -142,6 +142,17 @@ pub enum RestoreError {
         /// What the host said.
         source: std::io::Error,
     },
+    /// A thread's saved context is not a user context.
+    #[error(
+        "thread {tid}'s saved context is not a user-mode one (rip {rip:#x} or a segment base \
+         outside user space): the image is damaged"
+    )]
+    Context {
+        /// The thread.
+        tid: i32,
+        /// Its RIP.
+        rip: u64,
+    },
     /// A vCPU cannot be given its state.
     #[error("cannot load a thread's state into its vCPU: {0}")]
     Vcpu(#[from] dune::VcpuError),
@@ -394,6 +405,13 @@ fn load_thread(
         });
     }
     let r = t.regs;
+    // As rt_sigreturn takes a context from the program: canonical user addresses, and only
+    // the RFLAGS bits a program may set (no IOPL, no VM86; IF on).
+    let user = |a: u64| a < 1 << 47;
+    if !user(r[16]) || !user(t.fs_base) || !user(t.gs_base) {
+        return Err(RestoreError::Context { tid: t.tid, rip: r[16] });
+    }
+    let rflags = (r[17] & signals::FIX_EFLAGS) | dune::USER_RFLAGS;
     let regs = dune::Regs {
         rax: r[0],
         rbx: r[1],
@@ -412,7 +430,7 @@ fn load_thread(
         r14: r[14],
         r15: r[15],
         rip: r[16],
-        rflags: r[17],
+        rflags,
     };
     vcpu.set_user_context(&regs)?;
     let mut s = vcpu.sregs()?;
@@ -429,12 +447,31 @@ fn load_thread(
 }
 
 fn open_file(path: &str, write: bool) -> Result<std::fs::File, RestoreError> {
-    std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .write(write)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .map_err(|source| RestoreError::File { path: path.to_string(), source })
+        .map_err(|source| RestoreError::File { path: path.to_string(), source })?;
+    screen(f.as_raw_fd(), path)?;
+    Ok(f)
+}
+
+/// An image names files by path, and a crafted one could name what the program may never
+/// open: the runtime's own objects (`/dev/kvm`, the trace file, by any name) and procfs
+/// (whose `self` is the supervisor). Decided on what was opened, as `open` decides.
+fn screen(fd: i32, path: &str) -> Result<(), RestoreError> {
+    let refused = |why: &str| RestoreError::File {
+        path: path.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why.to_string()),
+    };
+    if !matches!(crate::fdwin::runtime_object_of(fd), Ok(None)) {
+        return Err(refused("one of the runtime's own files, which the program may not open"));
+    }
+    if sys::fs_type(fd) == Ok(crate::syscall::procfs::PROC_SUPER_MAGIC) {
+        return Err(refused("a /proc file, which an image cannot hold"));
+    }
+    Ok(())
 }
 
 /// Every mapping as it was, then its stored pages.
@@ -562,6 +599,7 @@ fn descriptors(m: &Meta) -> Result<(), RestoreError> {
             .append(flags & libc::O_APPEND != 0)
             .open(Path::new(path))
             .map_err(|source| RestoreError::File { path: path.clone(), source })?;
+        screen(std::os::fd::AsRawFd::as_raw_fd(&f), path)?;
         let raw = f.into_raw_fd();
         sys::dup_onto(raw, d.fd, d.cloexec).map_err(fd_err)?;
         if raw != d.fd {

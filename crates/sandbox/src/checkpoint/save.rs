@@ -31,16 +31,23 @@ const STOP_WITHIN: Duration = Duration::from_secs(10);
 /// checkpoints the program to `out`. Starts the coordinator thread. Call before the program
 /// runs.
 pub fn arm(proc: &Arc<Process>, sig: i32, out: PathBuf, policy: String) -> std::io::Result<()> {
+    // Relative to where the sandbox started, not to where the program may chdir.
+    let out = absolute(&out);
     let (rx, tx) = sys::socket_pair().map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
     let rx = crate::fdwin::window().place(rx)?;
     let tx = crate::fdwin::window().place(tx)?;
+    // The runtime's: no name opens them.
+    crate::fdwin::add_runtime_file(rx)?;
+    crate::fdwin::add_runtime_file(tx)?;
     sys::set_checkpoint_signal(sig, tx);
     let proc = proc.clone();
-    std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
-        while sys::wait_poke(rx) {
-            let out = absolute(&out);
-            let _ = answer(&proc, &out, &policy, false, true);
-        }
+    // Host signals blocked, as in every helper thread: the program's signals go to its threads.
+    sys::with_signals_blocked(|_| {
+        std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
+            while sys::wait_poke(rx) {
+                let _ = answer(&proc, &out, &policy, false, true);
+            }
+        })
     })?;
     Ok(())
 }
@@ -108,16 +115,22 @@ pub fn channel_name(pid: i32) -> String {
 pub fn listen(proc: &Arc<Process>, policy: String) -> std::io::Result<()> {
     let l = sys::abstract_listener(channel_name(std::process::id() as i32).as_bytes())?;
     let proc = proc.clone();
-    std::thread::Builder::new().name("checkpoint-channel".into()).spawn(move || {
-        loop {
-            match sys::accept_in_window(&l) {
-                Ok(s) => serve(&proc, s, &policy),
-                Err(e) => {
-                    tracing::warn!(%e, "checkpoint channel: accept failed");
-                    std::thread::sleep(Duration::from_millis(100));
+    // Host signals blocked, as in every helper thread: the program's signals go to its threads.
+    sys::with_signals_blocked(|_| {
+        std::thread::Builder::new().name("checkpoint-channel".into()).spawn(move || {
+            loop {
+                match sys::accept_in_window(&l) {
+                    Ok(s) => {
+                        serve(&proc, s, &policy);
+                        crate::fdwin::set_transient_runtime_file(None);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%e, "checkpoint channel: accept failed");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
                 }
             }
-        }
+        })
     })?;
     Ok(())
 }
@@ -513,6 +526,9 @@ fn descriptors() -> Result<Vec<FdRec>, CheckpointError> {
         }
         let flags = sys::fd_status_flags(fd).unwrap_or(0);
         let refuse = |kind: String| Err(CheckpointError::Descriptor { fd, kind });
+        if sys::fs_type(fd) == Ok(crate::syscall::procfs::PROC_SUPER_MAGIC) {
+            return refuse(format!("a /proc file ({link})"));
+        }
         let kind = match st.st_mode & libc::S_IFMT {
             libc::S_IFREG if link.starts_with('/') && !link.ends_with(" (deleted)") => {
                 FdKind::File {
