@@ -626,6 +626,14 @@ impl Vcpu {
         Ok(())
     }
 
+    /// XCR0 (`KVM_GET_XCRS`): the state components the vCPU's XSAVE area holds. A checkpoint
+    /// records it with the XSAVE state, so that a restore can refuse a vCPU lacking one.
+    pub fn xcr0(&self) -> Result<u64, VcpuError> {
+        let x = self.fd.get_xcrs().map_err(ioctl("KVM_GET_XCRS"))?;
+        let n = (x.nr_xcrs as usize).min(x.xcrs.len());
+        Ok(x.xcrs[..n].iter().find(|e| e.xcr == 0).map_or(1, |e| e.value))
+    }
+
     /// The iret frame of the exception being handled (valid after a
     /// [`Trap::PageFault`]/[`Trap::Exception`] until the vCPU runs again).
     pub fn exception_frame(&self) -> IretFrame {

@@ -65,6 +65,30 @@ enum Command {
     /// the system except secrets, write the working directory and a private /tmp, no network).
     #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
+    /// Resume a program from a checkpoint image (made by `run --checkpoint-on`) in this new
+    /// sandbox process, exactly where it stopped; its stdin, stdout and stderr are this
+    /// process's. Takes the same policy options as `run`.
+    #[command(after_help = RESTORE_EXAMPLES)]
+    Restore(Box<RestoreArgs>),
+    /// Checkpoint the program of a running sandbox (by the sandbox's pid, as `ps` shows it)
+    /// to IMAGE: its threads stop where no system call is half done, the image is written,
+    /// and the sandbox exits with status 0 (or, with --leave-running, the program continues).
+    /// Only the sandbox's owner (same uid) or root can ask; the program itself cannot. If the
+    /// program holds something an image cannot (a pipe, a socket, a child process), the
+    /// checkpoint is refused and the program continues; the exit status is then 1.
+    Checkpoint {
+        /// The sandbox's pid.
+        pid: i32,
+        /// The image file to write.
+        #[arg(long, short = 'o', value_name = "IMAGE")]
+        output: PathBuf,
+        /// Let the program continue after the image is written.
+        #[arg(long)]
+        leave_running: bool,
+    },
+    /// Work with checkpoint images.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Show the built-in policies, or one policy as a policy file.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -81,6 +105,92 @@ enum PolicyCommand {
     },
     /// List the built-in policies.
     List,
+}
+
+const RESTORE_EXAMPLES: &str = "\
+Examples:
+  sandbox run --policy null --checkpoint-on SIGUSR2 -o prog.img -- ./prog &
+  kill -USR2 $!                      prog stops; prog.img is written; the sandbox exits 0
+  sandbox restore prog.img           prog continues where it stopped
+  sandbox checkpoint PID -o b.img --leave-running   the same, asked by pid; goes on
+  sandbox image inspect prog.img     what the image holds
+
+Exit status: the program's, as for `run`; 125 if the image cannot be restored
+(the message names the cause: a damaged image, a changed file, a CPU lacking
+an XSAVE feature the image uses, ...). README.md, section Checkpoint and restore.";
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Print what an image holds: where it was taken, threads, mappings, descriptors, signal
+    /// state, sizes (every checksum is verified first).
+    Inspect {
+        /// The image.
+        image: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Do not print the one-line report when the program dies of a signal.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Make every system call exit to the supervisor (see `run --help`).
+    #[arg(long)]
+    no_switchless: bool,
+    /// Use files the program had open or mapped even if they changed since the checkpoint
+    /// (size or modification time); by default such an image is refused.
+    #[arg(long)]
+    allow_changed_files: bool,
+    #[command(flatten)]
+    checkpoint: CheckpointArgs,
+    /// The image to restore.
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct CheckpointArgs {
+    /// Checkpoint the program when the sandbox receives SIGNAL from another process (e.g.
+    /// SIGUSR2, USR2 or 12): every thread stops at a point where no system call is half done,
+    /// the image is written (-o) atomically, and the sandbox exits with status 0. If the
+    /// program holds something an image cannot (a pipe, a socket, a child process), the
+    /// checkpoint is refused with a message and the program continues. The program never
+    /// receives SIGNAL from other processes.
+    #[arg(long, value_name = "SIGNAL", value_parser = checkpoint_signal, requires = "output")]
+    checkpoint_on: Option<i32>,
+    /// The image file --checkpoint-on writes.
+    #[arg(long, short = 'o', value_name = "IMAGE", requires = "checkpoint_on")]
+    output: Option<PathBuf>,
+}
+
+/// `--checkpoint-on`: a signal name (`SIGUSR2`, `USR2`) or number, not one the sandbox needs
+/// for itself.
+fn checkpoint_signal(s: &str) -> Result<i32, String> {
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let sig = match name.parse::<i32>() {
+        Ok(n) => n,
+        Err(_) => (1..=31)
+            .find(|&n| signal_name(n) == format!("SIG{name}"))
+            .ok_or_else(|| format!("`{s}` is not a signal (e.g. SIGUSR2, USR2 or 12)"))?,
+    };
+    let runtime = [libc::SIGRTMAX() - 1, libc::SIGRTMAX() - 2];
+    let fault = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP];
+    if !(1..=libc::SIGRTMAX()).contains(&sig)
+        || sig == libc::SIGKILL
+        || sig == libc::SIGSTOP
+        || runtime.contains(&sig)
+        || fault.contains(&sig)
+        || sig == libc::SIGABRT
+    {
+        return Err(format!(
+            "{s} cannot be the checkpoint signal (SIGKILL, SIGSTOP, the fault signals, SIGABRT \
+             and the runtime's SIGRTMAX-1, SIGRTMAX-2 are taken); use e.g. SIGUSR2"
+        ));
+    }
+    Ok(sig)
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +221,20 @@ struct RunArgs {
     /// exit: about 3-4x faster each, at the cost of a second CPU while the burst lasts.
     #[arg(long)]
     no_switchless: bool,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    #[command(flatten)]
+    checkpoint: CheckpointArgs,
+    /// The program and its arguments. The program is found through the PATH of its
+    /// environment (after --env-clear/--env) as env(1) finds it; a name with a `/` is used as
+    /// it is.
+    #[arg(value_name = "PROGRAM [ARGS]", required = true, trailing_var_arg = true)]
+    argv: Vec<OsString>,
+}
+
+/// The policy options `run` and `restore` share.
+#[derive(Debug, Args)]
+struct PolicyArgs {
     /// The policy: a built-in one by NAME (workspace, the default; readonly; null, validation
     /// only; deny-net; loopback) or a policy FILE (TOML, see README.md "Policies"). A value
     /// with a `/` or ending in `.toml` is a file (write ./NAME for a file in the working
@@ -177,11 +301,6 @@ struct RunArgs {
     /// stderr, or to the audit log).
     #[arg(long)]
     stats: bool,
-    /// The program and its arguments. The program is found through the PATH of its
-    /// environment (after --env-clear/--env) as env(1) finds it; a name with a `/` is used as
-    /// it is.
-    #[arg(value_name = "PROGRAM [ARGS]", required = true, trailing_var_arg = true)]
-    argv: Vec<OsString>,
 }
 
 /// `--trace=FILE`: a file name, not empty.
@@ -237,7 +356,7 @@ fn resolve(name: &OsStr, path: Option<&OsStr>) -> Result<PathBuf, NotFound> {
 
 /// The policy the options name: `--policy` (or null), then the `--allow-*` rules in front of
 /// its rules, then `--deny-net` or `--net=host`.
-fn policy_of(args: &RunArgs) -> Result<Policy, PolicyError> {
+fn policy_of(args: &PolicyArgs) -> Result<Policy, PolicyError> {
     use crate::policy::fs::{Access, FsAccess, FsRule};
     use crate::policy::spec::{Shorthand, shorthand};
     let mut policy = match &args.policy {
@@ -420,8 +539,37 @@ pub fn main() -> i32 {
                 }
             };
         }
+        Command::Restore(args) => return restore_main(&args),
+        Command::Checkpoint { pid, output, leave_running } => {
+            return match crate::checkpoint::save::request(pid, &output, leave_running) {
+                Ok((true, m)) => {
+                    eprintln!("sandbox: {pid}: {m}");
+                    0
+                }
+                Ok((false, m)) => {
+                    eprintln!("sandbox: {pid}: {m}");
+                    1
+                }
+                Err(e) => {
+                    eprintln!("sandbox: {e}");
+                    EXIT_RUNTIME
+                }
+            };
+        }
+        Command::Image(ImageCommand::Inspect { image }) => {
+            return match crate::checkpoint::image::read(&image) {
+                Ok(img) => {
+                    print!("{}", crate::checkpoint::inspect::describe(&img));
+                    0
+                }
+                Err(e) => {
+                    eprintln!("sandbox: {e}");
+                    1
+                }
+            };
+        }
     };
-    let policy = match policy_of(&args) {
+    let policy = match policy_of(&args.policy) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("sandbox: {e}");
@@ -451,14 +599,11 @@ pub fn main() -> i32 {
         trace: args.trace.clone().map(PathBuf::from),
         quiet: args.quiet,
         switchless: !args.no_switchless,
-        default_policy: args.policy.is_none(),
-        keep_tmp: args.keep_tmp,
+        default_policy: args.policy.policy.is_none(),
+        keep_tmp: args.policy.keep_tmp,
         policy,
-        audit: AuditOptions {
-            log: args.audit_log.clone(),
-            allowed: args.audit_allowed,
-            stats: args.stats,
-        },
+        audit: audit_of(&args.policy),
+        checkpoint_on: args.checkpoint.checkpoint_on.zip(args.checkpoint.output.clone()),
     };
     match crate::run(&opts) {
         Ok(never) => match never {},
@@ -466,6 +611,37 @@ pub fn main() -> i32 {
             eprintln!("sandbox: {e}");
             e.shell_status()
         }
+        Err(e) => {
+            eprintln!("sandbox: {e}");
+            EXIT_RUNTIME
+        }
+    }
+}
+
+fn audit_of(p: &PolicyArgs) -> AuditOptions {
+    AuditOptions { log: p.audit_log.clone(), allowed: p.audit_allowed, stats: p.stats }
+}
+
+/// `sandbox restore`.
+fn restore_main(args: &RestoreArgs) -> i32 {
+    let policy = match policy_of(&args.policy) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("sandbox: {e}");
+            return 2;
+        }
+    };
+    let opts = crate::checkpoint::restore::RestoreOptions {
+        image: args.image.clone(),
+        policy,
+        audit: audit_of(&args.policy),
+        quiet: args.quiet,
+        switchless: !args.no_switchless,
+        allow_changed_files: args.allow_changed_files,
+        checkpoint_on: args.checkpoint.checkpoint_on.zip(args.checkpoint.output.clone()),
+    };
+    match crate::checkpoint::restore::restore(&opts) {
+        Ok(never) => match never {},
         Err(e) => {
             eprintln!("sandbox: {e}");
             EXIT_RUNTIME

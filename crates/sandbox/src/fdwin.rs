@@ -332,7 +332,27 @@ pub fn add_runtime_file(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// `(st_dev, st_ino)` of the one short-lived runtime socket there may be (a checkpoint request
+/// being served, see `checkpoint::save::listen`); `(0, 0)` when none.
+static TRANSIENT: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
+
+/// Records the socket open on `fd` as the runtime's while it is served (`None`: it is gone),
+/// as [`add_runtime_file`] does for good. Call with the window's gate held
+/// ([`FdWindow::creating`]) from the moment the descriptor exists.
+pub fn set_transient_runtime_file(fd: Option<RawFd>) {
+    let (dev, ino) =
+        fd.and_then(|fd| crate::sys::fstat(fd).ok()).map_or((0, 0), |st| (st.st_dev, st.st_ino));
+    TRANSIENT.1.store(ino, Ordering::SeqCst);
+    TRANSIENT.0.store(dev, Ordering::SeqCst);
+}
+
 fn is_runtime_file(dev: u64, ino: u64) -> bool {
+    if ino != 0
+        && TRANSIENT.0.load(Ordering::SeqCst) == dev
+        && TRANSIENT.1.load(Ordering::SeqCst) == ino
+    {
+        return true;
+    }
     let n = RUNTIME_COUNT.load(Ordering::SeqCst).min(MAX_RUNTIME_FILES);
     RUNTIME_FILES[..n]
         .iter()

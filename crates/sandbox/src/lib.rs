@@ -14,6 +14,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod checkpoint;
 pub mod cli;
 pub mod errno;
 pub mod family;
@@ -67,6 +68,9 @@ pub struct RunOptions {
     pub keep_tmp: bool,
     /// Where audit lines go, and what else is recorded.
     pub audit: AuditOptions,
+    /// `--checkpoint-on SIGNAL -o IMAGE`: that signal, sent by another process, checkpoints
+    /// the program to IMAGE ([`checkpoint`]).
+    pub checkpoint_on: Option<(i32, PathBuf)>,
 }
 
 /// `--audit-log`, `--audit-allowed`, `--stats`.
@@ -125,10 +129,13 @@ pub enum SandboxError {
     /// The runtime failed while the program ran.
     #[error(transparent)]
     Run(#[from] process::RunError),
+    /// An image cannot be restored.
+    #[error("cannot restore: {0}")]
+    Restore(Box<checkpoint::restore::RestoreError>),
 }
 
 /// A guard of this many bytes separates the program range from the runtime's system area.
-const GUARD: u64 = 1 << 30;
+pub(crate) const GUARD: u64 = 1 << 30;
 
 /// Descriptor numbers below the soft `RLIMIT_NOFILE` the sandbox started with that the runtime
 /// takes for itself (`/dev/kvm`, the VM, the trace file, the first vCPUs).
@@ -186,13 +193,16 @@ pub fn vm_config() -> VmConfig {
 /// Where the policy's audit lines go: the audit log (appended), or the sandbox's stderr as it
 /// is now (the program may point its own descriptor 2 elsewhere later); a descriptor of the
 /// runtime's either way. Nowhere for a policy that can write none.
-fn audit_sink(opts: &RunOptions) -> Result<policy::audit::Sink, SandboxError> {
+fn audit_sink(
+    policy: &policy::Policy,
+    a: &AuditOptions,
+    default_policy: bool,
+) -> Result<policy::audit::Sink, SandboxError> {
     use std::os::fd::{AsFd, IntoRawFd};
-    let a = &opts.audit;
     // The default profile audits only to a log asked for: its denials are expected, and the
-    // first one says so on stderr once (see `run`).
-    let quiet = (opts.policy.rules.is_empty() && opts.policy.network.is_none())
-        || (opts.default_policy && !a.allowed);
+    // first one says so on stderr once (see `engine_for`).
+    let quiet =
+        (policy.rules.is_empty() && policy.network.is_none()) || (default_policy && !a.allowed);
     let file = match &a.log {
         Some(p) => std::fs::OpenOptions::new()
             .append(true)
@@ -333,16 +343,20 @@ fn private_tmp(
 
 /// The policy engine of a run: the policy, its private `/tmp` if it has one, the
 /// supervisor's own files protected, and the default profile's notice.
-fn engine_for(opts: &RunOptions) -> Result<policy::Engine, SandboxError> {
-    let mut policy = opts.policy.clone();
+fn engine_for(
+    policy: &policy::Policy,
+    audit: &AuditOptions,
+    eo: &EngineOptions,
+) -> Result<policy::Engine, SandboxError> {
+    let mut policy = policy.clone();
     let mut redirects = None;
     if policy.private_tmp {
-        let (mut rules, r) = private_tmp(opts.keep_tmp, &policy.rules)?;
+        let (mut rules, r) = private_tmp(eo.keep_tmp, &policy.rules)?;
         rules.append(&mut policy.rules);
         policy.rules = rules;
         redirects = Some(r);
     }
-    let mut engine = policy::Engine::new(&policy, audit_sink(opts)?)?;
+    let mut engine = policy::Engine::new(&policy, audit_sink(&policy, audit, eo.default_policy)?)?;
     if let Some(r) = redirects {
         engine.set_redirects(r);
     }
@@ -350,13 +364,13 @@ fn engine_for(opts: &RunOptions) -> Result<policy::Engine, SandboxError> {
         for f in supervisor_files() {
             engine.protect(&f);
         }
-        for p in opts.trace.iter().chain(opts.audit.log.iter()) {
+        for p in eo.trace.iter().chain(audit.log.iter()) {
             if let Ok(c) = std::fs::canonicalize(p) {
                 engine.protect(c.as_os_str().as_encoded_bytes());
             }
         }
     }
-    if opts.default_policy {
+    if eo.default_policy {
         use std::os::fd::{AsFd, IntoRawFd};
         if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned()
             && let Ok(fd) = fdwin::window().place(fd.into_raw_fd())
@@ -373,10 +387,28 @@ fn engine_for(opts: &RunOptions) -> Result<policy::Engine, SandboxError> {
     Ok(engine)
 }
 
-/// Runs the program described by `opts` to its end. Returns only on errors before the program
-/// starts; afterwards the process ends with the program (exit status or signal).
-pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> {
-    let t0 = std::time::Instant::now();
+/// What makes a run's policy engine beyond the policy: whether the policy is the default
+/// profile (its first denial says so, its audit lines go only to a log asked for), whether
+/// the private `/tmp` is kept, and the trace file (never writable by the program).
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// The policy is the default profile, not asked for.
+    pub default_policy: bool,
+    /// Keep the private `/tmp` after the run.
+    pub keep_tmp: bool,
+    /// The trace file, if any.
+    pub trace: Option<PathBuf>,
+}
+
+/// What `run` and `restore` share before a VM exists: the host signal handlers (returns the
+/// signals ignored at start), the runtime's descriptor window, the compiled policy and its
+/// audit sink.
+pub(crate) fn prepare(
+    policy: &policy::Policy,
+    audit: &AuditOptions,
+    switchless: bool,
+    eo: &EngineOptions,
+) -> Result<(u64, std::sync::Arc<policy::Engine>), SandboxError> {
     let ignored = sys::install_host_signal_handlers();
     // Default-ignored signals are ignored by the host too (see signals::host_ignores).
     for sig in 1..=64 {
@@ -387,17 +419,30 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     #[cfg(debug_assertions)]
     crash_for_test();
     trace::set_root_pid();
-    SWITCHLESS.store(opts.switchless, std::sync::atomic::Ordering::Relaxed);
+    SWITCHLESS.store(switchless, std::sync::atomic::Ordering::Relaxed);
     let nofile = sys::getrlimit(libc::RLIMIT_NOFILE).rlim_cur;
     if nofile < MIN_NOFILE {
         return Err(SandboxError::NoFile(nofile));
     }
     let window = fd_window().map_err(SandboxError::Window)?;
-    let engine = std::sync::Arc::new(engine_for(opts)?);
+    let engine = std::sync::Arc::new(engine_for(policy, audit, eo)?);
     guard::filter_inherited(&engine, window.floor())
         .map_err(|(fd, e)| SandboxError::Inherited(fd, e))?;
     policy::audit::set_root();
     family::init();
+    Ok((ignored, engine))
+}
+
+/// Runs the program described by `opts` to its end. Returns only on errors before the program
+/// starts; afterwards the process ends with the program (exit status or signal).
+pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> {
+    let t0 = std::time::Instant::now();
+    let eo = EngineOptions {
+        default_policy: opts.default_policy,
+        keep_tmp: opts.keep_tmp,
+        trace: opts.trace.clone().filter(|t| t.as_os_str() != "-"),
+    };
+    let (ignored, engine) = prepare(&opts.policy, &opts.audit, opts.switchless, &eo)?;
     let vm = Vm::new(vm_config())?;
     tracing::debug!(elapsed = ?t0.elapsed(), platform = ?vm.platform(), "VM created");
     let base = vm.layout().base;
@@ -457,6 +502,13 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
         }
     }
     let proc = std::sync::Arc::new(proc);
+    if let Some((sig, out)) = &opts.checkpoint_on {
+        checkpoint::save::arm(&proc, *sig, out.clone(), opts.policy.name.clone())
+            .map_err(SandboxError::Window)?;
+    }
+    if let Err(e) = checkpoint::save::listen(&proc, opts.policy.name.clone()) {
+        tracing::warn!(%e, "no checkpoint channel (sandbox checkpoint PID will not reach it)");
+    }
     let mut thread = process::Thread::new(proc, vcpu);
     thread.register();
     tracing::debug!(elapsed = ?t0.elapsed(), "entering the program");

@@ -220,6 +220,10 @@ pub struct Mm {
     pub image: Image,
     /// The program's `RLIMIT_AS` and `RLIMIT_DATA` (soft, bytes), enforced on its mappings.
     pub limits: MemLimits,
+    /// Parts of private anonymous mappings whose host pages are mapped `MAP_PRIVATE` from a
+    /// checkpoint image ([`Mm::overlay_from_file`]), start → end: `MADV_DONTNEED` there must
+    /// give zeros, not the image's pages back.
+    image_backed: BTreeMap<u64, u64>,
 }
 
 /// The program's limits on its mappings, as Linux's `may_expand_vm` (mm/mmap.c) applies them:
@@ -362,6 +366,7 @@ impl Mm {
             brk: Brk { start: 0, cur: 0 },
             image: Image::default(),
             limits: MemLimits::of_host(),
+            image_backed: BTreeMap::new(),
         })
     }
 
@@ -823,6 +828,9 @@ impl Mm {
     /// part of the range is not mapped (after the mapped parts got the advice, as in Linux).
     pub fn advise(&mut self, addr: u64, len: u64, advice: i32) -> Result<(), Errno> {
         let end = addr + len;
+        if matches!(advice, libc::MADV_DONTNEED | libc::MADV_FREE | libc::MADV_REMOVE | 24) {
+            self.drop_image_pages(addr, end)?;
+        }
         let parts: Vec<Vma> = self
             .overlapping(addr, end)
             .into_iter()
@@ -847,6 +855,69 @@ impl Mm {
             }
         }
         if mapped < len { Err(Errno::ENOMEM) } else { Ok(()) }
+    }
+
+    /// Maps `[addr, addr + len)`, part of one private anonymous mapping, `MAP_PRIVATE` from
+    /// `fd` at `offset` with the mapping's `prot` (a checkpoint image's pages, which then load
+    /// as the program touches them, copied on write). The record stays anonymous. `EINVAL` if
+    /// the range is not inside one such mapping.
+    pub fn overlay_from_file(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        fd: i32,
+        offset: u64,
+    ) -> Result<(), Errno> {
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        let ok = self.vma_at(addr).is_some_and(|v| {
+            end <= v.end && !v.shared && v.prot == prot && !matches!(v.kind, Kind::File { .. })
+        });
+        if !ok || !addr.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
+            return Err(Errno::EINVAL);
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: the range is inside one of the program's mappings (checked above), so inside
+        // the program range; `fd` is the runtime's image file, mapped privately: the program
+        // gets copies of its pages, never the file.
+        unsafe {
+            sys::mmap_fixed(addr, len, prot, libc::MAP_PRIVATE, fd, offset)?
+        };
+        self.image_backed.insert(addr, end);
+        Ok(())
+    }
+
+    /// Gives the parts of `[start, end)` whose pages came from a checkpoint image fresh
+    /// anonymous memory (what `MADV_DONTNEED` leaves in anonymous memory: zeros).
+    fn drop_image_pages(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        let hit: Vec<(u64, u64)> = self
+            .image_backed
+            .range(..end)
+            .filter(|(_, e)| **e > start)
+            .map(|(s, e)| (*s, *e))
+            .collect();
+        for (s, e) in hit {
+            self.image_backed.remove(&s);
+            let (a, b) = (s.max(start), e.min(end));
+            if s < a {
+                self.image_backed.insert(s, a);
+            }
+            if b < e {
+                self.image_backed.insert(b, e);
+            }
+            let anon = |v: &Vma| !v.shared && !matches!(v.kind, Kind::File { .. });
+            for v in self.overlapping(a, b).into_iter().filter(anon) {
+                let (x, y) = (v.start.max(a), v.end.min(b));
+                let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+                #[allow(unsafe_code)]
+                // SAFETY: `[x, y)` is part of a program mapping inside the program range; it
+                // gets fresh anonymous memory with the mapping's rights.
+                unsafe {
+                    sys::mmap_fixed(x, y - x, v.prot, flags, -1, 0)?
+                };
+            }
+        }
+        Ok(())
     }
 
     /// Whether every page of `[addr, addr + len)` is mapped (`len` page aligned), as calls that
@@ -1069,6 +1140,7 @@ impl Mm {
             huge_pages: self.huge_pages,
             image: self.image.clone(),
             limits: self.limits,
+            image_backed: self.image_backed.clone(),
         };
         for c in &self.covered {
             let (s, e) = (c * CHUNK, (c + 1) * CHUNK);

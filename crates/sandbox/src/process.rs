@@ -114,6 +114,8 @@ pub struct Process {
     /// vCPUs of threads that exited, for new threads (KVM cannot destroy a single vCPU, and a
     /// VM has a fixed number of them).
     pub idle_vcpus: Mutex<Vec<Vcpu>>,
+    /// Where threads stop for a checkpoint ([`crate::checkpoint`]).
+    pub ckpt: crate::checkpoint::Gate,
 }
 
 /// Bytes of XSAVE state to save in a signal frame: CPUID.(0DH,0).EBX (enabled components),
@@ -145,6 +147,7 @@ impl Process {
             vfork_done: Mutex::new(None),
             quiet,
             idle_vcpus: Mutex::new(Vec::new()),
+            ckpt: crate::checkpoint::Gate::default(),
         }
     }
 
@@ -491,6 +494,9 @@ impl Thread {
                 self.exit_thread(0, true);
                 return;
             }
+            if self.proc.ckpt.requested() {
+                crate::checkpoint::save::at_loop_top(self);
+            }
             let trap = match self.vcpu.run() {
                 Ok(t) => t,
                 Err(e) => self.proc.finish(Err(e.into())),
@@ -733,6 +739,27 @@ impl Thread {
                 return Next::ThreadExit;
             }
             None => {}
+        }
+        if !replaced
+            && rax as i64 == -i64::from(libc::EINTR)
+            && self.proc.ckpt.requested()
+            && sys::pending_signals() & !self.sigmask == 0
+        {
+            // Interrupted for the checkpoint only: the call is made again from its `syscall`
+            // instruction (after the restore, or once the checkpoint is over), as Linux
+            // restarts a call a stop signal interrupted; its temporary mask goes back.
+            let r = self
+                .vcpu
+                .set_syscall_return(sc.return_rip - 2)
+                .and_then(|_| self.vcpu.set_syscall_result(sc.nr));
+            if let Err(e) = r {
+                self.proc.finish(Err(e.into()));
+            }
+            if let Some(old) = self.saved_mask.take() {
+                self.sigmask = old;
+            }
+            self.stop = Stop::Syscall { return_rip: sc.return_rip - 2, flags };
+            return Next::Resume;
         }
         if !replaced {
             if let Err(e) = self.vcpu.set_syscall_result(rax) {
@@ -978,7 +1005,7 @@ impl Thread {
     /// nothing is discarded here, as delivery would discard it) and no other thread is ending
     /// this one. A process-directed signal the thread blocks is handed to the others first.
     pub fn may_resume_call(&mut self) -> bool {
-        if self.proc.dying.load(Ordering::SeqCst) {
+        if self.proc.dying.load(Ordering::SeqCst) || self.proc.ckpt.requested() {
             return false;
         }
         self.hand_off_masked();

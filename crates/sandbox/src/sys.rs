@@ -829,6 +829,17 @@ extern "C" fn on_host_signal(sig: i32, info: *mut libc::siginfo_t, ctx: *mut lib
     // SAFETY: the kernel passes a valid 128-byte siginfo to an SA_SIGINFO handler.
     let words = unsafe { std::slice::from_raw_parts(info.cast::<u64>(), 16) };
     let (code, pid, _) = info_fields(words);
+    if sig == CHECKPOINT_SIGNAL.load(Ordering::Relaxed) {
+        // `--checkpoint-on`: sent by another process (kill or sigqueue), it is a request to the
+        // supervisor, never the program's; the program's own routes to it (a timer, its own
+        // kill) stay the program's signal.
+        // SAFETY: getpid is async-signal-safe.
+        let foreign = pid != unsafe { libc::getpid() };
+        if foreign && (code == libc::SI_USER || code == libc::SI_QUEUE) {
+            poke(CHECKPOINT_FD.load(Ordering::Relaxed));
+            return arrived(ctx);
+        }
+    }
     // SAFETY: the kernel passes the interrupted context to an SA_SIGINFO handler.
     let rip = unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] }
         as u64;
@@ -1074,6 +1085,7 @@ pub fn install_host_signal_handlers() -> u64 {
 pub fn mirror_disposition(sig: i32, ignore: bool, nocldwait: bool) {
     if sig == libc::SIGKILL
         || sig == libc::SIGSTOP
+        || sig == CHECKPOINT_SIGNAL.load(Ordering::Relaxed)
         || sig == kick_signal()
         || sig == interrupt_signal()
     {
@@ -1092,6 +1104,198 @@ pub fn mirror_disposition(sig: i32, ignore: bool, nocldwait: bool) {
         libc::sigfillset(&mut sa.sa_mask);
         libc::sigaction(sig, &sa, std::ptr::null_mut());
     }
+}
+
+/// `--checkpoint-on`'s signal (0: none) and the socket its arrival is announced on.
+static CHECKPOINT_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static CHECKPOINT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Makes `sig`, sent by another process, a checkpoint request: the host handler writes a byte
+/// to the socket `fd` (the runtime's) instead of recording the signal for the program. The
+/// handler is installed even where the sandbox started with `sig` ignored.
+pub fn set_checkpoint_signal(sig: i32, fd: i32) {
+    CHECKPOINT_FD.store(fd, Ordering::SeqCst);
+    CHECKPOINT_SIGNAL.store(sig, Ordering::SeqCst);
+    // SAFETY: zeroed sigaction is a valid start; the handler is async-signal-safe.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_host_signal as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigfillset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Waits until a byte arrives on the socket `fd` (blocking; `EINTR` is retried). `false` when
+/// the socket is gone.
+pub fn wait_poke(fd: i32) -> bool {
+    let mut b = [0u8; 64];
+    loop {
+        // SAFETY: receives into a local buffer of the length given.
+        let r = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), b.len(), 0) };
+        if r > 0 {
+            return true;
+        }
+        if r == 0 || Errno::last().0 != libc::EINTR {
+            return false;
+        }
+    }
+}
+
+/// A Unix stream socket pair, both ends close-on-exec and blocking.
+pub fn socket_pair() -> Result<(i32, i32), Errno> {
+    let mut fds = [0i32; 2];
+    let ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// The recorded signals, without taking them: one `(signal, siginfo)` per pending instance,
+/// of the calling thread (`thread`) or of the process. For a checkpoint, with the program
+/// stopped. A queued real-time signal's instances take their values from its queue in order.
+pub fn peek_pending(thread: bool) -> Vec<(i32, [u8; 128])> {
+    let set = if thread {
+        THREAD_PENDING.with(Cell::get)
+    } else {
+        PROCESS_PENDING.load(Ordering::SeqCst)
+    };
+    let mut out = Vec::new();
+    for sig in 1..=64i32 {
+        if set & (1u64 << (sig - 1)) == 0 {
+            continue;
+        }
+        let mut info = [0u8; 128];
+        for (i, slot) in INFO[sig as usize].iter().enumerate() {
+            info[i * 8..i * 8 + 8].copy_from_slice(&slot.load(Ordering::Relaxed).to_ne_bytes());
+        }
+        if sig < SIGRTMIN_KERNEL {
+            out.push((sig, info));
+            continue;
+        }
+        let n = if thread {
+            THREAD_COUNT.with(|c| c[sig as usize].get())
+        } else {
+            PROCESS_COUNT[sig as usize].load(Ordering::SeqCst)
+        }
+        .max(1);
+        let queued: Vec<[u8; 128]> = with_signals_blocked(|_| {
+            let q = &RTQ[sig as usize];
+            q.locked(|| {
+                let (h, len) = (q.head.load(Ordering::Relaxed), q.len.load(Ordering::Relaxed));
+                (0..len)
+                    .map(|k| {
+                        let mut b = [0u8; 128];
+                        let slot = &q.slots[(h + k) as usize % RT_QUEUE];
+                        for (i, w) in slot.iter().enumerate() {
+                            b[i * 8..i * 8 + 8]
+                                .copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
+                        }
+                        b
+                    })
+                    .collect()
+            })
+        });
+        for k in 0..n as usize {
+            out.push((sig, queued.get(k).copied().unwrap_or(info)));
+        }
+    }
+    out
+}
+
+/// A listening Unix stream socket bound to the abstract name `name` (close-on-exec), its
+/// descriptor in the runtime's window. Call before the program runs (the descriptor is
+/// created at the program's lowest free number first).
+pub fn abstract_listener(name: &[u8]) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    let l = std::os::unix::net::UnixListener::bind_addr(&addr)?;
+    l.set_nonblocking(true)?;
+    let fd = crate::fdwin::window().place(l.into_raw_fd())?;
+    crate::fdwin::add_runtime_file(fd)?;
+    // SAFETY: `fd` was just made by moving the listener's descriptor; nothing else owns it.
+    Ok(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
+}
+
+/// Waits for a connection on `l` (from [`abstract_listener`]) and accepts it with the
+/// window's gate held, so that the new descriptor, which the kernel puts at the program's
+/// lowest free number, is in the window before any program call can name it.
+pub fn accept_in_window(
+    l: &std::os::unix::net::UnixListener,
+) -> io::Result<std::os::unix::net::UnixStream> {
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+    loop {
+        let mut p = libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: polls one pollfd we own.
+        let r = unsafe { libc::poll(&mut p, 1, -1) };
+        if r < 0 && Errno::last().0 != libc::EINTR {
+            return Err(io::Error::last_os_error());
+        }
+        if r <= 0 {
+            continue;
+        }
+        let gate = crate::fdwin::window().creating();
+        let (s, _) = match l.accept() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        let fd = crate::fdwin::window().place(s.into_raw_fd())?;
+        // No name opens it (`/proc/self/fd/N` through a symlink, say) while it is served.
+        crate::fdwin::set_transient_runtime_file(Some(fd));
+        drop(gate);
+        // SAFETY: `fd` was just made by moving the accepted socket's descriptor; nothing else
+        // owns it.
+        let s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+        s.set_nonblocking(false)?;
+        return Ok(s);
+    }
+}
+
+/// `SO_PEERCRED` of a connected Unix socket: the peer's pid and uid.
+pub fn peer_cred(fd: i32) -> Option<(i32, u32)> {
+    let mut c = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes a `struct ucred` of the length given.
+    let r = unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut c).cast(), &mut len)
+    };
+    (r == 0).then_some((c.pid, c.uid))
+}
+
+/// The real user id of the supervisor.
+pub fn getuid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Sets the process's umask; returns the previous one.
+pub fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask has no preconditions and cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// `lseek(fd, offset, whence)`.
+pub fn lseek(fd: i32, offset: i64, whence: i32) -> Result<u64, Errno> {
+    // SAFETY: lseek touches no memory.
+    let r = unsafe { libc::lseek(fd, offset, whence) };
+    if r < 0 { Err(Errno::last()) } else { Ok(r as u64) }
+}
+
+/// `dup3(from, to)` with `O_CLOEXEC` as asked (`from == to`: only the flag is set).
+pub fn dup_onto(from: i32, to: i32, cloexec: bool) -> Result<(), Errno> {
+    // SAFETY: dup3/fcntl touch no memory; the caller owns both numbers.
+    let r = unsafe {
+        if from == to {
+            libc::fcntl(to, libc::F_SETFD, if cloexec { libc::FD_CLOEXEC } else { 0 })
+        } else {
+            libc::dup3(from, to, if cloexec { libc::O_CLOEXEC } else { 0 })
+        }
+    };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
 /// Signals recorded for the calling thread and for the process, not yet taken.
