@@ -1272,6 +1272,28 @@ pub fn getuid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+/// `getitimer(which)`: (interval, value), each as (seconds, microseconds).
+pub fn getitimer(which: i32) -> Option<[i64; 4]> {
+    // SAFETY: getitimer writes one `struct itimerval` we own.
+    let mut v: libc::itimerval = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::getitimer(which, &mut v) } < 0 {
+        return None;
+    }
+    Some([v.it_interval.tv_sec, v.it_interval.tv_usec, v.it_value.tv_sec, v.it_value.tv_usec])
+}
+
+/// `setitimer(which, ...)` with (interval, value) as [`getitimer`] gives them.
+pub fn setitimer(which: i32, t: [i64; 4]) -> Result<(), Errno> {
+    let tv = |sec: i64, usec: i64| libc::timeval { tv_sec: sec, tv_usec: usec };
+    let v = libc::itimerval { it_interval: tv(t[0], t[1]), it_value: tv(t[2], t[3]) };
+    // SAFETY: setitimer reads one `struct itimerval` we own; no old value is asked for.
+    if unsafe { libc::setitimer(which, &v, std::ptr::null_mut()) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 /// Sets the process's umask; returns the previous one.
 pub fn set_umask(mask: u32) -> u32 {
     // SAFETY: umask has no preconditions and cannot fail.

@@ -236,6 +236,13 @@ link_tests!("sandbox::checkpoint", signal_state, [static_ => Static, dynamic => 
     round_trip(link, "signals");
 });
 
+link_tests!("sandbox::checkpoint", itimer_armed, [static_ => Static], |link| {
+    let (t, _) = round_trip(link, "itimer");
+    let info = inspect(&t.image);
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("ITIMER_REAL: ") && text.contains("interval 1.000000 s"), "{text}");
+});
+
 link_tests!("sandbox::checkpoint", brk_100_mib, [static_ => Static], |link| {
     let (t, _) = round_trip(link, "brk");
     // 1600 words, one per 64 KiB: their pages, not 100 MiB.
@@ -257,6 +264,32 @@ link_tests!("sandbox::checkpoint", four_threads, [static_ => Static, dynamic => 
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(text.contains("threads: 5"), "{text}");
 });
+
+/// python3 (dynamically linked, 30-odd mappings) in the middle of a loop.
+#[test]
+fn python3_in_a_loop() {
+    gated!(python3_in_a_loop);
+    let py = Path::new("/usr/bin/python3");
+    assert!(
+        py.exists(),
+        "python3 is missing: `cargo xtask test` installs it (apt-get install python3)"
+    );
+    let dir = WorkDir::new("ckpt-python3");
+    std::fs::write(
+        dir.join("loop.py"),
+        "import os, time\n\
+         n = 0\n\
+         print('ready', flush=True)\n\
+         while not os.path.exists('go'):\n    n += 1\n    if n % 100000 == 0: time.sleep(0.001)\n\
+         d = {i: i * i for i in range(1000)}\n\
+         print('pass' if n > 0 and sum(d.values()) == 332833500 else 'FAIL', flush=True)\n",
+    )
+    .unwrap();
+    let (status, out, err) = run_and_signal(py, "loop.py", &dir);
+    assert!(status.success() && err.contains("checkpoint written"), "{status:?}\n{out}\n{err}");
+    let (status, out, err) = restore_in(dir.path(), &dir.join("img"), &[]);
+    assert!(status.success() && out.contains("pass"), "{status:?}\n{out}\n{err}");
+}
 
 /// `sandbox image inspect IMAGE`.
 fn inspect(image: &Path) -> std::process::Output {

@@ -374,6 +374,10 @@ pub struct Meta {
     pub fds: Vec<FdRec>,
     /// Bytes of stored pages.
     pub page_bytes: u64,
+    /// Interval timers (`ITIMER_REAL`, `_VIRTUAL`, `_PROF`) that were armed: which, and
+    /// interval and value as (seconds, microseconds) pairs.
+    #[serde(default)]
+    pub itimers: Vec<(i32, [i64; 4])>,
 }
 
 /// `b` as lowercase hex.
@@ -709,6 +713,15 @@ fn validate(m: &Meta, pages: Section) -> Result<(), String> {
     }
     for p in &m.pending {
         check_pending(p)?;
+    }
+    for (which, t) in &m.itimers {
+        if !(0..=2).contains(which)
+            || t.iter().any(|&v| v < 0)
+            || t[1] >= 1_000_000
+            || t[3] >= 1_000_000
+        {
+            return Err(format!("interval timer {which}"));
+        }
     }
     for a in &m.actions {
         if !(1..=64).contains(&a.sig) {

@@ -321,6 +321,12 @@ pub fn restore(opts: &RestoreOptions) -> Result<std::convert::Infallible, Sandbo
     for p in &m.pending {
         sys::post_signal(p.sig, &info_of(&p.info), false);
     }
+    // Armed again with what was left of them (the time the program was stopped not counted).
+    for (which, t) in &m.itimers {
+        if let Err(errno) = sys::setitimer(*which, *t) {
+            tracing::warn!(which, %errno, "an interval timer could not be armed again");
+        }
+    }
     let mut recs = m.threads.iter().cloned().zip(vcpus);
     let (lead_rec, lead_vcpu) = recs.next().expect("image::read checks for a thread");
     let mut go = Vec::new();

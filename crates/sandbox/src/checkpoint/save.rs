@@ -318,6 +318,13 @@ pub fn regs_array(r: &dune::Regs) -> [u64; 18] {
 /// Stops every thread, checks what can be stored and writes the image. On error the
 /// threads are still parked: the caller releases them.
 pub fn take(proc: &Arc<Process>, out: &Path, policy: &str) -> Result<Summary, CheckpointError> {
+    let pid = std::process::id() as i32;
+    // Children first, before any thread is stopped (a vfork parent would never stop); again
+    // below, once no thread can fork any more.
+    let children = children_of(pid);
+    if !children.is_empty() {
+        return Err(CheckpointError::Children { pids: children });
+    }
     proc.ckpt.request();
     let live = || proc.live.load(Ordering::SeqCst);
     let parked = proc
@@ -329,7 +336,6 @@ pub fn take(proc: &Arc<Process>, out: &Path, policy: &str) -> Result<Summary, Ch
         threads.push(t?);
     }
     // The thread-group leader first: it runs on the restoring sandbox's main thread.
-    let pid = std::process::id() as i32;
     threads.sort_by_key(|c| c.rec.tid != pid);
     let children = children_of(pid);
     if !children.is_empty() {
@@ -417,6 +423,11 @@ pub fn take(proc: &Arc<Process>, out: &Path, policy: &str) -> Result<Summary, Ch
         threads: threads.into_iter().map(|c| c.rec).collect(),
         fds,
         page_bytes: writer.page_bytes(),
+        // Forwarded to the host as they are: the host's timers are the program's.
+        itimers: (0..=2)
+            .filter_map(|w| sys::getitimer(w).map(|t| (w, t)))
+            .filter(|(_, t)| t[2] != 0 || t[3] != 0)
+            .collect(),
     };
     drop(mm);
     let page_bytes = writer.page_bytes();

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -419,6 +420,36 @@ static int refuse(const char *what) {
     return 0;
 }
 
+static volatile sig_atomic_t alarms;
+static void on_alarm(int s) {
+    (void)s;
+    alarms++;
+}
+
+/* An interval timer armed before the checkpoint keeps running after the restore. */
+static int itimer(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+    struct itimerval v = {.it_interval = {1, 0}, .it_value = {3, 0}};
+    CHECK(setitimer(ITIMER_REAL, &v, NULL) == 0);
+    ready();
+    wait_go();
+    struct itimerval now;
+    CHECK(getitimer(ITIMER_REAL, &now) == 0);
+    if (now.it_interval.tv_sec != 1 || now.it_interval.tv_usec != 0)
+        FAIL("the timer's interval is %ld.%06ld", (long)now.it_interval.tv_sec,
+             (long)now.it_interval.tv_usec);
+    int before = alarms;
+    for (int i = 0; i < 5000 && alarms == before; i++)
+        nap();
+    if (alarms == before)
+        FAIL("no SIGALRM within 10 s of the restore");
+    pass();
+    return 0;
+}
+
 /* The program asks its own supervisor for a checkpoint through the request channel of
  * `sandbox checkpoint PID`: refused. */
 static int selfck(void) {
@@ -465,6 +496,8 @@ int main(int argc, char **argv) {
         return sparse();
     if (!strcmp(s, "threads"))
         return threads();
+    if (!strcmp(s, "itimer"))
+        return itimer();
     if (!strcmp(s, "selfck"))
         return selfck();
     if (!strcmp(s, "socket") || !strcmp(s, "pipe") || !strcmp(s, "child"))
