@@ -236,6 +236,15 @@ link_tests!("sandbox::checkpoint", signal_state, [static_ => Static, dynamic => 
     round_trip(link, "signals");
 });
 
+link_tests!("sandbox::checkpoint", pipe_inside_the_program, [static_ => Static, dynamic => Dynamic], |link| {
+    let (t, _) = round_trip(link, "pipein");
+    let info = inspect(&t.image);
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("read end of pipe") && text.contains("(5 bytes waiting)"), "{text}");
+    assert!(text.contains("write end of pipe"), "{text}");
+    assert!(text.contains("shared with 3 (dup)"), "{text}");
+});
+
 link_tests!("sandbox::checkpoint", itimer_armed, [static_ => Static], |link| {
     let (t, _) = round_trip(link, "itimer");
     let info = inspect(&t.image);
@@ -313,6 +322,7 @@ link_tests!("sandbox::checkpoint", inspect_shows_the_image, [static_ => Static],
         "offset 7",
         "device /dev/null",
         "42: file",
+        "shared with 3 (dup)",
         "0: stdio",
         "guest-physical width",
         "XCR0",
@@ -343,7 +353,7 @@ link_tests!("sandbox::checkpoint", refuses_a_socket, [static_ => Static], |_link
 });
 
 link_tests!("sandbox::checkpoint", refuses_a_pipe, [static_ => Static], |_link| {
-    refused("pipe", &["descriptor 3 is a pipe or FIFO", "descriptor 3"]);
+    refused("pipe", &["descriptor 3 is a pipe whose other end is outside the program (pipe:["]);
 });
 
 link_tests!("sandbox::checkpoint", refuses_child_processes, [static_ => Static], |_link| {
@@ -415,7 +425,7 @@ link_tests!("sandbox::checkpoint", checkpoint_by_pid_refused, [static_ => Static
     let r = checkpoint_pid(child.id(), &dir.join("a.img"), &[]);
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(1), "{r:?}");
-    assert!(err.contains("descriptor 3 is a pipe or FIFO"), "{err}");
+    assert!(err.contains("descriptor 3 is a pipe whose other end is outside"), "{err}");
     assert!(!dir.join("a.img").exists());
     std::fs::write(dir.join("go"), b"").unwrap();
     let status = wait_for(&mut child, LIMIT, "the refused sandbox");

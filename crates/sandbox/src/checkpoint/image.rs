@@ -263,6 +263,10 @@ pub struct FdRec {
     pub cloexec: bool,
     /// What it is.
     pub kind: FdKind,
+    /// A lower descriptor sharing its open file description (a `dup`): restored as a
+    /// duplicate of that one, so that they share the offset and flags again.
+    #[serde(default)]
+    pub dup_of: Option<i32>,
 }
 
 /// What a descriptor is.
@@ -287,6 +291,19 @@ pub enum FdKind {
         flags: i32,
         /// The directory offset.
         pos: u64,
+    },
+    /// One end of a pipe whose both ends the program holds.
+    Pipe {
+        /// The pipe (its inode number at the checkpoint), the same for both ends.
+        id: u64,
+        /// The write end (else the read end).
+        write: bool,
+        /// `F_GETFL`.
+        flags: i32,
+        /// The bytes waiting in it, hex (on the first end of the pipe only).
+        data: Option<String>,
+        /// `F_GETPIPE_SZ`.
+        size: i32,
     },
     /// `/dev/null` and friends: reopened by path.
     Device {
@@ -713,6 +730,33 @@ fn validate(m: &Meta, pages: Section) -> Result<(), String> {
     }
     for p in &m.pending {
         check_pending(p)?;
+    }
+    let mut ends: std::collections::BTreeMap<u64, (bool, bool)> = Default::default();
+    for (i, d) in m.fds.iter().enumerate() {
+        if !(0..1 << 20).contains(&d.fd) || m.fds[..i].iter().any(|e| e.fd >= d.fd) {
+            return Err(format!("descriptor {} is out of order", d.fd));
+        }
+        if let Some(of) = d.dup_of
+            && !m.fds[..i].iter().any(|e| e.fd == of)
+        {
+            return Err(format!("descriptor {} duplicates {of}, which is not before it", d.fd));
+        }
+        if let FdKind::Pipe { id, write, data, .. } = &d.kind {
+            let e = ends.entry(*id).or_default();
+            if *write {
+                e.1 = true
+            } else {
+                e.0 = true
+            }
+            if let Some(h) = data
+                && unhex(h, h.len() / 2).is_none_or(|b| b.len() > 1 << 20)
+            {
+                return Err(format!("descriptor {}: malformed pipe contents", d.fd));
+            }
+        }
+    }
+    if ends.values().any(|&(r, w)| !(r && w)) {
+        return Err("a pipe lacks one of its ends".into());
     }
     for (which, t) in &m.itimers {
         if !(0..=2).contains(which)

@@ -124,6 +124,15 @@ pub fn describe(img: &Image) -> String {
             }
             FdKind::Dir { path, pos, .. } => format!("directory {path} (offset {pos})"),
             FdKind::Device { path, .. } => format!("device {path}"),
+            FdKind::Pipe { id, write, data, .. } => format!(
+                "{} end of pipe {id} ({} bytes waiting)",
+                if *write { "write" } else { "read" },
+                data.as_ref().map_or(0, |h| h.len() / 2)
+            ),
+        };
+        let what = match d.dup_of {
+            Some(of) => format!("{what}, shared with {of} (dup)"),
+            None => what,
         };
         let cloexec = if d.cloexec { ", close-on-exec" } else { "" };
         let _ = writeln!(o, "  {}: {what}{cloexec}", d.fd);
