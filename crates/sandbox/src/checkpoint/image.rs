@@ -471,7 +471,17 @@ impl Writer {
 
     /// Writes the metadata and the header, syncs and renames the file into place. Returns the
     /// image's size.
-    pub fn finish(mut self, meta: &Meta) -> std::io::Result<u64> {
+    pub fn finish(self, meta: &Meta) -> std::io::Result<u64> {
+        let tmp = self.tmp.clone();
+        let r = self.finish_inner(meta);
+        if r.is_err() {
+            // No half-written file is left behind.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
+    }
+
+    fn finish_inner(mut self, meta: &Meta) -> std::io::Result<u64> {
         let json = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
         self.file.write_all(&json)?;
         let sections = [
