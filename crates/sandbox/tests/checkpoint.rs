@@ -62,9 +62,21 @@ struct Taken {
 /// the working directory (with the image `img`), or the run's stderr when the checkpoint was
 /// refused (`expect_refusal`).
 fn run_and_signal(bin: &Path, scenario: &str, dir: &WorkDir) -> (ExitStatus, String, String) {
+    run_and_signal_to(bin, scenario, dir, Path::new("img"))
+}
+
+/// [`run_and_signal`] with the image at `image`.
+fn run_and_signal_to(
+    bin: &Path,
+    scenario: &str,
+    dir: &WorkDir,
+    image: &Path,
+) -> (ExitStatus, String, String) {
     let err_path = dir.join("run.stderr");
     let mut child = sandbox_cmd()
-        .args(["run", "--policy", "null", "--checkpoint-on", "SIGUSR2", "-o", "img", "--"])
+        .args(["run", "--policy", "null", "--checkpoint-on", "SIGUSR2", "-o"])
+        .arg(image)
+        .arg("--")
         .arg(bin)
         .arg(scenario)
         .current_dir(dir.path())
@@ -347,6 +359,20 @@ fn refused(scenario: &str, want: &[&str]) {
     assert!(out.contains("carried on") && out.contains("pass"), "{out}");
     assert!(!dir.join("img").exists(), "an image was left behind");
 }
+
+// An image that cannot be written (no such directory): the program carries on, no temporary
+// file is left.
+link_tests!("sandbox::checkpoint", unwritable_image_path, [static_ => Static], |link| {
+    let bin = build_c("ckpt", link);
+    let dir = WorkDir::new("ckpt-unwritable");
+    let target = dir.join("missing-dir").join("img");
+    let (status, out, err) = run_and_signal_to(&bin, "counter", &dir, &target);
+    assert!(err.contains("cannot write the image") && err.contains("missing-dir/img"), "{err}");
+    assert!(err.contains("the program continues"), "{err}");
+    assert!(status.success() && out.contains("pass"), "{status:?}\n{out}\n{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{left:?}");
+});
 
 link_tests!("sandbox::checkpoint", refuses_a_socket, [static_ => Static], |_link| {
     refused("socket", &["descriptor 3 is a socket"]);
