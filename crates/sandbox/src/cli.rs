@@ -65,8 +65,8 @@ enum Command {
     /// the system except secrets, write the working directory and a private /tmp, no network).
     #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
-    /// Resume a program from a checkpoint image (made by `run --checkpoint-on`) in this new
-    /// sandbox process, exactly where it stopped; its stdin, stdout and stderr are this
+    /// Resume a program from a checkpoint image (made by `run --checkpoint-on` or `sandbox
+    /// checkpoint`) in this new sandbox process, exactly where it stopped; its stdin, stdout and stderr are this
     /// process's. Takes the same policy options as `run`.
     #[command(after_help = RESTORE_EXAMPLES)]
     Restore(Box<RestoreArgs>),
@@ -74,8 +74,9 @@ enum Command {
     /// to IMAGE: its threads stop where no system call is half done, the image is written,
     /// and the sandbox exits with status 0 (or, with --leave-running, the program continues).
     /// Only the sandbox's owner (same uid) or root can ask; the program itself cannot. If the
-    /// program holds something an image cannot (a pipe, a socket, a child process), the
-    /// checkpoint is refused and the program continues; the exit status is then 1.
+    /// program holds something an image cannot (a socket, a pipe to another process, a child
+    /// process), the checkpoint is refused and the program continues; the exit status is then
+    /// 1.
     Checkpoint {
         /// The sandbox's pid.
         pid: i32,
@@ -155,9 +156,9 @@ struct CheckpointArgs {
     /// Checkpoint the program when the sandbox receives SIGNAL from another process (e.g.
     /// SIGUSR2, USR2 or 12): every thread stops at a point where no system call is half done,
     /// the image is written (-o) atomically, and the sandbox exits with status 0. If the
-    /// program holds something an image cannot (a pipe, a socket, a child process), the
-    /// checkpoint is refused with a message and the program continues. The program never
-    /// receives SIGNAL from other processes.
+    /// program holds something an image cannot (a socket, a pipe to another process, a child
+    /// process), the checkpoint is refused with a message and the program continues. The
+    /// program never receives SIGNAL from other processes.
     #[arg(long, value_name = "SIGNAL", value_parser = checkpoint_signal, requires = "output")]
     checkpoint_on: Option<i32>,
     /// The image file --checkpoint-on writes.

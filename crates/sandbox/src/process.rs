@@ -510,6 +510,8 @@ impl Thread {
                     if self.spurious(&pf) && retries < 3 {
                         retries += 1;
                         self.proc.vm.request_tlb_flush();
+                        // Resumed through the exception trampoline (what a checkpoint looks at).
+                        self.stop = Stop::Exception(self.vcpu.exception_frame());
                         continue;
                     }
                     self.stop = Stop::Exception(self.vcpu.exception_frame());
@@ -522,6 +524,7 @@ impl Thread {
                     self.force_signal(libc::SIGSEGV, &info, pf.addr, pf.error.0, 14, what, pf.rip)
                 }
                 Trap::Exception(e) if e.user && e.vector == 1 && self.hidden_step(e.rip) => {
+                    self.stop = Stop::Exception(self.vcpu.exception_frame());
                     Next::Resume
                 }
                 Trap::Exception(e)
@@ -530,7 +533,10 @@ impl Thread {
                         && let Some(r) = self.umip(e.rip) =>
                 {
                     match r {
-                        None => Next::Resume,
+                        None => {
+                            self.stop = Stop::Exception(self.vcpu.exception_frame());
+                            Next::Resume
+                        }
                         // The result could not be stored: SIGSEGV for that address, as the
                         // store would have faulted (umip.c, force_sig_info_umip_fault).
                         Some(addr) => {

@@ -1272,6 +1272,108 @@ pub fn getuid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+/// `getitimer(which)`: (interval, value), each as (seconds, microseconds).
+pub fn getitimer(which: i32) -> Option<[i64; 4]> {
+    // SAFETY: getitimer writes one `struct itimerval` we own.
+    let mut v: libc::itimerval = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::getitimer(which, &mut v) } < 0 {
+        return None;
+    }
+    Some([v.it_interval.tv_sec, v.it_interval.tv_usec, v.it_value.tv_sec, v.it_value.tv_usec])
+}
+
+/// `setitimer(which, ...)` with (interval, value) as [`getitimer`] gives them.
+pub fn setitimer(which: i32, t: [i64; 4]) -> Result<(), Errno> {
+    let tv = |sec: i64, usec: i64| libc::timeval { tv_sec: sec, tv_usec: usec };
+    let v = libc::itimerval { it_interval: tv(t[0], t[1]), it_value: tv(t[2], t[3]) };
+    // SAFETY: setitimer reads one `struct itimerval` we own; no old value is asked for.
+    if unsafe { libc::setitimer(which, &v, std::ptr::null_mut()) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Whether descriptors `a` and `b` of this process share one open file description (`kcmp`
+/// with `KCMP_FILE`).
+pub fn same_description(a: i32, b: i32) -> bool {
+    let me = pid();
+    // SAFETY: kcmp compares two descriptors of this very process; it touches no memory.
+    unsafe { libc::syscall(libc::SYS_kcmp, me, me, 0, a, b) == 0 }
+}
+
+/// A new pipe, both ends close-on-exec: (read end, write end).
+pub fn pipe_cloexec() -> Result<(i32, i32), Errno> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// The bytes waiting in the pipe whose read end is `r`, taken out and written back through
+/// its write end `w` (with the program stopped: nothing else reads or writes meanwhile).
+pub fn pipe_contents(r: i32, w: i32) -> Result<Vec<u8>, Errno> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes an int.
+    if unsafe { libc::ioctl(r, libc::FIONREAD, &mut n) } < 0 {
+        return Err(Errno::last());
+    }
+    let mut buf = vec![0u8; n.max(0) as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reads into the part of our buffer not yet filled; as many bytes as
+        // FIONREAD said are there, so the read does not block.
+        let r = unsafe { libc::read(r, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if r <= 0 {
+            return Err(Errno::last());
+        }
+        got += r as usize;
+    }
+    write_all(w, &buf)?;
+    Ok(buf)
+}
+
+/// Writes all of `b` to `fd`.
+pub fn write_all(fd: i32, b: &[u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < b.len() {
+        // SAFETY: writes from our buffer.
+        let r = unsafe { libc::write(fd, b[done..].as_ptr().cast(), b.len() - done) };
+        if r < 0 {
+            if Errno::last().0 == libc::EINTR {
+                continue;
+            }
+            return Err(Errno::last());
+        }
+        done += r as usize;
+    }
+    Ok(())
+}
+
+/// `F_GETPIPE_SZ`.
+pub fn pipe_size(fd: i32) -> Option<i32> {
+    // SAFETY: fcntl reads no memory.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    (r > 0).then_some(r)
+}
+
+/// `F_SETPIPE_SZ` (best effort).
+pub fn set_pipe_size(fd: i32, size: i32) {
+    // SAFETY: fcntl reads no memory.
+    unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) };
+}
+
+/// `F_SETFL` (the status flags `fcntl` can change: `O_APPEND`, `O_NONBLOCK`, ...).
+pub fn set_status_flags(fd: i32, flags: i32) -> Result<(), Errno> {
+    // SAFETY: fcntl reads no memory.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 /// Sets the process's umask; returns the previous one.
 pub fn set_umask(mask: u32) -> u32 {
     // SAFETY: umask has no preconditions and cannot fail.

@@ -263,6 +263,10 @@ pub struct FdRec {
     pub cloexec: bool,
     /// What it is.
     pub kind: FdKind,
+    /// A lower descriptor sharing its open file description (a `dup`): restored as a
+    /// duplicate of that one, so that they share the offset and flags again.
+    #[serde(default)]
+    pub dup_of: Option<i32>,
 }
 
 /// What a descriptor is.
@@ -287,6 +291,19 @@ pub enum FdKind {
         flags: i32,
         /// The directory offset.
         pos: u64,
+    },
+    /// One end of a pipe whose both ends the program holds.
+    Pipe {
+        /// The pipe (its inode number at the checkpoint), the same for both ends.
+        id: u64,
+        /// The write end (else the read end).
+        write: bool,
+        /// `F_GETFL`.
+        flags: i32,
+        /// The bytes waiting in it, hex (on the first end of the pipe only).
+        data: Option<String>,
+        /// `F_GETPIPE_SZ`.
+        size: i32,
     },
     /// `/dev/null` and friends: reopened by path.
     Device {
@@ -374,6 +391,10 @@ pub struct Meta {
     pub fds: Vec<FdRec>,
     /// Bytes of stored pages.
     pub page_bytes: u64,
+    /// Interval timers (`ITIMER_REAL`, `_VIRTUAL`, `_PROF`) that were armed: which, and
+    /// interval and value as (seconds, microseconds) pairs.
+    #[serde(default)]
+    pub itimers: Vec<(i32, [i64; 4])>,
 }
 
 /// `b` as lowercase hex.
@@ -450,7 +471,17 @@ impl Writer {
 
     /// Writes the metadata and the header, syncs and renames the file into place. Returns the
     /// image's size.
-    pub fn finish(mut self, meta: &Meta) -> std::io::Result<u64> {
+    pub fn finish(self, meta: &Meta) -> std::io::Result<u64> {
+        let tmp = self.tmp.clone();
+        let r = self.finish_inner(meta);
+        if r.is_err() {
+            // No half-written file is left behind.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
+    }
+
+    fn finish_inner(mut self, meta: &Meta) -> std::io::Result<u64> {
         let json = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
         self.file.write_all(&json)?;
         let sections = [
@@ -709,6 +740,42 @@ fn validate(m: &Meta, pages: Section) -> Result<(), String> {
     }
     for p in &m.pending {
         check_pending(p)?;
+    }
+    let mut ends: std::collections::BTreeMap<u64, (bool, bool)> = Default::default();
+    for (i, d) in m.fds.iter().enumerate() {
+        if !(0..1 << 20).contains(&d.fd) || m.fds[..i].iter().any(|e| e.fd >= d.fd) {
+            return Err(format!("descriptor {} is out of order", d.fd));
+        }
+        if let Some(of) = d.dup_of
+            && !m.fds[..i].iter().any(|e| e.fd == of)
+        {
+            return Err(format!("descriptor {} duplicates {of}, which is not before it", d.fd));
+        }
+        if let FdKind::Pipe { id, write, data, .. } = &d.kind {
+            let e = ends.entry(*id).or_default();
+            if *write {
+                e.1 = true
+            } else {
+                e.0 = true
+            }
+            if let Some(h) = data
+                && unhex(h, h.len() / 2).is_none_or(|b| b.len() > 1 << 20)
+            {
+                return Err(format!("descriptor {}: malformed pipe contents", d.fd));
+            }
+        }
+    }
+    if ends.values().any(|&(r, w)| !(r && w)) {
+        return Err("a pipe lacks one of its ends".into());
+    }
+    for (which, t) in &m.itimers {
+        if !(0..=2).contains(which)
+            || t.iter().any(|&v| v < 0)
+            || t[1] >= 1_000_000
+            || t[3] >= 1_000_000
+        {
+            return Err(format!("interval timer {which}"));
+        }
     }
     for a in &m.actions {
         if !(1..=64).contains(&a.sig) {

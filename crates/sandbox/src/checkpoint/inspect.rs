@@ -84,6 +84,18 @@ pub fn describe(img: &Image) -> String {
         "  pending for the process: {}",
         sigs(m.pending.iter().fold(0, |acc, p| acc | 1u64 << (p.sig - 1)))
     );
+    for (which, t) in &m.itimers {
+        let name = ["ITIMER_REAL", "ITIMER_VIRTUAL", "ITIMER_PROF"].get(*which as usize);
+        let _ = writeln!(
+            o,
+            "  {}: {}.{:06} s left, interval {}.{:06} s",
+            name.unwrap_or(&"ITIMER_?"),
+            t[2],
+            t[3],
+            t[0],
+            t[1]
+        );
+    }
     let _ = writeln!(o, "mappings:");
     for v in &m.vmas {
         let pages: u64 = v.runs.iter().map(|r| r.pages).sum();
@@ -112,6 +124,15 @@ pub fn describe(img: &Image) -> String {
             }
             FdKind::Dir { path, pos, .. } => format!("directory {path} (offset {pos})"),
             FdKind::Device { path, .. } => format!("device {path}"),
+            FdKind::Pipe { id, write, data, .. } => format!(
+                "{} end of pipe {id} ({} bytes waiting)",
+                if *write { "write" } else { "read" },
+                data.as_ref().map_or(0, |h| h.len() / 2)
+            ),
+        };
+        let what = match d.dup_of {
+            Some(of) => format!("{what}, shared with {of} (dup)"),
+            None => what,
         };
         let cloexec = if d.cloexec { ", close-on-exec" } else { "" };
         let _ = writeln!(o, "  {}: {what}{cloexec}", d.fd);

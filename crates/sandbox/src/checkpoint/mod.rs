@@ -124,8 +124,8 @@ pub enum CheckpointError {
     /// A descriptor of a kind an image cannot hold.
     #[error(
         "descriptor {fd} is {kind}, which a checkpoint cannot hold (only regular files, \
-         directories, /dev/null, zero, full, random, urandom, tty and stdio can be); close it \
-         before the checkpoint"
+         directories, pipes with both ends in the program, /dev/null, zero, full, random, \
+         urandom, tty and stdio can be); close it before the checkpoint"
     )]
     Descriptor {
         /// The descriptor.

@@ -326,6 +326,12 @@ pub fn restore(opts: &RestoreOptions) -> Result<std::convert::Infallible, Sandbo
     for p in &m.pending {
         sys::post_signal(p.sig, &info_of(&p.info), false);
     }
+    // Armed again with what was left of them (the time the program was stopped not counted).
+    for (which, t) in &m.itimers {
+        if let Err(errno) = sys::setitimer(*which, *t) {
+            tracing::warn!(which, %errno, "an interval timer could not be armed again");
+        }
+    }
     let mut recs = m.threads.iter().cloned().zip(vcpus);
     let (lead_rec, lead_vcpu) = recs.next().expect("image::read checks for a thread");
     let mut go = Vec::new();
@@ -577,13 +583,45 @@ fn descriptors(m: &Meta) -> Result<(), RestoreError> {
             sys::close(std_fd);
         }
     }
+    // New pipes by their id in the image: both ends, kept in the runtime's window until every
+    // descriptor has its number (a number of the program's could be taken over meanwhile).
+    let mut pipes: std::collections::BTreeMap<
+        u64,
+        (crate::fdwin::RuntimeFd, crate::fdwin::RuntimeFd),
+    > = std::collections::BTreeMap::new();
     for d in &m.fds {
         let fd_err = |errno| RestoreError::Fd { fd: d.fd, limit, errno };
         if d.fd as u64 >= limit {
             return Err(fd_err(Errno(libc::EMFILE)));
         }
+        if let Some(of) = d.dup_of {
+            sys::dup_onto(of, d.fd, d.cloexec).map_err(fd_err)?;
+            continue;
+        }
+        if let FdKind::Pipe { id, write, flags, data, size } = &d.kind {
+            if !pipes.contains_key(id) {
+                let (r, w) = sys::pipe_cloexec().map_err(fd_err)?;
+                let win = crate::fdwin::window();
+                let r = win
+                    .adopt(r)
+                    .map_err(|e| fd_err(Errno(e.raw_os_error().unwrap_or(libc::EMFILE))))?;
+                let w = win
+                    .adopt(w)
+                    .map_err(|e| fd_err(Errno(e.raw_os_error().unwrap_or(libc::EMFILE))))?;
+                sys::set_pipe_size(w.raw(), *size);
+                pipes.insert(*id, (r, w));
+            }
+            let (r, w) = &pipes[id];
+            let end = if *write { w.raw() } else { r.raw() };
+            if let Some(bytes) = data.as_deref().and_then(|h| unhex(h, h.len() / 2)) {
+                sys::write_all(w.raw(), &bytes).map_err(fd_err)?;
+            }
+            sys::dup_onto(end, d.fd, d.cloexec).map_err(fd_err)?;
+            sys::set_status_flags(d.fd, *flags).map_err(fd_err)?;
+            continue;
+        }
         let (path, flags, pos) = match &d.kind {
-            FdKind::Stdio => continue,
+            FdKind::Stdio | FdKind::Pipe { .. } => continue,
             FdKind::File { file, flags, pos } => (&file.path, *flags, Some(*pos)),
             FdKind::Dir { path, flags, pos } => (path, *flags, Some(*pos)),
             FdKind::Device { path, flags } => (path, *flags, None),

@@ -318,6 +318,13 @@ pub fn regs_array(r: &dune::Regs) -> [u64; 18] {
 /// Stops every thread, checks what can be stored and writes the image. On error the
 /// threads are still parked: the caller releases them.
 pub fn take(proc: &Arc<Process>, out: &Path, policy: &str) -> Result<Summary, CheckpointError> {
+    let pid = std::process::id() as i32;
+    // Children first, before any thread is stopped (a vfork parent would never stop); again
+    // below, once no thread can fork any more.
+    let children = children_of(pid);
+    if !children.is_empty() {
+        return Err(CheckpointError::Children { pids: children });
+    }
     proc.ckpt.request();
     let live = || proc.live.load(Ordering::SeqCst);
     let parked = proc
@@ -329,7 +336,6 @@ pub fn take(proc: &Arc<Process>, out: &Path, policy: &str) -> Result<Summary, Ch
         threads.push(t?);
     }
     // The thread-group leader first: it runs on the restoring sandbox's main thread.
-    let pid = std::process::id() as i32;
     threads.sort_by_key(|c| c.rec.tid != pid);
     let children = children_of(pid);
     if !children.is_empty() {
@@ -417,6 +423,11 @@ pub fn take(proc: &Arc<Process>, out: &Path, policy: &str) -> Result<Summary, Ch
         threads: threads.into_iter().map(|c| c.rec).collect(),
         fds,
         page_bytes: writer.page_bytes(),
+        // Forwarded to the host as they are: the host's timers are the program's.
+        itimers: (0..=2)
+            .filter_map(|w| sys::getitimer(w).map(|t| (w, t)))
+            .filter(|(_, t)| t[2] != 0 || t[3] != 0)
+            .collect(),
     };
     drop(mm);
     let page_bytes = writer.page_bytes();
@@ -514,16 +525,32 @@ fn descriptors() -> Result<Vec<FdRec>, CheckpointError> {
     let limit = crate::fdwin::window().program_limit().0.min(i32::MAX as u64) as i32;
     let mut fds = sys::open_fds_below(limit);
     fds.sort_unstable();
-    let mut out = Vec::new();
-    for fd in fds {
+    let mut out: Vec<FdRec> = Vec::new();
+    // Pipes: inode → (a read end, a write end) among the program's descriptors.
+    let mut pipes: BTreeMap<u64, (Option<i32>, Option<i32>)> = BTreeMap::new();
+    for &fd in &fds {
+        if let Ok(st) = sys::fstat(fd)
+            && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+            && sys::fd_path(fd).is_some_and(|l| l.starts_with(b"pipe:["))
+        {
+            let e = pipes.entry(st.st_ino).or_default();
+            match sys::fd_status_flags(fd).unwrap_or(0) & libc::O_ACCMODE {
+                libc::O_WRONLY => e.1 = e.1.or(Some(fd)),
+                _ => e.0 = e.0.or(Some(fd)),
+            }
+        }
+    }
+    let mut pipe_data_taken = std::collections::BTreeSet::new();
+    for &fd in &fds {
         let cloexec = sys::fd_flags(fd).is_some_and(|f| f & libc::FD_CLOEXEC != 0);
         let Ok(st) = sys::fstat(fd) else { continue };
         let link = sys::fd_path(fd).unwrap_or_default();
         let link = String::from_utf8_lossy(&link).into_owned();
         if fd <= 2 {
-            out.push(FdRec { fd, cloexec, kind: FdKind::Stdio });
+            out.push(FdRec { fd, cloexec, kind: FdKind::Stdio, dup_of: None });
             continue;
         }
+        let dup_of = out.iter().find(|d| d.fd > 2 && sys::same_description(d.fd, fd)).map(|d| d.fd);
         let flags = sys::fd_status_flags(fd).unwrap_or(0);
         let refuse = |kind: String| Err(CheckpointError::Descriptor { fd, kind });
         if sys::fs_type(fd) == Ok(crate::syscall::procfs::PROC_SUPER_MAGIC) {
@@ -555,12 +582,35 @@ fn descriptors() -> Result<Vec<FdRec>, CheckpointError> {
                 FdKind::Device { path: link, flags }
             }
             libc::S_IFCHR => return refuse(format!("the character device {link}")),
-            libc::S_IFIFO => return refuse(format!("a pipe or FIFO ({link})")),
+            libc::S_IFIFO if link.starts_with("pipe:[") => {
+                let Some(&(Some(r), Some(w))) = pipes.get(&st.st_ino) else {
+                    return refuse(format!(
+                        "a pipe whose other end is outside the program ({link})"
+                    ));
+                };
+                let data = if dup_of.is_none() && pipe_data_taken.insert(st.st_ino) {
+                    let b = sys::pipe_contents(r, w).map_err(|e| CheckpointError::Read {
+                        what: format!("the bytes in {link}"),
+                        source: std::io::Error::from_raw_os_error(e.0),
+                    })?;
+                    Some(hex(&b))
+                } else {
+                    None
+                };
+                FdKind::Pipe {
+                    id: st.st_ino,
+                    write: flags & libc::O_ACCMODE == libc::O_WRONLY,
+                    flags,
+                    data,
+                    size: sys::pipe_size(fd).unwrap_or(65536),
+                }
+            }
+            libc::S_IFIFO => return refuse(format!("a FIFO ({link})")),
             libc::S_IFSOCK => return refuse(format!("a socket ({link})")),
             libc::S_IFBLK => return refuse(format!("the block device {link}")),
             _ => return refuse(link),
         };
-        out.push(FdRec { fd, cloexec, kind });
+        out.push(FdRec { fd, cloexec, kind, dup_of });
     }
     Ok(out)
 }

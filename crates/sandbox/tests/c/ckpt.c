@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -202,6 +203,9 @@ static int files(void) {
     if (lseek(fd, 0, SEEK_CUR) != 7)
         FAIL("offset %lld, expected 7", (long long)lseek(fd, 0, SEEK_CUR));
     CHECK(write(fd, "after\n", 6) == 6);
+    /* 42 is a dup of fd: one offset. */
+    if (lseek(wanted, 0, SEEK_CUR) != 13)
+        FAIL("the duplicate's offset is %lld, expected 13", (long long)lseek(wanted, 0, SEEK_CUR));
     char buf[64] = {0};
     CHECK(pread(wanted, buf, sizeof buf - 1, 0) == 13);
     if (strcmp(buf, "before\nafter\n") != 0)
@@ -399,7 +403,9 @@ static int refuse(const char *what) {
     if (strcmp(what, "socket") == 0) {
         CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
     } else if (strcmp(what, "pipe") == 0) {
+        /* Only the read end stays: the other is "outside" (here: nowhere). */
         CHECK(pipe(fds) == 0);
+        CHECK(close(fds[1]) == 0);
     } else {
         child = fork();
         CHECK(child >= 0);
@@ -415,6 +421,65 @@ static int refuse(const char *what) {
         CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st));
     }
     printf("carried on\n");
+    pass();
+    return 0;
+}
+
+/* A pipe inside the program with bytes waiting, a duplicated read end, a non-blocking write
+ * end. */
+static int pipein(void) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    CHECK(write(p[1], "hello", 5) == 5);
+    int q = dup(p[0]);
+    CHECK(q >= 0);
+    CHECK(fcntl(p[1], F_SETFL, O_NONBLOCK) == 0);
+    ready();
+    wait_go();
+    char buf[16] = {0};
+    CHECK(read(q, buf, 5) == 5);
+    if (memcmp(buf, "hello", 5) != 0)
+        FAIL("the pipe held %s", buf);
+    if (!(fcntl(p[1], F_GETFL) & O_NONBLOCK))
+        FAIL("the write end lost O_NONBLOCK");
+    CHECK(write(p[1], "world", 5) == 5);
+    memset(buf, 0, sizeof buf);
+    CHECK(read(p[0], buf, 5) == 5);
+    if (memcmp(buf, "world", 5) != 0)
+        FAIL("the pipe passed %s", buf);
+    CHECK(close(p[1]) == 0);
+    if (read(q, buf, 1) != 0)
+        FAIL("no end of file on the duplicate once the write end is closed");
+    pass();
+    return 0;
+}
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int s) {
+    (void)s;
+    alarms++;
+}
+
+/* An interval timer armed before the checkpoint keeps running after the restore. */
+static int itimer(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+    struct itimerval v = {.it_interval = {1, 0}, .it_value = {3, 0}};
+    CHECK(setitimer(ITIMER_REAL, &v, NULL) == 0);
+    ready();
+    wait_go();
+    struct itimerval now;
+    CHECK(getitimer(ITIMER_REAL, &now) == 0);
+    if (now.it_interval.tv_sec != 1 || now.it_interval.tv_usec != 0)
+        FAIL("the timer's interval is %ld.%06ld", (long)now.it_interval.tv_sec,
+             (long)now.it_interval.tv_usec);
+    int before = alarms;
+    for (int i = 0; i < 5000 && alarms == before; i++)
+        nap();
+    if (alarms == before)
+        FAIL("no SIGALRM within 10 s of the restore");
     pass();
     return 0;
 }
@@ -465,6 +530,10 @@ int main(int argc, char **argv) {
         return sparse();
     if (!strcmp(s, "threads"))
         return threads();
+    if (!strcmp(s, "pipein"))
+        return pipein();
+    if (!strcmp(s, "itimer"))
+        return itimer();
     if (!strcmp(s, "selfck"))
         return selfck();
     if (!strcmp(s, "socket") || !strcmp(s, "pipe") || !strcmp(s, "child"))
