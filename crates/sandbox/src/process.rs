@@ -691,6 +691,18 @@ impl Thread {
         self.force_signal(libc::SIGBUS, &info, addr, 0, 0, "the host could not back the page", rip)
     }
 
+    /// Makes the program make call `sc` again from its `syscall` instruction when it resumes
+    /// (RIP two bytes back, RAX the call number); a vCPU that refuses ends the process.
+    fn rewind_to_syscall(&mut self, sc: &dune::Syscall) {
+        let r = self
+            .vcpu
+            .set_syscall_return(sc.return_rip - 2)
+            .and_then(|_| self.vcpu.set_syscall_result(sc.nr));
+        if let Err(e) = r {
+            self.proc.finish(Err(e.into()));
+        }
+    }
+
     /// Whether a single-step trap (#DB) at `rip` is one Linux would not report: on hosts where
     /// `syscall` stays at CPL 3 (kvm_pvm), a program single-stepping over `syscall` steps
     /// through the ring-3 trampolines, and their final `jmp *%rcx` traps on arrival after the
@@ -726,13 +738,7 @@ impl Thread {
         if rax as i64 == -i64::from(sys::NOT_STARTED.0) && exit.is_none() && !replaced {
             // A signal came before the call could start: the program takes it as if it had
             // come before its `syscall`, then makes the call (from the `syscall` again).
-            let r = self
-                .vcpu
-                .set_syscall_return(sc.return_rip - 2)
-                .and_then(|_| self.vcpu.set_syscall_result(sc.nr));
-            if let Err(e) = r {
-                self.proc.finish(Err(e.into()));
-            }
+            self.rewind_to_syscall(sc);
             self.stop = Stop::Syscall { return_rip: sc.return_rip - 2, flags };
             self.not_started = Some(sc.return_rip);
             self.deliver(None, Point::Call);
@@ -754,13 +760,7 @@ impl Thread {
             // Interrupted for the checkpoint only: the call is made again from its `syscall`
             // instruction (after the restore, or once the checkpoint is over), as Linux
             // restarts a call a stop signal interrupted; its temporary mask goes back.
-            let r = self
-                .vcpu
-                .set_syscall_return(sc.return_rip - 2)
-                .and_then(|_| self.vcpu.set_syscall_result(sc.nr));
-            if let Err(e) = r {
-                self.proc.finish(Err(e.into()));
-            }
+            self.rewind_to_syscall(sc);
             if let Some(old) = self.saved_mask.take() {
                 self.sigmask = old;
             }

@@ -447,19 +447,9 @@ fn probe_path(
     nofollow: bool,
     syscall: &str,
 ) -> Result<crate::fdwin::RuntimeFd, Errno> {
-    if dirfd as i32 != libc::AT_FDCWD {
-        check_fd(ctx.proc(), dirfd)?;
-    }
     let p = &paths::redirect(ctx.proc(), p);
-    let flags = O_PATH | O_CLOEXEC | if nofollow { O_NOFOLLOW } else { 0 };
-    let creating = crate::fdwin::window().creating();
-    let fd = host(libc::SYS_openat, [dirfd, p.as_ptr() as u64, flags, 0, 0, 0])?;
-    let probe = crate::fdwin::window().adopt(fd as i32).map_err(|e| Errno::from_io(&e))?;
-    drop(creating);
-    let st = fstat(probe.raw() as u64)?;
-    if crate::fdwin::runtime_object(Some(probe.raw()), &st).is_some() {
-        return Err(Errno::EACCES);
-    }
+    let flags = if nofollow { O_NOFOLLOW } else { 0 };
+    let probe = paths::pinned(ctx, dirfd, p, flags, &paths::plain_open)?;
     // Every caller changes the file (its size, mode or owner).
     if paths::mediated(ctx.proc()) {
         paths::decide(ctx, syscall, &paths::path_of(probe.raw())?, Need::Write)?;
