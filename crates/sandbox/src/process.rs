@@ -996,10 +996,13 @@ impl Thread {
     }
 
     /// The arrivals counter value a forwarded call at `return_rip` is a cancellation point for:
-    /// the one of the last safe point, or now for the call made again after it did not start.
+    /// the one of the last safe point, or [`sys::FROM_NOW`] for the call made again after it did
+    /// not start.
     pub fn arrivals_seen(&mut self, return_rip: u64) -> u64 {
-        if self.not_started.take() == Some(return_rip) {
-            sys::arrivals()
+        // Kept across the calls a handler makes: only the call made again consumes it.
+        if self.not_started == Some(return_rip) {
+            self.not_started = None;
+            sys::FROM_NOW
         } else {
             self.seen_arrivals
         }

@@ -72,8 +72,16 @@ pub fn arrivals() -> u64 {
     ARRIVALS.with(Cell::get)
 }
 
+/// A `seen` value for [`cancellable`]: only a signal recorded after the call's last
+/// instructions before `syscall` began keeps it from starting (those signals interrupt the
+/// host call instead, if it blocks). For a call made again after it did not start: the
+/// signals that arrived while the program took the first ones cannot cancel it once more, so
+/// a signal storm cannot keep it from ever starting.
+pub const FROM_NOW: u64 = u64::MAX;
+
 /// Runs `f`, whose first [`syscall6`] does not start (returns [`NOT_STARTED`]) if this thread
-/// recorded a signal since its arrivals counter read `seen`.
+/// recorded a signal since its arrivals counter read `seen` (or, for [`FROM_NOW`], within the
+/// few instructions before the `syscall`).
 pub fn cancellable<T>(seen: u64, f: impl FnOnce() -> T) -> T {
     CANCEL_IF_ARRIVED.with(|c| c.set(Some(seen)));
     let r = f();
@@ -85,7 +93,8 @@ core::arch::global_asm!(
     ".pushsection .text.sandbox_cancellable,\"ax\",@progbits",
     ".globl sandbox_cancellable_syscall",
     ".type sandbox_cancellable_syscall,@function",
-    // rdi: the six arguments, rsi: the number, rdx: &arrivals, rcx: the value last seen.
+    // rdi: the six arguments, rsi: the number, rdx: &arrivals, rcx: the value last seen
+    // (FROM_NOW: the value at `begin`, read inside the range the signal handler watches).
     "sandbox_cancellable_syscall:",
     "    mov r11, rdx",
     "    mov rax, rsi",
@@ -97,6 +106,10 @@ core::arch::global_asm!(
     "    mov rdi, [rdi]",
     ".globl sandbox_cancellable_begin",
     "sandbox_cancellable_begin:",
+    "    cmp rcx, -1",
+    "    jne 2f",
+    "    mov rcx, qword ptr [r11]",
+    "2:",
     "    cmp qword ptr [r11], rcx",
     "    jne sandbox_cancellable_cancel",
     ".globl sandbox_cancellable_insn",

@@ -1450,6 +1450,22 @@ all_links!(signal_storm_sleeps, |link| {
     );
 });
 
+// Calls that may block (the supervisor's cancellation points) make progress under a 20 us
+// timer: one that did not start because a signal came first is not stopped again, after the
+// handler, by the signals that arrived meanwhile (a single write took up to a second, under
+// load more than the harness's 60 s, before).
+all_links!(signal_storm_blocking_calls_progress, |link| {
+    let c = c_run("sig_storm", link, &["pipes"]);
+    c.last().native.assert_success();
+    assert_lines(
+        &native_out(&c),
+        &[
+            "pipes: 300 round trips under a 20 us timer, all bytes back 1, signals handled 1",
+            "done",
+        ],
+    );
+});
+
 // A blocked signal, however often the host sees it, neither interrupts a sleep nor makes it
 // start over: relative timeouts keep counting (nanosleep, poll, FUTEX_WAIT).
 all_links!(signal_storm_blocked_timed_waits, |link| {

@@ -15,6 +15,10 @@
  *             SIGSEGV in a subdirectory (whose cores are removed): the SIGCHLD si_code is
  *             CLD_DUMPED exactly when waitpid reports WCOREDUMP, and whether they dumped is the
  *             same natively and sandboxed (it depends on the host's limits)
+ *   pipes     300 round trips of one byte through a pipe (write, then read: calls that may
+ *             block, so the supervisor's cancellation points) under a 20 us timer: a call that
+ *             did not start because a signal came first, made again after the handler, must not
+ *             be stopped again by the signals of that time (each write took up to a second: 300 round trips 20 to 70 s)
  *   term      prints "ready" and runs under a 20 us timer until a signal ends it (the
  *             harness sends SIGTERM)
  *   handler   like term with a SIGTERM handler that exits with status 3
@@ -210,6 +214,23 @@ int main(int argc, char **argv) {
         }
         calm();
         printf("children killed by SIGSEGV: %d of 20, SIGCHLD handled %d\n", segv, chlds > 0);
+    } else if (strcmp(mode, "pipes") == 0) {
+        int p[2];
+        CHECK(pipe(p) == 0);
+        storm(20);
+        int ok = 1;
+        for (int i = 0; i < 300; i++) {
+            char c = (char)i, back = 0;
+            ssize_t w, r;
+            do w = write(p[1], &c, 1);
+            while (w < 0 && errno == EINTR);
+            do r = read(p[0], &back, 1);
+            while (r < 0 && errno == EINTR);
+            ok &= w == 1 && r == 1 && back == c;
+        }
+        calm();
+        printf("pipes: 300 round trips under a 20 us timer, all bytes back %d, signals handled %d\n",
+               ok, alarms > 0);
     } else if (strcmp(mode, "term") == 0 || strcmp(mode, "handler") == 0) {
         /* SIGALRM is lower than SIGTERM: delivered lowest first, it must not starve SIGTERM
          * however fast it comes. */
