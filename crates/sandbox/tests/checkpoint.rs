@@ -482,6 +482,27 @@ link_tests!("sandbox::checkpoint", the_program_cannot_checkpoint_itself, [static
     );
 });
 
+// Nor can a process it forked that its parent left (an orphan is no child of the sandbox, but
+// still one of its processes): the image path would be the program's choice.
+link_tests!("sandbox::checkpoint", an_orphaned_child_cannot_checkpoint_the_program, [static_ => Static], |link| {
+    let bin = build_c("ckpt", link);
+    let dir = WorkDir::new("ckpt-orphan");
+    let out = sandbox_cmd()
+        .args(["run", "--policy", "null", "--"])
+        .arg(&bin)
+        .arg("orphanck")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("answer: refused the sandboxed program cannot checkpoint itself"),
+        "{text}"
+    );
+    assert!(!dir.join("orphan.img").exists());
+});
+
 // ---------------------------------------------------------------------------------------------
 // Damaged images and hosts that cannot take them
 // ---------------------------------------------------------------------------------------------

@@ -109,9 +109,9 @@ pub fn channel_name(pid: i32) -> String {
 
 /// The request channel of `sandbox checkpoint PID`: a Unix socket on the abstract name
 /// [`channel_name`] of this sandbox's pid, its descriptors in the runtime's window. A
-/// request is served only for a peer with the sandbox's uid (or root) whose pid is not the
-/// sandbox's own (the program runs in the sandbox's process; a process it forks would make
-/// the checkpoint refused anyway). Call before the program runs.
+/// request is served only for a peer with the sandbox's uid (or root) that is not one of the
+/// sandbox's processes ([`crate::family`]: the program runs in them). Call before the program
+/// runs.
 pub fn listen(proc: &Arc<Process>, policy: String) -> std::io::Result<()> {
     let l = sys::abstract_listener(channel_name(std::process::id() as i32).as_bytes())?;
     let proc = proc.clone();
@@ -161,7 +161,10 @@ fn serve(proc: &Arc<Process>, s: std::os::unix::net::UnixStream, policy: &str) {
     if uid != sys::getuid() && uid != 0 {
         return reply(false, "only the sandbox's owner (its uid) may checkpoint it");
     }
-    if pid == std::process::id() as i32 {
+    // Not the program, nor a process it forked (one orphaned by its parent is no child of the
+    // sandbox any more, but still in the family): the image's path would be the program's
+    // choice, written by this thread, outside the policy's rules.
+    if pid == std::process::id() as i32 || crate::family::contains(pid) {
         return reply(false, "the sandboxed program cannot checkpoint itself");
     }
     let leave = match (lines[0].as_str(), lines[1].as_str()) {

@@ -509,6 +509,54 @@ static int selfck(void) {
     return 0;
 }
 
+/* A process the program forked, orphaned by its parent (no child of the sandbox any more),
+ * asks the sandbox to checkpoint itself to a path of its choice: refused as well. */
+static int orphanck(void) {
+    pid_t root = getpid();
+    char img[4096];
+    CHECK(getcwd(img, sizeof img - 16) != NULL);
+    strcat(img, "/orphan.img");
+    pid_t c = fork();
+    CHECK(c >= 0);
+    if (c == 0) {
+        pid_t parent = getpid();
+        if (fork() != 0) _exit(0);
+        /* The grandchild, orphaned once its parent exits. */
+        while (getppid() == parent) usleep(1000);
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        CHECK(s >= 0);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "dune-sandbox/checkpoint/%d",
+                         (int)root);
+        socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+        char buf[512] = {0};
+        if (connect(s, (struct sockaddr *)&a, len) != 0) {
+            snprintf(buf, sizeof buf, "connect: %s\n", errname(errno));
+        } else {
+            char req[4200];
+            int m = snprintf(req, sizeof req, "checkpoint v1\nleave-running 1\n%s\n", img);
+            CHECK(write(s, req, (size_t)m) == m);
+            CHECK(read(s, buf, sizeof buf - 1) > 0);
+        }
+        int f = open("answer", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        CHECK(f >= 0);
+        CHECK(write(f, buf, strlen(buf)) == (ssize_t)strlen(buf));
+        close(f);
+        _exit(0);
+    }
+    CHECK(waitpid(c, NULL, 0) == c);
+    for (int i = 0; i < 1000 && access("answer", F_OK) != 0; i++) usleep(10 * 1000);
+    usleep(50 * 1000);
+    char buf[512] = {0};
+    int f = open("answer", O_RDONLY);
+    if (f < 0) FAIL("the orphan never answered");
+    CHECK(read(f, buf, sizeof buf - 1) >= 0);
+    printf("answer: %s", buf);
+    if (access(img, F_OK) == 0) FAIL("an image was written");
+    pass();
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *s = argc > 1 ? argv[1] : "";
@@ -536,6 +584,8 @@ int main(int argc, char **argv) {
         return itimer();
     if (!strcmp(s, "selfck"))
         return selfck();
+    if (!strcmp(s, "orphanck"))
+        return orphanck();
     if (!strcmp(s, "socket") || !strcmp(s, "pipe") || !strcmp(s, "child"))
         return refuse(s);
     fprintf(stderr, "usage: ckpt SCENARIO\n");
