@@ -265,6 +265,11 @@ struct PolicyArgs {
     /// Keep the private /tmp after the run (its host path is printed on stderr).
     #[arg(long)]
     keep_tmp: bool,
+    /// The filesystem rules' kernel-enforced second layer (Landlock, applied to the sandbox
+    /// itself before the program starts): auto (where the host kernel has Landlock), require
+    /// (refuse to start where it cannot be fully enforced) or off (the first layer alone).
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "require", "off"], default_value = "auto")]
+    landlock: String,
     /// Allow connecting to ADDR[:PORT][/PROTO] (and answers from there): an address, CIDR
     /// network, host name (resolved once, at start), any, localhost or loopback; IPv6 in
     /// brackets, e.g. `[::1]:8000-8100/tcp`. Repeatable.
@@ -605,6 +610,7 @@ pub fn main() -> i32 {
         policy,
         audit: audit_of(&args.policy),
         checkpoint_on: args.checkpoint.checkpoint_on.zip(args.checkpoint.output.clone()),
+        landlock: landlock_of(&args.policy),
     };
     match crate::run(&opts) {
         Ok(never) => match never {},
@@ -616,6 +622,15 @@ pub fn main() -> i32 {
             eprintln!("sandbox: {e}");
             EXIT_RUNTIME
         }
+    }
+}
+
+fn landlock_of(p: &PolicyArgs) -> crate::landlock_layer::Mode {
+    use crate::landlock_layer::Mode;
+    match p.landlock.as_str() {
+        "require" => Mode::Require,
+        "off" => Mode::Off,
+        _ => Mode::Auto,
     }
 }
 
@@ -640,6 +655,7 @@ fn restore_main(args: &RestoreArgs) -> i32 {
         switchless: !args.no_switchless,
         allow_changed_files: args.allow_changed_files,
         checkpoint_on: args.checkpoint.checkpoint_on.zip(args.checkpoint.output.clone()),
+        landlock: landlock_of(&args.policy),
     };
     match crate::checkpoint::restore::restore(&opts) {
         Ok(never) => match never {},

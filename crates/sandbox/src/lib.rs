@@ -22,6 +22,7 @@ pub mod fault_addr;
 pub mod fdwin;
 pub mod guard;
 pub mod hostread;
+pub mod landlock_layer;
 pub mod loader;
 pub mod mm;
 pub mod policy;
@@ -71,6 +72,8 @@ pub struct RunOptions {
     /// `--checkpoint-on SIGNAL -o IMAGE`: that signal, sent by another process, checkpoints
     /// the program to IMAGE ([`checkpoint`]).
     pub checkpoint_on: Option<(i32, PathBuf)>,
+    /// The policy's kernel-enforced second layer ([`landlock_layer`]).
+    pub landlock: landlock_layer::Mode,
 }
 
 /// `--audit-log`, `--audit-allowed`, `--stats`.
@@ -117,6 +120,9 @@ pub enum SandboxError {
     /// The private `/tmp` could not be made.
     #[error("cannot make the private /tmp in {0}: {1}; set TMPDIR to a writable directory")]
     PrivateTmp(PathBuf, std::io::Error),
+    /// The policy's kernel-enforced layer could not be applied.
+    #[error(transparent)]
+    Landlock(#[from] landlock_layer::LayerError),
     /// The policy could not be compiled.
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
@@ -509,6 +515,7 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     if let Err(e) = checkpoint::save::listen(&proc, opts.policy.name.clone()) {
         tracing::warn!(%e, "no checkpoint channel (sandbox checkpoint PID will not reach it)");
     }
+    second_layer(&proc.policy, opts.landlock)?;
     let mut thread = process::Thread::new(proc, vcpu);
     thread.register();
     tracing::debug!(elapsed = ?t0.elapsed(), "entering the program");
@@ -518,6 +525,24 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
     loop {
         std::thread::park();
     }
+}
+
+/// Applies the policy's kernel-enforced second layer ([`landlock_layer`]) to the calling
+/// thread, the threads it starts and the processes it forks from now on: the last step before
+/// the program runs (helper threads started before stay outside it).
+pub(crate) fn second_layer(
+    engine: &policy::Engine,
+    mode: landlock_layer::Mode,
+) -> Result<(), SandboxError> {
+    let needs = landlock_layer::Needs {
+        private_tmp: PRIVATE_TMP.get().map(|(d, _)| d.clone()),
+        confine_signals: engine.confines_processes(),
+    };
+    match landlock_layer::apply(mode, engine.fs(), engine.net(), &needs)? {
+        Some(a) => tracing::debug!(?a, "Landlock layer applied"),
+        None => tracing::debug!("no Landlock layer"),
+    }
+    Ok(())
 }
 
 /// Debug builds only: `SANDBOX_TEST_CRASH=segv|abort|panic` makes the supervisor crash right

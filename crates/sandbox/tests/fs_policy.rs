@@ -369,3 +369,60 @@ fn processes_outside_the_sandbox_cannot_be_signalled_or_seen() {
     let _ = outside.wait();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "seen", "under the null policy");
 }
+
+/// Whether the host kernel has Landlock enabled (`/sys/kernel/security/lsm` lists it).
+fn landlock_enabled() -> bool {
+    std::fs::read_to_string("/sys/kernel/security/lsm")
+        .is_ok_and(|l| l.split(',').any(|m| m.trim() == "landlock"))
+}
+
+// The kernel-enforced second layer alone: with the first layer's path decisions switched off
+// (a debug build's test switch), the workspace profile still keeps the program from reading a
+// secret below a readable directory and from writing outside the working directory, while it
+// reads the system and writes the working directory; with `--landlock off` too, everything
+// goes through, so the refusals are Landlock's.
+#[test]
+fn the_kernel_layer_holds_without_the_first() {
+    gated!(the_kernel_layer_holds_without_the_first);
+    if !landlock_enabled() {
+        eprintln!("skipped: this kernel has no Landlock");
+        return;
+    }
+    let w = WorkDir::new("fs-landlock");
+    let home = w.join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), b"secret\n").unwrap();
+    std::fs::write(home.join(".profile"), b"public\n").unwrap();
+    let cwd = w.join("proj");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let outside = w.join("outside.txt");
+    let script = format!(
+        "cat ~/.ssh/id_ed25519; cat ~/.profile; echo w > {o} && echo outside-written; \
+         echo in > in.txt && cat in.txt; cat /etc/hostname > /dev/null && echo etc-read",
+        o = outside.display()
+    );
+    let run = |landlock: &str| {
+        let out = Command::new(common::sandbox_bin())
+            .args(["run", "--landlock", landlock, "--", "/bin/sh", "-c", &script])
+            .env("HOME", &home)
+            .env("SANDBOX_TEST_FIRST_LAYER_OFF", "1")
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        let text = format!(
+            "stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (String::from_utf8_lossy(&out.stdout).into_owned(), text)
+    };
+    let (stdout, text) = run("require");
+    assert!(!stdout.contains("secret"), "Landlock let the secret be read: {text}");
+    assert!(!stdout.contains("outside-written") && !outside.exists(), "{text}");
+    for want in ["public", "in", "etc-read"] {
+        assert!(stdout.lines().any(|l| l == want), "{want} missing: {text}");
+    }
+    assert!(text.contains("Permission denied"), "{text}");
+    let (stdout, text) = run("off");
+    assert!(stdout.contains("secret") && stdout.contains("outside-written"), "{text}");
+}

@@ -39,6 +39,8 @@ pub struct RestoreOptions {
     pub allow_changed_files: bool,
     /// `--checkpoint-on SIG -o IMAGE` for the restored program.
     pub checkpoint_on: Option<(i32, PathBuf)>,
+    /// The policy's kernel-enforced second layer ([`crate::landlock_layer`]).
+    pub landlock: crate::landlock_layer::Mode,
 }
 
 /// Why an image cannot be restored here.
@@ -323,6 +325,8 @@ pub fn restore(opts: &RestoreOptions) -> Result<std::convert::Infallible, Sandbo
     if let Err(e) = super::save::listen(&proc, opts.policy.name.clone()) {
         tracing::warn!(%e, "no checkpoint channel (sandbox checkpoint PID will not reach it)");
     }
+    // Before the program's threads start: they are made inside the domain.
+    crate::second_layer(&proc.policy, opts.landlock)?;
     for p in &m.pending {
         sys::post_signal(p.sig, &info_of(&p.info), false);
     }

@@ -361,6 +361,10 @@ pub struct Engine {
     noticed: Option<&'static [std::sync::atomic::AtomicU64]>,
     /// The run's private directories.
     redirects: Redirects,
+    /// Debug builds, for the tests of the kernel-enforced layer only
+    /// (`SANDBOX_TEST_FIRST_LAYER_OFF=1`): path decisions allow everything, so that what the
+    /// program meets is the second layer's verdict ([`crate::landlock_layer`]).
+    first_layer_off: bool,
 }
 
 /// The private directories of a run (`--private-tmp`): absolute paths the program names below
@@ -453,6 +457,8 @@ impl Engine {
             notice: None,
             noticed: None,
             redirects: Redirects::default(),
+            first_layer_off: cfg!(debug_assertions)
+                && std::env::var_os("SANDBOX_TEST_FIRST_LAYER_OFF").is_some_and(|v| v == "1"),
         })
     }
 
@@ -522,6 +528,9 @@ impl Engine {
         need: fs::Need,
     ) -> Result<(), Errno> {
         let Some(f) = &self.fs else { return Ok(()) };
+        if self.first_layer_off {
+            return Ok(());
+        }
         match f.decide(path, need) {
             Ok(()) => {
                 if self.audit.allowed {
@@ -547,6 +556,9 @@ impl Engine {
         dst: &[u8],
     ) -> Result<(), Errno> {
         let Some(f) = &self.fs else { return Ok(()) };
+        if self.first_layer_off {
+            return Ok(());
+        }
         f.may_move(src, dst).map_err(|r| self.fs_denied(caller, syscall, "move", src, r))
     }
 
