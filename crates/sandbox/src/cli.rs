@@ -231,7 +231,8 @@ struct RunArgs {
     /// (the system calls it made, the network endpoints it bound, connected or sent to, the
     /// paths it reached, grouped by directory), each rule commented, for review and then
     /// `--policy FILE`. FILE is checked at start and written only at the end (replaced
-    /// atomically); not at all if the program cannot be started. Takes no other policy option.
+    /// atomically); not at all if the program cannot be started. Takes no other policy option
+    /// (`--policy null` excepted).
     #[arg(long, value_name = "FILE")]
     learn: Option<PathBuf>,
     #[command(flatten)]

@@ -157,6 +157,48 @@ fn python_reading_writing_and_connecting_is_learned_and_replayed() {
 }
 
 #[test]
+fn a_server_on_a_port_the_kernel_picks_is_learned_and_replayed() {
+    if selfcheck() || !Path::new(PYTHON).exists() {
+        return;
+    }
+    let work = WorkDir::new("learn-server");
+    let policy = work.join("server.toml");
+    // A listener on port 0 (the kernel's pick), a connection to it, accepted (through the
+    // guard's helper thread), a greeting over it.
+    let code = "import socket\n\
+                l = socket.socket()\n\
+                l.bind(('127.0.0.1', 0))\n\
+                l.listen(1)\n\
+                c = socket.create_connection(l.getsockname())\n\
+                s, _ = l.accept()\n\
+                s.sendall(b'hi')\n\
+                print(c.recv(2).decode())\n";
+    let (o, text) = learn(work.path(), &policy, PYTHON, &["-c", code]);
+    o.assert_success();
+    assert_eq!(o.stdout_str(), "hi\n", "{}", o.report());
+    assert!(
+        text.contains("op = [\"bind\"]\nprotocol = \"tcp\"\naddress = \"127.0.0.1\"\nport = 0\n"),
+        "{text}"
+    );
+    // Its own listening port (the kernel's pick), and the connection accepted (noted by
+    // the guard's helper thread): one rule, for any port of that address.
+    assert!(
+        text.contains(
+            "op = [\"connect\", \"listen\", \"accept\"]\nprotocol = \"tcp\"\naddress = \"127.0.0.1\"\nport = \"any\"\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("; accept tcp 127.0.0.1:"), "{text}");
+    let o = under(work.path(), &policy, PYTHON, &["-c", code]);
+    o.assert_success();
+    assert_eq!(o.stdout_str(), "hi\n", "{}", o.report());
+    // Another address to listen on: refused.
+    let other = code.replace("127.0.0.1", "127.0.0.2");
+    let o = under(work.path(), &policy, PYTHON, &["-c", &other]);
+    assert!(o.stderr_str().contains("PermissionError"), "{}", o.report());
+}
+
+#[test]
 fn a_call_the_run_did_not_make_fails_with_enosys() {
     if selfcheck() || !Path::new(PYTHON).exists() {
         return;

@@ -790,9 +790,18 @@ fn net_rules(out: &mut String, net: &[NetUse]) {
         };
         let (target, seen) = match (&u.endpoint, proto) {
             (Endpoint::Ip(ip, port), Some(proto)) => {
+                // A port the kernel picked (a listening socket bound to port 0) changes from
+                // run to run: rules about it are for any port.
+                let picked = |ip: &IpAddr, port: u16| {
+                    !bind_ports.contains(&(*ip, port))
+                        && net
+                            .iter()
+                            .any(|o| o.op == Op::Listen && o.endpoint == Endpoint::Ip(*ip, port))
+                };
                 let port_text = match u.op {
-                    // The listening address of a socket bound to port 0: the kernel's pick.
                     Op::Listen if !bind_ports.contains(&(*ip, *port)) => "\"any\"".to_string(),
+                    // Its own listening socket, at the port the kernel picked.
+                    Op::Connect if picked(ip, *port) => "\"any\"".to_string(),
                     // A connection's peer: its port is the peer's pick.
                     Op::Accept => "\"any\"".to_string(),
                     _ => port.to_string(),
@@ -804,6 +813,8 @@ fn net_rules(out: &mut String, net: &[NetUse]) {
                 );
                 if u.op == Op::Accept
                     && let Some(lp) = u.local_port
+                    && lp != 0
+                    && bind_ports.iter().any(|b| b.1 == lp)
                 {
                     let _ = writeln!(t, "local-port = {lp}");
                 }

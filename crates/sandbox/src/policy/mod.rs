@@ -8,6 +8,7 @@
 //!
 //! * **system-call rules** (`[syscalls]`): one table lookup per call, by number; a call no rule
 //!   names costs that load and nothing else, under every policy (the null policy included);
+//!   an allow-list (`allow = [...]`) is a denying rule in every slot it does not name;
 //! * **network rules** (`[network]`, `--allow-*`): the socket calls in
 //!   [`crate::syscall::net`] copy and decode their arguments (socket addresses into typed
 //!   [`endpoint::Endpoint`]s, the socket itself into its [`endpoint::SockKind`]) and ask the
@@ -25,6 +26,10 @@
 //!   has ([`fs`]), and carries out the call on that descriptor;
 //! * **process confinement** (every policy but null): signals, waits and queries reach only
 //!   the sandbox's own processes ([`crate::family`]).
+//!
+//! * **learning** (`run --learn FILE`, [`learn`]): an engine of the null policy that mediates
+//!   the file system and the network and rules on every call, allowing everything, and notes
+//!   the typed argument of each decision for the policy file it writes at the end.
 //!
 //! Rule kinds are an enum ([`Rule`]) so that a policy can grow new kinds without changing how
 //! the others are written, matched or audited.
