@@ -34,6 +34,8 @@ and other credential stores, writes only the working directory and a private
   sandbox run --allow-bind 0.0.0.0:8000 -- python3 -m http.server 8000
   sandbox run --allow-unix /run/app.sock --allow-unix @abstract-name -- ./client
   sandbox run --policy my-policy.toml --audit-log audit.jsonl --stats -- ./prog
+  sandbox run --learn prog.toml -- ./prog    learn a policy from one run (null policy) ...
+  sandbox run --policy ./prog.toml -- ./prog ... review it, then run under it
 Once any network rule is given, every bind, connect, send, listen and accept that
 no rule allows is denied (EACCES) and logged as one JSON line (to stderr, or to
 --audit-log FILE). Rules are tried in order: the first that matches decides
@@ -224,6 +226,15 @@ struct RunArgs {
     no_switchless: bool,
     #[command(flatten)]
     policy: PolicyArgs,
+    /// Learn a policy: run the program under the null policy (everything allowed, validated)
+    /// and, when it ends, write to FILE the narrowest policy file that allows what the run did
+    /// (the system calls it made, the network endpoints it bound, connected or sent to, the
+    /// paths it reached, grouped by directory), each rule commented, for review and then
+    /// `--policy FILE`. FILE is checked at start and written only at the end (replaced
+    /// atomically); not at all if the program cannot be started. Takes no other policy option
+    /// (`--policy null` excepted).
+    #[arg(long, value_name = "FILE")]
+    learn: Option<PathBuf>,
     #[command(flatten)]
     checkpoint: CheckpointArgs,
     /// The program and its arguments. The program is found through the PATH of its
@@ -575,11 +586,35 @@ pub fn main() -> i32 {
             };
         }
     };
-    let policy = match policy_of(&args.policy) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("sandbox: {e}");
-            return 2;
+    let learn = match &args.learn {
+        None => None,
+        Some(file) => {
+            if let Some(o) = policy_option_given(&args.policy)
+                .or(args.checkpoint.checkpoint_on.map(|_| "--checkpoint-on"))
+            {
+                eprintln!(
+                    "sandbox: --learn runs the program under the null policy and writes the                      policy it learned: it cannot be combined with {o}; drop one of them (use                      the learned file with --policy FILE afterwards)"
+                );
+                return 2;
+            }
+            match crate::policy::learn::check_target(file) {
+                Ok(abs) => Some(abs),
+                Err(e) => {
+                    eprintln!("sandbox: {e}");
+                    return 2;
+                }
+            }
+        }
+    };
+    let policy = if learn.is_some() {
+        Policy::null()
+    } else {
+        match policy_of(&args.policy) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("sandbox: {e}");
+                return 2;
+            }
         }
     };
     let name = args.argv[0].clone();
@@ -605,7 +640,8 @@ pub fn main() -> i32 {
         trace: args.trace.clone().map(PathBuf::from),
         quiet: args.quiet,
         switchless: !args.no_switchless,
-        default_policy: args.policy.policy.is_none(),
+        default_policy: args.policy.policy.is_none() && learn.is_none(),
+        learn,
         keep_tmp: args.policy.keep_tmp,
         policy,
         audit: audit_of(&args.policy),
@@ -632,6 +668,31 @@ fn landlock_of(p: &PolicyArgs) -> crate::landlock_layer::Mode {
         "off" => Mode::Off,
         _ => Mode::Auto,
     }
+}
+
+/// The first policy option given, if any (for `--learn`, which takes none).
+fn policy_option_given(p: &PolicyArgs) -> Option<&'static str> {
+    [
+        // `--policy null` is what a learning run runs under: saying so is no conflict.
+        (p.policy.as_deref().is_some_and(|v| v != "null"), "--policy"),
+        (!p.ro.is_empty(), "--ro"),
+        (!p.rw.is_empty(), "--rw"),
+        (!p.exec.is_empty(), "--exec"),
+        (!p.hide.is_empty(), "--hide"),
+        (p.private_tmp, "--private-tmp"),
+        (p.keep_tmp, "--keep-tmp"),
+        (!p.allow_connect.is_empty(), "--allow-connect"),
+        (!p.allow_bind.is_empty(), "--allow-bind"),
+        (!p.allow_send.is_empty(), "--allow-send"),
+        (!p.allow_unix.is_empty(), "--allow-unix"),
+        (p.deny_net, "--deny-net"),
+        (p.net.is_some(), "--net"),
+        (p.audit_log.is_some(), "--audit-log"),
+        (p.audit_allowed, "--audit-allowed"),
+        (p.stats, "--stats"),
+    ]
+    .into_iter()
+    .find_map(|(given, name)| given.then_some(name))
 }
 
 fn audit_of(p: &PolicyArgs) -> AuditOptions {

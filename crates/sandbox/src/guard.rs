@@ -215,8 +215,10 @@ fn start(engine: Arc<Engine>, range: std::ops::Range<u64>) -> Result<Guard, Errn
     let thread = sys::with_signals_blocked(|_| {
         std::thread::Builder::new().name("sandbox-guard".into()).stack_size(256 << 10).spawn(
             move || {
-                let ok = sys_net::private_table_keeping(&[theirs, audit.unwrap_or(-1)])
-                    .map(|()| sys::gettid());
+                // And a learning run's journal (the peers it accepts are noted there).
+                let mut keep = vec![theirs, audit.unwrap_or(-1)];
+                keep.extend(engine.learner().into_iter().flat_map(|l| l.fds()));
+                let ok = sys_net::private_table_keeping(&keep).map(|()| sys::gettid());
                 let failed = ok.is_err();
                 let _ = ready_tx.send(ok);
                 if !failed {

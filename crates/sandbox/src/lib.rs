@@ -74,6 +74,9 @@ pub struct RunOptions {
     pub checkpoint_on: Option<(i32, PathBuf)>,
     /// The policy's kernel-enforced second layer ([`landlock_layer`]).
     pub landlock: landlock_layer::Mode,
+    /// `--learn FILE` (absolute, checked): run under `policy` (the null policy) noting every
+    /// decision, and write the learned policy to FILE at the end ([`policy::learn`]).
+    pub learn: Option<PathBuf>,
 }
 
 /// `--audit-log`, `--audit-allowed`, `--stats`.
@@ -135,6 +138,9 @@ pub enum SandboxError {
     /// The runtime failed while the program ran.
     #[error(transparent)]
     Run(#[from] process::RunError),
+    /// `--learn` could not start.
+    #[error(transparent)]
+    Learn(#[from] policy::learn::LearnError),
     /// An image cannot be restored.
     #[error("cannot restore: {0}")]
     Restore(Box<checkpoint::restore::RestoreError>),
@@ -366,6 +372,9 @@ fn engine_for(
     if let Some(r) = redirects {
         engine.set_redirects(r);
     }
+    if let Some((out, command)) = &eo.learn {
+        engine.learn(policy::learn::Recorder::new(out.clone(), command.clone())?);
+    }
     if policy.mediates_files() {
         for f in supervisor_files() {
             engine.protect(&f);
@@ -404,6 +413,8 @@ pub struct EngineOptions {
     pub keep_tmp: bool,
     /// The trace file, if any.
     pub trace: Option<PathBuf>,
+    /// `--learn`: the file to write and the command, for its header.
+    pub learn: Option<(PathBuf, String)>,
 }
 
 /// What `run` and `restore` share before a VM exists: the host signal handlers (returns the
@@ -447,6 +458,11 @@ pub fn run(opts: &RunOptions) -> Result<std::convert::Infallible, SandboxError> 
         default_policy: opts.default_policy,
         keep_tmp: opts.keep_tmp,
         trace: opts.trace.clone().filter(|t| t.as_os_str() != "-"),
+        learn: opts.learn.clone().map(|f| {
+            let words: Vec<String> =
+                opts.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            (f, words.join(" "))
+        }),
     };
     let (ignored, engine) = prepare(&opts.policy, &opts.audit, opts.switchless, &eo)?;
     let vm = Vm::new(vm_config())?;

@@ -300,6 +300,18 @@ impl Process {
         {
             self.policy.sink().write_text(&s);
         }
+        if let Some(l) = self.policy.learner()
+            && crate::policy::audit::is_root()
+        {
+            let ending = match &outcome {
+                Ok(Outcome::Exited(s)) => format!("exit status {s}"),
+                Ok(Outcome::Killed(f)) => {
+                    format!("killed by {}", crate::cli::signal_name(f.signal))
+                }
+                Err(e) => format!("runtime error: {e}"),
+            };
+            l.finish(&ending);
+        }
         crate::end_private_tmp();
         crate::family::leave();
         self.release_all_robust_lists();

@@ -18,6 +18,8 @@
 //! deny = ["ptrace", "kill"]
 //! errno = "EPERM"
 //! log = ["execve"]
+//! allow = ["read", "write"]   # present: only these (and the calls the rules above name);
+//!                             #   any other gets errno (default ENOSYS)
 //!
 //! [filesystem]                # present: the file system is mediated (default deny)
 //! ro = ["/"]                  # readable (shorthands; relative paths from the working
@@ -41,7 +43,9 @@ use toml::Spanned;
 
 use super::endpoint::Op;
 use super::firewall::{NetRule, Ops, PortRange, Protocol, SocketKindName, SocketRule, Target};
-use super::{Action, NetDefault, Policy, PolicyError, Rule, SyscallRule, spec, syscall_names};
+use super::{
+    Action, NetDefault, Policy, PolicyError, Rule, SyscallDefault, SyscallRule, spec, syscall_names,
+};
 use crate::errno::Errno;
 
 /// A string or a list of strings.
@@ -153,6 +157,7 @@ struct RuleToml {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SyscallsToml {
+    allow: Option<Spanned<Vec<Spanned<String>>>>,
     deny: Option<Vec<Spanned<String>>>,
     log: Option<Vec<Spanned<String>>>,
     errno: Option<Spanned<String>>,
@@ -279,11 +284,13 @@ pub fn parse(path: &str, text: &str) -> Result<Policy, PolicyError> {
             rules.push(Rule::Net(net_rule(&src, r, errno)?));
         }
     }
+    let mut syscall_default = None;
     if let Some(sc) = &file.syscalls {
-        let errno = match &sc.errno {
-            Some(e) => spec::parse_errno(e.get_ref()).map_err(|m| src.err(e.span(), m))?,
-            None => Errno::EACCES,
+        let given_errno = match &sc.errno {
+            Some(e) => Some(spec::parse_errno(e.get_ref()).map_err(|m| src.err(e.span(), m))?),
+            None => None,
         };
+        let errno = given_errno.unwrap_or(Errno::EACCES);
         let mut add = |name: &Spanned<String>, action: Action| -> Result<(), PolicyError> {
             let nr = syscall_nr(name.get_ref()).map_err(|m| src.err(name.span(), m))?;
             rules.push(Rule::Syscall(SyscallRule { label: src.label(name.span()), nr, action }));
@@ -299,6 +306,18 @@ pub fn parse(path: &str, text: &str) -> Result<Policy, PolicyError> {
         }
         for l in sc.log.iter().flatten() {
             add(l, Action::Log)?;
+        }
+        if let Some(allow) = &sc.allow {
+            for name in allow.get_ref() {
+                if super::ALWAYS_ALLOWED.contains(&name.get_ref().as_str()) {
+                    continue;
+                }
+                add(name, Action::Allow)?;
+            }
+            syscall_default = Some(SyscallDefault {
+                action: Action::Deny(given_errno.unwrap_or(Errno::ENOSYS)),
+                label: format!("{} (not in allow)", src.label(allow.span())),
+            });
         }
     }
     let mut private_tmp = false;
@@ -351,6 +370,7 @@ pub fn parse(path: &str, text: &str) -> Result<Policy, PolicyError> {
     }
     let mut p = Policy::with(path, rules, network);
     p.private_tmp = private_tmp;
+    p.syscall_default = syscall_default;
     Ok(p)
 }
 
@@ -647,6 +667,34 @@ log = ["execve"]
         assert!(e.contains("has no ipv4 address"), "{e}");
         let e = err("[[network.rule]]\nop = \"connect\"\naddress = \"any\"\nlocal-port = 3\n");
         assert!(e.contains("local-port applies"), "{e}");
+    }
+
+    #[test]
+    fn an_allow_list_denies_every_other_call() {
+        let p = parse(
+            "p.toml",
+            "[syscalls]\ndeny = [\"ptrace\"]\nallow = [\"read\", \"write\", \"exit_group\"]\n",
+        )
+        .unwrap();
+        let d = p.syscall_default.as_ref().unwrap();
+        assert_eq!(d.action, Action::Deny(Errno::ENOSYS));
+        assert_eq!(d.label, "p.toml:3 (not in allow)");
+        let e = crate::policy::Engine::new(&p, crate::policy::audit::Sink::none()).unwrap();
+        let action = |nr: u64| e.syscall_rule(nr).map(|r| r.action);
+        assert_eq!(action(0), Some(Action::Allow));
+        assert_eq!(action(1), Some(Action::Allow));
+        assert_eq!(action(101), Some(Action::Deny(Errno::EACCES)), "the deny list keeps its errno");
+        assert_eq!(action(39), Some(Action::Deny(Errno::ENOSYS)));
+        for always in [15, 60, 231] {
+            assert_eq!(action(always), None, "call {always}");
+        }
+        let p = parse("p.toml", "[syscalls]\nerrno = \"EPERM\"\nallow = []\n").unwrap();
+        assert_eq!(p.syscall_default.unwrap().action, Action::Deny(Errno::EPERM));
+        let e = err("[syscalls]\nallow = [\"reed\"]\n");
+        assert!(e.starts_with("p.toml:2:10: unknown system call `reed`"), "{e}");
+        assert!(
+            parse("p.toml", "[syscalls]\nlog = [\"read\"]\n").unwrap().syscall_default.is_none()
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!
 //! * **system-call rules** (`[syscalls]`): one table lookup per call, by number; a call no rule
 //!   names costs that load and nothing else, under every policy (the null policy included);
+//!   an allow-list (`allow = [...]`) is a denying rule in every slot it does not name;
 //! * **network rules** (`[network]`, `--allow-*`): the socket calls in
 //!   [`crate::syscall::net`] copy and decode their arguments (socket addresses into typed
 //!   [`endpoint::Endpoint`]s, the socket itself into its [`endpoint::SockKind`]) and ask the
@@ -26,6 +27,10 @@
 //! * **process confinement** (every policy but null): signals, waits and queries reach only
 //!   the sandbox's own processes ([`crate::family`]).
 //!
+//! * **learning** (`run --learn FILE`, [`learn`]): an engine of the null policy that mediates
+//!   the file system and the network and rules on every call, allowing everything, and notes
+//!   the typed argument of each decision for the policy file it writes at the end.
+//!
 //! Rule kinds are an enum ([`Rule`]) so that a policy can grow new kinds without changing how
 //! the others are written, matched or audited.
 
@@ -35,6 +40,7 @@ pub mod endpoint;
 pub mod file;
 pub mod firewall;
 pub mod fs;
+pub mod learn;
 pub mod show;
 pub mod spec;
 pub mod syscall_names;
@@ -44,6 +50,7 @@ use std::sync::atomic::Ordering;
 use crate::errno::Errno;
 use endpoint::{Endpoint, Op, SockKind};
 use firewall::{NetPolicy, NetRule, Request, SocketRule};
+use fs::Access;
 
 /// What a rule decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -116,7 +123,23 @@ pub struct Policy {
     /// Signals, waits and process queries reach only the sandbox's own processes (every
     /// policy but null).
     pub confine_processes: bool,
+    /// `[syscalls] allow = [...]`: what every call no system-call rule names gets (the calls
+    /// in [`ALWAYS_ALLOWED`] excepted); `None`: such calls are allowed.
+    pub syscall_default: Option<SyscallDefault>,
 }
+
+/// The verdict for calls no system-call rule names, under an allow-list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyscallDefault {
+    /// What they get (a denial).
+    pub action: Action,
+    /// Where it was set (`FILE:LINE (not in allow)`).
+    pub label: String,
+}
+
+/// The calls a program needs to end (and to return from a signal handler): never denied or
+/// logged, whatever a policy says.
+pub const ALWAYS_ALLOWED: &[&str] = &["exit", "exit_group", "rt_sigreturn"];
 
 /// The built-in policies, by name (`--policy NAME`), with what each does.
 pub const BUILTINS: &[(&str, &str)] = &[
@@ -170,12 +193,20 @@ impl Policy {
             network: None,
             private_tmp: false,
             confine_processes: false,
+            syscall_default: None,
         }
     }
 
     /// A policy named `name` with these rules and network default, confining processes.
     pub fn with(name: &str, rules: Vec<Rule>, network: Option<NetDefault>) -> Policy {
-        Policy { name: name.into(), rules, network, private_tmp: false, confine_processes: true }
+        Policy {
+            name: name.into(),
+            rules,
+            network,
+            private_tmp: false,
+            confine_processes: true,
+            syscall_default: None,
+        }
     }
 
     /// Whether the policy has filesystem rules (and so mediates the file system).
@@ -365,6 +396,8 @@ pub struct Engine {
     /// (`SANDBOX_TEST_FIRST_LAYER_OFF=1`): path decisions allow everything, so that what the
     /// program meets is the second layer's verdict ([`crate::landlock_layer`]).
     first_layer_off: bool,
+    /// `--learn`: every decision allowed and noted ([`learn`]).
+    learn: Option<learn::Recorder>,
 }
 
 /// The private directories of a run (`--private-tmp`): absolute paths the program names below
@@ -429,6 +462,16 @@ impl Engine {
                 }
             }
         }
+        if let Some(d) = &policy.syscall_default {
+            // An allow-list: every other call with a name gets the default, by number.
+            for (nr, name) in syscall_names::NAMES.iter().enumerate() {
+                if table[nr] == 0 && !name.is_empty() && !ALWAYS_ALLOWED.contains(name) {
+                    let label = d.label.clone();
+                    syscalls.push(SyscallRule { label, nr: nr as u16, action: d.action });
+                    table[nr] = syscalls.len() as u16;
+                }
+            }
+        }
         let net = policy.net_policy();
         let recv_filter = match &net {
             Some(n) => Some(bpf::receive_filter(n).ok_or(PolicyError::TooLong)?),
@@ -459,7 +502,48 @@ impl Engine {
             redirects: Redirects::default(),
             first_layer_off: cfg!(debug_assertions)
                 && std::env::var_os("SANDBOX_TEST_FIRST_LAYER_OFF").is_some_and(|v| v == "1"),
+            learn: None,
         })
+    }
+
+    /// Makes this engine (of the null policy) a learning one ([`learn`]): every decision is
+    /// allowed and noted by `rec`. The file system and the network are mediated (allowing
+    /// everything) so that paths are resolved and addresses decoded as under a policy, and
+    /// every system call reaches [`Engine::apply_syscall`] (a rule per call, each allowing).
+    pub fn learn(&mut self, rec: learn::Recorder) {
+        let everything = Access::R.with(Access::W).with(Access::X);
+        let root = fs::FsRule {
+            label: "--learn".into(),
+            given: "/".into(),
+            path: b"/".to_vec(),
+            access: fs::FsAccess::Allow(everything),
+            errno: None,
+        };
+        self.fs = Some(fs::FsPolicy::new(&[root]));
+        let net = NetPolicy {
+            default: Action::Allow,
+            default_label: "--learn".into(),
+            rules: Vec::new(),
+            sockets: Vec::new(),
+        };
+        self.recv_filter = bpf::receive_filter(&net);
+        self.net = Some(net);
+        self.syscalls.clear();
+        for (nr, slot) in self.table.iter_mut().enumerate() {
+            self.syscalls.push(SyscallRule {
+                label: "--learn".into(),
+                nr: nr as u16,
+                action: Action::Allow,
+            });
+            *slot = self.syscalls.len() as u16;
+        }
+        self.counters = audit::Counters::none();
+        self.learn = Some(rec);
+    }
+
+    /// The recorder of a learning run.
+    pub fn learner(&self) -> Option<&learn::Recorder> {
+        self.learn.as_ref()
     }
 
     /// Sets the run's private directories.
@@ -527,6 +611,10 @@ impl Engine {
         path: &[u8],
         need: fs::Need,
     ) -> Result<(), Errno> {
+        if let Some(l) = &self.learn {
+            l.note_path(path, need);
+            return Ok(());
+        }
         let Some(f) = &self.fs else { return Ok(()) };
         if self.first_layer_off {
             return Ok(());
@@ -555,6 +643,9 @@ impl Engine {
         src: &[u8],
         dst: &[u8],
     ) -> Result<(), Errno> {
+        if self.learn.is_some() {
+            return Ok(());
+        }
         let Some(f) = &self.fs else { return Ok(()) };
         if self.first_layer_off {
             return Ok(());
@@ -630,8 +721,12 @@ impl Engine {
         rule: &SyscallRule,
         name: &str,
     ) -> Result<(), Errno> {
-        let slot = self.net.as_ref().map_or(0, |n| n.rules.len() + n.sockets.len() + 1)
-            + self.syscalls.iter().position(|r| std::ptr::eq(r, rule)).unwrap_or(0);
+        if let Some(l) = &self.learn {
+            l.note_call(rule.nr);
+            return Ok(());
+        }
+        let index = self.table.get(usize::from(rule.nr)).map_or(0, |&i| usize::from(i).max(1) - 1);
+        let slot = self.net.as_ref().map_or(0, |n| n.rules.len() + n.sockets.len() + 1) + index;
         self.finish(caller, rule.action, slot, &rule.label, || audit::Event::call(name))
     }
 
@@ -639,6 +734,10 @@ impl Engine {
     /// denial. Denials, logged requests and (with `--audit-allowed`) every allowed one are
     /// audited before this returns. Without a firewall every request is allowed.
     pub fn decide(&self, caller: Caller, syscall: &str, req: &Request<'_>) -> Result<(), Errno> {
+        if let Some(l) = &self.learn {
+            l.note_net(req);
+            return Ok(());
+        }
         let Some(net) = &self.net else { return Ok(()) };
         let (action, slot, label) = match net.first_match(req) {
             Some(i) => (net.rules[i].action, i, net.rules[i].label.as_str()),
@@ -655,6 +754,10 @@ impl Engine {
         syscall: &str,
         kind: &SockKind,
     ) -> Result<(), Errno> {
+        if let Some(l) = &self.learn {
+            l.note_socket(kind);
+            return Ok(());
+        }
         let Some(net) = &self.net else { return Ok(()) };
         let (action, slot, label) = match net.socket_allowed(kind) {
             Ok(None) => return Ok(()),
@@ -676,6 +779,7 @@ impl Engine {
     /// hops), and detaching the receive filter (`SO_DETACH_FILTER`).
     pub fn refuses_option(&self, level: i32, name: i32) -> bool {
         self.net.is_some()
+            && self.learn.is_none()
             && (ROUTING_OPTIONS.contains(&(level, name))
                 || (level == libc::SOL_SOCKET && name == 27))
     }

@@ -119,9 +119,25 @@ pub fn render(p: &Policy) -> String {
         .iter()
         .filter_map(|r| if let Rule::Syscall(s) = r { Some(s) } else { None })
         .collect();
-    if !calls.is_empty() {
+    if !calls.is_empty() || p.syscall_default.is_some() {
         out.push_str("\n[syscalls]\n");
+        let name_of = |c: &super::SyscallRule| syscall_names::NAMES.get(usize::from(c.nr)).copied();
+        if let Some(d) = &p.syscall_default {
+            let _ =
+                writeln!(out, "# every call not allowed here: {} ({})", d.action.name(), d.label);
+            out.push_str(&errno_line(d.action));
+            let allowed: Vec<String> = calls
+                .iter()
+                .filter(|c| c.action == Action::Allow)
+                .filter_map(|c| name_of(c))
+                .map(quote)
+                .collect();
+            let _ = writeln!(out, "allow = [{}]", allowed.join(", "));
+        }
         for c in calls {
+            if p.syscall_default.is_some() && c.action == Action::Allow {
+                continue;
+            }
             let name = syscall_names::NAMES.get(usize::from(c.nr)).copied().unwrap_or("?");
             let _ = writeln!(out, "\n[[syscalls.rule]]   # {}", c.label);
             let _ = writeln!(out, "call = {}", quote(name));
@@ -173,5 +189,33 @@ mod tests {
             assert_eq!(p.network.map(|n| n.action), back.network.map(|n| n.action), "{name}");
             assert_eq!(p.private_tmp, back.private_tmp, "{name}");
         }
+    }
+
+    #[test]
+    fn an_allow_list_reads_back() {
+        let text =
+            "[syscalls]\ndeny = [\"ptrace\"]\nerrno = \"EPERM\"\nallow = [\"read\", \"write\"]\n";
+        let p = super::super::file::parse("a.toml", text).unwrap();
+        let shown = render(&p);
+        assert!(shown.contains("allow = [\"read\", \"write\"]"), "{shown}");
+        let back = super::super::file::parse("shown.toml", &shown)
+            .unwrap_or_else(|e| panic!("{e}\n{shown}"));
+        let calls = |p: &Policy| -> Vec<(u16, Action)> {
+            let mut v: Vec<_> = p
+                .rules
+                .iter()
+                .filter_map(
+                    |r| if let Rule::Syscall(s) = r { Some((s.nr, s.action)) } else { None },
+                )
+                .collect();
+            v.sort_by_key(|c| c.0);
+            v
+        };
+        assert_eq!(calls(&p), calls(&back), "{shown}");
+        assert_eq!(
+            p.syscall_default.map(|d| d.action),
+            back.syscall_default.map(|d| d.action),
+            "{shown}"
+        );
     }
 }
