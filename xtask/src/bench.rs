@@ -111,6 +111,50 @@ pub const ROWS: &[Row] = &[
         id: "sandbox/firewall_pin",
         baseline: Some("sandbox/getppid_native"),
     },
+    Row { label: "open+close /etc/hostname, native", id: "sandbox/open_native", baseline: None },
+    Row {
+        label: "open+close /etc/hostname, sandbox --policy null",
+        id: "sandbox/open_null",
+        baseline: Some("sandbox/open_native"),
+    },
+    Row {
+        label: "open+close /etc/hostname, sandbox --policy workspace (goal: 1.3x null)",
+        id: "sandbox/open_workspace",
+        baseline: Some("sandbox/open_null"),
+    },
+    Row { label: "stat /etc/hostname, native", id: "sandbox/stat_native", baseline: None },
+    Row {
+        label: "stat /etc/hostname, sandbox --policy null",
+        id: "sandbox/stat_null",
+        baseline: Some("sandbox/stat_native"),
+    },
+    Row {
+        label: "stat /etc/hostname, sandbox --policy workspace (goal: 1.3x null)",
+        id: "sandbox/stat_workspace",
+        baseline: Some("sandbox/stat_null"),
+    },
+    Row { label: "tar x of 10,000 files, native", id: "sandbox/tar_x_10k_native", baseline: None },
+    Row {
+        label: "tar x of 10,000 files, sandbox --policy null",
+        id: "sandbox/tar_x_10k_null",
+        baseline: Some("sandbox/tar_x_10k_native"),
+    },
+    Row {
+        label: "tar x of 10,000 files, sandbox --policy workspace (goal: 1.3x null)",
+        id: "sandbox/tar_x_10k_workspace",
+        baseline: Some("sandbox/tar_x_10k_null"),
+    },
+    Row { label: "find /usr, native", id: "sandbox/find_usr_native", baseline: None },
+    Row {
+        label: "find /usr, sandbox --policy null",
+        id: "sandbox/find_usr_null",
+        baseline: Some("sandbox/find_usr_native"),
+    },
+    Row {
+        label: "find /usr, sandbox --policy workspace (goal: 1.3x null)",
+        id: "sandbox/find_usr_workspace",
+        baseline: Some("sandbox/find_usr_null"),
+    },
     Row { label: "static hello, native", id: "sandbox/hello_native", baseline: None },
     Row {
         label: "static hello, sandbox",

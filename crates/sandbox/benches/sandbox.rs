@@ -7,7 +7,9 @@
 //! * CPU-bound work: busybox `gzip -9` of 64 MiB, busybox `sha256sum` and coreutils'
 //!   `sha256sum` of 256 MiB, native and sandboxed;
 //! * a static hello world end to end, native and sandboxed;
-//! * the first touch of 256 MiB of fresh memory, and node's start-up, native and sandboxed.
+//! * the first touch of 256 MiB of fresh memory, and node's start-up, native and sandboxed;
+//! * the filesystem rules' cost: a checked `open` and `stat`, `tar x` of 10,000 files and
+//!   `find /usr`, native, under the null policy and under the `workspace` profile.
 //!
 //! A custom harness (process-level timings do not fit criterion's iteration model), writing
 //! criterion's result layout (`target/criterion/<id>/new/{benchmark,estimates}.json`) so the
@@ -146,6 +148,107 @@ fn sandboxed(args: &[&Path]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
     c.args(["run", "--policy", "null", "--"]).args(args);
     c
+}
+
+/// `sandbox run --policy workspace`: the default profile's filesystem rules (and its
+/// kernel-enforced layer, where the host has Landlock).
+fn sandboxed_workspace(args: &[&Path]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    c.args(["run", "--policy", "workspace", "--"]).args(args);
+    c
+}
+
+/// The filesystem rules' cost (issue 14.7): a checked `open` and `stat` per call, `tar x` of
+/// a 10,000-file archive and `find` over `/usr`, each native, under the null policy and under
+/// the `workspace` profile, run from a scratch directory (the profile's writable one).
+fn filesystem_benches(wanted: &dyn Fn(&str) -> bool, quick: bool, runs: usize) {
+    let scratch = target_dir().join("bench-bins").join("fs-scratch");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let openstat = build("openstat");
+    type Wrap = fn(&[&Path]) -> Command;
+    let ways: [(&str, Wrap); 3] = [
+        ("native", |p| Command::new(p[0])),
+        ("null", sandboxed),
+        ("workspace", sandboxed_workspace),
+    ];
+    for mode in ["open", "stat"] {
+        for (way, wrap) in ways {
+            let id = format!("sandbox/{mode}_{way}");
+            if !wanted(&id) {
+                continue;
+            }
+            let n = if way == "native" { 200_000 } else { 20_000 };
+            per_call(&id, n, runs, |a| {
+                let mut c = wrap(&[&openstat]);
+                c.args(a).args([mode, "/etc/hostname"]).current_dir(&scratch);
+                c
+            });
+        }
+    }
+    // A 10,000-file archive (100 directories of 100 files of 1 KiB), made once.
+    let tar = Path::new("/usr/bin/tar");
+    let archive = target_dir().join("bench-bins").join("files-10k.tar");
+    if tar.exists() && !archive.exists() {
+        let src = scratch.join("src");
+        for d in 0..100 {
+            let dir = src.join(format!("d{d:03}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in 0..100 {
+                std::fs::write(dir.join(format!("f{f:03}")), [b'x'; 1024]).unwrap();
+            }
+        }
+        let st = Command::new(tar).arg("cf").arg(&archive).arg("-C").arg(&src).arg(".").status();
+        assert!(st.is_ok_and(|s| s.success()), "tar cf failed");
+        let _ = std::fs::remove_dir_all(&src);
+    }
+    let mut variants: Vec<Variant> = Vec::new();
+    if tar.exists() {
+        for (way, wrap) in ways {
+            let id = format!("sandbox/tar_x_10k_{way}");
+            if !wanted(&id) {
+                continue;
+            }
+            let (archive, scratch) = (archive.clone(), scratch.clone());
+            let round = std::cell::Cell::new(0u32);
+            variants.push((
+                id,
+                Box::new(move || {
+                    // A fresh directory per run, made (and the last one removed) before the
+                    // clock starts.
+                    let n = round.get();
+                    round.set(n + 1);
+                    let _ = std::fs::remove_dir_all(
+                        scratch.join(format!("x{way}{}", n.wrapping_sub(1))),
+                    );
+                    let out = scratch.join(format!("x{way}{n}"));
+                    std::fs::create_dir_all(&out).unwrap();
+                    let mut c = wrap(&[tar]);
+                    c.arg("xf").arg(&archive).current_dir(&out);
+                    c
+                }),
+            ));
+        }
+    }
+    let find = Path::new("/usr/bin/find");
+    if find.exists() {
+        for (way, wrap) in ways {
+            let id = format!("sandbox/find_usr_{way}");
+            if wanted(&id) {
+                let scratch = scratch.clone();
+                variants.push((
+                    id,
+                    Box::new(move || {
+                        let mut c = wrap(&[find]);
+                        c.args(["/usr", "-name", "no-such-file-anywhere"]).current_dir(&scratch);
+                        c
+                    }),
+                ));
+            }
+        }
+    }
+    measure_interleaved(if quick { 1 } else { 5 }, &variants);
+    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 /// `sandbox run --no-switchless`: every system call exits to the vCPU thread.
@@ -346,6 +449,8 @@ fn main() {
             c
         });
     }
+
+    filesystem_benches(&wanted, quick, runs);
 
     let hello = build("hello");
     let mut variants = Vec::new();
