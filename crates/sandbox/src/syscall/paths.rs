@@ -182,14 +182,47 @@ pub fn object(
     if p.is_empty() {
         return Err(Errno::ENOENT);
     }
-    if nofollow {
+    // `NAME/` is followed even by a call that does not follow a final symlink (fs/namei.c,
+    // `lookup_last`: trailing slashes set LOOKUP_FOLLOW), but for the calls that make or remove
+    // NAME itself: such a path is resolved to the object it leads to and carried out on it
+    // (`/proc/self/fd/N/`, the magic link followed), or a thread swapping the symlink between
+    // the decision and the call would have the kernel follow it elsewhere.
+    let trailing = p.to_bytes().len() > 1 && p.to_bytes().ends_with(b"/");
+    if nofollow && !(trailing && !makes_or_removes(syscall)) {
         return entry(ctx, syscall, dirfd, p, need);
     }
     let p = redirect(ctx.proc(), p);
     let probe = pinned(ctx, dirfd, &p, 0, &plain_open)?;
     let path = path_of(probe.raw())?;
     decide(ctx, syscall, &path, need)?;
-    Ok(Resolved { kernel: magic(probe.raw()), path, probe, name: None })
+    let kernel = if nofollow {
+        CString::new(format!("/proc/self/fd/{}/", probe.raw())).expect("no NUL in a number")
+    } else {
+        magic(probe.raw())
+    };
+    Ok(Resolved { kernel, path, probe, name: None })
+}
+
+/// Whether `syscall` makes, removes or renames the entry its path names (its lookup of the
+/// last component never follows a symlink, trailing slash or not).
+fn makes_or_removes(syscall: &str) -> bool {
+    matches!(
+        syscall,
+        "mkdir"
+            | "mkdirat"
+            | "rmdir"
+            | "unlink"
+            | "unlinkat"
+            | "rename"
+            | "renameat"
+            | "renameat2"
+            | "link"
+            | "linkat"
+            | "symlink"
+            | "symlinkat"
+            | "mknod"
+            | "mknodat"
+    )
 }
 
 /// Splits `p` into its directory part (`.` when it has none, `/` for the root) and its last

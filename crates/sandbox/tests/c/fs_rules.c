@@ -239,6 +239,61 @@ static void race(const char *root, int rounds) {
     printf("race ro-written %ld\n", (long)(after.st_size - before.st_size));
 }
 
+/* A thread swaps symlink RW/slink between a directory of RW and RO/d while the main thread
+ * makes the no-follow calls that a trailing slash makes follow (utimensat with
+ * AT_SYMLINK_NOFOLLOW, lsetxattr) on "slink/", N rounds. Prints how many of each succeeded,
+ * and whether RO/d's times or attributes changed. */
+#define SLASH_CHECK(c)                                                                       \
+    do {                                                                                     \
+        if (!(c)) {                                                                          \
+            fprintf(stderr, "slashrace: %s failed: %s\n", #c, strerror(errno));              \
+            exit(3);                                                                         \
+        }                                                                                    \
+    } while (0)
+
+static volatile int slash_stop;
+static char slash_good[4096], slash_evil[4096], slash_link[4096], slash_tmp[4096];
+
+static void *slash_swap(void *arg) {
+    (void)arg;
+    while (!slash_stop) {
+        unlink(slash_tmp);
+        if (symlink(slash_evil, slash_tmp) == 0) rename(slash_tmp, slash_link);
+        unlink(slash_tmp);
+        if (symlink(slash_good, slash_tmp) == 0) rename(slash_tmp, slash_link);
+    }
+    return NULL;
+}
+
+static void slashrace(const char *root, int rounds) {
+    snprintf(slash_good, sizeof slash_good, "%s/rw/d", root);
+    snprintf(slash_evil, sizeof slash_evil, "%s/ro/d", root);
+    snprintf(slash_link, sizeof slash_link, "%s/rw/slink", root);
+    snprintf(slash_tmp, sizeof slash_tmp, "%s/rw/slink.tmp", root);
+    char with_slash[4200];
+    snprintf(with_slash, sizeof with_slash, "%s/", slash_link);
+    struct stat before;
+    SLASH_CHECK(stat(slash_evil, &before) == 0);
+    unlink(slash_link);
+    SLASH_CHECK(symlink(slash_good, slash_link) == 0);
+    pthread_t t;
+    SLASH_CHECK(pthread_create(&t, NULL, slash_swap, NULL) == 0);
+    struct timespec ts[2] = {{1234567890, 0}, {1234567890, 0}};
+    int times = 0, attrs = 0;
+    for (int i = 0; i < rounds; i++) {
+        if (syscall(SYS_utimensat, AT_FDCWD, with_slash, ts, AT_SYMLINK_NOFOLLOW) == 0) times++;
+        if (lsetxattr(with_slash, "user.fs_rules", "x", 1, 0) == 0) attrs++;
+    }
+    slash_stop = 1;
+    pthread_join(t, NULL);
+    struct stat after;
+    SLASH_CHECK(stat(slash_evil, &after) == 0);
+    printf("slashrace times-set %d\n", times);
+    printf("slashrace ro-times-changed %d\n", after.st_mtime != before.st_mtime);
+    printf("slashrace ro-attr-set %d\n", lgetxattr(slash_evil, "user.fs_rules", NULL, 0) >= 0);
+    (void)attrs;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 3 && strcmp(argv[1], "calls") == 0) {
@@ -247,8 +302,10 @@ int main(int argc, char **argv) {
         escape(argv[2]);
     } else if (argc == 4 && strcmp(argv[1], "race") == 0) {
         race(argv[2], atoi(argv[3]));
+    } else if (argc == 4 && strcmp(argv[1], "slashrace") == 0) {
+        slashrace(argv[2], atoi(argv[3]));
     } else {
-        fprintf(stderr, "usage: fs_rules calls AREA | escape ROOT | race ROOT N\n");
+        fprintf(stderr, "usage: fs_rules calls AREA | escape ROOT | race ROOT N | slashrace ROOT N\n");
         return 2;
     }
     return 0;
