@@ -188,7 +188,7 @@ pub fn object(
     // (`/proc/self/fd/N/`, the magic link followed), or a thread swapping the symlink between
     // the decision and the call would have the kernel follow it elsewhere.
     let trailing = p.to_bytes().len() > 1 && p.to_bytes().ends_with(b"/");
-    if nofollow && !(trailing && !makes_or_removes(syscall)) {
+    if nofollow && (!trailing || makes_or_removes(syscall)) {
         return entry(ctx, syscall, dirfd, p, need);
     }
     let p = redirect(ctx.proc(), p);
