@@ -447,3 +447,22 @@ fn the_kernel_layer_holds_without_the_first() {
     let (stdout, text) = run("off");
     assert!(stdout.contains("secret") && stdout.contains("outside-written"), "{text}");
 }
+
+// Under filesystem rules no device node can be made (a node in the working directory opened
+// any device before: a disk, /dev/kmsg), and the workspace profile reaches only the usual
+// devices of /dev; a fifo can still be made.
+#[test]
+fn workspace_makes_no_devices_and_reaches_only_the_usual_ones() {
+    gated!(workspace_makes_no_devices_and_reaches_only_the_usual_ones);
+    let w = WorkDir::new("fs-nodev");
+    let script = "mknod kmsg c 1 11 && echo made-device; mkfifo fifo && echo made-fifo; \
+                  cat /dev/null && echo null-read; head -c1 /dev/kmsg > /dev/null || echo kmsg-refused; \
+                  echo x > /dev/null && echo null-written";
+    let out = workspace(w.path(), script, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for want in ["made-fifo", "null-read", "kmsg-refused", "null-written"] {
+        assert!(stdout.lines().any(|l| l == want), "{want}: {stdout}\n{stderr}");
+    }
+    assert!(!stdout.contains("made-device") && !w.join("kmsg").exists(), "{stdout}\n{stderr}");
+}

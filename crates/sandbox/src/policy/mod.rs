@@ -291,6 +291,8 @@ fn profile_rules(name: &str, label: &str) -> Option<Vec<Rule>> {
     let rwx = FsAccess::Allow(Access::R.with(Access::W).with(Access::X));
     let mut given: Vec<(String, FsAccess)> = vec![
         ("/".into(), rx),
+        // No device but the ones below (a disk, /dev/kmsg, /dev/mem are not the program's).
+        ("/dev".into(), FsAccess::Allow(Access::NONE)),
         ("/proc".into(), r),
         ("/sys".into(), r),
         ("/dev/null".into(), rw),
@@ -790,6 +792,19 @@ impl Engine {
             Some(Action::Deny(e)) => e,
             _ => Errno::EACCES,
         }
+    }
+
+    /// Audits a refusal with `errno` outside the rules (`rule` names why), returning it.
+    pub fn refuse_with(
+        &self,
+        caller: Caller,
+        rule: &str,
+        detail: audit::Event,
+        errno: Errno,
+    ) -> Errno {
+        self.audit.write(caller, &detail, Action::Deny(errno), rule);
+        self.first_denial();
+        errno
     }
 
     /// Audits a refusal outside the rules (`rule` names why), returning its errno.

@@ -436,6 +436,17 @@ pub fn forwarded_checks(
             let src = path_of(a[0] as i32)?;
             policy.decide_move(caller(ctx), name, &src, &dst.path)?;
         }
+        // mknod, mknodat of a device: under filesystem rules every writable directory is
+        // `nodev`, or a node made there would open any device the rules keep the program
+        // from (a disk, /dev/kmsg), whatever its path.
+        (133 | 259, [made]) => {
+            let mode = if nr == 133 { a[1] } else { a[2] } as u32;
+            if matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK) {
+                let detail = crate::policy::audit::Event::fs(name, "write", &made.path);
+                let rule = "device nodes (nodev)";
+                return Err(policy.refuse_with(caller(ctx), rule, detail, Errno::EPERM));
+            }
+        }
         _ => {}
     }
     Ok(())
