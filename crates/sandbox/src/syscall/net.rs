@@ -243,15 +243,38 @@ pub fn socketpair(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 fn addressed(ctx: &mut Ctx<'_>, nr: u64, syscall: &str, op: Op, a: &[u64; 6]) -> SysResult {
     let proc = ctx.proc();
     if !proc.policy.mediates_network() {
-        return forward(proc, nr, a);
+        if op != Op::Connect {
+            return forward(proc, nr, a);
+        }
+        // Decided on a copy, which is what the host gets.
+        let sa = sockaddr::copy_in(proc, a[1], a[2])?;
+        if runtime_channel(sa.bytes()) {
+            return Err(Errno(libc::ECONNREFUSED));
+        }
+        return host(nr as i64, [a[0], sa.as_ptr(), sa.len() as u64, 0, 0, 0]);
     }
     let mut sa = sockaddr::copy_in(proc, a[1], a[2])?;
+    if op == Op::Connect && runtime_channel(sa.bytes()) {
+        return Err(Errno(libc::ECONNREFUSED));
+    }
     let p = pin(proc, a[0])?;
     let mut keep = Vec::new();
     decide_addr(ctx, syscall, &p, op, &mut sa, &mut keep)?;
     let r = host(nr as i64, [p.fd(), sa.as_ptr(), sa.len() as u64, 0, 0, 0]);
     drop(keep);
     r
+}
+
+/// Whether `sa` names a sandbox's own channel (an abstract unix name below `dune-sandbox/`,
+/// such as another sandbox's checkpoint channel): no program, whatever its policy, may
+/// connect to one (it would have that sandbox's unrestricted supervisor write an image where
+/// the program says, or stop it).
+fn runtime_channel(sa: &[u8]) -> bool {
+    const PREFIX: &[u8] = b"dune-sandbox/";
+    sa.len() >= 3 + PREFIX.len()
+        && u16::from_ne_bytes([sa[0], sa[1]]) == AF_UNIX as u16
+        && sa[2] == 0
+        && sa[3..].starts_with(PREFIX)
 }
 
 /// `bind(fd, addr, len)`.

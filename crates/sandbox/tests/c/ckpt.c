@@ -494,7 +494,7 @@ static int selfck(void) {
                      (int)getpid());
     socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
     if (connect(s, (struct sockaddr *)&a, len) != 0) {
-        printf("connect: %s\n", errname(errno));
+        printf("connect: %s\n", strerror(errno));
         pass();
     }
     const char req[] = "checkpoint v1\nleave-running 1\n/tmp/self.img\n";
@@ -531,7 +531,7 @@ static int orphanck(void) {
         socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
         char buf[512] = {0};
         if (connect(s, (struct sockaddr *)&a, len) != 0) {
-            snprintf(buf, sizeof buf, "connect: %s\n", errname(errno));
+            snprintf(buf, sizeof buf, "connect: %s\n", strerror(errno));
         } else {
             char req[4200];
             int m = snprintf(req, sizeof req, "checkpoint v1\nleave-running 1\n%s\n", img);
