@@ -742,7 +742,25 @@ fn verb(a: Access) -> &'static str {
     }
 }
 
+/// `s` made safe for a comment line: control characters (a newline in a file name would end
+/// the comment and make the rest TOML, rules included) are written as `\u{..}` escapes.
+fn comment_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn rule_comment(r: &PlannedRule, ctx: &Context) -> String {
+    comment_safe(&rule_comment_text(r, ctx))
+}
+
+fn rule_comment_text(r: &PlannedRule, ctx: &Context) -> String {
     let examples: Vec<String> = r.examples.iter().map(|e| text(e)).collect();
     let eg =
         if examples.is_empty() { String::new() } else { format!(", e.g. {}", examples.join(", ")) };
@@ -860,7 +878,7 @@ fn net_rules(out: &mut String, net: &[NetUse]) {
         out.push_str(&target);
     }
     for s in skipped {
-        let _ = writeln!(out, "# not expressible as a rule, left out: {s}");
+        let _ = writeln!(out, "# not expressible as a rule, left out: {}", comment_safe(&s));
     }
 }
 
@@ -869,8 +887,8 @@ fn net_rules(out: &mut String, net: &[NetUse]) {
 pub fn render(l: &Learned, ctx: &Context, ending: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Learned by `sandbox run --learn` from one run of:");
-    let _ = writeln!(out, "#   {}", ctx.command.replace('\n', " "));
-    let _ = writeln!(out, "# in {} ({ending}).", text(&ctx.cwd));
+    let _ = writeln!(out, "#   {}", comment_safe(&ctx.command));
+    let _ = writeln!(out, "# in {} ({ending}).", comment_safe(&text(&ctx.cwd)));
     out.push_str(
         "# It allows what that run did and nothing else: review it (other inputs may need \
          more),\n# then use it with `sandbox run --policy FILE -- ...` (README.md, \"Learning \
@@ -1121,6 +1139,25 @@ mod tests {
                 .map(|(a, b)| (a.to_string(), b.to_string()))
         );
         assert_eq!(plan.rules[0].count, 4);
+    }
+
+    #[test]
+    fn file_names_cannot_break_out_of_comments() {
+        // A name made to end the comment and add `"/",` to the list (the red team's).
+        let mut l = Learned::default();
+        l.paths = paths(&[
+            ("/home/u/proj/a", W),
+            ("/home/u/proj/b", W),
+            ("/home/u/proj/0\n  \"/\",\n  #", W),
+        ]);
+        let text = render(&l, &ctx(), "exit status 0");
+        assert!(text.lines().all(|line| line.trim() != "\"/\","), "{text}");
+        let p = crate::policy::file::parse("learned.toml", &text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let e = crate::policy::Engine::new(&p, crate::policy::audit::Sink::none()).unwrap();
+        let fs = e.fs().unwrap();
+        assert!(fs.decide(b"/etc/passwd", Need::Read).is_err(), "{text}");
+        assert!(fs.decide(b"/etc/passwd", Need::Write).is_err(), "{text}");
     }
 
     #[test]
