@@ -1144,12 +1144,14 @@ mod tests {
     #[test]
     fn file_names_cannot_break_out_of_comments() {
         // A name made to end the comment and add `"/",` to the list (the red team's).
-        let mut l = Learned::default();
-        l.paths = paths(&[
-            ("/home/u/proj/a", W),
-            ("/home/u/proj/b", W),
-            ("/home/u/proj/0\n  \"/\",\n  #", W),
-        ]);
+        let l = Learned {
+            paths: paths(&[
+                ("/home/u/proj/a", W),
+                ("/home/u/proj/b", W),
+                ("/home/u/proj/0\n  \"/\",\n  #", W),
+            ]),
+            ..Learned::default()
+        };
         let text = render(&l, &ctx(), "exit status 0");
         assert!(text.lines().all(|line| line.trim() != "\"/\","), "{text}");
         let p = crate::policy::file::parse("learned.toml", &text)
