@@ -500,6 +500,36 @@ link_tests!("sandbox::checkpoint", an_orphaned_child_cannot_checkpoint_the_progr
     assert!(!dir.join("orphan.img").exists());
 });
 
+// A restore reopens the image's files by path: under filesystem rules what it opens is decided
+// as the program's own open would be. A file of the image replaced by a symlink to a file the
+// rules keep read-only (its size and time made to match) is refused, not written (it was
+// written before: red-team finding).
+link_tests!("sandbox::checkpoint", restore_reopens_only_what_the_rules_allow, [static_ => Static], |link| {
+    let bin = build_c("ckpt", link);
+    let dir = WorkDir::new("ckpt-restore-rules");
+    let outside = WorkDir::new("ckpt-restore-rules-outside");
+    let (status, _out, err) = run_and_signal(&bin, "files", &dir);
+    assert!(status.success() && dir.join("img").exists(), "{status:?}\n{err}");
+    let data = dir.join("data.txt");
+    let victim = outside.join("victim");
+    let before = std::fs::metadata(&data).unwrap();
+    std::fs::write(&victim, b"VICTIM\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    std::fs::remove_file(&data).unwrap();
+    std::os::unix::fs::symlink(&victim, &data).unwrap();
+    let rw = dir.path().to_string_lossy().into_owned();
+    let (status, out, err) =
+        restore_in(dir.path(), &dir.join("img"), &["--ro", "/", "--rw", &rw, "--exec", "/"]);
+    assert!(!status.success(), "the restore went on: {out}\n{err}");
+    assert!(err.contains("not allowed by the policy's filesystem rules"), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"VICTIM\n");
+});
+
 // ---------------------------------------------------------------------------------------------
 // Damaged images and hosts that cannot take them
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@
 
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+
+use crate::policy::Engine;
+use crate::policy::fs::Need;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -282,12 +285,12 @@ pub fn restore(opts: &RestoreOptions) -> Result<std::convert::Infallible, Sandbo
         load_thread(&mut vcpu, t, m.host.xcr0, supported)?;
         vcpus.push(vcpu);
     }
-    memory(&mut mm, &img)?;
+    memory(&mut mm, &img, &engine)?;
     // The image's descriptor has a number of the program's: closed before the program's
     // descriptors take their numbers (the mappings made from it keep the file).
     let Image { file, path: image_path, .. } = img;
     drop(file);
-    descriptors(m)?;
+    descriptors(m, &engine)?;
     std::env::set_current_dir(&m.cwd)
         .map_err(|source| RestoreError::Cwd { path: m.cwd.clone(), source })?;
     sys::set_umask(m.umask);
@@ -461,21 +464,28 @@ fn load_thread(
     Ok(())
 }
 
-fn open_file(path: &str, write: bool) -> Result<std::fs::File, RestoreError> {
+fn open_file(
+    path: &str,
+    write: bool,
+    need: Need,
+    engine: &Engine,
+) -> Result<std::fs::File, RestoreError> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(write)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .map_err(|source| RestoreError::File { path: path.to_string(), source })?;
-    screen(f.as_raw_fd(), path)?;
+    screen(f.as_raw_fd(), path, need, engine)?;
     Ok(f)
 }
 
 /// An image names files by path, and a crafted one could name what the program may never
 /// open: the runtime's own objects (`/dev/kvm`, the trace file, by any name) and procfs
-/// (whose `self` is the supervisor). Decided on what was opened, as `open` decides.
-fn screen(fd: i32, path: &str) -> Result<(), RestoreError> {
+/// (whose `self` is the supervisor), or what the policy's filesystem rules refuse the program
+/// (the image's paths may lead elsewhere now: a symlink put in their place). Decided on what
+/// was opened, as `open` decides.
+fn screen(fd: i32, path: &str, need: Need, engine: &Engine) -> Result<(), RestoreError> {
     let refused = |why: &str| RestoreError::File {
         path: path.to_string(),
         source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why.to_string()),
@@ -486,11 +496,23 @@ fn screen(fd: i32, path: &str) -> Result<(), RestoreError> {
     if sys::fs_type(fd) == Ok(crate::syscall::procfs::PROC_SUPER_MAGIC) {
         return Err(refused("a /proc file, which an image cannot hold"));
     }
+    if engine.fs().is_some() {
+        let real = crate::syscall::paths::path_of(fd)
+            .map_err(|_| refused("its path cannot be read back"))?;
+        let caller = crate::policy::Caller { pid: std::process::id() as i32, tid: sys::gettid() };
+        if engine.decide_path(caller, "restore", &real, need).is_err() {
+            return Err(refused(&format!(
+                "{} is not allowed by the policy's filesystem rules ({})",
+                String::from_utf8_lossy(&real),
+                need.name()
+            )));
+        }
+    }
     Ok(())
 }
 
 /// Every mapping as it was, then its stored pages.
-fn memory(mm: &mut mm::Mm, img: &Image) -> Result<(), RestoreError> {
+fn memory(mm: &mut mm::Mm, img: &Image, engine: &Engine) -> Result<(), RestoreError> {
     let m = &img.meta;
     let mem = std::fs::OpenOptions::new()
         .write(true)
@@ -504,7 +526,16 @@ fn memory(mm: &mut mm::Mm, img: &Image) -> Result<(), RestoreError> {
         let share = if v.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
         match &v.backing {
             Backing::File(f) => {
-                let file = open_file(&f.path, v.shared && v.prot & libc::PROT_WRITE != 0)?;
+                let write = v.shared && v.prot & libc::PROT_WRITE != 0;
+                // The program's executable is mapped as its loader maps it: executed.
+                let need = if write {
+                    Need::ReadWrite
+                } else if f.path == m.exe {
+                    Need::Exec
+                } else {
+                    Need::Read
+                };
+                let file = open_file(&f.path, write, need, engine)?;
                 let id = sys::file_id(file.as_raw_fd()).map_err(map_err)?;
                 let kind = Kind::File { offset: f.offset, file: id };
                 mm.map_fixed(v.start, len, v.prot, share, file.as_raw_fd(), kind)
@@ -580,7 +611,7 @@ fn copy_run(
 
 /// The program's descriptors at their numbers (0–2 are this sandbox's own stdio, unless the
 /// program had closed them).
-fn descriptors(m: &Meta) -> Result<(), RestoreError> {
+fn descriptors(m: &Meta, engine: &Engine) -> Result<(), RestoreError> {
     let limit = crate::fdwin::window().program_limit().0;
     for std_fd in 0..=2 {
         if !m.fds.iter().any(|d| d.fd == std_fd) {
@@ -646,7 +677,16 @@ fn descriptors(m: &Meta) -> Result<(), RestoreError> {
             .append(flags & libc::O_APPEND != 0)
             .open(Path::new(path))
             .map_err(|source| RestoreError::File { path: path.clone(), source })?;
-        screen(std::os::fd::AsRawFd::as_raw_fd(&f), path)?;
+        let need = if flags & libc::O_PATH != 0 {
+            Need::Stat
+        } else {
+            match acc {
+                libc::O_WRONLY => Need::Write,
+                libc::O_RDWR => Need::ReadWrite,
+                _ => Need::Read,
+            }
+        };
+        screen(std::os::fd::AsRawFd::as_raw_fd(&f), path, need, engine)?;
         let raw = f.into_raw_fd();
         sys::dup_onto(raw, d.fd, d.cloexec).map_err(fd_err)?;
         if raw != d.fd {
