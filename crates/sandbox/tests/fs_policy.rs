@@ -466,3 +466,48 @@ fn workspace_makes_no_devices_and_reaches_only_the_usual_ones() {
     }
     assert!(!stdout.contains("made-device") && !w.join("kmsg").exists(), "{stdout}\n{stderr}");
 }
+
+// A descriptor's SIGIO owner is a signal sent later on the program's behalf: F_SETOWN,
+// F_SETOWN_EX and FIOSETOWN may name only the sandbox's own processes (an outside process was
+// killed by a pipe's SIGIO before, with the first layer alone: red-team finding). Checked with
+// the kernel layer off, so the refusal is the first layer's.
+#[test]
+fn sigio_owners_are_confined_to_the_sandbox() {
+    gated!(sigio_owners_are_confined_to_the_sandbox);
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        eprintln!("skipped: no /usr/bin/python3");
+        return;
+    }
+    let w = WorkDir::new("fs-sigio");
+    let mut outside = Command::new("/bin/sleep").arg("60").spawn().unwrap();
+    let pid = outside.id();
+    let script = format!(
+        "import fcntl, os, signal, struct, time\n\
+         r, w = os.pipe()\n\
+         for what, call in [('setown', lambda: fcntl.fcntl(r, fcntl.F_SETOWN, {pid})),\n\
+                            ('setown_ex', lambda: fcntl.fcntl(r, 15, struct.pack('ii', 1, {pid}))),\n\
+                            ('own', lambda: fcntl.fcntl(r, fcntl.F_SETOWN, os.getpid()))]:\n\
+         \x20   try:\n\
+         \x20       call(); print(what, 'ok')\n\
+         \x20   except OSError as e:\n\
+         \x20       print(what, e.errno)\n\
+         fcntl.fcntl(r, 10, signal.SIGKILL)\n\
+         fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)\n"
+    );
+    let out = Command::new(common::sandbox_bin())
+        .args(["run", "--landlock", "off", "--", "/usr/bin/python3", "-c", &script])
+        .current_dir(w.path())
+        .output()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let alive = outside.try_wait().unwrap().is_none();
+    let _ = outside.kill();
+    let _ = outside.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(alive, "the outside process was killed: {text}");
+    for want in [format!("setown {}", libc::ESRCH), format!("setown_ex {}", libc::ESRCH)] {
+        assert!(stdout.lines().any(|l| l == want), "{want}: {text}");
+    }
+    assert!(stdout.lines().any(|l| l == "own ok"), "{text}");
+}

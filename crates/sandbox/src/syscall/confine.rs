@@ -40,6 +40,30 @@ pub fn gate(ctx: &mut Ctx<'_>, nr: u64, a: &[u64; 6]) -> Option<SysResult> {
     }
 }
 
+/// Whether the program may make `owner` the receiver of a descriptor's `SIGIO`/`SIGURG`
+/// (`F_SETOWN` and friends: the kernel signals it later, on the program's behalf): `pid > 0`
+/// a process (a thread with `thread`), `pid < 0` the group `-pid`, 0 nobody. Under
+/// confinement only the sandbox's own processes, and a group one of them leads (`ESRCH`,
+/// `EPERM` for another group), as `kill` is confined.
+pub fn may_own(ctx: &Ctx<'_>, owner: i32, thread: bool) -> Result<(), Errno> {
+    if !ctx.proc().policy.confines_processes() || owner == 0 {
+        return Ok(());
+    }
+    if owner > 0 {
+        let ok = if thread { family::contains_thread(owner) } else { family::contains(owner) };
+        return if ok { Ok(()) } else { Err(ESRCH) };
+    }
+    let g = owner.checked_neg().ok_or(Errno::EINVAL)?;
+    if family::contains(g) {
+        #[allow(unsafe_code)]
+        // SAFETY: getpgid takes no pointers.
+        if unsafe { libc::getpgid(g) } == g {
+            return Ok(());
+        }
+    }
+    Err(Errno::EPERM)
+}
+
 /// `kill(pid <= 0, sig)`: 0 is the caller's process group, -1 every process it may signal,
 /// -PGID a group; each means the sandbox's members of it only (the caller last, as the
 /// kernel signals it too). `ESRCH` when there is none.

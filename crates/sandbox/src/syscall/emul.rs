@@ -794,8 +794,26 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     match cmd {
+        libc::F_SETOWN => {
+            super::confine::may_own(ctx, a[2] as i32, false)?;
+            host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
+        }
+        15 /* F_SETOWN_EX */ => {
+            // struct f_owner_ex { int type; pid_t pid; }: decided on a copy, which the kernel
+            // gets. F_OWNER_TID 0, F_OWNER_PID 1, F_OWNER_PGRP 2.
+            let b = crate::uaccess::copy_in(ctx.proc(), a[2], 8)?;
+            let ty = i32::from_ne_bytes(b[0..4].try_into().unwrap());
+            let pid = i32::from_ne_bytes(b[4..8].try_into().unwrap());
+            match ty {
+                0 => super::confine::may_own(ctx, pid, true)?,
+                1 => super::confine::may_own(ctx, pid, false)?,
+                2 => super::confine::may_own(ctx, pid.wrapping_neg(), false)?,
+                _ => {}
+            }
+            host(libc::SYS_fcntl, [a[0], a[1], b.as_ptr() as u64, 0, 0, 0])
+        }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL
-        | libc::F_SETFL | libc::F_GETOWN | libc::F_SETOWN | F_SETSIG | F_GETSIG
+        | libc::F_SETFL | libc::F_GETOWN | F_SETSIG | F_GETSIG
         | libc::F_GETLEASE | libc::F_SETLEASE | libc::F_NOTIFY | libc::F_GETPIPE_SZ
         | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS => {
             host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
@@ -805,7 +823,7 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             ctx.proc().check(a[2], super::table::FLOCK_SIZE)?;
             host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
         }
-        15 /* F_SETOWN_EX */ | 16 /* F_GETOWN_EX */ => {
+        16 /* F_GETOWN_EX */ => {
             ctx.proc().check(a[2], 8)?;
             host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
         }

@@ -110,6 +110,16 @@ pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if sys::file_type(fd.0.raw() as u64) != Some(libc::S_IFSOCK) {
         return Err(Errno::ENOTTY);
     }
+    if matches!(req, 0x8901 | 0x8902) {
+        // FIOSETOWN, SIOCSPGRP: the process (or -group) the socket's SIGIO/SIGURG go to,
+        // decided on a copy, which the kernel gets.
+        let b = crate::uaccess::copy_in(ctx.proc(), a[2], 4)?;
+        super::confine::may_own(ctx, i32::from_ne_bytes(b[..4].try_into().unwrap()), false)?;
+        return host(
+            libc::SYS_ioctl,
+            [fd.0.raw() as u64, u64::from(req), b.as_ptr() as u64, 0, 0, 0],
+        );
+    }
     match socket_request(req) {
         Some(arg) => forward(ctx.proc(), fd.0.raw() as u64, req, arg, a[2]),
         None => ifconf(ctx.proc(), fd.0.raw() as u64, a[2]),
