@@ -371,13 +371,14 @@ fn processes_outside_the_sandbox_cannot_be_signalled_or_seen() {
     let script = format!(
         "kill -TERM {pid}; echo outside=$?; test -e /proc/{pid} && echo seen || echo unseen; \
          ls /proc | grep -qx {pid} && echo listed || echo unlisted; \
-         sleep 30 & c=$!; kill $c; echo own=$?; wait $c; echo waited=$?"
+         sleep 30 & c=$!; kill $c; echo own=$?; wait $c; echo waited=$?; \
+         hostname \"$(hostname)\" 2>/dev/null && echo renamed || echo hostname-refused"
     );
     let out = workspace(w.path(), &script, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let alive = outside.try_wait().unwrap().is_none();
     assert!(alive, "the process outside was killed: {stdout}");
-    for want in ["outside=1", "unseen", "unlisted", "own=0", "waited=143"] {
+    for want in ["outside=1", "unseen", "unlisted", "own=0", "waited=143", "hostname-refused"] {
         assert!(stdout.lines().any(|l| l == want), "{want}: {stdout}");
     }
     // Under the null policy the same process is reachable (the confinement is the policy's).

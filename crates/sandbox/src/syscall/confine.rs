@@ -1,7 +1,8 @@
 //! Process confinement (every policy but null): the calls that signal or query a process by
 //! its id reach only the sandbox's own processes ([`crate::family`]); another process answers
 //! `ESRCH` (it does not exist, as far as the program can tell), a process group or user as a
-//! whole `EPERM` where it would reach past the sandbox.
+//! whole `EPERM` where it would reach past the sandbox. What belongs to the whole host (its
+//! clock, its names) is not the program's to change (`EPERM`).
 
 use super::Ctx;
 use crate::errno::Errno;
@@ -36,6 +37,12 @@ pub fn gate(ctx: &mut Ctx<'_>, nr: u64, a: &[u64; 6]) -> Option<SysResult> {
             0 => refuse(ours(a[1] as i32)),
             _ => Some(Err(Errno::EPERM)),
         },
+        // getpgid(pid), getsid(pid): another process's group or session tells it exists.
+        121 | 124 => refuse(ours(pid)),
+        // The host's clock and names are the whole system's: settimeofday, clock_settime,
+        // sethostname, setdomainname refused; adjtimex, clock_adjtime only as a query.
+        164 | 227 | 170 | 171 => Some(Err(Errno::EPERM)),
+        159 | 305 => Some(adjtime_query(ctx, nr, a)),
         _ => None,
     }
 }
@@ -62,6 +69,27 @@ pub fn may_own(ctx: &Ctx<'_>, owner: i32, thread: bool) -> Result<(), Errno> {
         }
     }
     Err(Errno::EPERM)
+}
+
+/// `adjtimex(buf)`, `clock_adjtime(clock, buf)` as a query only (`modes` 0), made on a copy of
+/// the program's `struct timex` (the kernel reads what was decided on), the result copied back.
+fn adjtime_query(ctx: &Ctx<'_>, nr: u64, a: &[u64; 6]) -> SysResult {
+    let addr = if nr == 159 { a[0] } else { a[1] };
+    let mut buf = crate::uaccess::copy_in(ctx.proc(), addr, super::table::TIMEX)?;
+    if u32::from_ne_bytes(buf[0..4].try_into().unwrap()) != 0 {
+        return Err(Errno::EPERM);
+    }
+    let args = if nr == 159 {
+        [buf.as_mut_ptr() as u64, 0, 0, 0, 0, 0]
+    } else {
+        [a[0], buf.as_mut_ptr() as u64, 0, 0, 0, 0]
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: adjtimex/clock_adjtime with a query (modes 0, which changes nothing) on `buf`, a
+    // supervisor copy of the size of struct timex alive across the call.
+    let r = unsafe { crate::sys::syscall6(nr as i64, args) }?;
+    crate::uaccess::copy_out(ctx.proc(), addr, &buf)?;
+    Ok(r)
 }
 
 /// `kill(pid <= 0, sig)`: 0 is the caller's process group, -1 every process it may signal,

@@ -87,7 +87,7 @@ const RUSAGE: u64 = 144;
 const EPOLL_EVENT: u64 = 12;
 const POLLFD: u64 = 8;
 const FLOCK: u64 = 32;
-const TIMEX: u64 = 208;
+pub(super) const TIMEX: u64 = 208;
 const TIMEZONE: u64 = 8;
 
 macro_rules! table {
