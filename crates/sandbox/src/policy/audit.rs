@@ -63,7 +63,8 @@ pub struct Event {
     pub path: Option<String>,
 }
 
-fn transport_name(t: Transport) -> &'static str {
+/// A transport's name in audit lines.
+pub(crate) fn transport_name(t: Transport) -> &'static str {
     match t {
         Transport::Tcp => "tcp",
         Transport::Udp => "udp",

@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::endpoint::{Endpoint, Op, SockKind, Transport};
 use super::firewall::{Request, SocketKindName};
 use super::fs::{Access, Need};
+use super::show::quote;
 use super::syscall_names;
 
 /// A directory is made one rule when this many of its entries (files, or groups below it) were
@@ -125,14 +126,9 @@ fn need_code(n: Need) -> &'static str {
     }
 }
 
+/// A transport's name in journal lines (the audit log's).
 fn transport_code(t: Transport) -> &'static str {
-    match t {
-        Transport::Tcp => "tcp",
-        Transport::Udp => "udp",
-        Transport::Unix => "unix",
-        Transport::NetlinkRoute => "netlink",
-        Transport::Other => "other",
-    }
+    super::audit::transport_name(t)
 }
 
 fn transport_of(s: &str) -> Option<Transport> {
@@ -712,22 +708,6 @@ fn access_key(a: Access) -> u8 {
 
 // ---------------------------------------------------------------------------------------------
 // The file.
-
-fn quote(s: &str) -> String {
-    let mut q = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => q.push_str("\\\""),
-            '\\' => q.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(q, "\\u{:04X}", c as u32);
-            }
-            c => q.push(c),
-        }
-    }
-    q.push('"');
-    q
-}
 
 fn text(p: &[u8]) -> String {
     String::from_utf8_lossy(p).into_owned()

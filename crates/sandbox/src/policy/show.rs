@@ -7,7 +7,8 @@ use super::firewall::{NetRule, Target};
 use super::fs::{FsAccess, FsRule};
 use super::{Action, Policy, Rule, syscall_names};
 
-fn quote(s: &str) -> String {
+/// `s` as a TOML basic string (quotes, backslashes and control characters escaped).
+pub(crate) fn quote(s: &str) -> String {
     let mut q = String::from("\"");
     for c in s.chars() {
         match c {
