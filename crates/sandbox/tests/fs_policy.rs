@@ -272,7 +272,10 @@ fn workspace_hides_secrets_and_says_once_which_profile_applies() {
     std::fs::create_dir_all(&cwd).unwrap();
     let out = Command::new(common::sandbox_bin())
         .args(["run", "--", "/bin/sh", "-c"])
-        .arg("cat ~/.profile; cat ~/.ssh/id_ed25519; ls -a ~; cat ~/.ssh/id_ed25519; true")
+        .arg(
+            "cat ~/.profile; cat ~/.ssh/id_ed25519; ls -a ~; cat ~/.ssh/id_ed25519; \
+             cat ~/.ssh/id_ed25519/x 2>&1 | grep -q 'Not a directory' && echo oracle; true",
+        )
         .env("HOME", &home)
         .current_dir(&cwd)
         .output()
@@ -281,6 +284,8 @@ fn workspace_hides_secrets_and_says_once_which_profile_applies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stdout.contains("public") && !stdout.contains("secret"), "{stdout}");
     assert!(!stdout.lines().any(|l| l == ".ssh"), "the listing shows .ssh: {stdout}");
+    // A path below a hidden file is as absent as the file (ENOTDIR told that it exists).
+    assert!(!stdout.lines().any(|l| l == "oracle"), "{stdout}");
     assert!(stderr.contains("No such file"), "{stderr}");
     assert_eq!(stderr.matches("the default policy `workspace`").count(), 1, "{stderr}");
 }

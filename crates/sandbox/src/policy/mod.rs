@@ -420,7 +420,7 @@ pub fn is_below(p: &[u8], dir: &[u8]) -> bool {
 
 /// `p` with empty and `.` components dropped (`//tmp/./x` → `/tmp/x`); `None` when it has
 /// `..` components or is relative (left to the kernel, and to the rules on what it resolves).
-fn lexical(p: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn lexical(p: &[u8]) -> Option<Vec<u8>> {
     if p.first() != Some(&b'/') {
         return None;
     }

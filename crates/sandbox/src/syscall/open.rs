@@ -199,7 +199,26 @@ fn open_need(flags: u64) -> Need {
 }
 
 /// Opens `path` as the program asked, screening the file before any usable descriptor exists.
+/// Under filesystem rules a path below a hidden one fails with `ENOENT` however the kernel
+/// failed ([`paths::hidden_error`]).
 fn open_screened(
+    me: Opener<'_>,
+    dirfd: u64,
+    path: &CStr,
+    flags: u64,
+    mode: u64,
+    how: &How<'_>,
+) -> SysResult {
+    let r = open_screened_as_is(me, dirfd, path, flags, mode, how);
+    match (r, me.fs) {
+        (Err(e), Some(ctx)) => {
+            Err(paths::hidden_error(ctx, dirfd, &paths::redirect(ctx.proc(), path), e))
+        }
+        (r, _) => r,
+    }
+}
+
+fn open_screened_as_is(
     me: Opener<'_>,
     dirfd: u64,
     path: &CStr,

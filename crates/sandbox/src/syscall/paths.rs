@@ -192,7 +192,8 @@ pub fn object(
         return entry(ctx, syscall, dirfd, p, need);
     }
     let p = redirect(ctx.proc(), p);
-    let probe = pinned(ctx, dirfd, &p, 0, &plain_open)?;
+    let probe =
+        pinned(ctx, dirfd, &p, 0, &plain_open).map_err(|e| hidden_error(ctx, dirfd, &p, e))?;
     let path = path_of(probe.raw())?;
     decide(ctx, syscall, &path, need)?;
     let kernel = if nofollow {
@@ -201,6 +202,36 @@ pub fn object(
         magic(probe.raw())
     };
     Ok(Resolved { kernel, path, probe, name: None })
+}
+
+/// The error of a path that could not be resolved, as the program sees it: `ENOENT` for one
+/// that names something below a hidden path (else `ENOTDIR` below a hidden file, `ELOOP` or
+/// `EACCES` would tell that it exists), judged on the path as written (made absolute against
+/// `dirfd`, without `..`); the kernel's error otherwise.
+pub fn hidden_error(ctx: &Ctx<'_>, dirfd: u64, p: &CStr, e: Errno) -> Errno {
+    let Some(fs) = ctx.proc().policy.fs() else { return e };
+    if e == Errno::ENOENT {
+        return e;
+    }
+    let p = p.to_bytes();
+    let full = if p.first() == Some(&b'/') {
+        p.to_vec()
+    } else {
+        let base = if dirfd as i32 == libc::AT_FDCWD {
+            std::env::current_dir().ok().map(|d| d.into_os_string().into_encoded_bytes())
+        } else {
+            path_of(dirfd as i32).ok()
+        };
+        match base {
+            Some(b) => join(&b, p),
+            None => return e,
+        }
+    };
+    let Some(l) = crate::policy::lexical(&full) else { return e };
+    match fs.rule_for(&l) {
+        Some(r) if r.access == crate::policy::fs::FsAccess::Hide => Errno::ENOENT,
+        _ => e,
+    }
 }
 
 /// Whether `syscall` makes, removes or renames the entry its path names (its lookup of the
@@ -281,7 +312,8 @@ pub fn entry_with(
     let p = redirect(ctx.proc(), p);
     let (dir, name, trailing) = split(p.to_bytes());
     let dir = CString::new(dir).expect("a part of a C string");
-    let parent = pinned(ctx, dirfd, &dir, O_DIRECTORY, open)?;
+    let parent =
+        pinned(ctx, dirfd, &dir, O_DIRECTORY, open).map_err(|e| hidden_error(ctx, dirfd, &p, e))?;
     let path = join(&path_of(parent.raw())?, name);
     decide(ctx, syscall, &path, need)?;
     let name = CString::new(name).expect("a part of a C string");
