@@ -18,17 +18,19 @@ pub fn gate(ctx: &mut Ctx<'_>, nr: u64, a: &[u64; 6]) -> Option<SysResult> {
         return None;
     }
     let pid = a[0] as i32;
-    let ours = |p: i32| p == 0 || family::contains(p);
+    // 0 is the caller; a negative pid names no process for these calls (the kernel answers
+    // EINVAL, as natively).
+    let ours = |p: i32| p <= 0 || family::contains(p);
     let refuse = |ok: bool| if ok { None } else { Some(Err(ESRCH)) };
     match nr {
         // kill: a process, or a group (0, -1, -PGID) as the sandbox's members of it.
         62 if pid > 0 => refuse(family::contains(pid)),
         62 => Some(kill_group(ctx, pid, a[1])),
         // tkill(tid), tgkill(tgid, tid), rt_sigqueueinfo(tgid), rt_tgsigqueueinfo(tgid, tid).
-        200 => refuse(family::contains_thread(pid)),
-        129 | 234 | 297 => refuse(family::contains(pid)),
+        200 => refuse(pid <= 0 || family::contains_thread(pid)),
+        129 | 234 | 297 => refuse(ours(pid)),
         // pidfd_open(pid): a descriptor to signal or wait for it with.
-        434 => refuse(family::contains(pid)),
+        434 => refuse(ours(pid)),
         // prlimit64 and the scheduler calls by pid (0: the caller).
         302 | 142..=145 | 148 | 203 | 204 | 314 | 315 => refuse(ours(pid)),
         // getpriority/setpriority(which, who): PRIO_PROCESS only; a group or a user would

@@ -110,6 +110,10 @@ pub fn decide_fd(ctx: &Ctx<'_>, syscall: &str, fd: u64, need: Need) -> Result<()
         return Ok(());
     }
     check_fd(ctx.proc(), fd)?;
+    // Not open: EBADF, as the call itself would answer (not readlink's ENOENT).
+    if crate::sys::file_type(fd).is_none() {
+        return Err(Errno::EBADF);
+    }
     decide(ctx, syscall, &path_of(fd as i32)?, need)
 }
 
