@@ -14,6 +14,15 @@ use common::{Cmd, Mode, Output, WorkDir, run_in, selfcheck};
 
 const PYTHON: &str = "/usr/bin/python3";
 
+/// Whether `PYTHON` is there; records the test as skipped when it is not.
+fn python_or_skip() -> bool {
+    let there = Path::new(PYTHON).exists();
+    if !there {
+        dune::testing::record_skip("sandbox::learn (python tests)", "no /usr/bin/python3");
+    }
+    there
+}
+
 /// A TCP listener on 127.0.0.1 that greets every connection with `hello\n`, until dropped
 /// (the thread ends with the test process).
 fn greeter() -> u16 {
@@ -59,6 +68,7 @@ fn secrets() -> (WorkDir, PathBuf, PathBuf) {
 
 #[test]
 fn a_shell_run_across_fork_and_exec_is_learned_and_replayed() {
+    gated!(a_shell_run_across_fork_and_exec_is_learned_and_replayed);
     if selfcheck() {
         return;
     }
@@ -111,7 +121,8 @@ fn a_shell_run_across_fork_and_exec_is_learned_and_replayed() {
 
 #[test]
 fn python_reading_writing_and_connecting_is_learned_and_replayed() {
-    if selfcheck() || !Path::new(PYTHON).exists() {
+    gated!(python_reading_writing_and_connecting_is_learned_and_replayed);
+    if selfcheck() || !python_or_skip() {
         return;
     }
     let (port, other) = (greeter(), greeter());
@@ -158,7 +169,8 @@ fn python_reading_writing_and_connecting_is_learned_and_replayed() {
 
 #[test]
 fn a_server_on_a_port_the_kernel_picks_is_learned_and_replayed() {
-    if selfcheck() || !Path::new(PYTHON).exists() {
+    gated!(a_server_on_a_port_the_kernel_picks_is_learned_and_replayed);
+    if selfcheck() || !python_or_skip() {
         return;
     }
     let work = WorkDir::new("learn-server");
@@ -200,7 +212,8 @@ fn a_server_on_a_port_the_kernel_picks_is_learned_and_replayed() {
 
 #[test]
 fn a_call_the_run_did_not_make_fails_with_enosys() {
-    if selfcheck() || !Path::new(PYTHON).exists() {
+    gated!(a_call_the_run_did_not_make_fails_with_enosys);
+    if selfcheck() || !python_or_skip() {
         return;
     }
     let work = WorkDir::new("learn-calls");
