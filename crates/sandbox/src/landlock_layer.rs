@@ -80,10 +80,8 @@ pub type Lister = dyn Fn(&[u8]) -> Vec<(Vec<u8>, Kind)>;
 pub struct Grant {
     /// The path (absolute).
     pub path: Vec<u8>,
-    /// The rights.
+    /// The rights (only the file rights apply where `path` is not a directory).
     pub rights: BitFlags<AccessFs>,
-    /// Whether `path` is a directory (else only file rights apply to it).
-    pub dir: bool,
 }
 
 /// The file system rights this layer handles (ABI 3: Landlock's rights up to `TRUNCATE`).
@@ -163,7 +161,7 @@ pub fn plan(fs: &FsPolicy, list: &Lister) -> Vec<Grant> {
             .map(|l| l.path.as_slice())
             .collect();
         if holes.is_empty() || g.intersects(write_rights()) {
-            out.push(Grant { path: r.path.clone(), rights: g, dir: true });
+            out.push(Grant { path: r.path.clone(), rights: g });
         } else {
             cut(&r.path, g, &holes, list, &mut out);
         }
@@ -175,7 +173,7 @@ pub fn plan(fs: &FsPolicy, list: &Lister) -> Vec<Grant> {
 /// `READ_DIR`, each entry not on the way to a hole gets `g`.
 fn cut(dir: &[u8], g: BitFlags<AccessFs>, holes: &[&[u8]], list: &Lister, out: &mut Vec<Grant>) {
     if g.contains(AccessFs::ReadDir) {
-        out.push(Grant { path: dir.to_vec(), rights: AccessFs::ReadDir.into(), dir: true });
+        out.push(Grant { path: dir.to_vec(), rights: AccessFs::ReadDir.into() });
     }
     for (name, kind) in list(dir) {
         let p = join(dir, &name);
@@ -184,7 +182,7 @@ fn cut(dir: &[u8], g: BitFlags<AccessFs>, holes: &[&[u8]], list: &Lister, out: &
         }
         let below: Vec<&[u8]> = holes.iter().copied().filter(|h| within(h, &p)).collect();
         if below.is_empty() {
-            out.push(Grant { path: p, rights: g, dir: kind == Kind::Dir });
+            out.push(Grant { path: p, rights: g });
         } else if kind == Kind::Dir {
             cut(&p, g, &below, list, out);
         }
@@ -284,18 +282,17 @@ fn supervisor_grants(needs: &Needs) -> Vec<Grant> {
     let b = |p: &Path| p.as_os_str().as_encoded_bytes().to_vec();
     let rw_file = AccessFs::ReadFile | AccessFs::WriteFile;
     let mut v = vec![
-        Grant { path: b"/proc".to_vec(), rights: rw_file | AccessFs::ReadDir, dir: true },
-        Grant { path: b"/dev/kvm".to_vec(), rights: rw_file, dir: false },
-        Grant { path: b"/dev/null".to_vec(), rights: rw_file, dir: false },
+        Grant { path: b"/proc".to_vec(), rights: rw_file | AccessFs::ReadDir },
+        Grant { path: b"/dev/kvm".to_vec(), rights: rw_file },
+        Grant { path: b"/dev/null".to_vec(), rights: rw_file },
     ];
     if let Some(d) = &needs.private_tmp {
         v.push(Grant {
             path: b(d),
             rights: AccessFs::ReadDir | AccessFs::RemoveDir | AccessFs::RemoveFile,
-            dir: true,
         });
         if let Some(base) = d.parent() {
-            v.push(Grant { path: b(base), rights: AccessFs::RemoveDir.into(), dir: true });
+            v.push(Grant { path: b(base), rights: AccessFs::RemoveDir.into() });
         }
     }
     v
@@ -320,10 +317,9 @@ pub fn apply(
     let mut grants = plan(fs, &host_list);
     grants.extend(supervisor_grants(needs));
     // One rule per path: the union of its grants.
-    let mut merged: BTreeMap<Vec<u8>, (BitFlags<AccessFs>, bool)> = BTreeMap::new();
+    let mut merged: BTreeMap<Vec<u8>, BitFlags<AccessFs>> = BTreeMap::new();
     for g in grants {
-        let e = merged.entry(g.path).or_insert((BitFlags::EMPTY, g.dir));
-        e.0 |= g.rights;
+        *merged.entry(g.path).or_default() |= g.rights;
     }
     let ports = |op| net.and_then(|n| tcp_ports(n, op));
     let (bind, connect) = (ports(Op::Bind), ports(Op::Connect));
@@ -341,20 +337,22 @@ pub fn apply(
     if needs.confine_signals {
         ruleset = ruleset.scope(Scope::Signal)?;
     }
-    let mut created = ruleset.create()?;
+    // The rules themselves best effort (the ruleset's handled rights decide what is enforced).
+    let mut created = ruleset.create()?.set_compatibility(CompatLevel::BestEffort);
     let mut rules = 0;
-    for (path, (rights, _)) in &merged {
+    for (path, rights) in &merged {
+        use std::os::fd::{AsFd, AsRawFd};
         use std::os::unix::ffi::OsStrExt;
         // A path that does not exist (a rule on something not made yet) grants nothing.
         let Ok(fd) = PathFd::new(std::ffi::OsStr::from_bytes(path)) else { continue };
-        let is_dir = std::fs::metadata(std::ffi::OsStr::from_bytes(path)).is_ok_and(|m| m.is_dir());
+        // Decided on what was opened: a file takes only the file rights.
+        let is_dir = crate::sys::fstat(fd.as_fd().as_raw_fd())
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
         let rights = if is_dir { *rights } else { *rights & AccessFs::from_file(ABI::V3) };
         if rights.is_empty() {
             continue;
         }
-        created = created
-            .set_compatibility(CompatLevel::BestEffort)
-            .add_rule(PathBeneath::new(fd, rights))?;
+        created = created.add_rule(PathBeneath::new(fd, rights))?;
         rules += 1;
     }
     for (list, access) in [(bind, AccessNet::BindTcp), (connect, AccessNet::ConnectTcp)] {

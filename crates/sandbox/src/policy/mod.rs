@@ -645,11 +645,8 @@ impl Engine {
         src: &[u8],
         dst: &[u8],
     ) -> Result<(), Errno> {
-        if self.learn.is_some() {
-            return Ok(());
-        }
         let Some(f) = &self.fs else { return Ok(()) };
-        if self.first_layer_off {
+        if self.learn.is_some() || self.first_layer_off {
             return Ok(());
         }
         f.may_move(src, dst).map_err(|r| self.fs_denied(caller, syscall, "move", src, r))

@@ -63,14 +63,16 @@ pub fn may_own(ctx: &Ctx<'_>, owner: i32, thread: bool) -> Result<(), Errno> {
         return if ok { Ok(()) } else { Err(ESRCH) };
     }
     let g = owner.checked_neg().ok_or(Errno::EINVAL)?;
-    if family::contains(g) {
-        #[allow(unsafe_code)]
-        // SAFETY: getpgid takes no pointers.
-        if unsafe { libc::getpgid(g) } == g {
-            return Ok(());
-        }
+    if family::contains(g) && pgid_of(g) == g { Ok(()) } else { Err(Errno::EPERM) }
+}
+
+/// The process group of process `p` (-1 if there is none).
+fn pgid_of(p: i32) -> i32 {
+    #[allow(unsafe_code)]
+    // SAFETY: getpgid takes no pointers.
+    unsafe {
+        libc::getpgid(p)
     }
-    Err(Errno::EPERM)
 }
 
 /// `adjtimex(buf)`, `clock_adjtime(clock, buf)` as a query only (`modes` 0), made on a copy of
@@ -100,17 +102,14 @@ fn adjtime_query(ctx: &Ctx<'_>, nr: u64, a: &[u64; 6]) -> SysResult {
 fn kill_group(ctx: &mut Ctx<'_>, pid: i32, sig: u64) -> SysResult {
     let me = std::process::id() as i32;
     #[allow(unsafe_code)]
-    // SAFETY: getpgid takes no pointers.
-    let group = |p: i32| unsafe { libc::getpgid(p) };
-    #[allow(unsafe_code)]
     // SAFETY: getpgrp takes no pointers and cannot fail.
     let mine = unsafe { libc::getpgrp() };
     let mut targets: Vec<i32> = family::members()
         .into_iter()
         .filter(|&p| match pid {
-            0 => group(p) == mine,
+            0 => pgid_of(p) == mine,
             -1 => p != me,
-            g => group(p) == -g,
+            g => pgid_of(p) == -g,
         })
         .collect();
     targets.sort_by_key(|&p| p == me);

@@ -242,20 +242,17 @@ pub fn socketpair(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// `bind`, `connect`: the address decided on and handed over as copied.
 fn addressed(ctx: &mut Ctx<'_>, nr: u64, syscall: &str, op: Op, a: &[u64; 6]) -> SysResult {
     let proc = ctx.proc();
-    if !proc.policy.mediates_network() {
-        if op != Op::Connect {
-            return forward(proc, nr, a);
-        }
-        // Decided on a copy, which is what the host gets.
-        let sa = sockaddr::copy_in(proc, a[1], a[2])?;
-        if runtime_channel(sa.bytes()) {
-            return Err(Errno(libc::ECONNREFUSED));
-        }
-        return host(nr as i64, [a[0], sa.as_ptr(), sa.len() as u64, 0, 0, 0]);
+    let mediated = proc.policy.mediates_network();
+    if !mediated && op != Op::Connect {
+        return forward(proc, nr, a);
     }
+    // Decided on a copy, which is what the host gets.
     let mut sa = sockaddr::copy_in(proc, a[1], a[2])?;
     if op == Op::Connect && runtime_channel(sa.bytes()) {
         return Err(Errno(libc::ECONNREFUSED));
+    }
+    if !mediated {
+        return host(nr as i64, [a[0], sa.as_ptr(), sa.len() as u64, 0, 0, 0]);
     }
     let p = pin(proc, a[0])?;
     let mut keep = Vec::new();

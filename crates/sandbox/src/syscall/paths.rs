@@ -110,11 +110,10 @@ pub fn decide_fd(ctx: &Ctx<'_>, syscall: &str, fd: u64, need: Need) -> Result<()
         return Ok(());
     }
     check_fd(ctx.proc(), fd)?;
-    // Not open: EBADF, as the call itself would answer (not readlink's ENOENT).
-    if crate::sys::file_type(fd).is_none() {
-        return Err(Errno::EBADF);
-    }
-    decide(ctx, syscall, &path_of(fd as i32)?, need)
+    // A descriptor that is not open has no /proc/self/fd link: EBADF, as the call itself would
+    // answer (not readlink's ENOENT).
+    let path = path_of(fd as i32).map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?;
+    decide(ctx, syscall, &path, need)
 }
 
 /// The magic link of descriptor `fd`.
@@ -187,12 +186,13 @@ pub fn object(
         return Err(Errno::ENOENT);
     }
     // `NAME/` is followed even by a call that does not follow a final symlink (fs/namei.c,
-    // `lookup_last`: trailing slashes set LOOKUP_FOLLOW), but for the calls that make or remove
-    // NAME itself: such a path is resolved to the object it leads to and carried out on it
-    // (`/proc/self/fd/N/`, the magic link followed), or a thread swapping the symlink between
-    // the decision and the call would have the kernel follow it elsewhere.
+    // `lookup_last`: trailing slashes set LOOKUP_FOLLOW; the calls that make or remove NAME
+    // itself, which never follow it, resolve through `entry`): such a path is resolved to the
+    // object it leads to and carried out on it (`/proc/self/fd/N/`, the magic link followed),
+    // or a thread swapping the symlink between the decision and the call would have the kernel
+    // follow it elsewhere.
     let trailing = p.to_bytes().len() > 1 && p.to_bytes().ends_with(b"/");
-    if nofollow && (!trailing || makes_or_removes(syscall)) {
+    if nofollow && !trailing {
         return entry(ctx, syscall, dirfd, p, need);
     }
     let p = redirect(ctx.proc(), p);
@@ -236,28 +236,6 @@ pub fn hidden_error(ctx: &Ctx<'_>, dirfd: u64, p: &CStr, e: Errno) -> Errno {
         Some(r) if r.access == crate::policy::fs::FsAccess::Hide => Errno::ENOENT,
         _ => e,
     }
-}
-
-/// Whether `syscall` makes, removes or renames the entry its path names (its lookup of the
-/// last component never follows a symlink, trailing slash or not).
-fn makes_or_removes(syscall: &str) -> bool {
-    matches!(
-        syscall,
-        "mkdir"
-            | "mkdirat"
-            | "rmdir"
-            | "unlink"
-            | "unlinkat"
-            | "rename"
-            | "renameat"
-            | "renameat2"
-            | "link"
-            | "linkat"
-            | "symlink"
-            | "symlinkat"
-            | "mknod"
-            | "mknodat"
-    )
 }
 
 /// Splits `p` into its directory part (`.` when it has none, `/` for the root) and its last
@@ -347,11 +325,24 @@ pub fn redirect(proc: &Process, p: &CStr) -> CString {
     }
 }
 
-/// What a forwarded call needs of its path argument `i` (`a`: the call's arguments): whether
-/// it follows a final symlink, and the access. `None`: argument `i` is not a path to decide on
+/// How a forwarded call resolves a path argument's last component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Last {
+    /// A final symlink is followed.
+    Follow,
+    /// A final symlink is not followed (`AT_SYMLINK_NOFOLLOW`, `lstat`), unless the path ends
+    /// in `/`.
+    NoFollow,
+    /// The entry itself is made, removed or renamed: never followed, trailing slash or not.
+    Entry,
+}
+
+/// What a forwarded call needs of its path argument `i` (`a`: the call's arguments): how its
+/// last component is resolved, and the access. `None`: argument `i` is not a path to decide on
 /// (a symlink's target text).
-fn needs(nr: u64, i: usize, a: &[u64; 6]) -> Option<(bool, Need)> {
-    let nofollow = |flags: u64| flags & libc::AT_SYMLINK_NOFOLLOW as u64 != 0;
+fn needs(nr: u64, i: usize, a: &[u64; 6]) -> Option<(Last, Need)> {
+    let follow = |yes: bool| if yes { Last::Follow } else { Last::NoFollow };
+    let nofollow = |flags: u64| follow(flags & libc::AT_SYMLINK_NOFOLLOW as u64 == 0);
     let access = |mode: u64| -> Need {
         if mode & libc::W_OK as u64 != 0 {
             if mode & libc::R_OK as u64 != 0 { Need::ReadWrite } else { Need::Write }
@@ -363,25 +354,24 @@ fn needs(nr: u64, i: usize, a: &[u64; 6]) -> Option<(bool, Need)> {
             Need::Stat
         }
     };
-    // (follows, need)
     Some(match (nr, i) {
-        (4, 0) | (80, 0) | (137, 0) | (191, 0) | (194, 0) => (true, Need::Stat),
-        (6, 0) | (192, 0) | (195, 0) => (false, Need::Stat),
-        (21, 0) => (true, access(a[1])),
-        (269, 1) => (true, access(a[2])),
-        (439, 1) => (!nofollow(a[3]), access(a[2])),
-        (132, 0) | (235, 0) | (261, 1) => (true, Need::Write),
-        (280, 1) => (!nofollow(a[3]), Need::Write),
-        (262, 1) => (!nofollow(a[3]), Need::Stat),
-        (332, 1) | (465, 1) => (!nofollow(a[2]), Need::Stat),
-        (254, 1) => (a[2] & 0x0200_0000 == 0, Need::Read), // IN_DONT_FOLLOW
+        (4, 0) | (80, 0) | (137, 0) | (191, 0) | (194, 0) => (Last::Follow, Need::Stat),
+        (6, 0) | (192, 0) | (195, 0) => (Last::NoFollow, Need::Stat),
+        (21, 0) => (Last::Follow, access(a[1])),
+        (269, 1) => (Last::Follow, access(a[2])),
+        (439, 1) => (nofollow(a[3]), access(a[2])),
+        (132, 0) | (235, 0) | (261, 1) => (Last::Follow, Need::Write),
+        (280, 1) => (nofollow(a[3]), Need::Write),
+        (262, 1) => (nofollow(a[3]), Need::Stat),
+        (332, 1) | (465, 1) => (nofollow(a[2]), Need::Stat),
+        (254, 1) => (follow(a[2] & 0x0200_0000 == 0), Need::Read), // IN_DONT_FOLLOW
         // Entries that are made, removed or renamed.
-        (82, 0 | 1) | (83, 0) | (84, 0) | (87, 0) | (133, 0) => (false, Need::Write),
-        (258, 1) | (259, 1) | (263, 1) | (264, 1 | 3) | (316, 1 | 3) => (false, Need::Write),
-        (86, 1) | (88, 1) | (265, 3) | (266, 2) => (false, Need::Write),
+        (82, 0 | 1) | (83, 0) | (84, 0) | (87, 0) | (133, 0) => (Last::Entry, Need::Write),
+        (258, 1) | (259, 1) | (263, 1) | (264, 1 | 3) | (316, 1 | 3) => (Last::Entry, Need::Write),
+        (86, 1) | (88, 1) | (265, 3) | (266, 2) => (Last::Entry, Need::Write),
         // A link's source: looked at here, its access compared with the new name's below.
-        (86, 0) => (false, Need::Stat),
-        (265, 1) => (a[4] & libc::AT_SYMLINK_FOLLOW as u64 != 0, Need::Stat),
+        (86, 0) => (Last::NoFollow, Need::Stat),
+        (265, 1) => (follow(a[4] & libc::AT_SYMLINK_FOLLOW as u64 != 0), Need::Stat),
         _ => return None,
     })
 }
@@ -418,13 +408,16 @@ pub fn forwarded_path(
     hold: &mut Vec<Resolved>,
 ) -> Result<Option<CString>, Errno> {
     let name = super::spec(nr).map_or("?", |s| s.name);
-    let Some((follows, need)) = needs(nr, i, a) else { return Ok(None) };
+    let Some((last, need)) = needs(nr, i, a) else { return Ok(None) };
     if copied.is_empty() && on_descriptor(nr, a, &[true; 6]).is_some() {
         return Ok(None);
     }
     // The directory descriptor of a `*at` call is the argument before the path.
     let dirfd = if i > 0 && is_at(nr, i) { a[i - 1] } else { libc::AT_FDCWD as u64 };
-    let r = object(ctx, name, dirfd, copied, !follows, need)?;
+    let r = match last {
+        Last::Entry => entry(ctx, name, dirfd, copied, need)?,
+        _ => object(ctx, name, dirfd, copied, last == Last::NoFollow, need)?,
+    };
     let kernel = r.kernel.clone();
     hold.push(r);
     Ok(Some(kernel))
