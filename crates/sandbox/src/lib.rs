@@ -25,6 +25,7 @@ pub mod hostread;
 pub mod landlock_layer;
 pub mod loader;
 pub mod mm;
+pub mod nslock;
 pub mod policy;
 pub mod process;
 pub mod robust;
@@ -447,6 +448,9 @@ pub(crate) fn prepare(
         .map_err(|(fd, e)| SandboxError::Inherited(fd, e))?;
     policy::audit::set_root();
     family::init();
+    if engine.fs().is_some() {
+        nslock::init().map_err(SandboxError::Window)?;
+    }
     Ok((ignored, engine))
 }
 

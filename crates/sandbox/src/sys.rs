@@ -1900,6 +1900,51 @@ pub fn fstat(fd: i32) -> Result<libc::stat, Errno> {
     Ok(st)
 }
 
+/// `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)`. Errors: the kernel's.
+pub fn fstatat_nofollow(dirfd: i32, name: &std::ffi::CStr) -> Result<libc::stat, Errno> {
+    // SAFETY: `st` is a plain C struct the kernel fills; zeroed is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated and `st` writable, both alive across the call.
+    if unsafe { libc::fstatat(dirfd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(st)
+}
+
+/// `memfd_create(name, MFD_CLOEXEC)`: an empty file of the supervisor's. Errors: the kernel's.
+pub fn memfd(name: &str) -> Result<i32, Errno> {
+    let c = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `c` is a NUL-terminated local string.
+    let fd = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 { Err(Errno::last()) } else { Ok(fd) }
+}
+
+/// `fcntl(fd, F_SETLKW)` of the whole file with lock type `ty` (`F_RDLCK`, `F_WRLCK`,
+/// `F_UNLCK`), waiting through `EINTR`. Other errors are ignored: the lock is the
+/// supervisor's own, on its own memfd (see [`crate::nslock`]).
+pub fn record_lock(fd: i32, ty: i16) {
+    // SAFETY: `flock` is a plain C struct; zeroed is a valid value (whole file from 0).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = ty;
+    fl.l_whence = libc::SEEK_SET as i16;
+    loop {
+        // SAFETY: `fl` is a local, initialised `struct flock`.
+        let r = unsafe { libc::fcntl(fd, libc::F_SETLKW, &fl) };
+        if r == 0 || Errno::last() != Errno(libc::EINTR) {
+            return;
+        }
+    }
+}
+
+/// `kill(pid, sig)` of one process the supervisor names (a member of its own family), errors
+/// ignored (it may have ended).
+pub fn kill_process(pid: i32, sig: i32) {
+    if pid > 0 {
+        // SAFETY: signals one process by its positive pid; no memory involved.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
 /// The file system type (`f_type` of `fstatfs`) of the file open on `fd`.
 pub fn fs_type(fd: i32) -> Result<i64, Errno> {
     // SAFETY: `fs` is a plain C struct the kernel fills; zeroed is a valid value.

@@ -342,3 +342,81 @@ pub fn only_signal(sig: i32) {
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }
+
+/// Where a bound pathname unix socket's file is: `(st_dev, st_ino)` of the inode `bind`
+/// created, as `sock_diag(7)` reports it (`UDIAG_SHOW_VFS`, `net/unix/diag.c`: the inode
+/// number's low 32 bits, and the kernel's `dev_t`, `MAJOR << 20 | MINOR`, returned here as
+/// `stat` encodes it). `sock_ino` is the socket's own inode (`fstat` of the socket descriptor, in sockfs).
+/// `None` for a socket with no file (not bound, or abstract). The netlink socket is made
+/// through the runtime's window. Errors: `ENOENT` for no such socket or where the kernel has
+/// no unix `sock_diag` (`CONFIG_UNIX_DIAG`), the kernel's.
+pub fn unix_bound_file(sock_ino: u64) -> Result<Option<(u64, u32)>, Errno> {
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const UDIAG_SHOW_VFS: u32 = 0x2;
+    const UNIX_DIAG_VFS: u16 = 1;
+    let win = crate::fdwin::window();
+    let nl = {
+        let _gate = win.creating();
+        let fd = socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 4)?;
+        win.adopt(fd).map_err(|e| Errno::from_io(&e))?
+    };
+    // struct nlmsghdr (16) + struct unix_diag_req (24).
+    let mut req = [0u8; 40];
+    req[0..4].copy_from_slice(&40u32.to_ne_bytes());
+    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    req[16] = libc::AF_UNIX as u8;
+    req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    req[24..28].copy_from_slice(&(sock_ino as u32).to_ne_bytes());
+    req[28..32].copy_from_slice(&UDIAG_SHOW_VFS.to_ne_bytes());
+    req[32..40].copy_from_slice(&[0xff; 8]); // INET_DIAG_NOCOOKIE
+    // SAFETY: `req` is a local buffer of its stated length; `nl` is the runtime's socket.
+    check_size(unsafe { libc::send(nl.raw(), req.as_ptr().cast(), req.len(), 0) })?;
+    let mut buf = [0u8; 512];
+    // SAFETY: `buf` is local; the kernel writes at most its length.
+    let n = check_size(unsafe { libc::recv(nl.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) })?;
+    let b = &buf[..n];
+    let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+    let u32_at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    if n < 16 {
+        return Err(Errno(libc::EIO));
+    }
+    if u16_at(4) == libc::NLMSG_ERROR as u16 {
+        let e = if n >= 20 { -(u32_at(16) as i32) } else { libc::EIO };
+        return Err(Errno(if e > 0 { e } else { libc::EIO }));
+    }
+    // struct unix_diag_msg is 16 bytes; its attributes follow, each 4-aligned.
+    let end = (u32_at(0) as usize).min(n);
+    let mut i = 32;
+    while i + 4 <= end {
+        let (len, ty) = (u16_at(i) as usize, u16_at(i + 2));
+        if len < 4 || i + len > end {
+            break;
+        }
+        if ty == UNIX_DIAG_VFS && len >= 12 {
+            let dev = u32_at(i + 8);
+            return Ok(Some((libc::makedev(dev >> 20, dev & 0xf_ffff), u32_at(i + 4))));
+        }
+        i += (len + 3) & !3;
+    }
+    Ok(None)
+}
+
+/// Whether the host kernel answers [`unix_bound_file`] (probed once, on an unbound socket of
+/// the runtime's, which it must report without a file).
+pub fn unix_diag_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let win = crate::fdwin::window();
+        let probe = {
+            let _gate = win.creating();
+            match socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) {
+                Ok(fd) => win.adopt(fd).ok(),
+                Err(_) => None,
+            }
+        };
+        probe.is_some_and(|p| {
+            crate::sys::fstat(p.raw()).is_ok_and(|st| unix_bound_file(st.st_ino) == Ok(None))
+        })
+    })
+}

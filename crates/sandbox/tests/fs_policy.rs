@@ -35,11 +35,28 @@ fn tree(w: &WorkDir) -> PathBuf {
     root
 }
 
+/// A listening stream socket `srv` and a bound datagram socket `dsrv` in each area of the
+/// tree, for the unix calls (open while the returned value lives).
+fn unix_servers(root: &Path) -> Vec<Box<dyn std::any::Any>> {
+    use std::os::unix::net::{UnixDatagram, UnixListener};
+    let mut v: Vec<Box<dyn std::any::Any>> = Vec::new();
+    for area in ["rw", "ro", "hidden", "unlisted"] {
+        v.push(Box::new(UnixListener::bind(root.join(area).join("srv")).unwrap()));
+        v.push(Box::new(UnixDatagram::bind(root.join(area).join("dsrv")).unwrap()));
+    }
+    v
+}
+
 /// `sandbox run --policy null` with these rules, plus what a program needs to load (the
 /// system's libraries and the test binaries, executable).
 fn sandboxed(rules: &[String], prog: &Path, args: &[&str]) -> Output {
+    sandboxed_with(&[], rules, prog, args)
+}
+
+/// [`sandboxed`] with `extra` options first.
+fn sandboxed_with(extra: &[&str], rules: &[String], prog: &Path, args: &[&str]) -> Output {
     let mut c = Command::new(common::sandbox_bin());
-    c.args(["run", "--policy", "null"]);
+    c.args(["run", "--policy", "null"]).args(extra);
     for sys in ["/usr", "/lib", "/lib64", "/etc"] {
         c.args(["--exec", sys]);
     }
@@ -83,6 +100,7 @@ const WRITES: &[&str] = &[
     "rename",
     "unlink",
     "rmdir",
+    "unix-bind",
     "fchmod",
     "fchown",
     "futimens",
@@ -93,6 +111,7 @@ fn every_call(link: Link) {
     // Natively, on a fresh tree: everything succeeds (the baseline the rules change).
     let w = WorkDir::new("fs-calls-native");
     let root = tree(&w);
+    let _servers = unix_servers(&root);
     let native = Command::new(&prog).arg("calls").arg(root.join("rw")).output().unwrap();
     let native = lines(&native);
     assert!(native.len() >= 39, "{native:?}");
@@ -101,6 +120,7 @@ fn every_call(link: Link) {
     }
     let w = WorkDir::new("fs-calls");
     let root = tree(&w);
+    let _servers = unix_servers(&root);
     for (area, read, write) in [
         ("rw", "ok", "ok"),
         ("ro", "ok", "EROFS"),
@@ -114,6 +134,14 @@ fn every_call(link: Link) {
             .iter()
             .filter(|(call, r)| {
                 let want = if WRITES.contains(&call.as_str()) { write } else { read };
+                // Reaching a unix socket takes write access to its file (as Linux checks
+                // it), refused with EACCES even below a read-only path (Linux's connect
+                // never fails with EROFS).
+                let want = match call.as_str() {
+                    "unix-connect" | "unix-sendto" if write == "EROFS" => "EACCES",
+                    "unix-connect" | "unix-sendto" => write,
+                    _ => want,
+                };
                 r != want
             })
             .map(|(c, r)| format!("{c}={r}"))
@@ -123,7 +151,7 @@ fn every_call(link: Link) {
     // Nothing below ro, hidden or unlisted changed.
     for area in ["ro", "hidden", "unlisted"] {
         let a = root.join(area);
-        for absent in ["new", "new2", "nd", "fifo", "sl", "hl", "r2"] {
+        for absent in ["new", "new2", "nd", "fifo", "sl", "hl", "r2", "sk"] {
             assert!(!a.join(absent).exists(), "{area}/{absent} was made");
         }
         assert_eq!(std::fs::read(a.join("t")).unwrap(), b"content\n", "{area}/t truncated");
@@ -218,6 +246,106 @@ link_tests!("fs_policy", symlink_race, [static_ => Static], |link| {
     assert_eq!(value("ro-written"), 0, "a write reached the read-only file");
     assert_eq!(std::fs::read(root.join("ro/f")).unwrap(), b"content\n");
 });
+
+// A unix bind is made by the program's string (so the socket reports the address it was
+// given), which the kernel resolves again: a thread or a child process swapping a directory
+// of the path for a symlink to a read-only one must never get a socket made there. Only the
+// first layer (Landlock, which refuses such a bind in the kernel, is off).
+fn bind_race(mode: &str) {
+    let prog = build_c("fs_rules", Link::Static);
+    let w = WorkDir::new(&format!("fs-bind-race-{mode}"));
+    let root = tree(&w);
+    let out = sandboxed_with(
+        &["--landlock", "off"],
+        &rules(&root),
+        &prog,
+        &["bindrace", &root.to_string_lossy(), "2000", mode],
+    );
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value = |k: &str| -> i64 {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("bindrace {k} ")).map(|v| v.parse().unwrap()))
+            .unwrap_or_else(|| panic!("no bindrace {k}: {text}"))
+    };
+    assert!(out.status.success(), "{text}");
+    assert!(value("bound") > 0, "no bind in the writable directory succeeded: {text}");
+    assert_eq!(value("ro-sockets"), 0, "{text}");
+    assert!(!root.join("ro/d/s").exists(), "{text}");
+}
+
+#[test]
+fn unix_bind_race_with_a_thread() {
+    gated!(unix_bind_race_with_a_thread);
+    bind_race("thread");
+}
+
+#[test]
+fn unix_bind_race_with_a_process() {
+    gated!(unix_bind_race_with_a_process);
+    bind_race("proc");
+}
+
+/// The `workspace` profile and unix sockets by path: decided by the filesystem rules (bind
+/// and connect in the working directory and the private /tmp; nothing elsewhere, not even
+/// a server the host has below a readable path), each reporting the address the program gave.
+#[test]
+fn workspace_unix_sockets_follow_the_file_rules() {
+    gated!(workspace_unix_sockets_follow_the_file_rules);
+    let python = Path::new("/usr/bin/python3");
+    if !python.exists() {
+        dune::testing::record_skip(
+            "sandbox::fs_policy::workspace_unix_sockets_follow_the_file_rules",
+            "no /usr/bin/python3",
+        );
+        return;
+    }
+    let w = WorkDir::new("fs-unix");
+    let cwd = w.join("proj");
+    let outside = w.join("outside");
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    // A host server below a readable (not writable) path.
+    let _host = std::os::unix::net::UnixListener::bind(outside.join("host.sock")).unwrap();
+    let script = format!(
+        "import socket, tempfile, os\n\
+         def pair(path, ty=socket.SOCK_STREAM):\n\
+         \x20   s = socket.socket(socket.AF_UNIX, ty); s.bind(path)\n\
+         \x20   if ty == socket.SOCK_STREAM:\n\
+         \x20       s.listen(); c = socket.socket(socket.AF_UNIX); c.connect(path)\n\
+         \x20       a, _ = s.accept(); c.send(b'hi'); assert a.recv(2) == b'hi'\n\
+         \x20       print('name', s.getsockname() == path, c.getpeername() == path)\n\
+         \x20   else:\n\
+         \x20       c = socket.socket(socket.AF_UNIX, ty); c.bind(path + '.c')\n\
+         \x20       c.sendto(b'x', path); _, frm = s.recvfrom(4)\n\
+         \x20       print('from', frm == path + '.c')\n\
+         pair('rel.sock')\n\
+         d = tempfile.mkdtemp(); pair(d + '/t.sock'); pair(d + '/d.sock', socket.SOCK_DGRAM)\n\
+         for p in ['{out}/new.sock']:\n\
+         \x20   try: socket.socket(socket.AF_UNIX).bind(p); print('bound outside')\n\
+         \x20   except OSError as e: print('bind refused', e.errno)\n\
+         try: socket.socket(socket.AF_UNIX).connect('{out}/host.sock'); print('reached host')\n\
+         except OSError as e: print('connect refused', e.errno)\n",
+        out = outside.display()
+    );
+    let out = Command::new(common::sandbox_bin())
+        .args(["run", "--", "/usr/bin/python3", "-c", &script])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("name True True").count(), 2, "{stdout}\n{stderr}");
+    assert!(stdout.contains("from True"), "{stdout}");
+    assert!(stdout.contains(&format!("bind refused {}", libc::EROFS)), "{stdout}");
+    assert!(stdout.contains(&format!("connect refused {}", libc::EACCES)), "{stdout}");
+    assert!(cwd.join("rel.sock").exists() && !outside.join("new.sock").exists());
+}
 
 /// Runs a shell command under the default profile (no policy option) in `dir`.
 fn workspace(dir: &Path, script: &str, extra: &[&str]) -> Output {

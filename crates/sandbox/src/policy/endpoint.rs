@@ -258,6 +258,18 @@ pub fn unspecified_destination(ip: IpAddr, bound: Option<IpAddr>) -> IpAddr {
     }
 }
 
+/// The path of a pathname unix address (`sun_path` up to its NUL), `None` for any other.
+pub fn unix_path_of(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.len() <= 2 || u16::from_ne_bytes([bytes[0], bytes[1]]) != AF_UNIX as u16 {
+        return None;
+    }
+    let path = &bytes[2..bytes.len().min(SUN_LEN)];
+    if path[0] == 0 {
+        return None;
+    }
+    Some(&path[..path.iter().position(|&b| b == 0).unwrap_or(path.len())])
+}
+
 /// Decodes the socket address `bytes` (the program's length, at most [`SOCKADDR_MAX`]
 /// bytes) that call `op` hands the kernel for a socket of kind `kind`. For [`Op::Send`] on a
 /// stream socket the address is what a `MSG_FASTOPEN` connect would use: call it with

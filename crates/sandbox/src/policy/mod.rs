@@ -740,6 +740,11 @@ impl Engine {
         let Some(net) = &self.net else { return Ok(()) };
         let (action, slot, label) = match net.first_match(req) {
             Some(i) => (net.rules[i].action, i, net.rules[i].label.as_str()),
+            // A pathname unix socket is a file: with filesystem rules, they decided it (the
+            // firewall's unix rules, where given, still apply; its default does not).
+            None if self.fs.is_some() && matches!(req.endpoint, Endpoint::UnixPath(_)) => {
+                return Ok(());
+            }
             None => (net.default, net.rules.len(), net.default_label.as_str()),
         };
         self.finish(caller, action, slot, label, || audit::Event::net(syscall, req))

@@ -176,7 +176,9 @@ fn fork_process(ctx: &mut Ctx<'_>, flags: u64, stack: u64, ptid: u64, ctid: u64)
     // the child uses copies instead of locks a thread that does not exist there may hold.
     let vm_fds = proc.vm.runtime_fds();
     let pid = sys::with_signals_blocked(|_| {
-        // First: a thread holding the gate may take any of the locks below (fdwin).
+        // First the namespace lock: a rename or bind holding it takes the gate and the rest;
+        // then the gate: a thread holding it may take any of the locks below (fdwin).
+        let _ns = crate::nslock::for_fork();
         let _gate = crate::fdwin::window().creating();
         let mut trace = proc.trace.lock().unwrap();
         if let Some(t) = trace.as_mut() {

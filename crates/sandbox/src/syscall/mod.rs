@@ -104,6 +104,9 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
         if let Some(res) = confine::gate(ctx, sc.nr, &sc.args) {
             return res;
         }
+        // A call that can change where a path resolves waits for a unix bind deciding on one.
+        let _ns = matches!(sc.nr, 80 | 81 | 82 | 86 | 88 | 264 | 265 | 266 | 316)
+            .then(crate::nslock::shared);
         match spec(sc.nr) {
             None => Err(Errno::ENOSYS),
             Some(spec) => restart::call(ctx, sc, spec),

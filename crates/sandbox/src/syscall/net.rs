@@ -27,13 +27,15 @@
 //! sent, as the kernel does when a later message fails. TCP `accept` and UDP sockets go
 //! through [`crate::guard`]; control data that would source-route a packet is refused.
 
+use std::ffi::CString;
 use std::net::IpAddr;
 
-use super::{Ctx, check_fd, copy_in, copy_out, read_u32};
+use super::{Ctx, check_fd, copy_in, copy_out, paths, read_u32};
 use crate::errno::Errno;
 use crate::fdwin::RuntimeFd;
 use crate::policy::endpoint::{self, AF_UNIX, Decoded, Endpoint, Op, SockKind, Transport};
 use crate::policy::firewall::Request;
+use crate::policy::fs::Need;
 use crate::policy::{Caller, audit};
 use crate::process::Process;
 use crate::sys::{self, SysResult};
@@ -169,16 +171,25 @@ fn bound_ip(fd: i32) -> Option<IpAddr> {
     sys_net::sockname(fd).ok().and_then(|b| endpoint::ip_of(&b)).map(|(ip, _)| ip)
 }
 
+/// What a decision keeps alive until the call is made: handles whose `/proc/self/fd/N` names
+/// the kernel gets, and a bind's checked directory (to verify the bind afterwards).
+#[derive(Default)]
+struct Held {
+    fds: Vec<RuntimeFd>,
+    bind: Option<paths::Resolved>,
+}
+
 /// Decides `op` (of call `syscall`) on the address `sa` for the pinned socket `p`: `Err` with
 /// the errno to return. May replace `sa` by what the kernel must get instead (a unix path's
-/// handle, kept alive in `keep` until after the call).
+/// handle, kept alive in `keep` until after the call). Without a firewall only unix paths
+/// under filesystem rules are decided.
 fn decide_addr(
     ctx: &Ctx<'_>,
     syscall: &str,
     p: &Pinned,
     op: Op,
     sa: &mut SockAddr,
-    keep: &mut Vec<RuntimeFd>,
+    keep: &mut Held,
 ) -> Result<(), Errno> {
     let engine = &ctx.proc().policy;
     let ep = match endpoint::decode(&p.kind, op, sa.bytes()) {
@@ -191,6 +202,9 @@ fn decide_addr(
         Endpoint::Ip(ip, port) if ip.is_unspecified() && matches!(op, Op::Connect | Op::Send) => {
             Endpoint::Ip(endpoint::unspecified_destination(ip, bound_ip(p.dup.raw())), port)
         }
+        Endpoint::UnixPath(path) if paths::mediated(ctx.proc()) => {
+            unix_by_rules(ctx, syscall, op, &path, sa, keep)?
+        }
         Endpoint::UnixPath(path) if op == Op::Bind => Endpoint::UnixPath(resolve_unix_bind(&path)),
         Endpoint::UnixPath(path) => {
             // A path that cannot be opened reaches nothing: the kernel would fail the same way
@@ -198,12 +212,15 @@ fn decide_addr(
             let (resolved, handle) = resolve_unix_target(&path);
             let h = handle?;
             *sa = proc_fd_addr(h.raw());
-            keep.push(h);
+            keep.fds.push(h);
             Endpoint::UnixPath(resolved)
         }
         ep if crate::policy::is_kernel_netlink(&ep) => return Ok(()),
         ep => ep,
     };
+    if !engine.mediates_network() {
+        return Ok(());
+    }
     let req = Request {
         op,
         transport: p.kind.transport(),
@@ -212,6 +229,101 @@ fn decide_addr(
         datagram: p.kind.datagram(),
     };
     engine.decide(caller(ctx), syscall, &req)
+}
+
+/// A pathname unix socket under filesystem rules, which decide it as the file it is: a bind
+/// creates an entry (`Need::Write` on the new path, resolved through its pinned parent, as
+/// `mknod`), a connect or send needs write access to the socket file (Linux's own check,
+/// `unix_find_bsd`: `MAY_WRITE`), decided on the file the path resolves to, symlinks
+/// followed, which the kernel then reaches through `/proc/self/fd/N` of the handle (the
+/// peer's address the program sees is the socket's own, whatever path reached it).
+///
+/// A bind is given the program's own string (with the private `/tmp` put in), so that the
+/// address the socket reports (`getsockname`, its peers' `getpeername`, `recvfrom`) is the
+/// program's. The string is resolved by the kernel again, so the caller holds the namespace
+/// lock ([`crate::nslock`]) from before this decision to the end of the bind: no process of
+/// the sandbox can meanwhile turn a directory of the path into a symlink or change the
+/// working directory. The bind is verified after the call too ([`verify_bound`]).
+fn unix_by_rules(
+    ctx: &Ctx<'_>,
+    syscall: &str,
+    op: Op,
+    path: &[u8],
+    sa: &mut SockAddr,
+    keep: &mut Held,
+) -> Result<Endpoint, Errno> {
+    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    if op != Op::Bind {
+        // Linux's connect never fails with EROFS (a socket on a read-only mount is reached).
+        let r = paths::object(ctx, syscall, libc::AT_FDCWD as u64, &c, false, Need::Write)
+            .map_err(|e| if e == Errno(libc::EROFS) { Errno::EACCES } else { e })?;
+        *sa = proc_fd_addr(r.probe.raw());
+        keep.fds.push(r.probe);
+        return Ok(Endpoint::UnixPath(r.path));
+    }
+    let r = paths::entry(ctx, syscall, libc::AT_FDCWD as u64, &c, Need::Write)?;
+    let kernel = paths::redirect(ctx.proc(), &c);
+    if kernel.as_bytes() != path {
+        *sa = unix_addr(kernel.as_bytes())?;
+    }
+    let ep = Endpoint::UnixPath(r.path.clone());
+    keep.bind = Some(r);
+    Ok(ep)
+}
+
+/// A `sockaddr_un` naming `path`; `ENAMETOOLONG` when it does not fit in `sun_path` (as
+/// happens only where the private `/tmp` lengthened the program's path).
+fn unix_addr(path: &[u8]) -> Result<SockAddr, Errno> {
+    if path.len() >= 108 {
+        return Err(Errno(libc::ENAMETOOLONG));
+    }
+    let mut b = (AF_UNIX as u16).to_ne_bytes().to_vec();
+    b.extend_from_slice(path);
+    b.push(0);
+    Ok(SockAddr::from_bytes(&b))
+}
+
+/// After a bind by the program's string: the socket's file (where the kernel put it) must be
+/// the entry `r.name` of the pinned directory `r.probe` the rules allowed, and its only link.
+/// The namespace lock keeps the sandbox's own processes from changing the path meanwhile; a
+/// mismatch means something else did (another sandbox sharing a writable directory), and the
+/// socket's file now lies where the rules do not let the program make one: the socket cannot
+/// be unbound, and other processes of the program may hold it, so the sandbox ends, every
+/// process of it, as it would of a fatal signal (fails closed; Landlock, where the host has it,
+/// refuses such a bind in the kernel already). Not checked where the kernel cannot say where a
+/// socket's file is (no unix `sock_diag`).
+fn verify_bound(sock: i32, r: &paths::Resolved) {
+    if !sys_net::unix_diag_available() {
+        return;
+    }
+    let ok = (|| -> Result<bool, Errno> {
+        let st = sys::fstat(sock)?;
+        let Some((dev, ino)) = sys_net::unix_bound_file(st.st_ino)? else { return Ok(false) };
+        let name = r.name.as_ref().ok_or(Errno::EINVAL)?;
+        let n = name.to_bytes();
+        let end = n.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+        let bare = CString::new(&n[..end]).map_err(|_| Errno::EINVAL)?;
+        let f = sys::fstatat_nofollow(r.probe.raw(), &bare)?;
+        Ok(f.st_mode & libc::S_IFMT == libc::S_IFSOCK
+            && f.st_dev == dev
+            && f.st_ino as u32 == ino
+            && f.st_nlink == 1)
+    })();
+    if ok != Ok(true) {
+        tracing::error!(?ok, path = %String::from_utf8_lossy(&r.path), "unix bind outside its decided directory");
+        crate::sys_net::write_all(
+            2,
+            b"sandbox: a unix socket was bound outside the directory its path was decided on \
+              (a directory of the path changed during the bind); ending the sandbox\n",
+        );
+        for pid in crate::family::members() {
+            if pid != std::process::id() as i32 {
+                sys::kill_process(pid, libc::SIGKILL);
+            }
+        }
+        sys::die_by_signal(libc::SIGKILL, false);
+        sys::exit_now(128 + libc::SIGKILL);
+    }
 }
 
 /// `socket(domain, type, protocol)`: kinds the firewall cannot reason about are refused
@@ -239,11 +351,24 @@ pub fn socketpair(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     forward(proc, 53, a)
 }
 
+/// Whether the process's policy decides socket addresses: a firewall, or filesystem rules
+/// (which decide pathname unix sockets).
+fn screens(proc: &Process) -> bool {
+    proc.policy.mediates_network() || paths::mediated(proc)
+}
+
+/// Whether `sa` is decided: always under a firewall; under filesystem rules alone, only a
+/// pathname unix address.
+fn screened(proc: &Process, sa: &[u8]) -> bool {
+    proc.policy.mediates_network()
+        || (sa.len() > 2 && u16::from_ne_bytes([sa[0], sa[1]]) == AF_UNIX as u16 && sa[2] != 0)
+}
+
 /// `bind`, `connect`: the address decided on and handed over as copied.
 fn addressed(ctx: &mut Ctx<'_>, nr: u64, syscall: &str, op: Op, a: &[u64; 6]) -> SysResult {
     let proc = ctx.proc();
-    let mediated = proc.policy.mediates_network();
-    if !mediated && op != Op::Connect {
+    let screens = screens(proc);
+    if !screens && op != Op::Connect {
         return forward(proc, nr, a);
     }
     // Decided on a copy, which is what the host gets.
@@ -251,13 +376,24 @@ fn addressed(ctx: &mut Ctx<'_>, nr: u64, syscall: &str, op: Op, a: &[u64; 6]) ->
     if op == Op::Connect && runtime_channel(sa.bytes()) {
         return Err(Errno(libc::ECONNREFUSED));
     }
-    if !mediated {
+    if !screens || !screened(proc, sa.bytes()) {
+        check_fd(proc, a[0])?;
         return host(nr as i64, [a[0], sa.as_ptr(), sa.len() as u64, 0, 0, 0]);
     }
+    // A bind by path under filesystem rules: decided and made while no process of the sandbox
+    // can change where the path leads (see unix_by_rules).
+    let by_path = op == Op::Bind && paths::mediated(proc);
+    let _ns =
+        (by_path && endpoint::unix_path_of(sa.bytes()).is_some()).then(crate::nslock::exclusive);
     let p = pin(proc, a[0])?;
-    let mut keep = Vec::new();
+    let mut keep = Held::default();
     decide_addr(ctx, syscall, &p, op, &mut sa, &mut keep)?;
     let r = host(nr as i64, [p.fd(), sa.as_ptr(), sa.len() as u64, 0, 0, 0]);
+    if r.is_ok()
+        && let Some(b) = &keep.bind
+    {
+        verify_bound(p.dup.raw(), b);
+    }
     drop(keep);
     r
 }
@@ -282,6 +418,92 @@ pub fn bind(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// `connect(fd, addr, len)`.
 pub fn connect(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     addressed(ctx, 42, "connect", Op::Connect, a)
+}
+
+/// `getsockname`/`getpeername` (call `nr`): a pathname unix address in the run's private
+/// `/tmp` is reported as the program named it (`/tmp/...`), as `getcwd` reports the working
+/// directory; the value-result length as the kernel's `move_addr_to_user` gives it (the
+/// whole length, the address cut to the program's buffer).
+fn socket_name(ctx: &mut Ctx<'_>, nr: u64, a: &[u64; 6]) -> SysResult {
+    let proc = ctx.proc();
+    if proc.policy.redirects().dirs.is_empty() {
+        return forward(proc, nr, a);
+    }
+    check_fd(proc, a[0])?;
+    let cap = read_u32(proc, a[2])?;
+    if (cap as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let name =
+        if nr == 51 { sys_net::sockname(a[0] as i32)? } else { sys_net::peername(a[0] as i32)? };
+    let name = match endpoint::unix_path_of(&name) {
+        Some(path) => match proc.policy.unredirect(path) {
+            Some(u) => unix_addr(&u).map(|sa| sa.bytes().to_vec()).unwrap_or(name),
+            None => name,
+        },
+        None => name,
+    };
+    let n = name.len().min(cap as usize);
+    if n > 0 {
+        copy_out(proc, a[1], &name[..n])?;
+    }
+    copy_out(proc, a[2], &(name.len() as u32).to_ne_bytes())?;
+    Ok(0)
+}
+
+/// Runs `call`, which writes an address to the program's `name` with its value-result length
+/// at `len` (`accept`, `recvfrom`), and then reports a pathname unix address in the private
+/// `/tmp` as the program named it (as [`socket_name`]). Nothing more without a private `/tmp`.
+fn names_unredirected(
+    ctx: &mut Ctx<'_>,
+    name: u64,
+    len: u64,
+    call: impl FnOnce(&mut Ctx<'_>) -> SysResult,
+) -> SysResult {
+    let proc = ctx.proc();
+    if proc.policy.redirects().dirs.is_empty() || name == 0 || len == 0 {
+        return call(ctx);
+    }
+    let cap = read_u32(proc, len).ok();
+    let r = call(ctx)?;
+    if let Some(cap) = cap {
+        let _ = unredirect_in_place(ctx.proc(), name, cap, len);
+    }
+    Ok(r)
+}
+
+/// The address the kernel wrote at the program's `name` (length at `len`, buffer of `cap`
+/// bytes) with the private `/tmp` taken out of a pathname unix address. Returns the length.
+fn unredirect_in_place(proc: &Process, name: u64, cap: u32, len: u64) -> Result<u32, Errno> {
+    let n = read_u32(proc, len)?;
+    if n > cap || n as usize > SOCKADDR_MAX_UNIX {
+        return Ok(n);
+    }
+    let bytes = copy_in(proc, name, u64::from(n))?;
+    let Some(path) = endpoint::unix_path_of(&bytes) else { return Ok(n) };
+    let Some(u) = proc.policy.unredirect(path) else { return Ok(n) };
+    let sa = unix_addr(&u)?;
+    copy_out(proc, name, sa.bytes())?;
+    copy_out(proc, len, &(sa.len() as u32).to_ne_bytes())?;
+    Ok(sa.len() as u32)
+}
+
+/// The longest `sockaddr_un`.
+const SOCKADDR_MAX_UNIX: usize = 110;
+
+/// `recvfrom(fd, buf, len, flags, addr, addrlen)`: forwarded as the table describes it.
+pub fn recvfrom(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    names_unredirected(ctx, a[4], a[5], |ctx| forward(ctx.proc(), 45, a))
+}
+
+/// `getsockname(fd, addr, addrlen)`.
+pub fn getsockname(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    socket_name(ctx, 51, a)
+}
+
+/// `getpeername(fd, addr, addrlen)`.
+pub fn getpeername(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    socket_name(ctx, 52, a)
 }
 
 /// `listen(fd, backlog)`: decided on the socket's local address; an unbound socket's implicit
@@ -383,25 +605,30 @@ fn accept_common(ctx: &mut Ctx<'_>, nr: u64, a: &[u64; 6], flags: u64) -> SysRes
 
 /// `accept(fd, addr, addrlen)`.
 pub fn accept(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    accept_common(ctx, 43, a, 0)
+    names_unredirected(ctx, a[1], a[2], |ctx| accept_common(ctx, 43, a, 0))
 }
 
 /// `accept4(fd, addr, addrlen, flags)`.
 pub fn accept4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    accept_common(ctx, 288, a, a[3])
+    names_unredirected(ctx, a[1], a[2], |ctx| accept_common(ctx, 288, a, a[3]))
 }
 
 /// `sendto(fd, buf, len, flags, addr, addrlen)`: with an address, decided (a stream socket's
 /// is a connect); without, nothing new is reached and it is forwarded as it is.
 pub fn sendto(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let proc = ctx.proc();
-    if a[4] == 0 || !proc.policy.mediates_network() {
+    if a[4] == 0 || !screens(proc) {
         return forward(proc, 44, a);
     }
     proc.check(a[1], a[2])?;
     let mut sa = sockaddr::copy_in(proc, a[4], a[5])?;
+    if !screened(proc, sa.bytes()) {
+        check_fd(proc, a[0])?;
+        let len = sa.len() as u64;
+        return host(libc::SYS_sendto, [a[0], a[1], a[2], a[3], sa.as_ptr(), len]);
+    }
     let p = pin(proc, a[0])?;
-    let mut keep = Vec::new();
+    let mut keep = Held::default();
     decide_addr(ctx, "sendto", &p, endpoint::send_op(&p.kind), &mut sa, &mut keep)?;
     let r = host(libc::SYS_sendto, [p.fd(), a[1], a[2], a[3], sa.as_ptr(), sa.len() as u64]);
     drop(keep);
@@ -579,7 +806,7 @@ fn decide_msg(
     syscall: &str,
     p: &Pinned,
     m: &mut Msg,
-    keep: &mut Vec<RuntimeFd>,
+    keep: &mut Held,
 ) -> Result<(), Errno> {
     check_control(ctx, syscall, m)?;
     if let Some(name) = &m.name {
@@ -594,7 +821,8 @@ fn decide_msg(
 pub fn sendmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc(), a[0])?;
     let mut m = copy_msghdr(ctx, a[1], true)?;
-    if !ctx.proc().policy.mediates_network() {
+    let named = m.name.as_ref().is_some_and(|n| screened(ctx.proc(), n.bytes()));
+    if !(ctx.proc().policy.mediates_network() || named && paths::mediated(ctx.proc())) {
         return host(libc::SYS_sendmsg, [a[0], &m.hdr as *const _ as u64, a[2], 0, 0, 0]);
     }
     if m.name.is_none() {
@@ -604,7 +832,7 @@ pub fn sendmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return host(libc::SYS_sendmsg, [a[0], &m.hdr as *const _ as u64, a[2], 0, 0, 0]);
     }
     let p = pin(ctx.proc(), a[0])?;
-    let mut keep = Vec::new();
+    let mut keep = Held::default();
     decide_msg(ctx, "sendmsg", &p, &mut m, &mut keep)?;
     let r = host(libc::SYS_sendmsg, [p.fd(), &m.hdr as *const _ as u64, a[2], 0, 0, 0]);
     drop((m, keep));
@@ -662,9 +890,13 @@ pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         crate::uaccess::msghdr::write_results(ctx.proc(), a[1], &m.hdr)?;
         return Ok(n);
     }
+    let cap = m.hdr.msg_namelen;
     let n = host(libc::SYS_recvmsg, [a[0], &mut m.hdr as *mut _ as u64, a[2], 0, 0, 0])?;
     // Value-result fields back into the program's msghdr.
     crate::uaccess::msghdr::write_results(ctx.proc(), a[1], &m.hdr)?;
+    if !m.hdr.msg_name.is_null() && !ctx.proc().policy.redirects().dirs.is_empty() {
+        let _ = unredirect_in_place(ctx.proc(), m.hdr.msg_name as u64, cap, a[1] + 8);
+    }
     Ok(n)
 }
 
@@ -683,11 +915,16 @@ fn mmsg(ctx: &mut Ctx<'_>, a: &[u64; 6], sending: bool) -> SysResult {
     for i in 0..vlen {
         msgs.push(copy_msghdr(ctx, a[1] + crate::uaccess::msghdr::MMSGHDR * i, sending)?);
     }
-    let mediates = ctx.proc().policy.mediates_network();
+    let mut mediates = ctx.proc().policy.mediates_network();
     let mut fd = a[0];
-    let mut keep = Vec::new();
+    let mut keep = Held::default();
     // Sends without any address go where the socket already goes: nothing to pin.
     let unaddressed = sending && msgs.iter().all(|m| m.name.is_none());
+    if sending && !mediates && paths::mediated(ctx.proc()) {
+        // Filesystem rules alone decide sends to pathname unix addresses.
+        mediates =
+            msgs.iter().any(|m| m.name.as_ref().is_some_and(|n| screened(ctx.proc(), n.bytes())));
+    }
     if mediates && unaddressed {
         // Those before the first refused one are sent.
         for (i, m) in msgs.iter().enumerate() {

@@ -152,14 +152,14 @@ table! {
     42 "connect" [Fd, SockAddr(2), Int] e(net::connect);
     43 "accept" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] e(net::accept);
     44 "sendto" [Fd, In(Of(2)), Int, Hex, SockAddr(5), Int] e(net::sendto);
-    45 "recvfrom" [Fd, Out(Of(2)), Int, Hex, Out(DerefU32(5)), InOut(Fixed(4))] F;
+    45 "recvfrom" [Fd, Out(Of(2)), Int, Hex, Out(DerefU32(5)), InOut(Fixed(4))] e(net::recvfrom);
     46 "sendmsg" [Fd, Hex, Hex] e(net::sendmsg);
     47 "recvmsg" [Fd, Hex, Hex] e(net::recvmsg);
     48 "shutdown" [Fd, Int] F;
     49 "bind" [Fd, SockAddr(2), Int] e(net::bind);
     50 "listen" [Fd, Int] e(net::listen);
-    51 "getsockname" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
-    52 "getpeername" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] F;
+    51 "getsockname" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] e(net::getsockname);
+    52 "getpeername" [Fd, Out(DerefU32(2)), InOut(Fixed(4))] e(net::getpeername);
     53 "socketpair" [Int, Hex, Int, Out(Fixed(8))] e(net::socketpair);
     54 "setsockopt" [Fd, Int, Int, In(Of(4)), Int] e(sockopt::setsockopt);
     55 "getsockopt" [Fd, Int, Int, Out(DerefU32(4)), InOut(Fixed(4))] e(sockopt::getsockopt);

@@ -7,6 +7,10 @@
  *                           unlisted: EACCES).
  *   fs_rules escape ROOT    the tricks of item 6 against ROOT/{rw,ro,hidden}: prints one line
  *                           per trick, "trick result".
+ *   fs_rules bindrace ROOT N thread|proc
+ *                           N unix binds at ROOT/rw/bsw/s while a thread or a child process
+ *                           swaps symlink bsw between ROOT/rw/d and ROOT/ro/d: prints
+ *                           "bindrace bound K" and "bindrace ro-sockets M".
  *   fs_rules race ROOT N    N rounds of a thread swapping ROOT/rw/sw between a file of rw and a
  *                           symlink to ROOT/ro/f while the main thread opens ROOT/rw/sw for
  *                           writing and writes "X": prints "race ro-written N" with the number
@@ -22,7 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -47,6 +55,7 @@ static const char *ename(int e) {
     case ELOOP: return "ELOOP";
     case EINVAL: return "EINVAL";
     case EBADF: return "EBADF";
+    case ECONNREFUSED: return "ECONNREFUSED";
     default: {
         static char b[32];
         snprintf(b, sizeof b, "errno%d", e);
@@ -68,6 +77,22 @@ static const char *at(int slot, const char *a, const char *b) {
 static long closing(long fd) {
     if (fd >= 0) close((int)fd);
     return fd;
+}
+
+/* A unix socket of type TY bound (BIND) or connected/sent to (else) at PATH: 0 or -1. */
+static long unix_at(int ty, const char *path, int bind_it) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    int s = socket(AF_UNIX, ty, 0);
+    if (s < 0) return -1;
+    long r;
+    if (bind_it) r = bind(s, (struct sockaddr *)&a, sizeof a);
+    else if (ty == SOCK_DGRAM) r = sendto(s, "x", 1, 0, (struct sockaddr *)&a, sizeof a) == 1 ? 0 : -1;
+    else r = connect(s, (struct sockaddr *)&a, sizeof a);
+    int e = errno;
+    close(s);
+    errno = e;
+    return r;
 }
 
 static void calls(const char *area) {
@@ -127,6 +152,9 @@ static void calls(const char *area) {
     report("rename", rename(at(3, area, "r1"), at(4, area, "r2")));
     report("unlink", unlink(at(3, area, "u")));
     report("rmdir", rmdir(at(3, area, "rd")));
+    report("unix-bind", unix_at(SOCK_STREAM, at(3, area, "sk"), 1));
+    report("unix-connect", unix_at(SOCK_STREAM, at(3, area, "srv"), 0));
+    report("unix-sendto", unix_at(SOCK_DGRAM, at(3, area, "dsrv"), 0));
     /* A descriptor opened for reading cannot change the file's attributes. */
     int fd = open(f, O_RDONLY);
     report("fchmod", fd < 0 ? -1 : fchmod(fd, 0644));
@@ -294,6 +322,67 @@ static void slashrace(const char *root, int rounds) {
     (void)attrs;
 }
 
+/* A thread (or, with "proc", a child process) swaps symlink RW/bsw between RW/d and RO/d
+ * while the main thread binds a unix socket at RW/bsw/s, N rounds (each bound one removed
+ * through RW/d). Prints how many binds succeeded and how many sockets reached RO/d. */
+static volatile int bind_stop;
+static char bind_good[4096], bind_evil[4096], bind_link[4096], bind_tmp[4096];
+
+static void bind_swap_loop(void) {
+    while (!bind_stop) {
+        unlink(bind_tmp);
+        if (symlink(bind_evil, bind_tmp) == 0) rename(bind_tmp, bind_link);
+        unlink(bind_tmp);
+        if (symlink(bind_good, bind_tmp) == 0) rename(bind_tmp, bind_link);
+    }
+}
+
+static void *bind_swap(void *arg) {
+    (void)arg;
+    bind_swap_loop();
+    return NULL;
+}
+
+static void bindrace(const char *root, int rounds, int as_process) {
+    snprintf(bind_good, sizeof bind_good, "%s/rw/d", root);
+    snprintf(bind_evil, sizeof bind_evil, "%s/ro/d", root);
+    snprintf(bind_link, sizeof bind_link, "%s/rw/bsw", root);
+    snprintf(bind_tmp, sizeof bind_tmp, "%s/rw/bsw.tmp", root);
+    char path[4200], good[4200], evil[4200];
+    snprintf(path, sizeof path, "%s/s", bind_link);
+    snprintf(good, sizeof good, "%s/s", bind_good);
+    snprintf(evil, sizeof evil, "%s/s", bind_evil);
+    unlink(bind_link);
+    SLASH_CHECK(symlink(bind_good, bind_link) == 0);
+    pthread_t t;
+    pid_t child = -1;
+    if (as_process) {
+        child = fork();
+        SLASH_CHECK(child >= 0);
+        if (child == 0) {
+            for (;;) bind_swap_loop();
+        }
+    } else {
+        SLASH_CHECK(pthread_create(&t, NULL, bind_swap, NULL) == 0);
+    }
+    int bound = 0, evil_seen = 0;
+    struct stat st;
+    for (int i = 0; i < rounds; i++) {
+        if (unix_at(SOCK_STREAM, path, 1) == 0) bound++;
+        unlink(good);
+        if (lstat(evil, &st) == 0) evil_seen++;
+    }
+    if (as_process) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    } else {
+        bind_stop = 1;
+        pthread_join(t, NULL);
+    }
+    printf("bindrace bound %d\n", bound);
+    printf("bindrace ro-sockets %d\n", evil_seen + (lstat(evil, &st) == 0));
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 3 && strcmp(argv[1], "calls") == 0) {
@@ -304,8 +393,10 @@ int main(int argc, char **argv) {
         race(argv[2], atoi(argv[3]));
     } else if (argc == 4 && strcmp(argv[1], "slashrace") == 0) {
         slashrace(argv[2], atoi(argv[3]));
+    } else if (argc == 5 && strcmp(argv[1], "bindrace") == 0) {
+        bindrace(argv[2], atoi(argv[3]), strcmp(argv[4], "proc") == 0);
     } else {
-        fprintf(stderr, "usage: fs_rules calls AREA | escape ROOT | race ROOT N | slashrace ROOT N\n");
+        fprintf(stderr, "usage: fs_rules calls AREA | escape ROOT | race ROOT N | slashrace ROOT N | bindrace ROOT N thread|proc\n");
         return 2;
     }
     return 0;
