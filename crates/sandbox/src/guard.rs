@@ -299,7 +299,7 @@ fn call(
 }
 
 fn caller(tid: i32) -> Caller {
-    Caller { pid: std::process::id() as i32, tid }
+    Caller { pid: crate::sys::pid(), tid }
 }
 
 /// `accept`/`accept4` (`syscall`) of a TCP connection on `listener` (a runtime duplicate of

@@ -398,11 +398,12 @@ pub unsafe fn unmap_own(addr: u64, len: u64) {
     unsafe { libc::munmap(addr as *mut _, len as usize) };
 }
 
-/// This process's pid, cached (process_vm_readv/writev need it on every copy); refreshed in a
-/// forked child by [`fork`].
+/// This process's pid, cached (process_vm_readv/writev need it on every copy, a policy decision
+/// names it in its audit line); refreshed in a forked child by [`fork`].
 static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
-fn pid() -> i32 {
+/// This process's pid ([`PID`]).
+pub fn pid() -> i32 {
     let p = PID.load(std::sync::atomic::Ordering::Relaxed);
     if p != 0 {
         return p;

@@ -13,6 +13,7 @@
 mod common;
 
 use common::{Cmd, Link, assert_same, build_c};
+use std::process::Command;
 use std::time::Duration;
 
 /// Limit for one run (each side).
@@ -175,6 +176,31 @@ both_links!(clock_and_host_name_settings, |link| {
         "host name unchanged 1, domain name unchanged 1".to_owned(),
     ];
     assert_lines(&out, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+});
+
+// Under process confinement the host's clock and names are refused, but in the order and with
+// the errnos Linux gives a program without the capability: invalid requests EINVAL or EFAULT
+// first (CPython's test_time expects EINVAL from clock_settime(CLOCK_MONOTONIC)).
+both_links!(clock_settings_refused_as_linux_refuses_them, |link| {
+    let bin = build_c("time_settings", link);
+    let out = Command::new(common::sandbox_bin())
+        .args(["run", "--policy", "deny-net", "--"])
+        .arg(&bin)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for l in [
+        "clock_settime negative nanoseconds: EINVAL",
+        "clock_settime MONOTONIC: EINVAL",
+        "clock_settime NULL: EFAULT",
+        "settimeofday negative microseconds: EINVAL",
+        "settimeofday bad time pointer: EFAULT",
+        "settimeofday time zone beyond 15 hours: EPERM",
+        "sethostname 100 bytes: EPERM",
+        "host name unchanged 1, domain name unchanged 1",
+    ] {
+        assert!(text.lines().any(|x| x == l), "missing {l:?}:\n{text}");
+    }
 });
 
 // prlimit64 on a forked child and on one's own thread ids (tests/c/proc_prlimit.c).

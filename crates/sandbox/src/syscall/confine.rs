@@ -43,7 +43,9 @@ pub fn gate(ctx: &mut Ctx<'_>, nr: u64, a: &[u64; 6]) -> Option<SysResult> {
         121 | 124 => refuse(ours(pid)),
         // The host's clock and names are the whole system's: settimeofday, clock_settime,
         // sethostname, setdomainname refused; adjtimex, clock_adjtime only as a query.
-        164 | 227 | 170 | 171 => Some(Err(Errno::EPERM)),
+        170 | 171 => Some(Err(Errno::EPERM)),
+        164 => Some(settimeofday(ctx, a)),
+        227 => Some(clock_settime(ctx, a)),
         159 | 305 => Some(adjtime_query(ctx, nr, a)),
         _ => None,
     }
@@ -73,6 +75,51 @@ fn pgid_of(p: i32) -> i32 {
     unsafe {
         libc::getpgid(p)
     }
+}
+
+/// `clock_settime(clock, tp)` refused as Linux refuses it to a program without
+/// `CAP_SYS_TIME` (`kernel/time/posix-timers.c`, `do_sys_settimeofday64`): a clock that cannot
+/// be set (every static clock but `CLOCK_REALTIME`) `EINVAL` first, then an unreadable `tp`
+/// `EFAULT`, an invalid time `EINVAL`, and `EPERM`; CPU-time and descriptor clocks (negative
+/// ids) `EPERM`.
+fn clock_settime(ctx: &Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let clock = a[0] as i32;
+    if clock < 0 {
+        return Err(Errno::EPERM);
+    }
+    if clock != libc::CLOCK_REALTIME {
+        return Err(Errno::EINVAL);
+    }
+    let tp = crate::uaccess::copy_in(ctx.proc(), a[1], 16)?;
+    let sec = i64::from_ne_bytes(tp[0..8].try_into().expect("8 bytes"));
+    let nsec = i64::from_ne_bytes(tp[8..16].try_into().expect("8 bytes"));
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Err(Errno::EPERM)
+}
+
+/// `settimeofday(tv, tz)` refused as Linux refuses it without `CAP_SYS_TIME`
+/// (`kernel/time/time.c`): an unreadable `tv` or `tz` `EFAULT`, an invalid `tv` `EINVAL`
+/// (microseconds outside `[0, 10^6)`, negative seconds), then `EPERM`.
+fn settimeofday(ctx: &Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[0] != 0 {
+        let tv = crate::uaccess::copy_in(ctx.proc(), a[0], 16)?;
+        let sec = i64::from_ne_bytes(tv[0..8].try_into().expect("8 bytes"));
+        let usec = i64::from_ne_bytes(tv[8..16].try_into().expect("8 bytes"));
+        if !(0..1_000_000).contains(&usec) {
+            return Err(Errno::EINVAL);
+        }
+        if a[1] != 0 {
+            crate::uaccess::copy_in(ctx.proc(), a[1], 8)?;
+        }
+        if sec < 0 {
+            return Err(Errno::EINVAL);
+        }
+    } else if a[1] != 0 {
+        crate::uaccess::copy_in(ctx.proc(), a[1], 8)?;
+    }
+    Err(Errno::EPERM)
 }
 
 /// `adjtimex(buf)`, `clock_adjtime(clock, buf)` as a query only (`modes` 0), made on a copy of

@@ -59,7 +59,7 @@ fn forward(proc: &Process, nr: u64, a: &[u64; 6]) -> SysResult {
 
 /// The calling program thread.
 fn caller(ctx: &Ctx<'_>) -> Caller {
-    Caller { pid: std::process::id() as i32, tid: ctx.thread.tid }
+    Caller { pid: crate::sys::pid(), tid: ctx.thread.tid }
 }
 
 /// A program socket pinned for a decision (see the module documentation).

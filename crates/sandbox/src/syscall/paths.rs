@@ -57,7 +57,7 @@ pub fn mediated(proc: &Process) -> bool {
 }
 
 fn caller(ctx: &Ctx<'_>) -> Caller {
-    Caller { pid: std::process::id() as i32, tid: ctx.thread.tid }
+    Caller { pid: crate::sys::pid(), tid: ctx.thread.tid }
 }
 
 /// The path the host kernel has for descriptor `fd` (`d_path`, as `/proc/self/fd/N` reads).
