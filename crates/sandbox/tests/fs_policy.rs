@@ -104,6 +104,8 @@ const WRITES: &[&str] = &[
     "fchmod",
     "fchown",
     "futimens",
+    "setxattrat-null",
+    "removexattrat-null",
 ];
 
 fn every_call(link: Link) {
@@ -113,7 +115,8 @@ fn every_call(link: Link) {
     let root = tree(&w);
     let _servers = unix_servers(&root);
     let native = Command::new(&prog).arg("calls").arg(root.join("rw")).output().unwrap();
-    let native = lines(&native);
+    // Calls the host kernel does not have (the *xattrat family before Linux 6.13) are left out.
+    let native: Vec<_> = lines(&native).into_iter().filter(|(_, r)| r != "ENOSYS").collect();
     assert!(native.len() >= 39, "{native:?}");
     for (call, r) in &native {
         assert_eq!(r, "ok", "natively {call} fails: the test tree is wrong");
@@ -128,7 +131,8 @@ fn every_call(link: Link) {
         ("unlisted", "EACCES", "EACCES"),
     ] {
         let out = sandboxed(&rules(&root), &prog, &["calls", &root.join(area).to_string_lossy()]);
-        let got = lines(&out);
+        let got: Vec<_> =
+            lines(&out).into_iter().filter(|(c, _)| native.iter().any(|(n, _)| n == c)).collect();
         assert_eq!(got.len(), native.len(), "{area}: {}", String::from_utf8_lossy(&out.stderr));
         let wrong: Vec<String> = got
             .iter()

@@ -87,14 +87,24 @@ fn decided(
     at_flags: u64,
     need: Need,
 ) -> Result<(u64, Option<CString>, Option<paths::Resolved>), Errno> {
-    let Some(s) = p.as_ref().filter(|_| paths::mediated(ctx.proc())) else {
-        return Ok((dirfd, p, None));
-    };
-    if s.is_empty() && at_flags & libc::AT_EMPTY_PATH as u64 != 0 {
+    let mediated = paths::mediated(ctx.proc());
+    let nofollow = at_flags & libc::AT_SYMLINK_NOFOLLOW as u64 != 0;
+    // With AT_EMPTY_PATH an empty path, or a NULL one (Linux 6.13, `getname_maybe_null`), is
+    // the descriptor's file, or the working directory for AT_FDCWD.
+    if mediated
+        && at_flags & libc::AT_EMPTY_PATH as u64 != 0
+        && p.as_ref().is_none_or(|s| s.is_empty())
+    {
+        if dirfd as i32 == libc::AT_FDCWD {
+            let r = paths::object(ctx, syscall, dirfd, c".", nofollow, need)?;
+            return Ok((libc::AT_FDCWD as u64, Some(r.kernel.clone()), Some(r)));
+        }
         paths::decide_fd(ctx, syscall, dirfd, need)?;
         return Ok((dirfd, p, None));
     }
-    let nofollow = at_flags & libc::AT_SYMLINK_NOFOLLOW as u64 != 0;
+    let Some(s) = p.as_ref().filter(|_| mediated) else {
+        return Ok((dirfd, p, None));
+    };
     let r = paths::object(ctx, syscall, dirfd, s, nofollow, need)?;
     Ok((libc::AT_FDCWD as u64, Some(r.kernel.clone()), Some(r)))
 }

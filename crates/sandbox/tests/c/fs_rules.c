@@ -56,6 +56,7 @@ static const char *ename(int e) {
     case EINVAL: return "EINVAL";
     case EBADF: return "EBADF";
     case ECONNREFUSED: return "ECONNREFUSED";
+    case ENOSYS: return "ENOSYS";
     default: {
         static char b[32];
         snprintf(b, sizeof b, "errno%d", e);
@@ -160,6 +161,14 @@ static void calls(const char *area) {
     report("fchmod", fd < 0 ? -1 : fchmod(fd, 0644));
     report("fchown", fd < 0 ? -1 : fchown(fd, getuid(), getgid()));
     report("futimens", fd < 0 ? -1 : futimens(fd, NULL));
+    /* Linux 6.13's *xattrat with a NULL path and AT_EMPTY_PATH: the descriptor's file. */
+    struct { unsigned long long value; unsigned size, flags; } xa = {(unsigned long)"1", 1, 0};
+    s = fd < 0 ? -1 : syscall(463, fd, NULL, AT_EMPTY_PATH, "user.y", &xa, sizeof xa);
+    if (s < 0 && errno == ENOTSUP) s = 0;
+    report("setxattrat-null", s);
+    s = fd < 0 ? -1 : syscall(466, fd, NULL, AT_EMPTY_PATH, "user.y");
+    if (s < 0 && (errno == ENOTSUP || errno == ENODATA)) s = 0;
+    report("removexattrat-null", s);
     if (fd >= 0) close(fd);
 }
 
