@@ -243,9 +243,15 @@ static PRIVATE_TMP: std::sync::OnceLock<(PathBuf, bool)> = std::sync::OnceLock::
 /// Removes the run's private `/tmp` (or says where it was kept); once, by the first sandboxed
 /// process.
 pub fn end_private_tmp() {
-    if let Some((dir, keep)) = PRIVATE_TMP.get()
-        && policy::audit::is_root()
-    {
+    if policy::audit::is_root() {
+        end_private_tmp_now();
+    }
+}
+
+/// Removes the run's private `/tmp` (or says where it was kept) from whichever sandboxed
+/// process calls it: for one that ends the whole sandbox.
+pub fn end_private_tmp_now() {
+    if let Some((dir, keep)) = PRIVATE_TMP.get() {
         if *keep {
             sys_net::write_all(
                 2,

@@ -254,7 +254,9 @@ link_tests!("fs_policy", symlink_race, [static_ => Static], |link| {
 // A unix bind is made by the program's string (so the socket reports the address it was
 // given), which the kernel resolves again: a thread or a child process swapping a directory
 // of the path for a symlink to a read-only one must never get a socket made there. Only the
-// first layer (Landlock, which refuses such a bind in the kernel, is off).
+// first layer (Landlock, which refuses such a bind in the kernel, is off). And a path through
+// /proc/self/fd/N while a thread dup2s another directory over N (found by an attack run: the
+// namespace lock does not cover the descriptor table).
 fn bind_race(mode: &str) {
     let prog = build_c("fs_rules", Link::Static);
     let w = WorkDir::new(&format!("fs-bind-race-{mode}"));
@@ -286,6 +288,12 @@ fn bind_race(mode: &str) {
 fn unix_bind_race_with_a_thread() {
     gated!(unix_bind_race_with_a_thread);
     bind_race("thread");
+}
+
+#[test]
+fn unix_bind_race_through_a_descriptor() {
+    gated!(unix_bind_race_through_a_descriptor);
+    bind_race("fd");
 }
 
 #[test]
@@ -350,6 +358,29 @@ fn workspace_unix_sockets_follow_the_file_rules() {
     assert!(stdout.contains(&format!("connect refused {}", libc::EACCES)), "{stdout}");
     assert!(cwd.join("rel.sock").exists() && !outside.join("new.sock").exists());
 }
+
+// ioctls that reach past the sandbox, refused under the profile: the host's network
+// configuration (a root program could take interfaces down, rename them, add bridges) and a
+// terminal's hang-up (the user's shell dies of SIGHUP), console redirection and stealing.
+// Queries still work; under --policy null everything is the kernel's to decide.
+link_tests!("fs_policy", host_wide_ioctls_are_refused, [static_ => Static], |link| {
+    let prog = build_c("confine_ioctl", link);
+    let out = Command::new(common::sandbox_bin())
+        .args(["run", "--policy", "workspace", "--"])
+        .arg(&prog)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for l in [
+        "get-txqlen ok",
+        "set-txqlen EPERM",
+        "vhangup-own-pty EPERM",
+        "console-to-own-pty EPERM",
+        "steal-terminal EPERM",
+    ] {
+        assert!(text.lines().any(|x| x == l), "missing {l:?}:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+});
 
 /// Runs a shell command under the default profile (no policy option) in `dir`.
 fn workspace(dir: &Path, script: &str, extra: &[&str]) -> Output {

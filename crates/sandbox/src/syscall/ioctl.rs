@@ -95,10 +95,67 @@ fn socket_request(req: u32) -> Option<IoArg> {
     })
 }
 
+/// The socket requests that change the host's network configuration (an interface's flags,
+/// addresses, name, MTU, queue, multicast list, hardware address, slaves, ARP entries, VLANs,
+/// bonds and bridges): everything of [`socket_request`] but the queries and the socket's own
+/// `SIGIO` owner and timestamps.
+fn changes_host_network(req: u32) -> bool {
+    socket_request(req).is_some()
+        && !matches!(
+            req,
+            0x8901
+                ..=0x8907
+                    | 0x8010_8906
+                    | 0x8010_8907
+                    | 0x8910
+                    | 0x8913
+                    | 0x8915
+                    | 0x8917
+                    | 0x8919
+                    | 0x891b
+                    | 0x891d
+                    | 0x891f
+                    | 0x8921
+                    | 0x8925
+                    | 0x8927
+                    | 0x8929
+                    | 0x8933
+                    | 0x8935
+                    | 0x8942
+                    | 0x8947
+                    | 0x8948
+                    | 0x894b
+                    | 0x894c
+                    | 0x8954
+                    | 0x8970
+                    | 0x8982
+        )
+}
+
+/// Under every policy but null, what an ioctl may not do whatever the program's privileges,
+/// because it reaches past the sandbox: change the host's network configuration (a root
+/// program has `CAP_NET_ADMIN`); hang up the terminal (`TIOCVHANGUP`: the user's shell on it
+/// dies of `SIGHUP`), take the system console's output (`TIOCCONS`), steal a terminal that is
+/// another session's (`TIOCSCTTY` with a non-zero argument), or change a terminal's line
+/// discipline (`TIOCSETD`: a driver the program could not reach otherwise). `EPERM`, Linux's
+/// answer without the capability.
+fn reaches_past_the_sandbox(req: u32, arg: u64) -> bool {
+    changes_host_network(req)
+        || matches!(req, 0x5437 | 0x541d)
+        || (req == 0x540e && arg != 0)
+        || req == 0x5423
+}
+
 /// `ioctl(fd, request, arg)`.
 pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_fd(ctx.proc(), a[0])?;
     let req = a[1] as u32;
+    let policy = &ctx.proc().policy;
+    if (policy.confines_processes() || policy.mediates_network())
+        && reaches_past_the_sandbox(req, a[2])
+    {
+        return Err(Errno::EPERM);
+    }
     if let Some(arg) = tty::request(req) {
         return forward(ctx.proc(), a[0], req, arg, a[2]);
     }

@@ -262,13 +262,26 @@ fn unix_by_rules(
         return Ok(Endpoint::UnixPath(r.path));
     }
     let r = paths::entry(ctx, syscall, libc::AT_FDCWD as u64, &c, Need::Write)?;
-    let kernel = paths::redirect(ctx.proc(), &c);
-    if kernel.as_bytes() != path {
-        *sa = unix_addr(kernel.as_bytes())?;
+    let mut kernel = paths::redirect(ctx.proc(), &c).into_bytes();
+    // The lock covers what can change a path's directories, not the descriptor table: a
+    // directory part that goes through a symlink (which may lead through a magic link such as
+    // /proc/self/fd/N, which a dup2 changes) gets the pinned directory instead, at the cost of
+    // the address it reports (/proc/self/fd/N/NAME).
+    let dir_of = |p: &[u8]| fs_parent(p).to_vec();
+    if dir_of(&lexical(&kernel)) != dir_of(&r.path) {
+        kernel = r.kernel.as_bytes().to_vec();
+    }
+    if kernel != path {
+        *sa = unix_addr(&kernel)?;
     }
     let ep = Endpoint::UnixPath(r.path.clone());
     keep.bind = Some(r);
     Ok(ep)
+}
+
+/// The directory part of absolute path `p` (`/` for the root's entries).
+fn fs_parent(p: &[u8]) -> &[u8] {
+    crate::policy::fs::parent(p).unwrap_or(b"/")
 }
 
 /// A `sockaddr_un` naming `path`; `ENAMETOOLONG` when it does not fit in `sun_path` (as
@@ -321,6 +334,7 @@ fn verify_bound(sock: i32, r: &paths::Resolved) {
                 sys::kill_process(pid, libc::SIGKILL);
             }
         }
+        crate::end_private_tmp_now();
         sys::die_by_signal(libc::SIGKILL, false);
         sys::exit_now(128 + libc::SIGKILL);
     }

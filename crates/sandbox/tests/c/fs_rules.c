@@ -7,9 +7,10 @@
  *                           unlisted: EACCES).
  *   fs_rules escape ROOT    the tricks of item 6 against ROOT/{rw,ro,hidden}: prints one line
  *                           per trick, "trick result".
- *   fs_rules bindrace ROOT N thread|proc
+ *   fs_rules bindrace ROOT N thread|proc|fd
  *                           N unix binds at ROOT/rw/bsw/s while a thread or a child process
- *                           swaps symlink bsw between ROOT/rw/d and ROOT/ro/d: prints
+ *                           swaps symlink bsw between ROOT/rw/d and ROOT/ro/d (fd: binds at
+ *                           /proc/self/fd/50/s while a thread dup2s the two over 50): prints
  *                           "bindrace bound K" and "bindrace ro-sockets M".
  *   fs_rules race ROOT N    N rounds of a thread swapping ROOT/rw/sw between a file of rw and a
  *                           symlink to ROOT/ro/f while the main thread opens ROOT/rw/sw for
@@ -352,13 +353,32 @@ static void *bind_swap(void *arg) {
     return NULL;
 }
 
-static void bindrace(const char *root, int rounds, int as_process) {
+static int fd_good, fd_evil;
+
+static void *fd_flip(void *arg) {
+    (void)arg;
+    while (!bind_stop) {
+        dup2(fd_evil, 50);
+        dup2(fd_good, 50);
+    }
+    return NULL;
+}
+
+static void bindrace(const char *root, int rounds, int mode) {
+    int as_process = mode == 1, by_fd = mode == 2;
     snprintf(bind_good, sizeof bind_good, "%s/rw/d", root);
     snprintf(bind_evil, sizeof bind_evil, "%s/ro/d", root);
     snprintf(bind_link, sizeof bind_link, "%s/rw/bsw", root);
     snprintf(bind_tmp, sizeof bind_tmp, "%s/rw/bsw.tmp", root);
     char path[4200], good[4200], evil[4200];
     snprintf(path, sizeof path, "%s/s", bind_link);
+    if (by_fd) {
+        /* The directory is reached through a magic link whose descriptor a thread swaps. */
+        fd_good = open(bind_good, O_RDONLY | O_DIRECTORY);
+        fd_evil = open(bind_evil, O_RDONLY | O_DIRECTORY);
+        SLASH_CHECK(fd_good >= 0 && fd_evil >= 0 && dup2(fd_good, 50) == 50);
+        snprintf(path, sizeof path, "/proc/self/fd/50/s");
+    }
     snprintf(good, sizeof good, "%s/s", bind_good);
     snprintf(evil, sizeof evil, "%s/s", bind_evil);
     unlink(bind_link);
@@ -372,7 +392,7 @@ static void bindrace(const char *root, int rounds, int as_process) {
             for (;;) bind_swap_loop();
         }
     } else {
-        SLASH_CHECK(pthread_create(&t, NULL, bind_swap, NULL) == 0);
+        SLASH_CHECK(pthread_create(&t, NULL, by_fd ? fd_flip : bind_swap, NULL) == 0);
     }
     int bound = 0, evil_seen = 0;
     struct stat st;
@@ -403,7 +423,7 @@ int main(int argc, char **argv) {
     } else if (argc == 4 && strcmp(argv[1], "slashrace") == 0) {
         slashrace(argv[2], atoi(argv[3]));
     } else if (argc == 5 && strcmp(argv[1], "bindrace") == 0) {
-        bindrace(argv[2], atoi(argv[3]), strcmp(argv[4], "proc") == 0);
+        bindrace(argv[2], atoi(argv[3]), strcmp(argv[4], "proc") == 0 ? 1 : strcmp(argv[4], "fd") == 0 ? 2 : 0);
     } else {
         fprintf(stderr, "usage: fs_rules calls AREA | escape ROOT | race ROOT N | slashrace ROOT N | bindrace ROOT N thread|proc\n");
         return 2;
