@@ -12,12 +12,14 @@ use crate::error::{ElfError, IoOp};
 
 /// Reads a program file whole, after the checks `execve` makes on it.
 ///
-/// 1. `stat(path)` (follows symlinks): missing → `ENOENT` etc. ([`ElfError::Io`] with the
-///    OS errno);
-/// 2. it must be a regular file: a directory, FIFO, socket or device →
+/// 1. `open(O_PATH | O_CLOEXEC)` (follows symlinks; opens nothing, so no device is ever
+///    opened by a path that changes underneath): missing → `ENOENT` etc. ([`ElfError::Io`]
+///    with the OS errno);
+/// 2. `fstat`: it must be a regular file: a directory, FIFO, socket or device →
 ///    [`ElfError::NotRegularFile`] (`EACCES`, as execve answers even for directories);
-/// 3. `open(O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)` and `fstat` again (the path may
-///    have changed in between): from here on only the open file is examined;
+/// 3. that very file opened `O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC` (through
+///    `/proc/self/fd/N`; where `/proc` is absent, by `path` again, refused with `ENOENT` unless
+///    it is the same file) and `fstat` again: from here on only the open file is examined;
 /// 4. `faccessat2(fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH)` on the open file (the path where
 ///    the kernel lacks `faccessat2`, before Linux 5.8): the *effective* ids must be allowed to
 ///    execute it (mode bits, ACLs, `noexec` mounts; root needs at least one execute bit) →
@@ -40,14 +42,15 @@ pub fn open_executable(path: &Path) -> Result<(File, Vec<u8>), ElfError> {
     open_executable_placed(path, Ok)
 }
 
-/// Like [`open_executable`]; `place` gets the file right after `open(2)`, before anything is
-/// checked or read, and returns the file to use from then on. A supervisor whose untrusted
-/// program shares the descriptor table moves the descriptor out of the program's reach there,
-/// so that the file checked, read and mapped is the file opened. An error from `place` is an
-/// [`IoOp::Open`] error.
+/// Like [`open_executable`]; `place` gets each descriptor right after it is made, before
+/// anything is checked or read through it (first the `O_PATH` handle, then the file opened for
+/// reading), and returns the file to use from then on. A supervisor whose untrusted program
+/// shares the descriptor table moves the descriptor out of the program's reach there, so that
+/// the file checked, read and mapped is the file opened, and can refuse the file before it is
+/// opened for reading. An error from `place` is an [`IoOp::Open`] error.
 pub fn open_executable_placed(
     path: &Path,
-    place: impl FnOnce(File) -> io::Result<File>,
+    place: impl Fn(File) -> io::Result<File>,
 ) -> Result<(File, Vec<u8>), ElfError> {
     let (mut file, len) = open_checked(path, place)?;
     if len <= SPARSE_ABOVE {
@@ -118,16 +121,38 @@ fn read_sparse(file: &File, len: u64) -> Result<Vec<u8>, ElfError> {
 /// The checks of [`read_executable`] up to the read: the open file and its length.
 fn open_checked(
     path: &Path,
-    place: impl FnOnce(File) -> io::Result<File>,
+    place: impl Fn(File) -> io::Result<File>,
 ) -> Result<(File, u64), ElfError> {
-    let md = std::fs::metadata(path).map_err(|e| io_error(IoOp::Stat, &e))?;
-    check_regular(&md)?;
-    let file = OpenOptions::new()
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let handle = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| io_error(IoOp::Open, &e))?;
-    let file = place(file).map_err(|e| io_error(IoOp::Open, &e))?;
+        .map_err(|e| io_error(IoOp::Stat, &e))?;
+    let handle = place(handle).map_err(|e| io_error(IoOp::Open, &e))?;
+    let md = handle.metadata().map_err(|e| io_error(IoOp::Stat, &e))?;
+    check_regular(&md)?;
+    let reading = || {
+        let mut o = OpenOptions::new();
+        o.read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC);
+        o
+    };
+    let proc_path = std::format!("/proc/self/fd/{}", handle.as_raw_fd());
+    let file = match reading().open(&proc_path) {
+        Err(e) if e.raw_os_error() == Some(ENOENT) && !Path::new("/proc/self/fd").exists() => {
+            let f = reading().open(path).map_err(|e| io_error(IoOp::Open, &e))?;
+            let m = f.metadata().map_err(|e| io_error(IoOp::Stat, &e))?;
+            if (m.dev(), m.ino()) != (md.dev(), md.ino()) {
+                return Err(ElfError::Io { op: IoOp::Open, errno: ENOENT });
+            }
+            f
+        }
+        r => r.map_err(|e| io_error(IoOp::Open, &e))?,
+    };
+    // The open file takes the handle's place, at the number `place` chose for it.
+    let file =
+        sys::replace(handle, file).map_err(|errno| ElfError::Io { op: IoOp::Open, errno })?;
     let md = file.metadata().map_err(|e| io_error(IoOp::Stat, &e))?;
     check_regular(&md)?;
     match sys::exec_access(&file, path) {
@@ -190,8 +215,27 @@ mod sys {
     }
 
     use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
+
+    /// `dup3(file, at, O_CLOEXEC)`: `file`'s open file at `at`'s descriptor number (what `at`
+    /// held is closed in the same step), `file`'s own number closed. `Err(errno)` on failure
+    /// (both are closed then).
+    pub(super) fn replace(at: std::fs::File, file: std::fs::File) -> Result<std::fs::File, i32> {
+        let n = at.into_raw_fd();
+        // SAFETY: `n` was `at`'s, whose ownership this function took; dup3 closes what it held
+        // and puts `file`'s open file there; `file` stays owned (and is dropped below).
+        let rc = unsafe { libc::dup3(file.as_raw_fd(), n, libc::O_CLOEXEC) };
+        if rc < 0 {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+            // SAFETY: `n` is still the handle's descriptor, owned here.
+            drop(unsafe { std::fs::File::from_raw_fd(n) });
+            return Err(errno);
+        }
+        // SAFETY: `n` now holds a duplicate of `file`'s open file, owned by nothing else.
+        Ok(unsafe { std::fs::File::from_raw_fd(n) })
+    }
 
     /// `faccessat2(fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH)` on the open `file`; on kernels
     /// without `faccessat2` (`ENOSYS`), `faccessat(AT_FDCWD, path, X_OK, AT_EACCESS)`.

@@ -199,6 +199,8 @@ link_tests!("fs_policy", escapes, [static_ => Static, dynamic => Dynamic], |link
         ("dirfd-hidden", "ENOENT"),
         ("fstatat-hidden", "ENOENT"),
         ("listing-shows-hidden", "no"),
+        ("execve-hidden-dir", "ENOENT"),
+        ("execve-below-hidden-file", "ENOENT"),
     ];
     let stderr = String::from_utf8_lossy(&out.stderr);
     for (trick, result) in want {

@@ -136,7 +136,10 @@ fn exec(ctx: &mut Ctx<'_>, dirfd: u64, path: u64, argv: u64, envp: u64, flags: u
             for &fd in &held {
                 crate::fdwin::window().closed(fd);
             }
-            return Err(Errno(e.errno()));
+            // Below a hidden path every failure is ENOENT (EACCES for a directory, ENOTDIR
+            // below a file would tell that it exists).
+            let c = std::ffi::CString::new(p).expect("copied as a C string");
+            return Err(super::paths::hidden_error(ctx, dirfd, &c, Errno(e.errno())));
         }
     };
 

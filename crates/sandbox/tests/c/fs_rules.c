@@ -176,7 +176,10 @@ static void calls(const char *area) {
 static void escape(const char *root) {
     char buf[64];
     const char *rw = at(0, root, "rw"), *ro = at(1, root, "ro"), *hid = at(2, root, "hidden");
-    (void)hid;
+    /* execve tells nothing of what is hidden: a directory, a path below a file. */
+    char *argv0[] = {"x", NULL};
+    report("execve-hidden-dir", execve(hid, argv0, NULL));
+    report("execve-below-hidden-file", execve(at(3, hid, "f/x"), argv0, NULL));
     /* A symlink in rw to the read-only file: writing through it is a write to ro/f. */
     report("symlink-to-ro-write", closing(open(at(3, rw, "to_ro"), O_WRONLY)));
     report("symlink-to-ro-read", closing(open(at(3, rw, "to_ro"), O_RDONLY)));
