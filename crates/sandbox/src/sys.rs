@@ -402,7 +402,7 @@ pub unsafe fn unmap_own(addr: u64, len: u64) {
 /// names it in its audit line); refreshed in a forked child by [`fork`].
 static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
-/// This process's pid ([`PID`]).
+/// This process's pid, cached (refreshed in a forked child by [`fork`]).
 pub fn pid() -> i32 {
     let p = PID.load(std::sync::atomic::Ordering::Relaxed);
     if p != 0 {

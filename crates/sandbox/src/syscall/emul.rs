@@ -812,6 +812,14 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             }
             host(libc::SYS_fcntl, [a[0], a[1], b.as_ptr() as u64, 0, 0, 0])
         }
+        libc::F_SETLEASE if a[2] != libc::F_UNLCK as u64 => {
+            // A lease makes every other opener of the file wait (up to lease-break-time, 45 s):
+            // under filesystem rules only on files the program may change (Linux answers
+            // EACCES to one who may not).
+            super::paths::decide_fd(ctx, "fcntl", a[0], crate::policy::fs::Need::Write)
+                .map_err(|e| if e == Errno(libc::EROFS) { Errno::EACCES } else { e })?;
+            host(libc::SYS_fcntl, [a[0], a[1], a[2], 0, 0, 0])
+        }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL
         | libc::F_SETFL | libc::F_GETOWN | F_SETSIG | F_GETSIG
         | libc::F_GETLEASE | libc::F_SETLEASE | libc::F_NOTIFY | libc::F_GETPIPE_SZ

@@ -162,6 +162,10 @@ static void calls(const char *area) {
     report("fchmod", fd < 0 ? -1 : fchmod(fd, 0644));
     report("fchown", fd < 0 ? -1 : fchown(fd, getuid(), getgid()));
     report("futimens", fd < 0 ? -1 : futimens(fd, NULL));
+    /* A lease stalls every other opener of the file: only on files the rules let change. */
+    s = fd < 0 ? -1 : fcntl(fd, F_SETLEASE, F_RDLCK);
+    if (s == 0) fcntl(fd, F_SETLEASE, F_UNLCK);
+    report("lease", s);
     /* Linux 6.13's *xattrat with a NULL path and AT_EMPTY_PATH: the descriptor's file. */
     struct { unsigned long long value; unsigned size, flags; } xa = {(unsigned long)"1", 1, 0};
     s = fd < 0 ? -1 : syscall(463, fd, NULL, AT_EMPTY_PATH, "user.y", &xa, sizeof xa);
