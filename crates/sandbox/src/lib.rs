@@ -382,7 +382,11 @@ fn engine_for(
     if let Some((out, command)) = &eo.learn {
         engine.learn(policy::learn::Recorder::new(out.clone(), command.clone())?);
     }
-    if policy.mediates_files() {
+    if !policy.is_null() && eo.learn.is_none() {
+        // Under every policy but null the supervisor's files are protected, rules or none.
+        engine.mediate_files();
+    }
+    if engine.fs().is_some() {
         for f in supervisor_files() {
             engine.protect(&f);
         }
@@ -564,7 +568,7 @@ pub(crate) fn second_layer(
         private_tmp: PRIVATE_TMP.get().map(|(d, _)| d.clone()),
         confine_signals: engine.confines_processes(),
     };
-    match landlock_layer::apply(mode, engine.fs(), engine.net(), &needs)? {
+    match landlock_layer::apply(mode, engine.fs_given(), engine.net(), &needs)? {
         Some(a) => tracing::debug!(?a, "Landlock layer applied"),
         None => tracing::debug!("no Landlock layer"),
     }

@@ -459,7 +459,13 @@ fn workspace_hides_secrets_and_says_once_which_profile_applies() {
 #[test]
 fn supervisor_files_are_never_writable() {
     gated!(supervisor_files_are_never_writable);
-    let w = WorkDir::new("fs-supervisor");
+    // Whatever the rules say, and under a policy with no filesystem rules at all.
+    supervisor_files_under(&["--policy", "null", "--rw", "/"], "fs-supervisor");
+    supervisor_files_under(&["--policy", "deny-net"], "fs-supervisor-deny-net");
+}
+
+fn supervisor_files_under(policy: &[&str], label: &str) {
+    let w = WorkDir::new(label);
     // A copy of the sandbox is the supervisor here, so a failure cannot harm the real one.
     let sbx = w.join("sandbox-copy");
     std::fs::copy(common::sandbox_bin(), &sbx).unwrap();
@@ -478,12 +484,14 @@ fn supervisor_files_are_never_writable() {
         l = libc.as_ref().map_or("/nonexistent".into(), |p| p.display().to_string()),
     );
     let out = Command::new(&sbx)
-        .args(["run", "--policy", "null", "--rw", "/", "--", "/bin/sh", "-c", &script])
+        .arg("run")
+        .args(policy)
+        .args(["--", "/bin/sh", "-c", &script])
         .current_dir(w.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(sbx.exists(), "the supervisor's executable was removed: {stdout}");
+    assert!(sbx.exists(), "{policy:?}: the supervisor's executable was removed: {stdout}");
     assert!(stdout.contains("rm-refused") && stdout.contains("mv-refused"), "{stdout}");
     if let (Some(p), Some(b)) = (libc, before) {
         assert!(stdout.contains("touch-refused"), "{stdout}");
@@ -555,6 +563,13 @@ fn processes_outside_the_sandbox_cannot_be_signalled_or_seen() {
     for want in ["outside=1", "unseen", "unlisted", "own=0", "waited=143", "hostname-refused"] {
         assert!(stdout.lines().any(|l| l == want), "{want}: {stdout}");
     }
+    // A policy without filesystem rules hides it from stat too (not only from open).
+    let out = workspace(
+        w.path(),
+        &format!("stat /proc/{pid} >/dev/null 2>&1 || echo unseen"),
+        &["--policy", "deny-net"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "unseen", "under deny-net");
     // Under the null policy the same process is reachable (the confinement is the policy's).
     let out = Command::new(common::sandbox_bin())
         .args(["run", "--policy", "null", "--", "/bin/sh", "-c"])

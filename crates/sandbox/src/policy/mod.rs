@@ -209,6 +209,15 @@ impl Policy {
         }
     }
 
+    /// Whether the policy is the null policy in effect: no rules, no network mediation, no
+    /// process confinement, no system-call default.
+    pub fn is_null(&self) -> bool {
+        self.rules.is_empty()
+            && self.network.is_none()
+            && !self.confine_processes
+            && self.syscall_default.is_none()
+    }
+
     /// Whether the policy has filesystem rules (and so mediates the file system).
     pub fn mediates_files(&self) -> bool {
         self.rules.iter().any(|r| matches!(r, Rule::Fs(_)))
@@ -385,6 +394,9 @@ pub struct Engine {
     counters: audit::Counters,
     /// The filesystem rules, when the policy has any.
     fs: Option<fs::FsPolicy>,
+    /// Whether `fs` is the one implicit rule (`rwx /`) a policy without filesystem rules gets
+    /// so that the supervisor's files are protected ([`Engine::mediate_files`]).
+    fs_implicit: bool,
     /// Whether processes are confined to the sandbox's own.
     confine: bool,
     /// Written once, to this descriptor of the runtime's, at the first denial (the default
@@ -498,6 +510,7 @@ impl Engine {
             audit,
             counters,
             fs,
+            fs_implicit: false,
             confine: policy.confine_processes,
             notice: None,
             noticed: None,
@@ -506,6 +519,32 @@ impl Engine {
                 && std::env::var_os("SANDBOX_TEST_FIRST_LAYER_OFF").is_some_and(|v| v == "1"),
             learn: None,
         })
+    }
+
+    /// For a policy that is not null but has no filesystem rules (`deny-net`, `loopback`, a
+    /// firewall of its own): one implicit rule allowing everything (`rwx /`), so that path calls
+    /// are resolved and decided as under any filesystem rules, and the supervisor's own files
+    /// ([`Engine::protect`]) are never the program's to change, under every policy but null.
+    /// Pathname unix sockets stay the firewall's to decide; no Landlock layer is made for it.
+    pub fn mediate_files(&mut self) {
+        if self.fs.is_some() {
+            return;
+        }
+        let everything = Access::R.with(Access::W).with(Access::X);
+        let root = fs::FsRule {
+            label: "every path (the policy has no filesystem rules)".into(),
+            given: "/".into(),
+            path: b"/".to_vec(),
+            access: fs::FsAccess::Allow(everything),
+            errno: None,
+        };
+        self.fs = Some(fs::FsPolicy::new(&[root]));
+        self.fs_implicit = true;
+    }
+
+    /// The filesystem rules the policy gave (not [`Engine::mediate_files`]'s implicit one).
+    pub fn fs_given(&self) -> Option<&fs::FsPolicy> {
+        self.fs.as_ref().filter(|_| !self.fs_implicit)
     }
 
     /// Makes this engine (of the null policy) a learning one ([`learn`]): every decision is
@@ -742,7 +781,7 @@ impl Engine {
             Some(i) => (net.rules[i].action, i, net.rules[i].label.as_str()),
             // A pathname unix socket is a file: with filesystem rules, they decided it (the
             // firewall's unix rules, where given, still apply; its default does not).
-            None if self.fs.is_some() && matches!(req.endpoint, Endpoint::UnixPath(_)) => {
+            None if self.fs_given().is_some() && matches!(req.endpoint, Endpoint::UnixPath(_)) => {
                 return Ok(());
             }
             None => (net.default, net.rules.len(), net.default_label.as_str()),
