@@ -662,7 +662,9 @@ impl Engine {
         }
         match f.decide(path, need) {
             Ok(()) => {
-                if self.audit.allowed {
+                // The implicit rule of a policy without filesystem rules decides nothing the
+                // user asked about: only its denials (the supervisor's files) are audited.
+                if self.audit.allowed && !self.fs_implicit {
                     self.audit.write(
                         caller,
                         &audit::Event::fs(syscall, need.name(), path),
