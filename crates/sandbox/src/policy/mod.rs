@@ -530,15 +530,7 @@ impl Engine {
         if self.fs.is_some() {
             return;
         }
-        let everything = Access::R.with(Access::W).with(Access::X);
-        let root = fs::FsRule {
-            label: "every path (the policy has no filesystem rules)".into(),
-            given: "/".into(),
-            path: b"/".to_vec(),
-            access: fs::FsAccess::Allow(everything),
-            errno: None,
-        };
-        self.fs = Some(fs::FsPolicy::new(&[root]));
+        self.fs = Some(allow_everything("every path (the policy has no filesystem rules)"));
         self.fs_implicit = true;
     }
 
@@ -552,15 +544,7 @@ impl Engine {
     /// everything) so that paths are resolved and addresses decoded as under a policy, and
     /// every system call reaches [`Engine::apply_syscall`] (a rule per call, each allowing).
     pub fn learn(&mut self, rec: learn::Recorder) {
-        let everything = Access::R.with(Access::W).with(Access::X);
-        let root = fs::FsRule {
-            label: "--learn".into(),
-            given: "/".into(),
-            path: b"/".to_vec(),
-            access: fs::FsAccess::Allow(everything),
-            errno: None,
-        };
-        self.fs = Some(fs::FsPolicy::new(&[root]));
+        self.fs = Some(allow_everything("--learn"));
         let net = NetPolicy {
             default: Action::Allow,
             default_label: "--learn".into(),
@@ -920,6 +904,18 @@ impl Engine {
     pub fn sink(&self) -> &audit::Sink {
         &self.audit
     }
+}
+
+/// Filesystem rules of one rule, `rwx /`, labelled `label`.
+fn allow_everything(label: &str) -> fs::FsPolicy {
+    let root = fs::FsRule {
+        label: label.into(),
+        given: "/".into(),
+        path: b"/".to_vec(),
+        access: fs::FsAccess::Allow(Access::R.with(Access::W).with(Access::X)),
+        errno: None,
+    };
+    fs::FsPolicy::new(&[root])
 }
 
 /// The decision for `req` under `net`, for tests and tools: the action and the deciding
