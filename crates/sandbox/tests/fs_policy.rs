@@ -563,6 +563,16 @@ fn processes_outside_the_sandbox_cannot_be_signalled_or_seen() {
     for want in ["outside=1", "unseen", "unlisted", "own=0", "waited=143", "hostname-refused"] {
         assert!(stdout.lines().any(|l| l == want), "{want}: {stdout}");
     }
+    // Nor are its capabilities answered (capget's pid is in a header, decided on a copy).
+    let capget = build_c("proc_capget", Link::Static);
+    let out = Command::new(common::sandbox_bin())
+        .args(["run", "--"])
+        .arg(&capget)
+        .arg(pid.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("capget-self ok") && text.contains("capget-other ESRCH"), "{text}");
     // A policy without filesystem rules hides it from stat too (not only from open).
     let out = workspace(
         w.path(),

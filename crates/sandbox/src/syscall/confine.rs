@@ -41,6 +41,8 @@ pub fn gate(ctx: &mut Ctx<'_>, nr: u64, a: &[u64; 6]) -> Option<SysResult> {
         },
         // getpgid(pid), getsid(pid): another process's group or session tells it exists.
         121 | 124 => refuse(ours(pid)),
+        // capget(header, data): the pid is in the header.
+        125 => Some(capget(ctx, a)),
         // The host's clock and names are the whole system's: settimeofday, clock_settime,
         // sethostname, setdomainname refused; adjtimex, clock_adjtime only as a query.
         170 | 171 => Some(Err(Errno::EPERM)),
@@ -75,6 +77,28 @@ fn pgid_of(p: i32) -> i32 {
     unsafe {
         libc::getpgid(p)
     }
+}
+
+/// `capget(header, data)` under confinement: the header (`{ u32 version; int pid; }`) is
+/// copied and decided on (another process's capabilities: `ESRCH`), and the kernel gets the
+/// copy, which it may write the preferred version into (copied back, as Linux writes it).
+fn capget(ctx: &Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let mut hdr = crate::uaccess::copy_in(ctx.proc(), a[0], 8)?;
+    let pid = i32::from_ne_bytes(hdr[4..8].try_into().expect("4 bytes"));
+    if pid > 0 && !family::contains(pid) {
+        return Err(ESRCH);
+    }
+    if a[1] != 0 {
+        ctx.proc().check(a[1], 24)?;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: `hdr` is a supervisor copy of the 8-byte header alive across the call; `a[1]` is
+    // NULL or a range-checked program buffer of the 24 bytes the kernel writes at most.
+    let r = unsafe {
+        crate::sys::syscall6(libc::SYS_capget, [hdr.as_mut_ptr() as u64, a[1], 0, 0, 0, 0])
+    };
+    crate::uaccess::copy_out(ctx.proc(), a[0], &hdr)?;
+    r
 }
 
 /// `clock_settime(clock, tp)` refused as Linux refuses it to a program without
