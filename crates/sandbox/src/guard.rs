@@ -586,6 +586,13 @@ pub fn peer_allowed(engine: &Engine, who: Caller, syscall: &str, fd: i32, kind: 
         },
         _ => return true,
     };
+    // A socket file is the filesystem rules' to decide (reaching it takes `w`, as connect).
+    if let Endpoint::UnixPath(path) = &ep
+        && engine.fs_given().is_some()
+        && engine.decide_path(who, syscall, path, crate::policy::fs::Need::Write).is_err()
+    {
+        return false;
+    }
     let r = Request {
         op: Op::Connect,
         transport,
@@ -596,11 +603,28 @@ pub fn peer_allowed(engine: &Engine, who: Caller, syscall: &str, fd: i32, kind: 
     engine.decide(who, syscall, &r).is_ok()
 }
 
-/// Attaches the receive filter to every UDP socket among the descriptors below `floor` that
-/// the sandbox inherited (at start, before the program runs). Errors: the descriptor that
-/// could not get it.
-pub fn filter_inherited(engine: &Engine, floor: i32) -> Result<(), (i32, Errno)> {
-    let Some(f) = engine.receive_filter() else { return Ok(()) };
+/// Why an inherited descriptor cannot be handed to the program ([`filter_inherited`]).
+#[derive(Debug)]
+pub enum Inherited {
+    /// A UDP socket that could not get the receive filter, and the error.
+    Unfiltered(i32, Errno),
+    /// A socket already connected to a peer the policy does not let the program reach: the
+    /// descriptor and the peer, as text.
+    Peer(i32, String),
+}
+
+/// Screens the descriptors below `floor` that the sandbox inherited (at start, before the
+/// program runs) as descriptors received with `SCM_RIGHTS` are ([`vet`]): every UDP socket
+/// gets the receive filter, and a socket connected to a peer the policy denies refuses the
+/// start (it would carry the program's data where no `connect` of its own may). Standard
+/// input, output and error are the invoker's and are not screened for their peer (a service's
+/// journal stream, a socket-activated connection). Errors: the descriptor and why.
+pub fn filter_inherited(engine: &Engine, floor: i32) -> Result<(), Inherited> {
+    let filter = engine.receive_filter();
+    let screens_peers = engine.mediates_network() || engine.fs_given().is_some();
+    if filter.is_none() && !screens_peers {
+        return Ok(());
+    }
     // The descriptors open now, from /proc/self/fd (one getdents, not an fstat for each of
     // the ~20,000 numbers below the floor); every number if /proc cannot be read.
     let open: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
@@ -615,8 +639,20 @@ pub fn filter_inherited(engine: &Engine, floor: i32) -> Result<(), (i32, Errno)>
             continue;
         }
         let Ok(kind) = sys_net::socket_kind(fd) else { continue };
-        if kind.transport() == Transport::Udp {
-            sys_net::attach_filter(fd, f).map_err(|e| (fd, e))?;
+        if kind.transport() == Transport::Udp
+            && let Some(f) = filter
+        {
+            sys_net::attach_filter(fd, f).map_err(|e| Inherited::Unfiltered(fd, e))?;
+        }
+        let who = Caller { pid: crate::sys::pid(), tid: crate::sys::pid() };
+        if screens_peers && fd > 2 && !peer_allowed(engine, who, "inherited", fd, &kind) {
+            let peer = sys_net::peername(fd).unwrap_or_default();
+            let text = match endpoint::ip_of(&peer) {
+                Some((ip, port)) => std::net::SocketAddr::new(ip, port).to_string(),
+                None => endpoint::unix_path_of(&peer)
+                    .map_or_else(|| "a peer".into(), |p| String::from_utf8_lossy(p).into_owned()),
+            };
+            return Err(Inherited::Peer(fd, text));
         }
     }
     Ok(())

@@ -136,6 +136,12 @@ pub enum SandboxError {
          without it, or with --net=host"
     )]
     Inherited(i32, errno::Errno),
+    /// An inherited socket is connected to a peer the policy denies.
+    #[error(
+        "descriptor {0} is a socket connected to {1}, which the policy does not let the program \
+         reach; start the sandbox without it (close it: {0}>&-), or allow that peer"
+    )]
+    InheritedPeer(i32, String),
     /// The runtime failed while the program ran.
     #[error(transparent)]
     Run(#[from] process::RunError),
@@ -454,8 +460,10 @@ pub(crate) fn prepare(
     }
     let window = fd_window().map_err(SandboxError::Window)?;
     let engine = std::sync::Arc::new(engine_for(policy, audit, eo)?);
-    guard::filter_inherited(&engine, window.floor())
-        .map_err(|(fd, e)| SandboxError::Inherited(fd, e))?;
+    guard::filter_inherited(&engine, window.floor()).map_err(|e| match e {
+        guard::Inherited::Unfiltered(fd, e) => SandboxError::Inherited(fd, e),
+        guard::Inherited::Peer(fd, peer) => SandboxError::InheritedPeer(fd, peer),
+    })?;
     policy::audit::set_root();
     family::init();
     if engine.fs().is_some() {

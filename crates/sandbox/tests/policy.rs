@@ -1593,3 +1593,35 @@ fn builtin_policies() {
     let (out, _d) = run_sandboxed(&cmd(&prog, &["connect", "127.0.0.1", &port], &["--net=host"]));
     assert_eq!(step(&out, "connect"), "ok");
 }
+
+/// Descriptors inherited from outside are mediated like any other: a socket already
+/// connected to a peer the policy denies refuses the start, with the descriptor named (its
+/// sends would go where no connect of the program's may); allowed peers and standard input,
+/// output and error (the invoker's own I/O) pass.
+#[test]
+fn inherited_connected_sockets_are_decided_at_start() {
+    gated!(inherited_connected_sockets_are_decided_at_start);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let run = |opts: &str, redirect: &str| {
+        let script = format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port}; {sbx} run {opts} -- /bin/echo started {redirect}",
+            sbx = common::sandbox_bin().display()
+        );
+        std::process::Command::new("/bin/bash").args(["-c", &script]).output().unwrap()
+    };
+    let denied = run("--policy deny-net", "");
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert_eq!(denied.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!("descriptor 3 is a socket connected to 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&denied.stdout).contains("started"));
+    let allowed = run(&format!("--policy deny-net --allow-connect 127.0.0.1:{port}"), "");
+    assert!(String::from_utf8_lossy(&allowed.stdout).contains("started"), "{allowed:?}");
+    let stdin = run("--policy deny-net", "0<&3 3<&-");
+    assert!(String::from_utf8_lossy(&stdin.stdout).contains("started"), "{stdin:?}");
+    let null = run("--policy null", "");
+    assert!(String::from_utf8_lossy(&null.stdout).contains("started"), "{null:?}");
+}
