@@ -720,4 +720,29 @@ fn sigio_owners_are_confined_to_the_sandbox() {
         assert!(stdout.lines().any(|l| l == want), "{want}: {text}");
     }
     assert!(stdout.lines().any(|l| l == "own ok"), "{text}");
+    // A group the sandbox leads that holds a process outside it: with job control a shell puts
+    // a pipeline in its first command's group. SIGIO to that group would reach the next command.
+    let script = "import fcntl, os, signal\n\
+                  r, w = os.pipe()\n\
+                  try:\n\
+                  \x20   fcntl.fcntl(r, fcntl.F_SETOWN, -os.getpgrp()); print('group ok')\n\
+                  except OSError as e:\n\
+                  \x20   print('group', e.errno)\n\
+                  fcntl.fcntl(r, 10, signal.SIGTERM)\n\
+                  fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)\n\
+                  signal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+                  os.write(w, b'x')\n";
+    let pipeline = format!(
+        "set -m; {sbx} run --landlock off -- /usr/bin/python3 -c \"$S\" | (sleep 1; echo survived)",
+        sbx = common::sandbox_bin().display()
+    );
+    let out = Command::new("/bin/bash")
+        .args(["-c", &pipeline])
+        .env("S", script)
+        .current_dir(w.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("survived"), "the pipeline's next command was signalled: {text}");
 }

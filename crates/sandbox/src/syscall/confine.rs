@@ -67,7 +67,35 @@ pub fn may_own(ctx: &Ctx<'_>, owner: i32, thread: bool) -> Result<(), Errno> {
         return if ok { Ok(()) } else { Err(ESRCH) };
     }
     let g = owner.checked_neg().ok_or(Errno::EINVAL)?;
-    if family::contains(g) && pgid_of(g) == g { Ok(()) } else { Err(Errno::EPERM) }
+    if family::contains(g) && pgid_of(g) == g && group_is_ours(g) {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// Whether every process of process group `g` is one of the sandbox's. A group the sandbox
+/// leads may hold processes outside it: a shell with job control puts a whole pipeline in the
+/// group of its first command, the sandbox (found by an attack run: SIGIO to `-pgid` killed
+/// the next command of the pipeline). Read from `/proc/PID/stat` (`pgrp`, field 5); a process
+/// that cannot be read counts as outside.
+fn group_is_ours(g: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+        let pgrp = after.split_whitespace().nth(2).and_then(|v| v.parse::<i32>().ok());
+        match pgrp {
+            Some(p) if p == g && !family::contains(pid) => return false,
+            None => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The process group of process `p` (-1 if there is none).
