@@ -466,6 +466,7 @@ pub(crate) fn prepare(
     })?;
     policy::audit::set_root();
     family::init();
+    syscall::tty::note_inherited_ptys();
     if engine.fs().is_some() {
         nslock::init().map_err(SandboxError::Window)?;
     }

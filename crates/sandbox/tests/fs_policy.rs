@@ -385,6 +385,53 @@ link_tests!("fs_policy", host_wide_ioctls_are_refused, [static_ => Static], |lin
     }
 });
 
+// Another session's terminal is out of reach under the profile (found by an attack run: with
+// /dev/pts writable as a whole the program read another session's keystrokes and wrote to its
+// screen), while the program's own ptys (openpty: /dev/ptmx, then its slave by name) work.
+#[test]
+fn other_sessions_terminals_are_out_of_reach() {
+    gated!(other_sessions_terminals_are_out_of_reach);
+    if !Path::new("/usr/bin/python3").exists() {
+        dune::testing::record_skip(
+            "sandbox::fs_policy::other_sessions_terminals_are_out_of_reach",
+            "no /usr/bin/python3",
+        );
+        return;
+    }
+    // A host pty, as another session's terminal.
+    #[allow(unsafe_code)]
+    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname on a descriptor this test owns; ptsname's
+    // static buffer is copied at once.
+    let (master, slave) = unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(m >= 0 && libc::grantpt(m) == 0 && libc::unlockpt(m) == 0);
+        (m, std::ffi::CStr::from_ptr(libc::ptsname(m)).to_string_lossy().into_owned())
+    };
+    let w = WorkDir::new("fs-pty");
+    let script = format!(
+        "import os, pty\n\
+         m, s = pty.openpty(); os.write(s, b'own\\n'); print('own', os.read(m, 16) == b'own\\r\\n')\n\
+         print('own-name', os.path.basename(os.ttyname(s)) != '')\n\
+         try:\n\
+         \x20   fd = os.open('{slave}', os.O_RDWR | os.O_NOCTTY); os.write(fd, b'INJECTED'); print('other ok')\n\
+         except OSError as e: print('other', e.errno)\n"
+    );
+    let out = Command::new(common::sandbox_bin())
+        .args(["run", "--landlock", "off", "--", "/usr/bin/python3", "-c", &script])
+        .current_dir(w.path())
+        .output()
+        .unwrap();
+    #[allow(unsafe_code)]
+    // SAFETY: `master` is this test's descriptor.
+    unsafe {
+        libc::close(master)
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("own True") && stdout.contains("own-name True"), "{text}");
+    assert!(stdout.contains(&format!("other {}", libc::EACCES)), "{text}");
+}
+
 /// Runs a shell command under the default profile (no policy option) in `dir`.
 fn workspace(dir: &Path, script: &str, extra: &[&str]) -> Output {
     Command::new(common::sandbox_bin())

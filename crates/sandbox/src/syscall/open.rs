@@ -627,7 +627,13 @@ fn open_common(
         flags
     };
     let p = paths::redirect(ctx.proc(), &p);
-    open_screened(Opener::of(ctx, name), dirfd, &p, flags, mode, &How::At)
+    let r = open_screened(Opener::of(ctx, name), dirfd, &p, flags, mode, &How::At);
+    if let Ok(fd) = r
+        && ctx.proc().policy.confines_processes()
+    {
+        super::tty::opened(p.to_bytes(), fd as i32);
+    }
+    r
 }
 
 pub fn open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -688,7 +694,13 @@ pub fn openat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let p = paths::redirect(ctx.proc(), &p);
-    open_screened(Opener::of(ctx, "openat2"), a[0], &p, flags, mode, &How::At2(&how))
+    let r = open_screened(Opener::of(ctx, "openat2"), a[0], &p, flags, mode, &How::At2(&how));
+    if let Ok(fd) = r
+        && ctx.proc().policy.confines_processes()
+    {
+        super::tty::opened(p.to_bytes(), fd as i32);
+    }
+    r
 }
 
 #[cfg(test)]

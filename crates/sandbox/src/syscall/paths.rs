@@ -94,6 +94,12 @@ pub fn decide(ctx: &Ctx<'_>, syscall: &str, path: &[u8], need: Need) -> Result<(
         // Another process's /proc entries, under confinement: absent.
         return Err(Errno::ENOENT);
     }
+    if ctx.proc().policy.confines_processes() && !super::tty::pty_path_allowed(path) {
+        // Another session's terminal, under confinement: as another user's.
+        let detail = crate::policy::audit::Event::fs(syscall, need.name(), path);
+        let rule = "another session's terminal";
+        return Err(ctx.proc().policy.refuse_with(caller(ctx), rule, detail, Errno::EACCES));
+    }
     ctx.proc().policy.decide_path(caller(ctx), syscall, path, need)
 }
 

@@ -134,3 +134,56 @@ mod tests {
         assert_eq!(request(0x5432), None, "TCGETX (removed)");
     }
 }
+
+/// The pseudo-terminals that are the sandbox's own, by number (`/dev/pts/N`): the terminal it
+/// was started on (its standard input, output or error) and those whose master a program of
+/// it opened (`/dev/ptmx`). Under process confinement no other `/dev/pts/N` may be opened or
+/// otherwise reached by path: another session's terminal would give its keystrokes and its
+/// screen to the program (found by an attack run).
+static OWN_PTYS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes pty `n` as the sandbox's own.
+pub fn note_own_pty(n: u32) {
+    let mut v = OWN_PTYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !v.contains(&n) {
+        v.push(n);
+    }
+}
+
+/// Whether `/dev/pts/N` may be reached: for `path` below `/dev/pts/` with a number, whether
+/// that pty is the sandbox's own; any other path, yes.
+pub fn pty_path_allowed(path: &[u8]) -> bool {
+    let Some(n) = path.strip_prefix(b"/dev/pts/") else { return true };
+    let Some(n) = std::str::from_utf8(n).ok().and_then(|s| s.parse::<u32>().ok()) else {
+        return true;
+    };
+    OWN_PTYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&n)
+}
+
+/// Notes the terminals the sandbox starts on (descriptors 0, 1, 2 that are `/dev/pts/N`).
+pub fn note_inherited_ptys() {
+    for fd in 0..3 {
+        if let Ok(p) = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            && let Some(n) = p.to_str().and_then(|s| s.strip_prefix("/dev/pts/"))
+            && let Ok(n) = n.parse::<u32>()
+        {
+            note_own_pty(n);
+        }
+    }
+}
+
+/// After the program opened `path` as descriptor `fd`: a pty master (`/dev/ptmx`,
+/// `/dev/pts/ptmx`) makes its slave the sandbox's own (`TIOCGPTN`).
+pub fn opened(path: &[u8], fd: i32) {
+    if !path.ends_with(b"ptmx") {
+        return;
+    }
+    let mut n: u32 = 0;
+    #[allow(unsafe_code)]
+    // SAFETY: TIOCGPTN writes one unsigned int to `n`, a local; `fd` is the program's new
+    // descriptor (on anything else the ioctl fails and nothing is noted).
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGPTN, &mut n) };
+    if r == 0 {
+        note_own_pty(n);
+    }
+}
