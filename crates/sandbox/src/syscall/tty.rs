@@ -109,32 +109,6 @@ pub fn request(req: u32) -> Option<IoArg> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_are_the_kernels() {
-        assert_eq!(request(0x5401), Some(Out(36)), "TCGETS: struct termios is 36 bytes");
-        assert_eq!(request(0x5406), Some(In(18)), "TCSETA: struct termio");
-        // The _IOR/_IOW encodings carry the size: check ours against them.
-        for req in [0x802c_542a_u32, 0x402c_542b, 0x8004_5430, 0x8028_5442, 0xc028_5443] {
-            let encoded = u64::from((req >> 16) & 0x3fff);
-            match request(req) {
-                Some(In(n) | Out(n) | InOut(n)) => assert_eq!(n, encoded, "{req:#x}"),
-                other => panic!("{req:#x}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn tiocsti_and_unknown_requests_are_refused() {
-        assert_eq!(request(0x5412), Some(Refuse(libc::EIO)));
-        assert_eq!(request(0x541c), None, "TIOCLINUX");
-        assert_eq!(request(0x5432), None, "TCGETX (removed)");
-    }
-}
-
 /// The pseudo-terminals that are the sandbox's own, by number (`/dev/pts/N`): the terminal it
 /// was started on (its standard input, output or error) and those whose master a program of
 /// it opened (`/dev/ptmx`). Under process confinement no other `/dev/pts/N` may be opened or
@@ -185,5 +159,31 @@ pub fn opened(path: &[u8], fd: i32) {
     let r = unsafe { libc::ioctl(fd, libc::TIOCGPTN, &mut n) };
     if r == 0 {
         note_own_pty(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_the_kernels() {
+        assert_eq!(request(0x5401), Some(Out(36)), "TCGETS: struct termios is 36 bytes");
+        assert_eq!(request(0x5406), Some(In(18)), "TCSETA: struct termio");
+        // The _IOR/_IOW encodings carry the size: check ours against them.
+        for req in [0x802c_542a_u32, 0x402c_542b, 0x8004_5430, 0x8028_5442, 0xc028_5443] {
+            let encoded = u64::from((req >> 16) & 0x3fff);
+            match request(req) {
+                Some(In(n) | Out(n) | InOut(n)) => assert_eq!(n, encoded, "{req:#x}"),
+                other => panic!("{req:#x}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn tiocsti_and_unknown_requests_are_refused() {
+        assert_eq!(request(0x5412), Some(Refuse(libc::EIO)));
+        assert_eq!(request(0x541c), None, "TIOCLINUX");
+        assert_eq!(request(0x5432), None, "TCGETX (removed)");
     }
 }
