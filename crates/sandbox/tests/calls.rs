@@ -180,7 +180,7 @@ both_links!(clock_and_host_name_settings, |link| {
 
 // Under process confinement the host's clock and names are refused, but in the order and with
 // the errnos Linux gives a program without the capability: invalid requests EINVAL or EFAULT
-// first (CPython's test_time expects EINVAL from clock_settime(CLOCK_MONOTONIC)).
+// first (as a program without CAP_SYS_TIME sees them natively).
 both_links!(clock_settings_refused_as_linux_refuses_them, |link| {
     let bin = build_c("time_settings", link);
     let out = Command::new(common::sandbox_bin())
