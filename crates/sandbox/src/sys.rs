@@ -1920,20 +1920,30 @@ pub fn memfd(name: &str) -> Result<i32, Errno> {
     if fd < 0 { Err(Errno::last()) } else { Ok(fd) }
 }
 
-/// `fcntl(fd, F_SETLKW)` of the whole file with lock type `ty` (`F_RDLCK`, `F_WRLCK`,
-/// `F_UNLCK`), waiting through `EINTR`. Other errors are ignored: the lock is the
-/// supervisor's own, on its own memfd (see [`crate::nslock`]).
-pub fn record_lock(fd: i32, ty: i16) {
+/// `fcntl(fd, F_SETLK)` of the whole file with lock type `ty` (`F_RDLCK`, `F_WRLCK`,
+/// `F_UNLCK`), tried again (every 200 µs, through `EINTR`) while another process holds a
+/// conflicting lock, for at most `wait`. Whether the lock was set; other errors count as not
+/// set (the lock is the supervisor's own, on its own file: see [`crate::nslock`]).
+pub fn record_lock(fd: i32, ty: i16, wait: std::time::Duration) -> bool {
     // SAFETY: `flock` is a plain C struct; zeroed is a valid value (whole file from 0).
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = ty;
     fl.l_whence = libc::SEEK_SET as i16;
+    let until = std::time::Instant::now() + wait;
     loop {
         // SAFETY: `fl` is a local, initialised `struct flock`.
-        let r = unsafe { libc::fcntl(fd, libc::F_SETLKW, &fl) };
-        if r == 0 || Errno::last() != Errno(libc::EINTR) {
-            return;
+        let r = unsafe { libc::fcntl(fd, libc::F_SETLK, &fl) };
+        if r == 0 {
+            return true;
         }
+        let e = Errno::last();
+        if e != Errno(libc::EINTR) && e != Errno(libc::EAGAIN) && e != Errno::EACCES {
+            return false;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
     }
 }
 

@@ -299,6 +299,42 @@ fn unix_bind_race_through_a_descriptor() {
     bind_race("fd");
 }
 
+// Two sandboxes sharing a writable directory: one swaps a directory of the other's bind path
+// with a symlink to a read-only one (RENAME_EXCHANGE); found by an attack run (the lock was
+// one sandbox's only, so the other's bind made a socket there and the binder was ended).
+#[test]
+fn unix_bind_race_between_two_sandboxes() {
+    gated!(unix_bind_race_between_two_sandboxes);
+    let prog = build_c("fs_rules", Link::Static);
+    let w = WorkDir::new("fs-bind-race-two");
+    let root = tree(&w);
+    let mut c = Command::new(common::sandbox_bin());
+    c.args(["run", "--policy", "null", "--landlock", "off"]);
+    for sys in ["/usr", "/lib", "/lib64", "/etc"] {
+        c.args(["--exec", sys]);
+    }
+    c.arg("--exec").arg(prog.parent().unwrap()).args(rules(&root));
+    c.arg("--").arg(&prog).args(["xswap", &root.to_string_lossy()]);
+    let mut swapper = c.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = sandboxed_with(
+        &["--landlock", "off"],
+        &rules(&root),
+        &prog,
+        &["xbind", &root.to_string_lossy(), "3000"],
+    );
+    let _ = swapper.kill();
+    let _ = swapper.wait();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the binder was ended: {text}");
+    assert!(text.contains("xbind bound"), "{text}");
+    assert!(!root.join("ro/d/s").exists(), "a socket was made in the read-only directory: {text}");
+}
+
 #[test]
 fn unix_bind_race_with_a_process() {
     gated!(unix_bind_race_with_a_process);

@@ -177,6 +177,9 @@ fn bound_ip(fd: i32) -> Option<IpAddr> {
 struct Held {
     fds: Vec<RuntimeFd>,
     bind: Option<paths::Resolved>,
+    /// Whether a bind may be given the program's string: the namespace lock is held across
+    /// every process that could change its path ([`crate::nslock`]).
+    string_safe: bool,
 }
 
 /// Decides `op` (of call `syscall`) on the address `sa` for the pinned socket `p`: `Err` with
@@ -267,8 +270,13 @@ fn unix_by_rules(
     // directory part that goes through a symlink (which may lead through a magic link such as
     // /proc/self/fd/N, which a dup2 changes) gets the pinned directory instead, at the cost of
     // the address it reports (/proc/self/fd/N/NAME).
+    // A bare name is resolved in the working directory alone, which only the sandbox's own
+    // processes can change (chdir, under the lock); a path with directories may have them
+    // changed by any sandbox sharing them, so it needs the lock to cover them all.
     let dir_of = |p: &[u8]| fs_parent(p).to_vec();
-    if dir_of(&lexical(&kernel)) != dir_of(&r.path) {
+    let bare = !kernel.contains(&b'/');
+    let covered = keep.string_safe && (bare || crate::nslock::covers_other_sandboxes());
+    if !covered || dir_of(&lexical(&kernel)) != dir_of(&r.path) {
         kernel = r.kernel.as_bytes().to_vec();
     }
     if kernel != path {
@@ -397,10 +405,11 @@ fn addressed(ctx: &mut Ctx<'_>, nr: u64, syscall: &str, op: Op, a: &[u64; 6]) ->
     // A bind by path under filesystem rules: decided and made while no process of the sandbox
     // can change where the path leads (see unix_by_rules).
     let by_path = op == Op::Bind && paths::mediated(proc);
-    let _ns =
+    let ns =
         (by_path && endpoint::unix_path_of(sa.bytes()).is_some()).then(crate::nslock::exclusive);
     let p = pin(proc, a[0])?;
-    let mut keep = Held::default();
+    let string_safe = ns.as_ref().is_some_and(|g| g.held);
+    let mut keep = Held { string_safe, ..Held::default() };
     decide_addr(ctx, syscall, &p, op, &mut sa, &mut keep)?;
     let r = host(nr as i64, [p.fd(), sa.as_ptr(), sa.len() as u64, 0, 0, 0]);
     if r.is_ok()
@@ -408,7 +417,7 @@ fn addressed(ctx: &mut Ctx<'_>, nr: u64, syscall: &str, op: Op, a: &[u64; 6]) ->
     {
         verify_bound(p.dup.raw(), b);
     }
-    drop(keep);
+    drop((keep, ns));
     r
 }
 

@@ -419,6 +419,38 @@ static void bindrace(const char *root, int rounds, int mode) {
     printf("bindrace ro-sockets %d\n", evil_seen + (lstat(evil, &st) == 0));
 }
 
+/* Two sandboxes sharing ROOT/rw: "xswap ROOT" swaps directory ROOT/rw/xd with a symlink
+ * ROOT/rw/xl to ROOT/ro/d (RENAME_EXCHANGE) until killed; "xbind ROOT N" binds ROOT/rw/xd/s
+ * N times (each bound one removed through the same path), then prints "xbind bound K". */
+static void xswap(const char *root) {
+    char d[4096], l[4096], target[4096];
+    snprintf(d, sizeof d, "%s/rw/xd", root);
+    snprintf(l, sizeof l, "%s/rw/xl", root);
+    snprintf(target, sizeof target, "%s/ro/d", root);
+    mkdir(d, 0777);
+    unlink(l);
+    SLASH_CHECK(symlink(target, l) == 0);
+    for (;;) {
+        if (syscall(SYS_renameat2, AT_FDCWD, d, AT_FDCWD, l, 2 /* RENAME_EXCHANGE */) < 0) {
+            perror("renameat2");
+            exit(1);
+        }
+    }
+}
+
+static void xbind(const char *root, int rounds) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/rw/xd/s", root);
+    int bound = 0;
+    for (int i = 0; i < rounds; i++) {
+        if (unix_at(SOCK_STREAM, path, 1) == 0) {
+            bound++;
+            unlink(path);
+        }
+    }
+    printf("xbind bound %d\n", bound);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 3 && strcmp(argv[1], "calls") == 0) {
@@ -429,6 +461,10 @@ int main(int argc, char **argv) {
         race(argv[2], atoi(argv[3]));
     } else if (argc == 4 && strcmp(argv[1], "slashrace") == 0) {
         slashrace(argv[2], atoi(argv[3]));
+    } else if (argc == 3 && strcmp(argv[1], "xswap") == 0) {
+        xswap(argv[2]);
+    } else if (argc == 4 && strcmp(argv[1], "xbind") == 0) {
+        xbind(argv[2], atoi(argv[3]));
     } else if (argc == 5 && strcmp(argv[1], "bindrace") == 0) {
         bindrace(argv[2], atoi(argv[3]), strcmp(argv[4], "proc") == 0 ? 1 : strcmp(argv[4], "fd") == 0 ? 2 : 0);
     } else {
