@@ -374,6 +374,8 @@ fn workspace_unix_sockets_follow_the_file_rules() {
          \x20       c = socket.socket(socket.AF_UNIX, ty); c.bind(path + '.c')\n\
          \x20       c.sendto(b'x', path); _, frm = s.recvfrom(4)\n\
          \x20       print('from', frm == path + '.c')\n\
+         \x20       c.sendto(b'x', path); _, _, _, frm = s.recvmsg(4, 64)\n\
+         \x20       print('from-cmsg', frm == path + '.c')\n\
          pair('rel.sock')\n\
          d = tempfile.mkdtemp(); pair(d + '/t.sock'); pair(d + '/d.sock', socket.SOCK_DGRAM)\n\
          for p in ['{out}/new.sock']:\n\
@@ -392,7 +394,7 @@ fn workspace_unix_sockets_follow_the_file_rules() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert_eq!(stdout.matches("name True True").count(), 2, "{stdout}\n{stderr}");
-    assert!(stdout.contains("from True"), "{stdout}");
+    assert!(stdout.contains("from True") && stdout.contains("from-cmsg True"), "{stdout}");
     assert!(stdout.contains(&format!("bind refused {}", libc::EROFS)), "{stdout}");
     assert!(stdout.contains(&format!("connect refused {}", libc::EACCES)), "{stdout}");
     assert!(cwd.join("rel.sock").exists() && !outside.join("new.sock").exists());

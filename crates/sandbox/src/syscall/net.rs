@@ -459,18 +459,7 @@ fn socket_name(ctx: &mut Ctx<'_>, nr: u64, a: &[u64; 6]) -> SysResult {
     }
     let name =
         if nr == 51 { sys_net::sockname(a[0] as i32)? } else { sys_net::peername(a[0] as i32)? };
-    let name = match endpoint::unix_path_of(&name) {
-        Some(path) => match proc.policy.unredirect(path) {
-            Some(u) => unix_addr(&u).map(|sa| sa.bytes().to_vec()).unwrap_or(name),
-            None => name,
-        },
-        None => name,
-    };
-    let n = name.len().min(cap as usize);
-    if n > 0 {
-        copy_out(proc, a[1], &name[..n])?;
-    }
-    copy_out(proc, a[2], &(name.len() as u32).to_ne_bytes())?;
+    deliver_name(proc, a[1], cap, a[2], &unredirected_name(proc, name))?;
     Ok(0)
 }
 
@@ -514,9 +503,48 @@ fn unredirect_in_place(proc: &Process, name: u64, cap: u32, len: u64) -> Result<
 /// The longest `sockaddr_un`.
 const SOCKADDR_MAX_UNIX: usize = 110;
 
-/// `recvfrom(fd, buf, len, flags, addr, addrlen)`: forwarded as the table describes it.
+/// A socket address as the program may see it: a pathname unix address in the private
+/// `/tmp` as the program named it.
+fn unredirected_name(proc: &Process, raw: Vec<u8>) -> Vec<u8> {
+    match endpoint::unix_path_of(&raw).and_then(|p| proc.policy.unredirect(p)) {
+        Some(u) => unix_addr(&u).map(|sa| sa.bytes().to_vec()).unwrap_or(raw),
+        None => raw,
+    }
+}
+
+/// Copies address `name` to the program's buffer `addr` of `cap` bytes (cut to it) and its
+/// whole length to `len`, as the kernel's `move_addr_to_user` does.
+fn deliver_name(proc: &Process, addr: u64, cap: u32, len: u64, name: &[u8]) -> Result<(), Errno> {
+    let n = name.len().min(cap as usize);
+    if n > 0 {
+        copy_out(proc, addr, &name[..n])?;
+    }
+    copy_out(proc, len, &(name.len() as u32).to_ne_bytes())
+}
+
+/// `recvfrom(fd, buf, len, flags, addr, addrlen)`: forwarded as the table describes it; with
+/// a private `/tmp` the sender's address is received into the supervisor's buffer and given
+/// to the program without the host's directory (nor its length).
 pub fn recvfrom(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    names_unredirected(ctx, a[4], a[5], |ctx| forward(ctx.proc(), 45, a))
+    let proc = ctx.proc();
+    if proc.policy.redirects().dirs.is_empty() || a[4] == 0 || a[5] == 0 {
+        return forward(proc, 45, a);
+    }
+    check_fd(proc, a[0])?;
+    proc.check(a[1], a[2])?;
+    let cap = read_u32(proc, a[5])?;
+    if (cap as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = [0u8; 128];
+    let mut blen: u32 = 128;
+    let n = host(
+        libc::SYS_recvfrom,
+        [a[0], a[1], a[2], a[3], buf.as_mut_ptr() as u64, &raw mut blen as u64],
+    )?;
+    let name = unredirected_name(proc, buf[..(blen as usize).min(128)].to_vec());
+    deliver_name(proc, a[4], cap, a[5], &name)?;
+    Ok(n)
 }
 
 /// `getsockname(fd, addr, addrlen)`.
@@ -873,9 +901,10 @@ fn deliver_guarded(
     let proc = ctx.proc();
     let mut hdr = empty_msghdr();
     if !m.hdr.msg_name.is_null() {
-        let n = ans.name.len().min(m.hdr.msg_namelen as usize);
-        copy_out(proc, m.hdr.msg_name as u64, &ans.name[..n])?;
-        hdr.msg_namelen = ans.name.len() as u32;
+        let name = unredirected_name(proc, ans.name.clone());
+        let n = name.len().min(m.hdr.msg_namelen as usize);
+        copy_out(proc, m.hdr.msg_name as u64, &name[..n])?;
+        hdr.msg_namelen = name.len() as u32;
     }
     let cap = m.hdr.msg_controllen;
     let n = ans.control.len().min(cap);
@@ -896,7 +925,9 @@ pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     {
         let p = pin(ctx.proc(), a[0])?;
         if p.kind.domain == AF_UNIX {
-            let namelen = if m.hdr.msg_name.is_null() { 0 } else { m.hdr.msg_namelen };
+            // All of the name (the program's buffer may be shorter than a host path the
+            // private /tmp makes; it gets the name without it, cut to its buffer).
+            let namelen = if m.hdr.msg_name.is_null() { 0 } else { 128 };
             let ans = crate::guard::recvmsg(
                 ctx.proc(),
                 ctx.thread.tid,
@@ -913,13 +944,24 @@ pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         crate::uaccess::msghdr::write_results(ctx.proc(), a[1], &m.hdr)?;
         return Ok(n);
     }
-    let cap = m.hdr.msg_namelen;
+    // With a private /tmp the sender's address goes to a buffer of the supervisor's first.
+    let private = !m.hdr.msg_name.is_null() && !ctx.proc().policy.redirects().dirs.is_empty();
+    let (their_name, cap) = (m.hdr.msg_name, m.hdr.msg_namelen);
+    let mut buf = [0u8; 128];
+    if private {
+        m.hdr.msg_name = buf.as_mut_ptr().cast();
+        m.hdr.msg_namelen = 128;
+    }
     let n = host(libc::SYS_recvmsg, [a[0], &mut m.hdr as *mut _ as u64, a[2], 0, 0, 0])?;
+    if private {
+        let name = buf[..(m.hdr.msg_namelen as usize).min(128)].to_vec();
+        let name = unredirected_name(ctx.proc(), name);
+        let k = name.len().min(cap as usize);
+        copy_out(ctx.proc(), their_name as u64, &name[..k])?;
+        m.hdr.msg_namelen = name.len() as u32;
+    }
     // Value-result fields back into the program's msghdr.
     crate::uaccess::msghdr::write_results(ctx.proc(), a[1], &m.hdr)?;
-    if !m.hdr.msg_name.is_null() && !ctx.proc().policy.redirects().dirs.is_empty() {
-        let _ = unredirect_in_place(ctx.proc(), m.hdr.msg_name as u64, cap, a[1] + 8);
-    }
     Ok(n)
 }
 
@@ -985,7 +1027,9 @@ fn mmsg(ctx: &mut Ctx<'_>, a: &[u64; 6], sending: bool) -> SysResult {
         } else if p.kind.domain == AF_UNIX {
             // Control data (descriptors) from a unix socket: one message, through the guard.
             let m = &msgs[0];
-            let namelen = if m.hdr.msg_name.is_null() { 0 } else { m.hdr.msg_namelen };
+            // All of the name (the program's buffer may be shorter than a host path the
+            // private /tmp makes; it gets the name without it, cut to its buffer).
+            let namelen = if m.hdr.msg_name.is_null() { 0 } else { 128 };
             let flags = (a[3] & !MSG_WAITFORONE) as i32;
             let ans = crate::guard::recvmsg(
                 ctx.proc(),
