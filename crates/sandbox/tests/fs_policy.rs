@@ -470,6 +470,44 @@ fn other_sessions_terminals_are_out_of_reach() {
     assert!(stdout.contains(&format!("other {}", libc::EACCES)), "{text}");
 }
 
+// A hidden directory passed in by descriptor stays absent to fchdir too (found by an attack
+// run: fchdir succeeded and getcwd then named the hidden directory).
+#[test]
+fn fchdir_into_a_hidden_directory_passed_in() {
+    gated!(fchdir_into_a_hidden_directory_passed_in);
+    if !Path::new("/usr/bin/python3").exists() {
+        dune::testing::record_skip(
+            "sandbox::fs_policy::fchdir_into_a_hidden_directory_passed_in",
+            "no /usr/bin/python3",
+        );
+        return;
+    }
+    let w = WorkDir::new("fs-fchdir");
+    let root = tree(&w);
+    let mut args = vec!["run".to_string(), "--policy".into(), "null".into()];
+    for sys in ["/usr", "/lib", "/lib64", "/etc"] {
+        args.extend(["--exec".to_string(), sys.into()]);
+    }
+    args.extend(rules(&root));
+    let script = "import os\n\
+                  try:\n\
+                  \x20   os.fchdir(3); print('entered', os.getcwd())\n\
+                  except OSError as e: print('fchdir', e.errno)\n\
+                  os.fchdir(4); print('rw ok')\n";
+    let line = format!(
+        "exec 3<{hid} 4<{rw}; {sbx} {args} -- /usr/bin/python3 -c \"$S\"",
+        hid = root.join("hidden/d").display(),
+        rw = root.join("rw/d").display(),
+        sbx = common::sandbox_bin().display(),
+        args = args.join(" ")
+    );
+    let out = Command::new("/bin/bash").args(["-c", &line]).env("S", script).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("fchdir {}", libc::ENOENT)), "{text}");
+    assert!(stdout.contains("rw ok"), "{text}");
+}
+
 /// Runs a shell command under the default profile (no policy option) in `dir`.
 fn workspace(dir: &Path, script: &str, extra: &[&str]) -> Output {
     Command::new(common::sandbox_bin())

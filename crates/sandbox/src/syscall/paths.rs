@@ -395,6 +395,9 @@ fn on_descriptor(nr: u64, a: &[u64; 6], empty: &[bool; 6]) -> Option<(u64, Optio
         261 if a[1] == 0 => Some((a[0], Some(Need::Write))),
         265 if at_empty(a[4]) && empty[1] => Some((a[0], None)),
         91 | 93 => Some((a[0], Some(Need::Write))),
+        // fchdir: a directory passed in by descriptor is decided as chdir decides its path
+        // (a hidden one stays absent: getcwd would name it).
+        81 => Some((a[0], Some(Need::Stat))),
         _ => None,
     }
 }
