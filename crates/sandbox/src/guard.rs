@@ -625,6 +625,7 @@ pub fn filter_inherited(engine: &Engine, floor: i32) -> Result<(), Inherited> {
     if filter.is_none() && !screens_peers {
         return Ok(());
     }
+    let who = Caller { pid: crate::sys::pid(), tid: crate::sys::pid() };
     // The descriptors open now, from /proc/self/fd (one getdents, not an fstat for each of
     // the ~20,000 numbers below the floor); every number if /proc cannot be read.
     let open: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
@@ -644,7 +645,6 @@ pub fn filter_inherited(engine: &Engine, floor: i32) -> Result<(), Inherited> {
         {
             sys_net::attach_filter(fd, f).map_err(|e| Inherited::Unfiltered(fd, e))?;
         }
-        let who = Caller { pid: crate::sys::pid(), tid: crate::sys::pid() };
         if screens_peers && fd > 2 && !peer_allowed(engine, who, "inherited", fd, &kind) {
             let peer = sys_net::peername(fd).unwrap_or_default();
             let text = match endpoint::ip_of(&peer) {

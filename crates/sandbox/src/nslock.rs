@@ -8,8 +8,8 @@
 //! string resolve elsewhere than where it was decided is a sandboxed program (of this sandbox
 //! or another one sharing a writable directory) turning a directory of the path into a
 //! symlink (`symlink`, `rename` of a symlink onto it, `RENAME_EXCHANGE`, `link` of one), or
-//! changing the working directory, between the decision and the bind. Those calls (in
-//! [`MUTATORS`]) take this lock shared while they run; a bind takes it exclusive from its
+//! changing the working directory, between the decision and the bind. Those calls
+//! ([`mutates`]) take this lock shared while they run; a bind takes it exclusive from its
 //! decision to its end.
 //!
 //! Within a process the lock is an `RwLock`; between processes it is a POSIX record lock
@@ -28,9 +28,13 @@ use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::fdwin::RuntimeFd;
 
-/// The calls that can change where a path resolves (see the module documentation): `chdir`,
-/// `fchdir`, `rename`, `link`, `symlink`, `renameat`, `linkat`, `symlinkat`, `renameat2`.
-pub const MUTATORS: [u64; 9] = [80, 81, 82, 86, 88, 264, 265, 266, 316];
+/// Whether call `nr` can change where a path resolves (see the module documentation):
+/// `chdir`, `fchdir`, `rename`, `link`, `symlink`, `renameat`, `linkat`, `symlinkat`,
+/// `renameat2`.
+#[inline]
+pub fn mutates(nr: u64) -> bool {
+    matches!(nr, 80 | 81 | 82 | 86 | 88 | 264 | 265 | 266 | 316)
+}
 
 struct Lock {
     file: RuntimeFd,
@@ -44,7 +48,9 @@ struct Lock {
 /// The longest wait for the record lock.
 pub const WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The user's lock file, if it can be opened as one: `(descriptor, true)`.
+/// The user's lock file (`/dev/shm/sandbox-nslock-UID`), opened or made, as a descriptor at
+/// the program's lowest free number (the caller moves it into the window); `None` when it
+/// cannot be, or is not a regular file of the user's alone with one link.
 fn user_file() -> Option<i32> {
     use std::os::fd::IntoRawFd;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -90,7 +96,7 @@ pub fn init() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Held by a call of [`MUTATORS`] while it runs.
+/// Held by a call that [`mutates`] while it runs.
 #[derive(Debug)]
 pub struct Shared {
     _threads: Option<RwLockReadGuard<'static, ()>>,

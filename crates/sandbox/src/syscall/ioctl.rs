@@ -100,36 +100,35 @@ fn socket_request(req: u32) -> Option<IoArg> {
 /// bonds and bridges): everything of [`socket_request`] but the queries and the socket's own
 /// `SIGIO` owner and timestamps.
 fn changes_host_network(req: u32) -> bool {
-    socket_request(req).is_some()
-        && !matches!(
-            req,
-            0x8901
-                ..=0x8907
-                    | 0x8010_8906
-                    | 0x8010_8907
-                    | 0x8910
-                    | 0x8913
-                    | 0x8915
-                    | 0x8917
-                    | 0x8919
-                    | 0x891b
-                    | 0x891d
-                    | 0x891f
-                    | 0x8921
-                    | 0x8925
-                    | 0x8927
-                    | 0x8929
-                    | 0x8933
-                    | 0x8935
-                    | 0x8942
-                    | 0x8947
-                    | 0x8948
-                    | 0x894b
-                    | 0x894c
-                    | 0x8954
-                    | 0x8970
-                    | 0x8982
-        )
+    /// The queries (`SIOCG*`, `SIOCOUTQNSD`, `SIOCGSKNS`) and the socket's own requests
+    /// (`FIOSETOWN`..`SIOCGSTAMPNS`, decided apart).
+    const QUERIES: &[u32] = &[
+        0x8010_8906,
+        0x8010_8907,
+        0x8910,
+        0x8913,
+        0x8915,
+        0x8917,
+        0x8919,
+        0x891b,
+        0x891d,
+        0x891f,
+        0x8921,
+        0x8925,
+        0x8927,
+        0x8929,
+        0x8933,
+        0x8935,
+        0x8942,
+        0x8947,
+        0x8948,
+        0x894b,
+        0x894c,
+        0x8954,
+        0x8970,
+        0x8982,
+    ];
+    socket_request(req).is_some() && !(0x8901..=0x8907).contains(&req) && !QUERIES.contains(&req)
 }
 
 /// Under every policy but null, what an ioctl may not do whatever the program's privileges,
@@ -140,10 +139,12 @@ fn changes_host_network(req: u32) -> bool {
 /// discipline (`TIOCSETD`: a driver the program could not reach otherwise). `EPERM`, Linux's
 /// answer without the capability.
 fn reaches_past_the_sandbox(req: u32, arg: u64) -> bool {
-    changes_host_network(req)
-        || matches!(req, 0x5437 | 0x541d)
-        || (req == 0x540e && arg != 0)
-        || req == 0x5423
+    let req = u64::from(req);
+    changes_host_network(req as u32)
+        || req == libc::TIOCVHANGUP
+        || req == libc::TIOCCONS
+        || (req == libc::TIOCSCTTY && arg != 0)
+        || req == libc::TIOCSETD
 }
 
 /// `ioctl(fd, request, arg)`.

@@ -105,8 +105,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, sc: &Syscall) -> u64 {
             return res;
         }
         // A call that can change where a path resolves waits for a unix bind deciding on one.
-        let _ns = matches!(sc.nr, 80 | 81 | 82 | 86 | 88 | 264 | 265 | 266 | 316)
-            .then(crate::nslock::shared);
+        let _ns = crate::nslock::mutates(sc.nr).then(crate::nslock::shared);
         match spec(sc.nr) {
             None => Err(Errno::ENOSYS),
             Some(spec) => restart::call(ctx, sc, spec),

@@ -382,8 +382,7 @@ fn screens(proc: &Process) -> bool {
 /// Whether `sa` is decided: always under a firewall; under filesystem rules alone, only a
 /// pathname unix address.
 fn screened(proc: &Process, sa: &[u8]) -> bool {
-    proc.policy.mediates_network()
-        || (sa.len() > 2 && u16::from_ne_bytes([sa[0], sa[1]]) == AF_UNIX as u16 && sa[2] != 0)
+    proc.policy.mediates_network() || endpoint::unix_path_of(sa).is_some()
 }
 
 /// `bind`, `connect`: the address decided on and handed over as copied.

@@ -83,6 +83,10 @@ fn screen(proc: &Process, fd: u64, st: &libc::stat, following: bool) -> Result<V
     if crate::fdwin::runtime_object(Some(fd as i32), st).is_some() {
         return Err(Errno::EACCES);
     }
+    if proc.policy.confines_processes() && super::tty::foreign_pty(st) {
+        // Another session's terminal, under confinement: as another user's.
+        return Err(Errno::EACCES);
+    }
     if sys::fs_type(fd as i32)? != PROC_SUPER_MAGIC {
         return Ok(Verdict::Allow);
     }

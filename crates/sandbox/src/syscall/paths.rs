@@ -162,17 +162,26 @@ pub fn pinned(
     if dirfd as i32 != libc::AT_FDCWD {
         check_fd(ctx.proc(), dirfd)?;
     }
-    pinned_at(dirfd, p, flags, open)
+    pinned_at(dirfd, p, flags, open, ctx.proc().policy.confines_processes())
 }
 
 /// [`pinned`] relative to a descriptor of the runtime's own (a probe) or `AT_FDCWD`.
-fn pinned_at(dirfd: u64, p: &CStr, flags: u64, open: &Opener<'_>) -> Result<RuntimeFd, Errno> {
+/// `confine`: another session's pty is refused too (`EACCES`, [`super::tty::foreign_pty`]).
+fn pinned_at(
+    dirfd: u64,
+    p: &CStr,
+    flags: u64,
+    open: &Opener<'_>,
+    confine: bool,
+) -> Result<RuntimeFd, Errno> {
     let creating = crate::fdwin::window().creating();
     let fd = open(dirfd, p, flags | O_PATH | O_CLOEXEC)?;
     let probe = crate::fdwin::window().adopt(fd as i32).map_err(|e| Errno::from_io(&e))?;
     drop(creating);
     let st = sys::fstat(probe.raw())?;
-    if crate::fdwin::runtime_object(Some(probe.raw()), &st).is_some() {
+    if crate::fdwin::runtime_object(Some(probe.raw()), &st).is_some()
+        || (confine && super::tty::foreign_pty(&st))
+    {
         return Err(Errno::EACCES);
     }
     Ok(probe)
@@ -308,7 +317,7 @@ pub fn entry_with(
     if trailing {
         // `NAME/` follows NAME if it is a symlink: decide on where it leads too.
         let pf = parent.raw() as u64;
-        if let Ok(target) = pinned_at(pf, &name, 0, open) {
+        if let Ok(target) = pinned_at(pf, &name, 0, open, ctx.proc().policy.confines_processes()) {
             decide(ctx, syscall, &path_of(target.raw())?, need)?;
         }
     }

@@ -124,8 +124,25 @@ pub fn note_own_pty(n: u32) {
     }
 }
 
+/// Whether the file `st` describes is another session's pty: a UNIX98 pty slave (character
+/// device, majors 136 to 143, Documentation/admin-guide/devices.txt; pty number
+/// `(major - 136) * 256 + minor`) that is not the sandbox's own. Decided on the device the
+/// probe reached, whatever path named it (a bind mount of `/dev/pts`, a magic link).
+pub fn foreign_pty(st: &libc::stat) -> bool {
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR {
+        return false;
+    }
+    let (major, minor) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+    if !(136..=143).contains(&major) {
+        return false;
+    }
+    let n = (major - 136) * 256 + minor;
+    !OWN_PTYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&n)
+}
+
 /// Whether `/dev/pts/N` may be reached: for `path` below `/dev/pts/` with a number, whether
-/// that pty is the sandbox's own; any other path, yes.
+/// that pty is the sandbox's own; any other path, yes. For the calls decided on a path alone
+/// (an entry of a pinned directory); what a probe reached is judged by [`foreign_pty`].
 pub fn pty_path_allowed(path: &[u8]) -> bool {
     let Some(n) = path.strip_prefix(b"/dev/pts/") else { return true };
     let Some(n) = std::str::from_utf8(n).ok().and_then(|s| s.parse::<u32>().ok()) else {
