@@ -12,11 +12,17 @@
 //!    do not invalidate, so flushes must zap them ([`TlbFlush::ZapShadow`]).
 //! 3. **1 GiB pages**: when CPUID advertises them (0x80000001 EDX bit 26), a 1 GiB page is mapped
 //!    and read. kvm_pvm does not advertise them (they fail there with a reserved-bit fault).
+//! 4. **The guest's TSC**: the guest executes `rdtsc` in ring 3 between two host `rdtsc`s; it
+//!    is the host's TSC when it lies between them ([`Platform::host_tsc`]). On kvm_pvm ring 3
+//!    runs natively and reads the host's TSC; on VT-x/AMD-V it does once the vCPU's TSC offset
+//!    is 0 (`Vcpu::zero_tsc_offset`) and KVM does not scale it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use trap::tramp::{PROBE_LSTAR_OFFSET, PROBE_READ_OFFSET, PROBE_SYSCALL_OFFSET};
+use trap::tramp::{
+    PROBE_LSTAR_OFFSET, PROBE_RDTSC_OFFSET, PROBE_READ_OFFSET, PROBE_SYSCALL_OFFSET,
+};
 
 use crate::Trap;
 use crate::error::VmError;
@@ -100,5 +106,36 @@ pub(crate) fn run(vm: &Arc<Vm>) -> Result<Platform, VmError> {
     } else {
         false
     };
-    Ok(Platform { syscall_path, huge_1g, tlb_flush, probe_time: t0.elapsed() })
+    // 4. Is the guest's TSC the host's?
+    let host_tsc = guest_tsc_is_host(vm, &mut vcpu)?;
+    Ok(Platform { syscall_path, huge_1g, tlb_flush, host_tsc, probe_time: t0.elapsed() })
+}
+
+fn guest_tsc_is_host(vm: &Vm, vcpu: &mut Vcpu) -> Result<bool, VmError> {
+    let code = vm.layout().ring3_code + PROBE_RDTSC_OFFSET;
+    // Twice: the first run may take page faults into KVM's shadow pages, and a guest TSC
+    // that is merely close would pass one try by chance only if it were within the window.
+    let mut ok = true;
+    for _ in 0..2 {
+        vcpu.enter_user(code, 0)?;
+        let before = rdtsc();
+        let trap = vcpu.run()?;
+        let after = rdtsc();
+        match trap {
+            Trap::Exception(e) if e.vector == 6 && e.user && e.rip == code + 2 => {}
+            other => return Err(unexpected("rdtsc in ring 3", other)),
+        }
+        let r = vcpu.regs()?;
+        let guest = (r.rdx << 32) | (r.rax & 0xffff_ffff);
+        ok &= before <= guest && guest <= after;
+    }
+    Ok(ok)
+}
+
+fn rdtsc() -> u64 {
+    // SAFETY: `rdtsc` reads the time-stamp counter; it has no memory effects.
+    #[allow(unsafe_code)]
+    unsafe {
+        core::arch::x86_64::_rdtsc()
+    }
 }

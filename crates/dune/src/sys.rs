@@ -381,6 +381,25 @@ pub(crate) fn set_vcpu_signal_mask(vcpu: &kvm_ioctls::VcpuFd, mask: u64) -> io::
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// `KVM_SET_DEVICE_ATTR`: `_IOW(KVMIO, 0xe1, struct kvm_device_attr)`.
+const KVM_SET_DEVICE_ATTR: libc::c_ulong = 0x4018_aee1;
+
+/// Sets vCPU attribute `attr` of `group` to the 64-bit `value` (Documentation/virt/kvm/devices/
+/// vcpu.rst; on x86 group `KVM_VCPU_TSC_CTRL` only).
+pub(crate) fn set_vcpu_attr(
+    vcpu: &kvm_ioctls::VcpuFd,
+    group: u32,
+    attr: u64,
+    value: u64,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let a = kvm_bindings::kvm_device_attr { flags: 0, group, attr, addr: &raw const value as u64 };
+    // SAFETY: KVM_SET_DEVICE_ATTR reads one kvm_device_attr, and through its `addr` the 8 bytes
+    // of `value`, which outlives the call.
+    let rc = unsafe { libc::ioctl(vcpu.as_raw_fd(), KVM_SET_DEVICE_ATTR, &a) };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// Pending kick signals of the calling thread, consumed by [`consume_kicks`].
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Kicks {

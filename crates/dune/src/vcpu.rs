@@ -230,11 +230,26 @@ impl Vcpu {
             sl_serving: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         v.init_system_state()?;
+        v.zero_tsc_offset();
         if let Some(p) = v.vm.platform_opt() {
             v.set_syscall_path(p.syscall_path)?;
         }
         v.tlb_gen = v.vm.tlb_gen.load(Ordering::SeqCst);
         Ok(v)
+    }
+
+    /// Makes the guest's TSC the host's: KVM starts a new VM's TSC at 0 (arch/x86/kvm/x86.c,
+    /// `kvm_synchronize_tsc`), while the host's vDSO, which the program runs in ring 3
+    /// (`sandbox::vdso`), computes the time from `rdtsc` and the host's own clock data. Sets the
+    /// vCPU attribute `KVM_VCPU_TSC_OFFSET` (group `KVM_VCPU_TSC_CTRL`, Linux >= 5.16;
+    /// Documentation/virt/kvm/devices/vcpu.rst) to 0. A host without it keeps its offset; the
+    /// probe's TSC step ([`crate::Platform::host_tsc`]) finds out either way.
+    fn zero_tsc_offset(&self) {
+        let (group, attr) =
+            (kvm_bindings::KVM_VCPU_TSC_CTRL, u64::from(kvm_bindings::KVM_VCPU_TSC_OFFSET));
+        if let Err(e) = sys::set_vcpu_attr(&self.fd, group, attr, 0) {
+            tracing::debug!(%e, "KVM_VCPU_TSC_OFFSET not set");
+        }
     }
 
     fn init_system_state(&mut self) -> Result<(), VcpuError> {

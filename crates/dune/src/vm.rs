@@ -136,6 +136,10 @@ pub struct Platform {
     pub huge_1g: bool,
     /// The TLB-flush method.
     pub tlb_flush: TlbFlush,
+    /// Whether `rdtsc` in guest ring 3 reads the host's TSC (no offset, no scaling): the probe
+    /// reads it between two host reads. The host's vDSO gives the host's time in the guest
+    /// only then.
+    pub host_tsc: bool,
     /// Wall time the probe took.
     pub probe_time: Duration,
 }
@@ -519,6 +523,46 @@ impl Vm {
         if flush {
             self.flush_if(needed);
         }
+        Ok(())
+    }
+
+    /// Maps guest-virtual `[gva, gva + len)` onto the guest memory of host memory
+    /// `[hva, hva + len)` with `perms`: the one exception to GVA == HVA, for host pages the
+    /// program must see elsewhere than the runtime has them (the host's vDSO data pages, which
+    /// the kernel maps once per process). `hva` must have been added with [`Vm::add_memory`];
+    /// flushes TLBs like [`Vm::map`]. The guest view of such a range differs from the host
+    /// mapping at `gva`, so it must be removed with [`Vm::unmap`] (which flushes), never by
+    /// a host change there.
+    ///
+    /// Errors as [`Vm::map`].
+    pub fn map_alias(&self, gva: u64, hva: u64, len: u64, perms: Perms) -> Result<(), MapError> {
+        if len == 0 || !(gva | hva | len).is_multiple_of(PAGE_4K) {
+            return Err(MapError::Unaligned { gva, len });
+        }
+        if self.layout.overlaps(gva, len) {
+            return Err(MapError::Reserved { gva, len });
+        }
+        let mut runs = Vec::new();
+        {
+            let mem = self.mem.lock().unwrap();
+            let mut off = 0;
+            while off < len {
+                let slot =
+                    mem.slot_for_hva(hva + off).ok_or(MapError::NotBacked { gva: gva + off })?;
+                let n = (slot.hva + slot.len - (hva + off)).min(len - off);
+                runs.push((gva + off, slot.gpa + (hva + off - slot.hva), n));
+                off += n;
+            }
+        }
+        let mut pt = self.pt();
+        let mut needed = Flush::None;
+        for (va, pa, n) in runs {
+            if pt.map(va, pa, n, perms, true)? == Flush::Needed {
+                needed = Flush::Needed;
+            }
+        }
+        drop(pt);
+        self.flush_if(needed);
         Ok(())
     }
 

@@ -39,6 +39,7 @@ pub mod syscall;
 pub mod trace;
 pub mod uaccess;
 pub mod umip;
+pub mod vdso;
 
 use std::path::PathBuf;
 

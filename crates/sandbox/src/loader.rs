@@ -360,6 +360,9 @@ pub fn load_prepared(
         interp_plan = Some(p);
     }
 
+    // The vDSO, in the mmap area after the interpreter (Linux maps it before; no matter).
+    let vdso = crate::vdso::install(mm);
+
     // brk after the program image, randomized by up to 32 MiB like Linux's arch_randomize_brk.
     let brk = page_up(program.brk_start).unwrap_or(hi) + random_pages(13);
     mm.brk = crate::mm::Brk { start: brk, cur: brk };
@@ -375,6 +378,7 @@ pub fn load_prepared(
     auxv.hwcap2 = sys::getauxval(libc::AT_HWCAP2) & hwcap2_supported(mm);
     auxv.minsigstksz = sys::getauxval(51).max(2048); // AT_MINSIGSTKSZ
     auxv.clktck = 100;
+    auxv.sysinfo_ehdr = vdso;
     let mut random = [0u8; 16];
     sys::random(&mut random);
     let argv: Vec<&[u8]> = prep.argv.iter().map(Vec::as_slice).collect();

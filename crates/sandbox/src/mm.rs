@@ -58,6 +58,18 @@ pub enum Kind {
     Stack,
     /// The brk heap.
     Heap,
+    /// The copy of the host's vDSO text (`[vdso]`, `sandbox::vdso`): anonymous private memory
+    /// the supervisor filled, never merged with other memory.
+    Vdso,
+    /// The host's vDSO data pages (`[vvar]`, `[vvar_vclock]`), aliased in the guest only: the
+    /// guest maps them at this mapping's addresses onto the supervisor's own data pages at
+    /// `hva` (the kernel maps them once per process, outside the range), read-only. The host
+    /// range under it stays reservation, so the supervisor's accesses on the program's behalf
+    /// fail with `EFAULT` there.
+    Vvar {
+        /// The supervisor's address of the mapping's first byte.
+        hva: u64,
+    },
 }
 
 /// A file's identity: device and inode numbers (`st_dev`, `st_ino`).
@@ -75,6 +87,7 @@ impl Kind {
     pub fn advanced(self, delta: u64) -> Kind {
         match self {
             Kind::File { offset, file } => Kind::File { offset: offset + delta, file },
+            Kind::Vvar { hva } => Kind::Vvar { hva: hva + delta },
             k => k,
         }
     }
@@ -272,6 +285,11 @@ fn mergeable(a: &Vma, b: &Vma) -> Option<Kind> {
             Some(a.kind)
         }
         (Kind::File { .. }, _) | (_, Kind::File { .. }) => None,
+        (Kind::Vvar { hva: x }, Kind::Vvar { hva: y }) if y == x + (a.end - a.start) => {
+            Some(a.kind)
+        }
+        (Kind::Vdso, Kind::Vdso) => Some(a.kind),
+        (Kind::Vvar { .. } | Kind::Vdso, _) | (_, Kind::Vvar { .. } | Kind::Vdso) => None,
         // Anonymous private memory of any origin.
         (k, _) if !a.shared => Some(k),
         _ => None,
@@ -553,14 +571,57 @@ impl Mm {
     }
 
     fn guest_map(&self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
-        let r = match perms(prot) {
-            Some(p) => self.vm.map_host_coherent(addr, len, p),
-            None => self.vm.unmap_host_coherent(addr, len).map(|_| ()),
+        self.guest_map_kind(addr, len, prot, Kind::Anon)
+    }
+
+    /// [`Mm::guest_map`] of a mapping of `kind` (an alias for [`Kind::Vvar`]).
+    fn guest_map_kind(&self, addr: u64, len: u64, prot: i32, kind: Kind) -> Result<(), Errno> {
+        let r = match (perms(prot), kind) {
+            (Some(p), Kind::Vvar { hva }) => self.vm.map_alias(addr, hva, len, p),
+            (None, Kind::Vvar { .. }) => self.vm.unmap(addr, len),
+            (p, _) => self.guest_map_plain(addr, len, p),
         };
         r.map_err(|e| {
             tracing::warn!(%e, addr, len, "guest page-table update failed");
             Errno::ENOMEM
         })
+    }
+
+    fn guest_map_plain(
+        &self,
+        addr: u64,
+        len: u64,
+        p: Option<dune::Perms>,
+    ) -> Result<(), dune::MapError> {
+        match p {
+            Some(p) => self.vm.map_host_coherent(addr, len, p),
+            None => self.vm.unmap_host_coherent(addr, len).map(|_| ()),
+        }
+    }
+
+    /// Maps the host's vDSO data pages `[hva, hva + len)` (the supervisor's own, outside the
+    /// range) at `[addr, addr + len)` in the guest, read-only, as a [`Kind::Vvar`] mapping
+    /// over the reservation there. Errors: `ENOMEM` (no guest memory or page tables).
+    pub fn map_vvar(&mut self, addr: u64, len: u64, hva: u64) -> Result<(), Errno> {
+        debug_assert!(self.contains(addr, len) && (addr | len | hva).is_multiple_of(PAGE));
+        // SAFETY: the supervisor's vDSO data pages stay mapped for the process's life (nothing
+        // of the runtime unmaps them); the guest may only read them (a read-only slot).
+        #[allow(unsafe_code)]
+        unsafe { self.vm.add_memory(hva, len, true) }.map_err(|e| {
+            tracing::warn!(%e, hva, len, "adding the vDSO data pages to the VM failed");
+            Errno::ENOMEM
+        })?;
+        let kind = Kind::Vvar { hva };
+        self.guest_map_kind(addr, len, libc::PROT_READ, kind)?;
+        self.insert(Vma {
+            start: addr,
+            end: addr + len,
+            prot: libc::PROT_READ,
+            shared: false,
+            kind,
+            advice: 0,
+        });
+        Ok(())
     }
 
     /// Maps `[addr, addr + len)` (page aligned, inside the range) with `mmap(MAP_FIXED)` on the
@@ -643,7 +704,12 @@ impl Mm {
         if !addr.is_multiple_of(PAGE) || len == 0 || !self.contains(addr, len) {
             return Err(Errno::EINVAL);
         }
-        let _ = self.vm.unmap_host_coherent(addr, len).map_err(|_| Errno::EINVAL)?;
+        if self.overlapping(addr, addr + len).iter().any(|v| matches!(v.kind, Kind::Vvar { .. })) {
+            // An alias: no host change below reaches its translations.
+            self.vm.unmap(addr, len).map_err(|_| Errno::EINVAL)?;
+        } else {
+            let _ = self.vm.unmap_host_coherent(addr, len).map_err(|_| Errno::EINVAL)?;
+        }
         sys::reserve(addr, len, false)?;
         self.cut(addr, addr + len);
         Ok(())
@@ -664,12 +730,26 @@ impl Mm {
             return Err(Errno::ENOMEM);
         }
         let pieces: Vec<Vma> = self.overlapping(addr, addr + len);
+        // The data pages cannot be made writable or executable (no VM_MAYWRITE, VM_MAYEXEC:
+        // lib/vdso/datastore.c): EACCES as mprotect gives, before anything changed.
+        if prot & (libc::PROT_WRITE | libc::PROT_EXEC) != 0
+            && pieces.iter().any(|v| matches!(v.kind, Kind::Vvar { .. }))
+        {
+            return Err(Errno::EACCES);
+        }
         // Mapping by mapping, in address order, as Linux does (mm/mprotect.c): a mapping the
         // host refuses (`PROT_WRITE` on a read-only file or a SHM_RDONLY attachment) ends the
         // call with the mappings before it changed and it and the rest as they were.
         for v in pieces {
             let s = v.start.max(addr);
             let e = v.end.min(addr + len);
+            let kind = v.kind.advanced(s - v.start);
+            if let Kind::Vvar { .. } = kind {
+                // Guest only: the host range stays reservation.
+                self.guest_map_kind(s, e - s, prot, kind)?;
+                self.insert(Vma { start: s, end: e, prot, kind, ..v });
+                continue;
+            }
             self.guest_map(s, e - s, prot)?;
             #[allow(unsafe_code)]
             // SAFETY: the range is a program mapping inside the program range (checked above).
@@ -724,6 +804,10 @@ impl Mm {
         }
         // Linux looks up the mapping at `old` first (mm/mremap.c, `vma_lookup`).
         let vma = *self.vma_at(old).ok_or(Errno::EFAULT)?;
+        if let Kind::Vvar { .. } = vma.kind {
+            // Moving the vDSO's data pages is not supported (Linux moves them; only CRIU does).
+            return Err(Errno::EINVAL);
+        }
         if old_len == 0 {
             // A second mapping of the same pages: shared mappings only (Linux refuses private
             // ones with EINVAL).
@@ -1154,7 +1238,14 @@ impl Mm {
                 m.vmas.remove(&v.start);
                 continue;
             }
-            m.guest_map(v.start, v.end - v.start, v.prot)?;
+            if let Kind::Vvar { hva } = v.kind {
+                // The child's data pages are where its parent's were (fork keeps the layout).
+                // SAFETY: as in `map_vvar`.
+                #[allow(unsafe_code)]
+                unsafe { m.vm.add_memory(hva, v.end - v.start, true) }
+                    .map_err(|_| Errno::ENOMEM)?;
+            }
+            m.guest_map_kind(v.start, v.end - v.start, v.prot, v.kind)?;
         }
         Ok(m)
     }

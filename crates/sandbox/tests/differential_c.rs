@@ -463,3 +463,32 @@ fn demo_runs() {
         native.stdout_str().lines().any(|l| l.contains("argv[2]:") && l.ends_with(" world"));
     assert!(argv2, "{}", native.report());
 }
+
+// The vDSO (issue 16.3): clock_gettime, gettimeofday and time through libc give the host's
+// time (each reading lies between two of the host's own, by system call), the monotonic clock
+// never goes backwards (threads, fork, execve), and the calls do not reach the supervisor.
+link_tests!("sandbox::differential_c", vdso_clock, [static_ => Static, static_pie => StaticPie, dynamic => Dynamic], |link| {
+    let bin = build_c("vdso_clock", link);
+    let name = format!("vdso_clock-{}", link.suffix());
+    let c = assert_same(&name, &Cmd::new(&bin).timeout(Duration::from_secs(120)));
+    let n = &c.last().native;
+    n.assert_success().assert_last_line("done");
+    assert!(n.stdout_str().starts_with("vdso: 1\n"), "the host gives no vDSO:\n{}", n.report());
+    if common::selfcheck() {
+        return;
+    }
+    // 10,000 libc clock_gettime calls: none is traced, so none made an exit.
+    let dir = common::WorkDir::new(&format!("{name}-burst"));
+    let out = std::process::Command::new(common::sandbox_bin())
+        .current_dir(dir.path())
+        .args(["run", "--policy", "null", "--trace=t.txt", "--"])
+        .arg(&bin)
+        .args(["burst", "10000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "vdso: 1\n");
+    let trace = std::fs::read_to_string(dir.join("t.txt")).unwrap();
+    let calls = trace.lines().filter(|l| l.starts_with("clock_gettime(")).count();
+    assert!(calls < 10, "{calls} clock_gettime calls reached the supervisor:\n{trace}");
+});

@@ -48,6 +48,9 @@ pub const PROBE_LSTAR_OFFSET: u64 = 0x080;
 /// Offset in the ring-3 page of the probe's memory read `movb (%rdi), %al; ud2`: a #UD at
 /// `PROBE_READ_OFFSET + 2` means the read succeeded.
 pub const PROBE_READ_OFFSET: u64 = 0x0c0;
+/// Offset in the ring-3 page of the probe's `rdtsc; ud2`: the `#UD` at
+/// `PROBE_RDTSC_OFFSET + 2` leaves the guest's TSC in EDX:EAX.
+pub const PROBE_RDTSC_OFFSET: u64 = 0x100;
 
 /// Displacement from the ring-3 page to the doorbell page.
 const DOORBELL_DISTANCE: u64 = DOORBELL_OFFSET - RING3_CODE_OFFSET;
@@ -111,6 +114,9 @@ core::arch::global_asm!(
     ".org dune_tramp_r3_start + {probe_read}, 0xf4",
     "  movb (%rdi), %al",
     "  ud2",
+    ".org dune_tramp_r3_start + {probe_rdtsc}, 0xf4",
+    "  rdtsc",
+    "  ud2",
     ".org dune_tramp_r3_start + {page}, 0xf4",
     ".globl dune_tramp_r3_end",
     ".hidden dune_tramp_r3_end",
@@ -129,6 +135,7 @@ core::arch::global_asm!(
     probe_lstar = const PROBE_LSTAR_OFFSET,
     probe_port = const PROBE_PORT,
     probe_read = const PROBE_READ_OFFSET,
+    probe_rdtsc = const PROBE_RDTSC_OFFSET,
     page = const PAGE_SIZE,
     options(att_syntax)
 );
@@ -193,6 +200,8 @@ mod tests {
         assert_eq!(&c[p..p + 4], &[0x0f, 0x05, 0x0f, 0x0b]);
         let r = PROBE_READ_OFFSET as usize;
         assert_eq!(&c[r..r + 4], &[0x8a, 0x07, 0x0f, 0x0b], "movb (%rdi),%al; ud2");
+        let t = PROBE_RDTSC_OFFSET as usize;
+        assert_eq!(&c[t..t + 4], &[0x0f, 0x31, 0x0f, 0x0b], "rdtsc; ud2");
     }
 
     #[test]

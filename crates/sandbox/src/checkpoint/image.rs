@@ -211,6 +211,15 @@ pub enum Backing {
     Heap,
     /// A file.
     File(FileRef),
+    /// The copy of the host's vDSO code (stored as anonymous memory; restored only where the
+    /// host's code is the same).
+    Vdso,
+    /// The host's vDSO data pages, `offset` bytes into them: no contents stored, the
+    /// restoring host's own are mapped.
+    Vvar {
+        /// Offset of the mapping's first byte in the data pages.
+        offset: u64,
+    },
 }
 
 /// A file as it was at the checkpoint (checked again at restore).

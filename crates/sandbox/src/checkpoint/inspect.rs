@@ -103,6 +103,8 @@ pub fn describe(img: &Image) -> String {
             Backing::Anon => "anonymous".to_string(),
             Backing::Stack => "[stack]".to_string(),
             Backing::Heap => "[heap]".to_string(),
+            Backing::Vdso => "[vdso]".to_string(),
+            Backing::Vvar { .. } => "[vvar]".to_string(),
             Backing::File(f) => format!("{} @ {:#x}", f.path, f.offset),
         };
         let _ = writeln!(

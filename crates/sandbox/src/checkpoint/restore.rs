@@ -65,6 +65,13 @@ pub enum RestoreError {
         /// The vCPU's XCR0 here.
         host: u64,
     },
+    /// The image's vDSO is not this host's.
+    #[error(
+        "the program uses the vDSO of the kernel it was checkpointed on, and this host's \
+         differs (another kernel), or this host gives programs none; restore it on a host \
+         running the same kernel"
+    )]
+    Vdso,
     /// The host's XSAVE area is larger than the image's.
     #[error(
         "this host's XSAVE area is {host} bytes, larger than the {image} bytes the image was \
@@ -541,10 +548,19 @@ fn memory(mm: &mut mm::Mm, img: &Image, engine: &Engine) -> Result<(), RestoreEr
                 mm.map_fixed(v.start, len, v.prot, share, file.as_raw_fd(), kind)
                     .map_err(map_err)?;
             }
+            Backing::Vvar { offset } => {
+                // This host's data pages, where the program had its host's.
+                let h = crate::vdso::host().filter(|h| offset + len <= h.data_len);
+                let Some(h) = h.filter(|_| mm.vm().platform().host_tsc) else {
+                    return Err(RestoreError::Vdso);
+                };
+                mm.map_vvar(v.start, len, h.data_start + offset).map_err(map_err)?;
+            }
             b => {
                 let kind = match b {
                     Backing::Stack => Kind::Stack,
                     Backing::Heap => Kind::Heap,
+                    Backing::Vdso => Kind::Vdso,
                     _ => Kind::Anon,
                 };
                 mm.map_fixed(v.start, len, v.prot, share | libc::MAP_ANONYMOUS, -1, kind)
@@ -567,6 +583,16 @@ fn memory(mm: &mut mm::Mm, img: &Image, engine: &Engine) -> Result<(), RestoreEr
                 continue;
             }
             copy_run(&img.file, &mem, r, &mut buf)?;
+        }
+        if matches!(v.backing, Backing::Vdso) {
+            // The program's libc holds addresses into this code, which reads the data pages
+            // at offsets of the kernel it came from: it must be this host's.
+            let mut text = vec![0u8; len as usize];
+            mem.read_exact_at(&mut text, v.start)
+                .map_err(|source| RestoreError::Pages { addr: v.start, source })?;
+            if !crate::vdso::matches_host(&text) {
+                return Err(RestoreError::Vdso);
+            }
         }
     }
     mm.brk = mm::Brk { start: m.mem.brk.0, cur: m.mem.brk.1 };

@@ -682,6 +682,11 @@ fn memory(
             Kind::Anon => Backing::Anon,
             Kind::Stack => Backing::Stack,
             Kind::Heap => Backing::Heap,
+            Kind::Vdso => Backing::Vdso,
+            Kind::Vvar { hva } => {
+                let data = crate::vdso::host().map_or(hva, |h| h.data_start);
+                Backing::Vvar { offset: hva - data }
+            }
             Kind::File { offset, file } => {
                 let Some(path) = path_at(paths, v.start) else {
                     return Err(mapping("the host shows no file there".into()));
@@ -705,7 +710,8 @@ fn memory(
         };
         let file_backed = matches!(backing, Backing::File(_));
         let mut runs: Vec<Run> = Vec::new();
-        if !(file_backed && v.shared) {
+        let stored = !(file_backed && v.shared || matches!(backing, Backing::Vvar { .. }));
+        if stored {
             let mut addr = v.start;
             while addr < v.end {
                 let n = ((v.end - addr) / image::PAGE).min(CHUNK_PAGES);
