@@ -224,6 +224,12 @@ struct RunArgs {
     /// exit: about 3-4x faster each, at the cost of a second CPU while the burst lasts.
     #[arg(long)]
     no_switchless: bool,
+    /// Give the program no vDSO (no `AT_SYSINFO_EHDR`): `clock_gettime`, `gettimeofday`,
+    /// `time` and `getcpu` are then system calls, which `--trace` shows and the policy sees. By
+    /// default the program runs the host kernel's vDSO, without an exit, where the probe finds
+    /// that the guest reads the host's TSC
+    #[arg(long)]
+    no_vdso: bool,
     #[command(flatten)]
     policy: PolicyArgs,
     /// Learn a policy: run the program under the null policy (everything allowed, validated)
@@ -633,6 +639,9 @@ pub fn main() -> i32 {
             return if e.errno == libc::ENOENT { 127 } else { 126 };
         }
     };
+    if args.no_vdso {
+        crate::vdso::disable();
+    }
     let opts = RunOptions {
         path: path.clone(),
         argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),

@@ -15,8 +15,8 @@
 //!
 //! The code computes the time from `rdtsc` and those pages, so the guest's TSC must be the
 //! host's: the start-up probe checks it (`dune::Platform::host_tsc`), and without it the
-//! program gets no vDSO (no `AT_SYSINFO_EHDR`; libc then makes the system calls, as it does
-//! under `--no-vdso`). A clock the host's vDSO does not serve (no TSC clocksource) makes the
+//! program gets no vDSO (no `AT_SYSINFO_EHDR`; libc then makes the system calls, as under
+//! `sandbox run --no-vdso`). A clock the host's vDSO does not serve (no TSC clocksource) makes the
 //! code fall back to the `syscall` instruction itself, which the sandbox serves as usual.
 //! `getcpu` reads the CPU number with `rdpid` or `lsl` of the per-CPU GDT entry as the host
 //! patched it; in the guest that is the vCPU's `TSC_AUX` (kvm_pvm: the host's) or an entry the
@@ -24,6 +24,7 @@
 
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::errno::Errno;
 use crate::mm::{Kind, Mm, PAGE};
@@ -41,6 +42,15 @@ pub struct HostVdso {
 }
 
 static HOST: OnceLock<Option<HostVdso>> = OnceLock::new();
+
+/// `--no-vdso`: set once at start-up, before the first program is loaded; kept by the
+/// sandbox's forked processes and across `execve` (one supervisor process each).
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Gives programs loaded from now on no vDSO (`--no-vdso`).
+pub fn disable() {
+    DISABLED.store(true, Ordering::Relaxed);
+}
 
 /// The supervisor's vDSO, read once (fork keeps it where it was), or `None` when the kernel
 /// gave none or laid it out otherwise than described above.
@@ -89,9 +99,9 @@ fn find() -> Option<HostVdso> {
 /// Maps the vDSO (data pages, then code) in the program's mmap area below `mm.mmap_top`, as
 /// Linux places it, and returns the code's address for `AT_SYSINFO_EHDR`. `None` (the program
 /// gets no vDSO) where the host has none, the guest's TSC is not the host's, or the area has
-/// no room.
+/// no room, or after [`disable`].
 pub fn install(mm: &mut Mm) -> Option<u64> {
-    if !mm.vm().platform().host_tsc {
+    if DISABLED.load(Ordering::Relaxed) || !mm.vm().platform().host_tsc {
         return None;
     }
     let h = host()?;

@@ -215,6 +215,12 @@ link_tests!("sandbox::checkpoint", counter, [static_ => Static, static_pie => St
     restore_passes(&t, "counter (second restore)");
 });
 
+// The vDSO (issue 16.3): the restored program's clock calls still work, through its vDSO,
+// and give the restoring host's time.
+link_tests!("sandbox::checkpoint", vdso, [static_ => Static, dynamic => Dynamic], |link| {
+    round_trip(link, "vdso");
+});
+
 link_tests!("sandbox::checkpoint", tls, [static_ => Static, dynamic => Dynamic], |link| {
     round_trip(link, "tls");
 });

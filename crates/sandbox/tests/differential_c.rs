@@ -491,4 +491,17 @@ link_tests!("sandbox::differential_c", vdso_clock, [static_ => Static, static_pi
     let trace = std::fs::read_to_string(dir.join("t.txt")).unwrap();
     let calls = trace.lines().filter(|l| l.starts_with("clock_gettime(")).count();
     assert!(calls < 10, "{calls} clock_gettime calls reached the supervisor:\n{trace}");
+    // --no-vdso: no AT_SYSINFO_EHDR, every call is a system call.
+    let out = std::process::Command::new(common::sandbox_bin())
+        .current_dir(dir.path())
+        .args(["run", "--policy", "null", "--no-vdso", "--trace=t2.txt", "--"])
+        .arg(&bin)
+        .args(["burst", "1000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "vdso: 0\n");
+    let trace = std::fs::read_to_string(dir.join("t2.txt")).unwrap();
+    let calls = trace.lines().filter(|l| l.starts_with("clock_gettime(")).count();
+    assert!(calls >= 1000, "{calls} clock_gettime calls traced under --no-vdso");
 });

@@ -4,7 +4,7 @@
 //! the Intel SDM Vol. 3A: 3.4.5 (segment descriptors), 7.2.3 / 8.7 (64-bit TSS and its
 //! descriptor), 6.14.1 (64-bit IDT gate descriptors).
 
-use crate::layout::{GDT_ENTRIES, KERNEL_CS, TSS_SEL, TSS_SIZE};
+use crate::layout::{GDT_CPUNODE, GDT_ENTRIES, KERNEL_CS, TSS_SEL, TSS_SIZE};
 
 /// A descriptor-table register value (`lgdt`/`lidt` operand): base GVA and limit in bytes minus one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +19,10 @@ pub struct TableRegister {
 ///
 /// Layout (Linux's, arch/x86/include/asm/segment.h): 0x08 unused 32-bit kernel code, 0x10
 /// kernel 64-bit code, 0x18 kernel data, 0x23 user 32-bit code, 0x2b user data, 0x33 user 64-bit
-/// code, 0x40 TSS (two slots). Returns the [`GDT_ENTRIES`] 8-byte descriptors.
+/// code, 0x40 TSS (two slots), 0x7b the per-CPU segment (slot [`GDT_CPUNODE`]: read-only user
+/// data whose limit is CPU 0, node 0, as `setup_getcpu` in arch/x86/kernel/cpu/common.c
+/// builds it, so the host's vDSO `getcpu` answers CPU 0 where it uses `lsl`). Returns the
+/// [`GDT_ENTRIES`] 8-byte descriptors.
 pub fn gdt(tss_base: u64) -> [u64; GDT_ENTRIES] {
     let mut g = [0u64; GDT_ENTRIES];
     g[1] = 0x00cf_9b00_0000_ffff; // kernel 32-bit code (unused, as in Linux)
@@ -36,6 +39,7 @@ pub fn gdt(tss_base: u64) -> [u64; GDT_ENTRIES] {
         | (((limit >> 16) & 0xf) << 48)
         | (((tss_base >> 24) & 0xff) << 56);
     g[i + 1] = tss_base >> 32;
+    g[GDT_CPUNODE] = 0x0040_f500_0000_0000; // P, DPL3, S, type 5 (RO data, expand down), D
     g
 }
 

@@ -41,8 +41,11 @@ pub const USER_DS: u16 = 0x2b;
 pub const USER_CS: u16 = 0x33;
 /// Task-state segment selector (a 16-byte system descriptor in GDT slots 8 and 9).
 pub const TSS_SEL: u16 = 0x40;
-/// Number of 8-byte GDT slots the image uses.
-pub const GDT_ENTRIES: usize = 10;
+/// Number of 8-byte GDT slots the image uses (up to Linux's per-CPU slot, 15).
+pub const GDT_ENTRIES: usize = 16;
+/// The slot of Linux's per-CPU segment (`GDT_ENTRY_CPUNODE`), whose limit the vDSO's
+/// `getcpu` reads with `lsl` where the CPU lacks `rdpid` (arch/x86/include/asm/segment.h).
+pub const GDT_CPUNODE: usize = 15;
 
 /// The value for `IA32_STAR`: `syscall` enters with [`KERNEL_CS`]/[`KERNEL_DS`], `sysretq`
 /// returns with [`USER_CS`]/[`USER_DS`] (Intel SDM Vol. 2B, SYSCALL/SYSRET).

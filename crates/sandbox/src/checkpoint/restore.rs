@@ -588,8 +588,10 @@ fn memory(mm: &mut mm::Mm, img: &Image, engine: &Engine) -> Result<(), RestoreEr
             // The program's libc holds addresses into this code, which reads the data pages
             // at offsets of the kernel it came from: it must be this host's.
             let mut text = vec![0u8; len as usize];
-            mem.read_exact_at(&mut text, v.start)
-                .map_err(|source| RestoreError::Pages { addr: v.start, source })?;
+            sys::read_program(v.start, &mut text).map_err(|e| RestoreError::Pages {
+                addr: v.start,
+                source: std::io::Error::from_raw_os_error(e.0),
+            })?;
             if !crate::vdso::matches_host(&text) {
                 return Err(RestoreError::Vdso);
             }

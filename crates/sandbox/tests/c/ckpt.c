@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
@@ -109,6 +111,37 @@ static int tls(void) {
     CHECK(pthread_join(t, NULL) == 0);
     if (tls_word != 0xabcdef)
         FAIL("main TLS changed by a new thread");
+    pass();
+    return 0;
+}
+
+/* The vDSO after restore: at the same address, its clocks the restoring host's (between two
+ * of its system-call readings), the monotonic clock not behind its value before. */
+static int vdso_clock(void) {
+    unsigned long vdso = getauxval(AT_SYSINFO_EHDR);
+    if (!vdso)
+        FAIL("no vDSO before the checkpoint");
+    struct timespec before;
+    CHECK(clock_gettime(CLOCK_MONOTONIC, &before) == 0);
+    ready();
+    wait_go();
+    if (getauxval(AT_SYSINFO_EHDR) != vdso || memcmp((void *)vdso, "\177ELF", 4) != 0)
+        FAIL("the vDSO moved or is gone");
+    for (int i = 0; i < 1000; i++) {
+        struct timespec a, v, b;
+        CHECK(syscall(SYS_clock_gettime, CLOCK_REALTIME, &a) == 0);
+        CHECK(clock_gettime(CLOCK_REALTIME, &v) == 0);
+        CHECK(syscall(SYS_clock_gettime, CLOCK_REALTIME, &b) == 0);
+        long long x = a.tv_sec * 1000000000LL + a.tv_nsec, y = v.tv_sec * 1000000000LL + v.tv_nsec,
+                  z = b.tv_sec * 1000000000LL + b.tv_nsec;
+        if (!(x <= y && y <= z))
+            FAIL("CLOCK_REALTIME %lld not in [%lld, %lld]", y, x, z);
+    }
+    struct timespec after;
+    CHECK(clock_gettime(CLOCK_MONOTONIC, &after) == 0);
+    if (after.tv_sec < before.tv_sec ||
+        (after.tv_sec == before.tv_sec && after.tv_nsec < before.tv_nsec))
+        FAIL("CLOCK_MONOTONIC went backwards");
     pass();
     return 0;
 }
@@ -564,6 +597,8 @@ int main(int argc, char **argv) {
         return counter();
     if (!strcmp(s, "tls"))
         return tls();
+    if (!strcmp(s, "vdso"))
+        return vdso_clock();
     if (!strcmp(s, "fpu"))
         return fpu();
     if (!strcmp(s, "files"))
