@@ -285,10 +285,7 @@ fn mergeable(a: &Vma, b: &Vma) -> Option<Kind> {
             Some(a.kind)
         }
         (Kind::File { .. }, _) | (_, Kind::File { .. }) => None,
-        (Kind::Vvar { hva: x }, Kind::Vvar { hva: y }) if y == x + (a.end - a.start) => {
-            Some(a.kind)
-        }
-        (Kind::Vdso, Kind::Vdso) => Some(a.kind),
+        // The vDSO's mappings stay as the kernel made them (one each, never merged).
         (Kind::Vvar { .. } | Kind::Vdso, _) | (_, Kind::Vvar { .. } | Kind::Vdso) => None,
         // Anonymous private memory of any origin.
         (k, _) if !a.shared => Some(k),
@@ -599,6 +596,28 @@ impl Mm {
         }
     }
 
+    /// Whether `[addr, addr + len)` covers part of a vDSO mapping but not all of it: Linux
+    /// refuses to split its special mappings (mm/mmap.c, `special_mapping_split`: `EINVAL`).
+    fn splits_vdso(&self, addr: u64, len: u64) -> bool {
+        self.overlapping(addr, addr + len).iter().any(|v| {
+            matches!(v.kind, Kind::Vvar { .. } | Kind::Vdso)
+                && (v.start < addr || v.end > addr + len)
+        })
+    }
+
+    /// Unmaps (with a TLB flush) any [`Kind::Vvar`] alias in `[addr, addr + len)` before a host
+    /// change of the range: the host change's MMU notifier reaches the range's own host pages,
+    /// never the alias's, so the guest could otherwise keep reading the data pages there.
+    fn unmap_aliases(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
+        if self.splits_vdso(addr, len) {
+            return Err(Errno::EINVAL);
+        }
+        if self.overlapping(addr, addr + len).iter().any(|v| matches!(v.kind, Kind::Vvar { .. })) {
+            self.unmap(addr, len)?;
+        }
+        Ok(())
+    }
+
     /// Maps the host's vDSO data pages `[hva, hva + len)` (the supervisor's own, outside the
     /// range) at `[addr, addr + len)` in the guest, read-only, as a [`Kind::Vvar`] mapping
     /// over the reservation there. Errors: `ENOMEM` (no guest memory or page tables).
@@ -655,6 +674,7 @@ impl Mm {
         debug_assert!(
             self.contains(addr, len) && addr.is_multiple_of(PAGE) && len.is_multiple_of(PAGE)
         );
+        self.unmap_aliases(addr, len)?;
         self.cover(addr, addr + len)?;
         let off = match kind {
             Kind::File { offset, .. } => offset,
@@ -704,6 +724,9 @@ impl Mm {
         if !addr.is_multiple_of(PAGE) || len == 0 || !self.contains(addr, len) {
             return Err(Errno::EINVAL);
         }
+        if self.splits_vdso(addr, len) {
+            return Err(Errno::EINVAL);
+        }
         if self.overlapping(addr, addr + len).iter().any(|v| matches!(v.kind, Kind::Vvar { .. })) {
             // An alias: no host change below reaches its translations.
             self.vm.unmap(addr, len).map_err(|_| Errno::EINVAL)?;
@@ -736,6 +759,9 @@ impl Mm {
             && pieces.iter().any(|v| matches!(v.kind, Kind::Vvar { .. }))
         {
             return Err(Errno::EACCES);
+        }
+        if self.splits_vdso(addr, len) {
+            return Err(Errno::EINVAL);
         }
         // Mapping by mapping, in address order, as Linux does (mm/mprotect.c): a mapping the
         // host refuses (`PROT_WRITE` on a read-only file or a SHM_RDONLY attachment) ends the
@@ -807,6 +833,9 @@ impl Mm {
         if let Kind::Vvar { .. } = vma.kind {
             // Moving the vDSO's data pages is not supported (Linux moves them; only CRIU does).
             return Err(Errno::EINVAL);
+        }
+        if fixed {
+            self.unmap_aliases(new_addr, new_len)?;
         }
         if old_len == 0 {
             // A second mapping of the same pages: shared mappings only (Linux refuses private
@@ -1176,7 +1205,7 @@ impl Mm {
             };
             Err(e)
         };
-        if let Err(e) = self.cover(addr, addr + len) {
+        if let Err(e) = self.unmap_aliases(addr, len).and_then(|()| self.cover(addr, addr + len)) {
             return release(e);
         }
         #[allow(unsafe_code)]

@@ -37,6 +37,9 @@ pub struct HostVdso {
     pub data_start: u64,
     /// Bytes of data pages (`[vvar]` and `[vvar_vclock]`), up to the code.
     pub data_len: u64,
+    /// Bytes of them that are `[vvar]` (the rest, if any, is `[vvar_vclock]`): two mappings
+    /// for Linux, each unsplittable.
+    pub vvar_len: u64,
     /// The code (`[vdso]`), a whole number of pages, which starts at `data_start + data_len`.
     pub text: Vec<u8>,
 }
@@ -79,6 +82,7 @@ fn find() -> Option<HostVdso> {
     };
     let (text_start, text_end) = range("[vdso]")?;
     let (data_start, mut data_end) = range("[vvar]")?;
+    let vvar_len = data_end - data_start;
     if let Some((s, e)) = range("[vvar_vclock]")
         && s == data_end
     {
@@ -93,7 +97,7 @@ fn find() -> Option<HostVdso> {
     if !text.starts_with(b"\x7fELF") {
         return None;
     }
-    Some(HostVdso { data_start, data_len: data_end - data_start, text })
+    Some(HostVdso { data_start, data_len: data_end - data_start, vvar_len, text })
 }
 
 /// Maps the vDSO (data pages, then code) in the program's mmap area below `mm.mmap_top`, as
@@ -124,8 +128,19 @@ fn map_at(mm: &mut Mm, h: &HostVdso, base: u64) -> Result<u64, Errno> {
     mm.map_fixed(text, len, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, Kind::Vdso)?;
     sys::write_program(text, &h.text)?;
     mm.protect(text, len, libc::PROT_READ | libc::PROT_EXEC)?;
-    mm.map_vvar(base, h.data_len, h.data_start)?;
+    mm.map_vvar(base, h.vvar_len, h.data_start)?;
+    if h.data_len > h.vvar_len {
+        mm.map_vvar(base + h.vvar_len, h.data_len - h.vvar_len, h.data_start + h.vvar_len)?;
+    }
     Ok(text)
+}
+
+/// The name `/proc/self/maps` gives the data pages at supervisor address `hva`.
+pub fn data_name(hva: u64) -> &'static [u8] {
+    match host() {
+        Some(h) if hva >= h.data_start + h.vvar_len => b"[vvar_vclock]",
+        _ => b"[vvar]",
+    }
 }
 
 /// Whether a restored program's vDSO code `text` can run with this host's data pages: it must

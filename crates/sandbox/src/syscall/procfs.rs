@@ -544,7 +544,7 @@ fn header(m: &Mapped<'_>, brk: &Brk, img: &Image) -> Vec<u8> {
             (h.offset + (v.start - h.start), h.dev.clone(), h.ino, h.name.clone())
         }
         (Kind::Vdso, _) => (0, "00:00".into(), 0, b"[vdso]".to_vec()),
-        (Kind::Vvar { .. }, _) => (0, "00:00".into(), 0, b"[vvar]".to_vec()),
+        (Kind::Vvar { hva }, _) => (0, "00:00".into(), 0, crate::vdso::data_name(hva).to_vec()),
         _ => {
             let name: &[u8] = if v.start < brk.cur && v.end > brk.start {
                 b"[heap]"
