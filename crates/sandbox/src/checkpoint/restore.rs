@@ -550,7 +550,11 @@ fn memory(mm: &mut mm::Mm, img: &Image, engine: &Engine) -> Result<(), RestoreEr
             }
             Backing::Vvar { offset } => {
                 // This host's data pages, where the program had its host's.
-                let h = crate::vdso::host().filter(|h| offset + len <= h.data_len);
+                let fits = |h: &&crate::vdso::HostVdso| {
+                    offset.is_multiple_of(mm::PAGE)
+                        && offset.checked_add(len).is_some_and(|e| e <= h.data_len)
+                };
+                let h = crate::vdso::host().filter(fits);
                 let Some(h) = h.filter(|_| mm.vm().platform().host_tsc) else {
                     return Err(RestoreError::Vdso);
                 };
