@@ -361,8 +361,8 @@ fn build_sandbox(cargo_dir: &Path) -> Result<PathBuf, String> {
 }
 
 /// The differential programs of the sandbox's own test suite (`crates/sandbox/tests/c`) that the
-/// rig runs too: memory operations, descriptors around vfork, resource limits, UMIP.
-const SUITE_PROGRAMS: [&str; 10] = [
+/// rig runs too: memory operations, descriptors around vfork, resource limits, UMIP, the vDSO.
+const SUITE_PROGRAMS: [&str; 11] = [
     "mem_ops",
     "mem_realloc",
     "mem_rlimits",
@@ -373,6 +373,7 @@ const SUITE_PROGRAMS: [&str; 10] = [
     "sig_signalfd",
     "thr_fd_stress",
     "insn_umip",
+    "vdso_clock",
 ];
 
 /// Compiles `xtask/vtx/c/*.c` and [`SUITE_PROGRAMS`] with `gcc -static` into `out/` (each only

@@ -117,6 +117,9 @@ d c-thread-creds 0 /vtx/bin/proc_thread_creds
 d c-rlimit-runtime 0 /vtx/bin/rlimit_runtime
 d c-signalfd 0 /vtx/bin/sig_signalfd
 d c-fd-stress 0 /vtx/bin/thr_fd_stress 8
+# The vDSO: the host kernel's own, run in guest ring 3 with the guest's TSC the host's (the
+# vCPU's TSC offset 0): clocks between the kernel's own readings, never backwards.
+d c-vdso 0 /vtx/bin/vdso_clock quick
 # UMIP: where the emulated CPU has it, Linux gives fixed values and so must the sandbox; where
 # it has not, both show real tables (the guest's are the runtime's, so only the status counts).
 if /vtx/bin/insn_umip | grep -q "dummy values: 1"; then
