@@ -389,6 +389,11 @@ fn engine_for(
     if let Some((out, command)) = &eo.learn {
         engine.learn(policy::learn::Recorder::new(out.clone(), command.clone())?);
     }
+    if engine.rules_vdso_calls() || eo.learn.is_some() {
+        // A rule about a clock call, or learning which calls the program makes: the program
+        // makes them as system calls, where the policy sees them.
+        vdso::disable();
+    }
     if !policy.is_null() && eo.learn.is_none() {
         // Under every policy but null the supervisor's files are protected, rules or none.
         engine.mediate_files();

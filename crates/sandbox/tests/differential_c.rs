@@ -504,4 +504,27 @@ link_tests!("sandbox::differential_c", vdso_clock, [static_ => Static, static_pi
     let trace = std::fs::read_to_string(dir.join("t2.txt")).unwrap();
     let calls = trace.lines().filter(|l| l.starts_with("clock_gettime(")).count();
     assert!(calls >= 1000, "{calls} clock_gettime calls traced under --no-vdso");
+    // A policy with a rule about a clock call gets no vDSO: the rule applies.
+    std::fs::write(dir.join("p.toml"), "[syscalls]\ndeny = [\"clock_gettime\"]\nerrno = \"EPERM\"\n").unwrap();
+    let out = std::process::Command::new(common::sandbox_bin())
+        .current_dir(dir.path())
+        .args(["run", "--policy", "./p.toml", "--"])
+        .arg(&bin)
+        .args(["burst", "10"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(err.contains("CHECK(clock_gettime(c, &t) == 0) failed (errno 1:"), "{err}");
+    // Learning a policy sees the clock calls too.
+    let out = std::process::Command::new(common::sandbox_bin())
+        .current_dir(dir.path())
+        .args(["run", "--learn", "learned.toml", "--"])
+        .arg(&bin)
+        .args(["burst", "10"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let learned = std::fs::read_to_string(dir.join("learned.toml")).unwrap();
+    assert!(learned.contains("\"clock_gettime\""), "{learned}");
 });

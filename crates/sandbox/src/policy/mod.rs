@@ -737,6 +737,23 @@ impl Engine {
         if i == 0 { None } else { self.syscalls.get(usize::from(i) - 1) }
     }
 
+    /// Whether a system-call rule denies or logs a call the vDSO serves (`clock_gettime`,
+    /// `clock_getres`, `gettimeofday`, `time`, `getcpu`; an allow list without them denies
+    /// them): the program must then make them as system calls, so the rule applies
+    /// (`sandbox::vdso::disable`). Natively, seccomp cannot see vDSO calls either; a policy
+    /// here says what it says.
+    pub fn rules_vdso_calls(&self) -> bool {
+        [
+            libc::SYS_clock_gettime,
+            libc::SYS_clock_getres,
+            libc::SYS_gettimeofday,
+            libc::SYS_time,
+            libc::SYS_getcpu,
+        ]
+        .iter()
+        .any(|&nr| self.syscall_rule(nr as u64).is_some_and(|r| r.action != Action::Allow))
+    }
+
     /// Applies the system-call rule `rule` to a call of `caller`: `Err` with the errno of a
     /// denial; denials and logged calls are audited first.
     pub fn apply_syscall(
