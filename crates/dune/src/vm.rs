@@ -480,7 +480,7 @@ impl Vm {
     /// mapped then), [`MapError::Reserved`] for a range touching the runtime's own memory,
     /// [`MapError::Unaligned`], [`MapError::NonCanonical`], [`MapError::OutOfPageTables`].
     pub fn map(&self, gva: u64, len: u64, perms: Perms) -> Result<(), MapError> {
-        self.map_inner(gva, len, perms, true)
+        self.map_inner(gva, gva, len, perms, true)
     }
 
     /// Like [`Vm::map`], but never flushes TLBs: for callers that replace the **host** mapping of
@@ -489,27 +489,39 @@ impl Vm {
     /// every host (virt/kvm/kvm_main.c, `kvm_mmu_notifier_invalidate_range_start`), which is far
     /// cheaper than a flush on shadow-paging hosts.
     pub fn map_host_coherent(&self, gva: u64, len: u64, perms: Perms) -> Result<(), MapError> {
-        self.map_inner(gva, len, perms, false)
+        self.map_inner(gva, gva, len, perms, false)
     }
 
-    fn map_inner(&self, gva: u64, len: u64, perms: Perms, flush: bool) -> Result<(), MapError> {
-        if len == 0 || !gva.is_multiple_of(PAGE_4K) || !len.is_multiple_of(PAGE_4K) {
+    /// Maps guest-virtual `[gva, gva + len)` onto the guest memory of host memory
+    /// `[hva, hva + len)` (`hva == gva` but for [`Vm::map_alias`]).
+    fn map_inner(
+        &self,
+        gva: u64,
+        hva: u64,
+        len: u64,
+        perms: Perms,
+        flush: bool,
+    ) -> Result<(), MapError> {
+        if len == 0 || !(gva | hva | len).is_multiple_of(PAGE_4K) {
             return Err(MapError::Unaligned { gva, len });
         }
         if self.layout.overlaps(gva, len) {
             return Err(MapError::Reserved { gva, len });
         }
+        if gva.checked_add(len).is_none() || hva.checked_add(len).is_none() {
+            return Err(MapError::NonCanonical { gva, len });
+        }
         // Split the range into runs of contiguous GPA (one run per slot piece).
         let mut runs = Vec::new();
         {
             let mem = self.mem.lock().unwrap();
-            let mut va = gva;
-            let end = gva.checked_add(len).ok_or(MapError::NonCanonical { gva, len })?;
-            while va < end {
-                let slot = mem.slot_for_hva(va).ok_or(MapError::NotBacked { gva: va })?;
-                let run_end = end.min(slot.hva + slot.len);
-                runs.push((va, slot.gpa + (va - slot.hva), run_end - va));
-                va = run_end;
+            let mut off = 0;
+            while off < len {
+                let slot =
+                    mem.slot_for_hva(hva + off).ok_or(MapError::NotBacked { gva: gva + off })?;
+                let n = (slot.hva + slot.len - (hva + off)).min(len - off);
+                runs.push((gva + off, slot.gpa + (hva + off - slot.hva), n));
+                off += n;
             }
         }
         let mut pt = self.pt();
@@ -536,34 +548,7 @@ impl Vm {
     ///
     /// Errors as [`Vm::map`].
     pub fn map_alias(&self, gva: u64, hva: u64, len: u64, perms: Perms) -> Result<(), MapError> {
-        if len == 0 || !(gva | hva | len).is_multiple_of(PAGE_4K) {
-            return Err(MapError::Unaligned { gva, len });
-        }
-        if self.layout.overlaps(gva, len) {
-            return Err(MapError::Reserved { gva, len });
-        }
-        let mut runs = Vec::new();
-        {
-            let mem = self.mem.lock().unwrap();
-            let mut off = 0;
-            while off < len {
-                let slot =
-                    mem.slot_for_hva(hva + off).ok_or(MapError::NotBacked { gva: gva + off })?;
-                let n = (slot.hva + slot.len - (hva + off)).min(len - off);
-                runs.push((gva + off, slot.gpa + (hva + off - slot.hva), n));
-                off += n;
-            }
-        }
-        let mut pt = self.pt();
-        let mut needed = Flush::None;
-        for (va, pa, n) in runs {
-            if pt.map(va, pa, n, perms, true)? == Flush::Needed {
-                needed = Flush::Needed;
-            }
-        }
-        drop(pt);
-        self.flush_if(needed);
-        Ok(())
+        self.map_inner(gva, hva, len, perms, true)
     }
 
     /// Unmaps guest-virtual `[gva, gva + len)` and flushes TLBs. Unmapped parts are skipped.

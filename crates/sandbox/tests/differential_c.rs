@@ -479,26 +479,26 @@ link_tests!("sandbox::differential_c", vdso_clock, [static_ => Static, static_pi
     }
     // 10,000 libc clock_gettime calls: none is traced, so none made an exit.
     let dir = common::WorkDir::new(&format!("{name}-burst"));
-    let out = std::process::Command::new(common::sandbox_bin())
-        .current_dir(dir.path())
-        .args(["run", "--policy", "null", "--trace=t.txt", "--"])
-        .arg(&bin)
-        .args(["burst", "10000"])
-        .output()
-        .unwrap();
+    // `sandbox run OPTS -- vdso_clock burst N` in `dir`.
+    let burst = |opts: &[&str], n: &str| {
+        std::process::Command::new(common::sandbox_bin())
+            .current_dir(dir.path())
+            .arg("run")
+            .args(opts)
+            .arg("--")
+            .arg(&bin)
+            .args(["burst", n])
+            .output()
+            .unwrap()
+    };
+    let out = burst(&["--policy", "null", "--trace=t.txt"], "10000");
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "vdso: 1\n");
     let trace = std::fs::read_to_string(dir.join("t.txt")).unwrap();
     let calls = trace.lines().filter(|l| l.starts_with("clock_gettime(")).count();
     assert!(calls < 10, "{calls} clock_gettime calls reached the supervisor:\n{trace}");
     // --no-vdso: no AT_SYSINFO_EHDR, every call is a system call.
-    let out = std::process::Command::new(common::sandbox_bin())
-        .current_dir(dir.path())
-        .args(["run", "--policy", "null", "--no-vdso", "--trace=t2.txt", "--"])
-        .arg(&bin)
-        .args(["burst", "1000"])
-        .output()
-        .unwrap();
+    let out = burst(&["--policy", "null", "--no-vdso", "--trace=t2.txt"], "1000");
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "vdso: 0\n");
     let trace = std::fs::read_to_string(dir.join("t2.txt")).unwrap();
@@ -506,24 +506,12 @@ link_tests!("sandbox::differential_c", vdso_clock, [static_ => Static, static_pi
     assert!(calls >= 1000, "{calls} clock_gettime calls traced under --no-vdso");
     // A policy with a rule about a clock call gets no vDSO: the rule applies.
     std::fs::write(dir.join("p.toml"), "[syscalls]\ndeny = [\"clock_gettime\"]\nerrno = \"EPERM\"\n").unwrap();
-    let out = std::process::Command::new(common::sandbox_bin())
-        .current_dir(dir.path())
-        .args(["run", "--policy", "./p.toml", "--"])
-        .arg(&bin)
-        .args(["burst", "10"])
-        .output()
-        .unwrap();
+    let out = burst(&["--policy", "./p.toml"], "10");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(err.contains("CHECK(clock_gettime(c, &t) == 0) failed (errno 1:"), "{err}");
     // Learning a policy sees the clock calls too.
-    let out = std::process::Command::new(common::sandbox_bin())
-        .current_dir(dir.path())
-        .args(["run", "--learn", "learned.toml", "--"])
-        .arg(&bin)
-        .args(["burst", "10"])
-        .output()
-        .unwrap();
+    let out = burst(&["--learn", "learned.toml"], "10");
     assert!(out.status.success(), "{out:?}");
     let learned = std::fs::read_to_string(dir.join("learned.toml")).unwrap();
     assert!(learned.contains("\"clock_gettime\""), "{learned}");
