@@ -97,6 +97,16 @@ pub const ROWS: &[Row] = &[
         baseline: Some("exits/syscall_round_trip"),
     },
     Row {
+        label: "getppid, gVisor (runsc, ptrace platform)",
+        id: "sandbox/getppid_gvisor",
+        baseline: Some("sandbox/getppid_native"),
+    },
+    Row {
+        label: "getppid, sandbox against gVisor",
+        id: "sandbox/getppid_sandboxed",
+        baseline: Some("sandbox/getppid_gvisor"),
+    },
+    Row {
         label: "firewall: decode and decide one connect (1 rule)",
         id: "sandbox/firewall_decide_1",
         baseline: None,
@@ -162,6 +172,16 @@ pub const ROWS: &[Row] = &[
         baseline: Some("sandbox/hello_native"),
     },
     Row {
+        label: "static hello, gVisor",
+        id: "sandbox/hello_gvisor",
+        baseline: Some("sandbox/hello_native"),
+    },
+    Row {
+        label: "static hello, sandbox against gVisor",
+        id: "sandbox/hello_sandboxed",
+        baseline: Some("sandbox/hello_gvisor"),
+    },
+    Row {
         label: "fork+exec+wait /bin/true, native",
         id: "sandbox/forkexec_native",
         baseline: None,
@@ -170,6 +190,26 @@ pub const ROWS: &[Row] = &[
         label: "fork+exec+wait /bin/true, sandbox",
         id: "sandbox/forkexec_sandboxed",
         baseline: Some("sandbox/forkexec_native"),
+    },
+    Row {
+        label: "sh: 50 x fork+exec+wait /bin/true, native",
+        id: "sandbox/sh_loop50_native",
+        baseline: None,
+    },
+    Row {
+        label: "sh: 50 x fork+exec+wait /bin/true, sandbox",
+        id: "sandbox/sh_loop50_sandboxed",
+        baseline: Some("sandbox/sh_loop50_native"),
+    },
+    Row {
+        label: "sh: 50 x fork+exec+wait /bin/true, gVisor",
+        id: "sandbox/sh_loop50_gvisor",
+        baseline: Some("sandbox/sh_loop50_native"),
+    },
+    Row {
+        label: "sh: 50 x fork+exec+wait, sandbox against gVisor",
+        id: "sandbox/sh_loop50_sandboxed",
+        baseline: Some("sandbox/sh_loop50_gvisor"),
     },
     Row { label: "first touch of 256 MiB, native", id: "sandbox/touch256m_native", baseline: None },
     Row {
@@ -190,6 +230,16 @@ pub const ROWS: &[Row] = &[
         baseline: Some("sandbox/python_pass_native"),
     },
     Row {
+        label: "python3 -c pass, gVisor",
+        id: "sandbox/python_pass_gvisor",
+        baseline: Some("sandbox/python_pass_native"),
+    },
+    Row {
+        label: "python3 -c pass, sandbox against gVisor",
+        id: "sandbox/python_pass_sandboxed",
+        baseline: Some("sandbox/python_pass_gvisor"),
+    },
+    Row {
         label: "16-thread mutex ping-pong, native",
         id: "sandbox/mutex16_native",
         baseline: None,
@@ -204,6 +254,26 @@ pub const ROWS: &[Row] = &[
         label: "busybox gzip -9 64 MiB, sandbox",
         id: "sandbox/gzip9_64m_sandboxed",
         baseline: Some("sandbox/gzip9_64m_native"),
+    },
+    Row {
+        label: "busybox sha256sum 64 MiB, native",
+        id: "sandbox/sha256_64m_native",
+        baseline: None,
+    },
+    Row {
+        label: "busybox sha256sum 64 MiB, sandbox",
+        id: "sandbox/sha256_64m_sandboxed",
+        baseline: Some("sandbox/sha256_64m_native"),
+    },
+    Row {
+        label: "busybox sha256sum 64 MiB, gVisor",
+        id: "sandbox/sha256_64m_gvisor",
+        baseline: Some("sandbox/sha256_64m_native"),
+    },
+    Row {
+        label: "busybox sha256sum 64 MiB, sandbox against gVisor",
+        id: "sandbox/sha256_64m_sandboxed",
+        baseline: Some("sandbox/sha256_64m_gvisor"),
     },
     Row {
         label: "busybox sha256sum 256 MiB, native",
@@ -496,6 +566,22 @@ mod tests {
             [("x/a".into(), 1000.0), ("x/b".into(), 2000.0), ("x/c".into(), 3000.0)].into();
         let t = table(&rows, &both, |_| String::new());
         assert!(t.lines().nth(3).unwrap().ends_with("3.00×"), "{t}");
+    }
+
+    #[test]
+    fn every_gvisor_row_is_compared_both_ways() {
+        // Each peer result is shown against native, and the sandbox's against it.
+        for g in ROWS.iter().filter(|r| r.id.ends_with("_gvisor")) {
+            let stem = g.id.trim_end_matches("_gvisor");
+            assert_eq!(g.baseline, Some(format!("{stem}_native")).as_deref(), "{}", g.id);
+            let sandboxed = format!("{stem}_sandboxed");
+            assert!(
+                ROWS.iter().any(|r| r.id == sandboxed && r.baseline == Some(g.id)),
+                "no row compares {sandboxed} with {}",
+                g.id
+            );
+        }
+        assert!(ROWS.iter().filter(|r| r.id.ends_with("_gvisor")).count() >= 5);
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub const PACKAGES: &[Package] = &[
     Package { name: "coreutils", check: Check::Binary("cat") },
     // A server inside the sandbox under a firewall policy (tests/policy.rs, `xtask bench`).
     Package { name: "lighttpd", check: Check::File("/usr/sbin/lighttpd") },
+    // gVisor, the peer `cargo xtask bench` measures beside the sandbox (its `_gvisor` rows).
+    Package { name: "runsc", check: Check::Binary("runsc") },
 ];
 
 /// The C toolchain of [`PACKAGES`] (`gcc -static`): what building the demo needs.

@@ -9,7 +9,12 @@
 //! * a static hello world end to end, native and sandboxed;
 //! * the first touch of 256 MiB of fresh memory, and node's start-up, native and sandboxed;
 //! * the filesystem rules' cost: a checked `open` and `stat`, `tar x` of 10,000 files and
-//!   `find /usr`, native, under the null policy and under the `workspace` profile.
+//!   `find /usr`, native, under the null policy and under the `workspace` profile;
+//! * the peer: gVisor (Debian's `runsc`, `--platform=ptrace --network=none`, the one gVisor
+//!   platform that runs on kvm_pvm) beside native and sandboxed for `getppid`, the static hello
+//!   world, a shell loop of 50 fork+exec+wait, `python3 -c pass` and busybox `sha256sum` of
+//!   64 MiB, measured in the same turns (`<id>_gvisor`); skipped with a note where `runsc` is
+//!   missing or cannot start a sandbox (it needs root).
 //!
 //! A custom harness (process-level timings do not fit criterion's iteration model), writing
 //! criterion's result layout (`target/criterion/<id>/new/{benchmark,estimates}.json`) so the
@@ -84,24 +89,26 @@ fn measure_interleaved(runs: usize, variants: &[Variant]) {
 /// Starts a program given as `[program]` one way or another (natively, sandboxed).
 type Start = fn(&[&Path]) -> Command;
 
-/// Which runs of `prog args` to compare (`<id>_native`, `<id>_sandboxed`, and with `exits`
-/// `<id>_sandboxed_exits` under `--no-switchless`), those `wanted`, appended to `variants`.
+/// Which runs of `prog args` to compare (`<id>_native`, `<id>_sandboxed`, with `exits`
+/// `<id>_sandboxed_exits` under `--no-switchless`, with `peer` `<id>_gvisor` where gVisor
+/// runs), those `wanted`, appended to `variants`.
 fn variants_of(
     variants: &mut Vec<Variant>,
     wanted: &dyn Fn(&str) -> bool,
     id: &str,
     prog: &Path,
     args: &[&OsStr],
-    exits: bool,
+    (exits, peer): (bool, bool),
 ) {
-    let ways: [(&str, Start); 3] = [
-        ("native", |p| Command::new(p[0])),
-        ("sandboxed", sandboxed),
-        ("sandboxed_exits", sandboxed_exits),
+    let ways: [(&str, Start, bool); 4] = [
+        ("native", |p| Command::new(p[0]), true),
+        ("sandboxed", sandboxed, true),
+        ("sandboxed_exits", sandboxed_exits, exits),
+        ("gvisor", gvisor, peer),
     ];
-    for (suffix, start) in ways.into_iter().take(if exits { 3 } else { 2 }) {
+    for (suffix, start, _) in ways.into_iter().filter(|w| w.2) {
         let full = format!("sandbox/{id}_{suffix}");
-        if !wanted(&full) {
+        if !wanted(&full) || (suffix == "gvisor" && !gvisor_usable()) {
             continue;
         }
         let prog = prog.to_path_buf();
@@ -148,6 +155,36 @@ fn sandboxed(args: &[&Path]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
     c.args(["run", "--policy", "null", "--"]).args(args);
     c
+}
+
+/// gVisor's `runsc do` with the ptrace platform and no network: the program runs in a gVisor
+/// sandbox over an overlay of the host's root.
+fn gvisor(args: &[&Path]) -> Command {
+    let mut c = Command::new("runsc");
+    c.args(["--platform=ptrace", "--network=none", "do"]).args(args);
+    c
+}
+
+/// Whether `runsc` can run a program here; prints why not once when it cannot.
+fn gvisor_usable() -> bool {
+    static USABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *USABLE.get_or_init(|| {
+        let out = gvisor(&[Path::new("/bin/true")]).stdout(Stdio::null()).output();
+        match out {
+            Ok(o) if o.status.success() => true,
+            Ok(o) => {
+                let why = String::from_utf8_lossy(&o.stderr);
+                eprintln!("note: runsc cannot start a sandbox here ({}); gVisor rows skipped", {
+                    why.lines().last().unwrap_or("no message").trim()
+                });
+                false
+            }
+            Err(e) => {
+                eprintln!("note: runsc not found ({e}; Debian package runsc); gVisor rows skipped");
+                false
+            }
+        }
+    })
 }
 
 /// `sandbox run --policy workspace`: the default profile's filesystem rules (and its
@@ -450,11 +487,19 @@ fn main() {
         });
     }
 
+    if wanted("sandbox/getppid_gvisor") && gvisor_usable() {
+        per_call("sandbox/getppid_gvisor", 40_000, runs, |a| {
+            let mut c = gvisor(&[&getppid]);
+            c.args(a);
+            c
+        });
+    }
+
     filesystem_benches(&wanted, quick, runs);
 
     let hello = build("hello");
     let mut variants = Vec::new();
-    variants_of(&mut variants, &wanted, "hello", &hello, &[], false);
+    variants_of(&mut variants, &wanted, "hello", &hello, &[], (false, true));
     measure_interleaved(if quick { 11 } else { 51 }, &variants);
 
     // Processes and threads.
@@ -473,31 +518,30 @@ fn main() {
             c
         });
     }
+    // A shell's loop of 50 fork+exec+wait of /bin/true (dash runs each with vfork), and
+    // python's start-up, each native, sandboxed and under gVisor in turns.
+    let mut variants = Vec::new();
+    let sh = Path::new("/bin/sh");
+    let lp = "i=0; while [ $i -lt 50 ]; do /bin/true; i=$((i+1)); done";
+    variants_of(
+        &mut variants,
+        &wanted,
+        "sh_loop50",
+        sh,
+        &["-c".as_ref(), lp.as_ref()],
+        (false, true),
+    );
     let python = Path::new("/usr/bin/python3");
     if python.exists() {
-        let n = if quick { 3 } else { 9 };
-        if wanted("sandbox/python_pass_native") {
-            let d = measure(n, || {
-                let mut c = Command::new(python);
-                c.args(["-c", "pass"]);
-                c
-            });
-            report("sandbox/python_pass_native", d.as_nanos() as f64);
-        }
-        if wanted("sandbox/python_pass_sandboxed") {
-            let d = measure(n, || {
-                let mut c = sandboxed(&[python]);
-                c.args(["-c", "pass"]);
-                c
-            });
-            report("sandbox/python_pass_sandboxed", d.as_nanos() as f64);
-        }
+        let pass: [&OsStr; 2] = ["-c".as_ref(), "pass".as_ref()];
+        variants_of(&mut variants, &wanted, "python_pass", python, &pass, (false, true));
     }
+    measure_interleaved(if quick { 3 } else { 9 }, &variants);
     // First touch of 256 MiB, and a large dynamic program's start-up (node maps ~90 MiB of
     // its own executable: loaded as touched, not copied).
     let touch = build("touch");
     let mut variants = Vec::new();
-    variants_of(&mut variants, &wanted, "touch256m", &touch, &[], false);
+    variants_of(&mut variants, &wanted, "touch256m", &touch, &[], (false, false));
     let node = Path::new("/usr/bin/node");
     if node.exists() {
         variants_of(
@@ -506,7 +550,7 @@ fn main() {
             "node_start",
             node,
             &["-e".as_ref(), "0".as_ref()],
-            false,
+            (false, false),
         );
     }
     measure_interleaved(if quick { 3 } else { 9 }, &variants);
@@ -569,6 +613,7 @@ fn main() {
     let coreutils = Path::new("/usr/bin/sha256sum");
     for (id, prog, args) in [
         ("gzip9_64m", busybox, vec!["gzip", "-9", "-c"]),
+        ("sha256_64m", busybox, vec!["sha256sum"]),
         ("sha256_256m", busybox, vec!["sha256sum"]),
         ("coreutils_sha256_256m", coreutils, vec![]),
     ] {
@@ -576,12 +621,19 @@ fn main() {
             eprintln!("note: {} missing; {id} skipped", prog.display());
             continue;
         }
-        let input: &Path = if id.contains("sha") { &big } else { &data };
+        let input: &Path = if id.contains("256m") { &big } else { &data };
         let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
         all.push(input.as_os_str());
         // The exit-heavy one also without switchless calls, for comparison.
         let mut variants = Vec::new();
-        variants_of(&mut variants, &wanted, id, prog, &all, id == "sha256_256m");
+        variants_of(
+            &mut variants,
+            &wanted,
+            id,
+            prog,
+            &all,
+            (id == "sha256_256m", id == "sha256_64m"),
+        );
         measure_interleaved(cpu_runs, &variants);
     }
 }
