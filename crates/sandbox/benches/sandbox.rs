@@ -434,7 +434,11 @@ fn pin_ns() -> f64 {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let wanted = |id: &str| filter.is_empty() || filter.iter().any(|f| id.contains(f.as_str()));
+    // Substrings of ids; `a|b` for either (criterion's filter is a regex: one filter, with
+    // alternatives, selects the same ids in every bench binary of `cargo xtask bench`).
+    let wanted = |id: &str| {
+        filter.is_empty() || filter.iter().flat_map(|f| f.split('|')).any(|f| id.contains(f))
+    };
     let runs = if quick { 3 } else { 7 };
     // Pure supervisor work, without KVM.
     for rules in [1usize, 16] {
