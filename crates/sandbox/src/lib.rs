@@ -197,7 +197,7 @@ static SWITCHLESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 pub fn vm_config() -> VmConfig {
     // 64 MiB of page tables map at least 32 GiB of program memory in 4 KiB pages; a smaller
     // arena and slot make start-up cheaper (KVM sizes its per-slot metadata by the slot).
-    // Slots are added in 256 MiB chunks while other vCPUs may run: never merge them (a merge
+    // Slots are added in 32 MiB chunks (256 MiB groups) while other vCPUs may run: never merge them (a merge
     // deletes a slot for a moment).
     // 256 concurrent threads (exited threads' vCPUs are reused).
     VmConfig {
