@@ -518,7 +518,7 @@ impl Mm {
             let n = if c.is_multiple_of(GROUP)
                 && start <= group.start
                 && end >= group.end
-                && !self.covered.range(c..c + GROUP).any(|_| true)
+                && self.covered.range(c..c + GROUP).next().is_none()
             {
                 GROUP
             } else {
