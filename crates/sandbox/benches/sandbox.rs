@@ -173,10 +173,9 @@ fn gvisor_usable() -> bool {
         match out {
             Ok(o) if o.status.success() => true,
             Ok(o) => {
-                let why = String::from_utf8_lossy(&o.stderr);
-                eprintln!("note: runsc cannot start a sandbox here ({}); gVisor rows skipped", {
-                    why.lines().last().unwrap_or("no message").trim()
-                });
+                let stderr = String::from_utf8_lossy(&o.stderr);
+                let why = stderr.lines().last().unwrap_or("no message").trim();
+                eprintln!("note: runsc cannot start a sandbox here ({why}); gVisor rows skipped");
                 false
             }
             Err(e) => {

@@ -628,7 +628,10 @@ fn umip_instructions_as_linux() {
             // supervisor (those are all below 2^47).
             eprintln!("the host's KVM offers no UMIP: checking what sgdt/sidt reveal instead");
             assert!(text.contains("done"), "{}", s.report());
-            for line in text.lines().filter(|l| l.starts_with("sgdt:") || l.starts_with("sidt:")) {
+            let tables: Vec<&str> =
+                text.lines().filter(|l| l.starts_with("sgdt:") || l.starts_with("sidt:")).collect();
+            assert_eq!(tables.len(), 2, "{}", s.report());
+            for line in tables {
                 let base = line.rsplit("base 0x").next().unwrap_or_default();
                 let base = u64::from_str_radix(base.trim(), 16).unwrap_or(0);
                 assert!(base >= 0xffff_8000_0000_0000, "{line}: {}", s.report());
